@@ -1,0 +1,532 @@
+//! In-memory implementations of the three traits: reference implementations and the
+//! test doubles used everywhere.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::listing::Fingerprint;
+use crate::path;
+use crate::source::{DirectorySource, ListOptions};
+use crate::store::{Commit, FolderRecord, MtimeStore, QueuedScan, ScopeId, StoreStats};
+use crate::target::{Capabilities, Library, ScanRequest, ScanTarget};
+use crate::types::{Entry, Mtime};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not cascade: the data is still consistent
+    // because every mutation below completes before unlocking.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+struct Tree {
+    /// Folder path -> children sorted by name.
+    folders: HashMap<String, Vec<Entry>>,
+    /// Injected failures: path -> (kind, remaining count; `None` = until cleared).
+    faults: HashMap<String, (ErrorKind, Option<u32>)>,
+    /// A logical clock for mtimes: every mutation is one tick (one second).
+    clock: i64,
+}
+
+/// A mutable tree in memory that lists like a real source.
+///
+/// Every mutation stamps the touched entry and its parent folder with a fresh mtime, as
+/// a POSIX filesystem does. Failures can be injected per path, and listings are counted,
+/// so tests can assert how many calls a pass spent. Clones share the same tree.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySource {
+    tree: Arc<Mutex<Tree>>,
+    lists: Arc<AtomicU64>,
+}
+
+impl MemorySource {
+    /// An empty tree holding only `/`.
+    pub fn new() -> Self {
+        let src = MemorySource::default();
+        lock(&src.tree).folders.insert("/".to_owned(), Vec::new());
+        src
+    }
+
+    fn tick(tree: &mut Tree) -> Mtime {
+        tree.clock += 1;
+        Mtime::from_nanos(1_600_000_000_000_000_000 + tree.clock * 1_000_000_000)
+    }
+
+    /// Creates a folder and any missing parents (like `mkdir -p`).
+    pub fn create_dir(&self, path: &str) {
+        let mut tree = lock(&self.tree);
+        Self::mkdirs(&mut tree, path);
+    }
+
+    fn mkdirs(tree: &mut Tree, path: &str) {
+        if tree.folders.contains_key(path) {
+            return;
+        }
+        let parent = path::parent(path).unwrap_or("/").to_owned();
+        Self::mkdirs(tree, &parent);
+        let now = Self::tick(tree);
+        Self::put(tree, &parent, Entry::dir(path::file_name(path), Some(now)));
+        tree.folders.insert(path.to_owned(), Vec::new());
+    }
+
+    /// Puts `entry` into folder `parent`, replacing one of the same name, and touches
+    /// the parent's own entry.
+    fn put(tree: &mut Tree, parent: &str, entry: Entry) {
+        let now = Self::tick(tree);
+        if let Some(children) = tree.folders.get_mut(parent) {
+            match children.binary_search_by(|e| e.name.as_str().cmp(&entry.name)) {
+                Ok(i) => children[i] = entry,
+                Err(i) => children.insert(i, entry),
+            }
+        }
+        Self::touch(tree, parent, now);
+    }
+
+    fn touch(tree: &mut Tree, folder: &str, now: Mtime) {
+        if let Some(pp) = path::parent(folder) {
+            let name = path::file_name(folder).to_owned();
+            if let Some(children) = tree.folders.get_mut(pp)
+                && let Ok(i) = children.binary_search_by(|e| e.name.as_str().cmp(&name))
+            {
+                children[i].mtime = Some(now);
+            }
+        }
+    }
+
+    /// Writes a file of `size` bytes (creating parents), with a fresh mtime.
+    pub fn write_file(&self, path: &str, size: u64) {
+        let mut tree = lock(&self.tree);
+        let parent = path::parent(path).unwrap_or("/").to_owned();
+        Self::mkdirs(&mut tree, &parent);
+        let now = Self::tick(&mut tree);
+        Self::put(&mut tree, &parent, Entry::file(path::file_name(path), size, Some(now)));
+    }
+
+    /// Sets one entry exactly as given (name taken from `path`), creating parents. Lets a
+    /// test produce unknown mtimes or unusual sizes. A folder entry put this way has no
+    /// listing of its own until [`create_dir`](Self::create_dir) is called.
+    pub fn put_entry(&self, path: &str, mut entry: Entry) {
+        let mut tree = lock(&self.tree);
+        let parent = path::parent(path).unwrap_or("/").to_owned();
+        Self::mkdirs(&mut tree, &parent);
+        entry.name = path::file_name(path).to_owned();
+        if let Some(children) = tree.folders.get_mut(&parent) {
+            match children.binary_search_by(|e| e.name.cmp(&entry.name)) {
+                Ok(i) => children[i] = entry,
+                Err(i) => children.insert(i, entry),
+            }
+        }
+    }
+
+    /// Removes a file or a whole folder. Missing paths are ignored.
+    pub fn remove(&self, path: &str) {
+        let mut tree = lock(&self.tree);
+        Self::remove_locked(&mut tree, path);
+    }
+
+    fn remove_locked(tree: &mut Tree, target: &str) {
+        let Some(parent) = path::parent(target).map(str::to_owned) else {
+            return;
+        };
+        let name = path::file_name(target).to_owned();
+        let removed = match tree.folders.get_mut(&parent) {
+            Some(children) => match children.binary_search_by(|e| e.name.cmp(&name)) {
+                Ok(i) => Some(children.remove(i)),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        if let Some(e) = removed {
+            if e.is_dir() {
+                tree.folders.retain(|p, _| !path::is_at_or_under(p, target));
+            }
+            let now = Self::tick(tree);
+            Self::touch(tree, &parent, now);
+        }
+    }
+
+    /// Moves a file or folder (with its subtree) to `to`, replacing what was there.
+    /// Like a rename on a real filesystem, the moved entries keep their mtimes.
+    pub fn rename(&self, from: &str, to: &str) {
+        let mut tree = lock(&self.tree);
+        let Some(from_parent) = path::parent(from).map(str::to_owned) else {
+            return;
+        };
+        let name = path::file_name(from).to_owned();
+        let entry = tree
+            .folders
+            .get(&from_parent)
+            .and_then(|c| c.iter().find(|e| e.name == name).cloned());
+        let Some(mut entry) = entry else { return };
+        let moved: Vec<(String, Vec<Entry>)> = if entry.is_dir() {
+            tree.folders
+                .iter()
+                .filter(|(p, _)| path::is_at_or_under(p, from))
+                .map(|(p, c)| (format!("{to}{}", &p[from.len()..]), c.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self::remove_locked(&mut tree, from);
+        Self::remove_locked(&mut tree, to);
+        let to_parent = path::parent(to).unwrap_or("/").to_owned();
+        Self::mkdirs(&mut tree, &to_parent);
+        entry.name = path::file_name(to).to_owned();
+        Self::put(&mut tree, &to_parent, entry);
+        for (p, c) in moved {
+            tree.folders.insert(p, c);
+        }
+    }
+
+    /// Makes listings and lookups of exactly `path` fail with `kind`: `times` times, or
+    /// until [`clear_fault`](Self::clear_fault) when `None`.
+    pub fn inject_fault(&self, path: &str, kind: ErrorKind, times: Option<u32>) {
+        lock(&self.tree).faults.insert(path.to_owned(), (kind, times));
+    }
+
+    /// Removes an injected failure.
+    pub fn clear_fault(&self, path: &str) {
+        lock(&self.tree).faults.remove(path);
+    }
+
+    /// How many `list` calls were made so far.
+    pub fn list_calls(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
+    }
+
+    /// Every folder path in the tree (unsorted).
+    pub fn folders(&self) -> Vec<String> {
+        lock(&self.tree).folders.keys().cloned().collect()
+    }
+
+    /// A snapshot: each path with its entry, sorted by path. `/` itself is left out.
+    pub fn snapshot(&self) -> BTreeMap<String, Entry> {
+        let tree = lock(&self.tree);
+        let mut out = BTreeMap::new();
+        for (folder, children) in &tree.folders {
+            for e in children {
+                out.insert(path::join(folder, &e.name), e.clone());
+            }
+        }
+        out
+    }
+
+    fn fault(tree: &mut Tree, path: &str) -> Option<Error> {
+        let (kind, remaining) = tree.faults.get_mut(path)?;
+        let kind = *kind;
+        if let Some(n) = remaining {
+            if *n == 0 {
+                tree.faults.remove(path);
+                return None;
+            }
+            *n -= 1;
+        }
+        Some(Error::new(kind, "injected failure").with("path", path))
+    }
+}
+
+#[async_trait]
+impl DirectorySource for MemorySource {
+    async fn list(&self, path: &str, _options: ListOptions) -> Result<Vec<Entry>> {
+        self.lists.fetch_add(1, Ordering::Relaxed);
+        let mut tree = lock(&self.tree);
+        if let Some(err) = Self::fault(&mut tree, path) {
+            return Err(err.with("operation", "list"));
+        }
+        tree.folders.get(path).cloned().ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, "no such folder")
+                .permanent()
+                .with("operation", "list")
+                .with("path", path)
+        })
+    }
+
+    async fn stat(&self, path: &str) -> Result<Entry> {
+        let mut tree = lock(&self.tree);
+        if let Some(err) = Self::fault(&mut tree, path) {
+            return Err(err.with("operation", "stat"));
+        }
+        let not_found = || {
+            Error::new(ErrorKind::NotFound, "no such path")
+                .with("operation", "stat")
+                .with("path", path)
+        };
+        let Some(parent) = path::parent(path) else {
+            return Ok(Entry::dir("/", None));
+        };
+        let name = path::file_name(path);
+        tree.folders
+            .get(parent)
+            .and_then(|c| c.iter().find(|e| e.name == name).cloned())
+            .ok_or_else(not_found)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    scan: QueuedScan,
+    parked: bool,
+}
+
+#[derive(Debug, Default)]
+struct StoreState {
+    scopes: Vec<(String, String)>,
+    folders: BTreeMap<(i64, String), FolderRecord>,
+    outbox: BTreeMap<i64, Queued>,
+    next_id: i64,
+    fail_commits: u32,
+}
+
+/// A store in memory: the reference implementation of [`MtimeStore`].
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<StoreState>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next `n` commits fail (with nothing applied), to test error paths.
+    pub fn fail_next_commits(&self, n: u32) {
+        lock(&self.state).fail_commits = n;
+    }
+}
+
+fn subtree_keys(
+    folders: &BTreeMap<(i64, String), FolderRecord>,
+    scope: i64,
+    root: &str,
+) -> Vec<(i64, String)> {
+    folders
+        .range((scope, root.to_owned())..)
+        .take_while(|((s, p), _)| *s == scope && (p.as_str() <= root || p.starts_with(root)))
+        .filter(|((_, p), _)| path::is_at_or_under(p, root))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+impl MtimeStore for MemoryStore {
+    fn scope(&self, source: &str, root: &str) -> Result<ScopeId> {
+        let mut st = lock(&self.state);
+        let key = (source.to_owned(), root.to_owned());
+        if let Some(i) = st.scopes.iter().position(|s| *s == key) {
+            return Ok(ScopeId(i as i64 + 1));
+        }
+        st.scopes.push(key);
+        Ok(ScopeId(st.scopes.len() as i64))
+    }
+
+    fn fingerprints(&self, scope: ScopeId) -> Result<HashMap<String, Fingerprint>> {
+        let st = lock(&self.state);
+        Ok(st
+            .folders
+            .range((scope.0, String::new())..(scope.0 + 1, String::new()))
+            .map(|((_, p), r)| (p.clone(), r.fingerprint))
+            .collect())
+    }
+
+    fn folder(&self, scope: ScopeId, path: &str) -> Result<Option<FolderRecord>> {
+        let st = lock(&self.state);
+        Ok(st.folders.get(&(scope.0, path.to_owned())).cloned())
+    }
+
+    fn commit(&self, scope: ScopeId, commit: &Commit) -> Result<()> {
+        let mut st = lock(&self.state);
+        if st.fail_commits > 0 {
+            st.fail_commits -= 1;
+            return Err(Error::new(ErrorKind::Unavailable, "injected commit failure"));
+        }
+        for root in &commit.removed {
+            for key in subtree_keys(&st.folders, scope.0, root) {
+                st.folders.remove(&key);
+            }
+        }
+        for (p, rec) in &commit.folders {
+            st.folders.insert((scope.0, p.clone()), rec.clone());
+        }
+        for scan in &commit.scans {
+            st.next_id += 1;
+            let id = st.next_id;
+            st.outbox.insert(
+                id,
+                Queued {
+                    scan: QueuedScan {
+                        id,
+                        target: scan.target.clone(),
+                        change: scan.change.clone(),
+                        attempts: 0,
+                        last_error: None,
+                    },
+                    parked: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn forget(&self, scope: ScopeId, root: &str) -> Result<u64> {
+        let mut st = lock(&self.state);
+        let keys = subtree_keys(&st.folders, scope.0, root);
+        for key in &keys {
+            st.folders.remove(key);
+        }
+        Ok(keys.len() as u64)
+    }
+
+    fn pending(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>> {
+        let st = lock(&self.state);
+        Ok(st
+            .outbox
+            .values()
+            .filter(|q| !q.parked && q.scan.target == target)
+            .take(limit)
+            .map(|q| q.scan.clone())
+            .collect())
+    }
+
+    fn complete(&self, ids: &[i64]) -> Result<()> {
+        let mut st = lock(&self.state);
+        for id in ids {
+            st.outbox.remove(id);
+        }
+        Ok(())
+    }
+
+    fn record_failure(&self, ids: &[i64], error: &str) -> Result<()> {
+        let mut st = lock(&self.state);
+        for id in ids {
+            if let Some(q) = st.outbox.get_mut(id) {
+                q.scan.attempts += 1;
+                q.scan.last_error = Some(error.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn park(&self, ids: &[i64], reason: &str) -> Result<()> {
+        let mut st = lock(&self.state);
+        for id in ids {
+            if let Some(q) = st.outbox.get_mut(id) {
+                q.parked = true;
+                q.scan.last_error = Some(reason.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn parked(&self, target: &str) -> Result<Vec<QueuedScan>> {
+        let st = lock(&self.state);
+        Ok(st
+            .outbox
+            .values()
+            .filter(|q| q.parked && q.scan.target == target)
+            .map(|q| q.scan.clone())
+            .collect())
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let st = lock(&self.state);
+        let mut stats = StoreStats::default();
+        for (i, (source, root)) in st.scopes.iter().enumerate() {
+            let id = i as i64 + 1;
+            let n = st.folders.keys().filter(|(s, _)| *s == id).count() as u64;
+            stats.scopes.push((ScopeId(id), source.clone(), root.clone(), n));
+        }
+        let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for q in st.outbox.values() {
+            let e = per.entry(q.scan.target.clone()).or_default();
+            if q.parked {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+        stats.outbox = per.into_iter().map(|(t, (a, b))| (t, a, b)).collect();
+        Ok(stats)
+    }
+}
+
+/// A target in memory: records every request it accepts, and answers from a script.
+///
+/// Scripted answers are taken one per request, in order; when the script is empty every
+/// request is accepted. Clones share the same record and script.
+#[derive(Debug, Clone)]
+pub struct MemoryTarget {
+    caps: Capabilities,
+    libraries: Arc<Mutex<Vec<Library>>>,
+    received: Arc<Mutex<Vec<ScanRequest>>>,
+    script: Arc<Mutex<VecDeque<Option<Error>>>>,
+    calls: Arc<AtomicU64>,
+}
+
+impl MemoryTarget {
+    /// A target with the given capabilities and no libraries.
+    pub fn new(caps: Capabilities) -> Self {
+        MemoryTarget {
+            caps,
+            libraries: Arc::default(),
+            received: Arc::default(),
+            script: Arc::default(),
+            calls: Arc::default(),
+        }
+    }
+
+    /// Replaces the libraries it reports.
+    pub fn set_libraries(&self, libraries: Vec<Library>) {
+        *lock(&self.libraries) = libraries;
+    }
+
+    /// Queues answers for the next requests: `None` accepts, `Some(err)` fails.
+    pub fn script(&self, answers: impl IntoIterator<Item = Option<Error>>) {
+        lock(&self.script).extend(answers);
+    }
+
+    /// Every request accepted so far.
+    pub fn received(&self) -> Vec<ScanRequest> {
+        lock(&self.received).clone()
+    }
+
+    /// Takes and clears the accepted requests.
+    pub fn take_received(&self) -> Vec<ScanRequest> {
+        std::mem::take(&mut *lock(&self.received))
+    }
+
+    /// How many `scan` calls were made (accepted or not).
+    pub fn scan_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl ScanTarget for MemoryTarget {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    async fn libraries(&self) -> Result<Vec<Library>> {
+        Ok(lock(&self.libraries).clone())
+    }
+
+    async fn scan(&self, requests: &[ScanRequest]) -> Vec<Result<()>> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::with_capacity(requests.len());
+        for req in requests {
+            let answer = lock(&self.script).pop_front().flatten();
+            match answer {
+                None => {
+                    lock(&self.received).push(req.clone());
+                    out.push(Ok(()));
+                }
+                Some(err) => out.push(Err(err)),
+            }
+        }
+        out
+    }
+}

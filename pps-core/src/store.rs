@@ -1,0 +1,127 @@
+//! The mtime store: what every watched folder looked like, and the outbox of scans not
+//! yet delivered.
+
+use crate::error::Result;
+use crate::listing::Fingerprint;
+use crate::types::Change;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Identifies one watch's state inside a store: a (source name, watched root) pair.
+/// Several sources and watches share one store without their folders colliding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScopeId(pub i64);
+
+/// A folder's stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderRecord {
+    /// Fingerprint of the listing.
+    pub fingerprint: Fingerprint,
+    /// The listing in its compact encoding ([`crate::listing::encode`]).
+    pub listing: Vec<u8>,
+}
+
+/// A scan to enqueue: one change for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewScan {
+    /// The target's name.
+    pub target: String,
+    /// The change, in source paths; the target's mapping and planning are applied at
+    /// delivery, so a corrected `path_mapping` applies to scans already waiting.
+    pub change: Change,
+}
+
+/// One atomic write: folders' new states, subtrees to drop, and the scans they cause.
+///
+/// A store applies a commit entirely or not at all: after a crash at any point, either
+/// the old states remain (and the next pass finds the same changes again) or the new
+/// states are there together with their scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commit {
+    /// Subtrees (a folder and everything below it, on whole components) to drop,
+    /// applied before `folders`.
+    pub removed: Vec<String>,
+    /// Folder states to insert or replace: `(path, record)`.
+    pub folders: Vec<(String, FolderRecord)>,
+    /// Scans to add to the outbox.
+    pub scans: Vec<NewScan>,
+}
+
+impl Commit {
+    /// True when the commit writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.folders.is_empty() && self.scans.is_empty()
+    }
+}
+
+/// A scan waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedScan {
+    /// Outbox id; increases with enqueue order.
+    pub id: i64,
+    /// The target's name.
+    pub target: String,
+    /// The change, in source paths.
+    pub change: Change,
+    /// Delivery attempts that failed so far.
+    pub attempts: u32,
+    /// The last failure, or for a parked scan the reason it was parked.
+    pub last_error: Option<String>,
+}
+
+/// Counts for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Folders stored per scope, with the scope's source and root.
+    pub scopes: Vec<(ScopeId, String, String, u64)>,
+    /// Per target: (pending, parked).
+    pub outbox: Vec<(String, u64, u64)>,
+}
+
+/// Durable state of watched folders plus the outbox of undelivered scans.
+///
+/// Methods are synchronous: every implementation so far is in memory or SQLite, and a
+/// call takes microseconds to a few milliseconds. Implementations must be safe to share
+/// across threads and must keep [`commit`](Self::commit) atomic.
+pub trait MtimeStore: Send + Sync + fmt::Debug {
+    /// The scope of `(source, root)`, created on first use. The same pair always gives
+    /// the same id, also after reopening a durable store.
+    fn scope(&self, source: &str, root: &str) -> Result<ScopeId>;
+
+    /// Every stored folder of a scope with its fingerprint. An unknown scope has none.
+    fn fingerprints(&self, scope: ScopeId) -> Result<HashMap<String, Fingerprint>>;
+
+    /// One folder's stored state, `None` when it has none.
+    fn folder(&self, scope: ScopeId, path: &str) -> Result<Option<FolderRecord>>;
+
+    /// Applies `commit` to `scope` atomically (see [`Commit`]).
+    ///
+    /// # Behaviour
+    /// - Removal covers a folder and every folder below it, on whole components:
+    ///   removing `/a/TV` never touches `/a/TV Shows`.
+    /// - On any error nothing of the commit is applied; a full disk or a read-only file
+    ///   is an error of kind `Unavailable`, not a partial write.
+    fn commit(&self, scope: ScopeId, commit: &Commit) -> Result<()>;
+
+    /// Drops the stored state at and under `path` in `scope`, so the next pass
+    /// re-baselines it. Returns the number of folders dropped. Queued scans stay.
+    fn forget(&self, scope: ScopeId, path: &str) -> Result<u64>;
+
+    /// Up to `limit` queued, unparked scans of `target`, oldest first.
+    fn pending(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>>;
+
+    /// Removes delivered scans. Unknown ids are ignored.
+    fn complete(&self, ids: &[i64]) -> Result<()>;
+
+    /// Records a failed, retryable attempt for these scans.
+    fn record_failure(&self, ids: &[i64], error: &str) -> Result<()>;
+
+    /// Parks these scans with a reason: kept and shown, never retried.
+    fn park(&self, ids: &[i64], reason: &str) -> Result<()>;
+
+    /// Parked scans of `target`, oldest first.
+    fn parked(&self, target: &str) -> Result<Vec<QueuedScan>>;
+
+    /// Counts of folders per scope and of scans per target.
+    fn stats(&self) -> Result<StoreStats>;
+}
