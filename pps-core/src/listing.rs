@@ -81,7 +81,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>> {
     let mut r = Reader { bytes, pos: 0 };
     let version = r.byte()?;
     if version != VERSION {
-        return Err(corrupt(format!("unknown listing encoding version {version}")));
+        return Err(corrupt(format!(
+            "unknown listing encoding version {version}"
+        )));
     }
     let count = r.varint()?;
     // Each entry takes at least 3 bytes: a bound that keeps a corrupt count from
@@ -140,12 +142,20 @@ pub fn diff(folder: &str, old: &[Entry], new: &[Entry]) -> Vec<Change> {
         match ord {
             Ordering::Less => {
                 let o = &old[i];
-                out.push(Change::new(join(folder, &o.name), Update::Deleted, o.is_dir()));
+                out.push(Change::new(
+                    join(folder, &o.name),
+                    Update::Deleted,
+                    o.is_dir(),
+                ));
                 i += 1;
             }
             Ordering::Greater => {
                 let n = &new[j];
-                out.push(Change::new(join(folder, &n.name), Update::Created, n.is_dir()));
+                out.push(Change::new(
+                    join(folder, &n.name),
+                    Update::Created,
+                    n.is_dir(),
+                ));
                 j += 1;
             }
             Ordering::Equal => {
@@ -232,7 +242,11 @@ mod tests {
 
     fn sample() -> Vec<Entry> {
         let mut v = vec![
-            Entry::file("b.mkv", 1234, Some(Mtime::from_nanos(1_700_000_000_123_456_789))),
+            Entry::file(
+                "b.mkv",
+                1234,
+                Some(Mtime::from_nanos(1_700_000_000_123_456_789)),
+            ),
             Entry::dir("Season 01", None),
             Entry::file("a & b #1 %.nfo", 0, Some(Mtime::from_nanos(-3))),
             Entry::file("电影 🎬.mkv", u64::MAX, None),
@@ -269,7 +283,12 @@ mod tests {
         for cut in 0..enc.len() {
             assert!(decode(&enc[..cut]).is_err(), "cut at {cut}");
         }
-        assert!(decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+        assert!(
+            decode(&[
+                1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
+            ])
+            .is_err()
+        );
         assert!(decode(&[9]).is_err());
     }
 

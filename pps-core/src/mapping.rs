@@ -182,11 +182,19 @@ pub fn target_parent(path: &str) -> Option<String> {
     let idx = trimmed.rfind(['/', '\\'])?;
     let head = &trimmed[..idx];
     if head.is_empty() {
-        return if trimmed.len() > 1 { Some(sep.to_string()) } else { None };
+        return if trimmed.len() > 1 {
+            Some(sep.to_string())
+        } else {
+            None
+        };
     }
     if head.len() == 2 && head.as_bytes()[1] == b':' {
         // "D:\x" -> "D:\"; "D:\" itself has no parent.
-        return if trimmed.len() > 3 { Some(format!("{head}{sep}")) } else { None };
+        return if trimmed.len() > 3 {
+            Some(format!("{head}{sep}"))
+        } else {
+            None
+        };
     }
     if style == PathStyle::Windows && head == "\\" {
         return None;
@@ -210,11 +218,17 @@ mod tests {
     fn longest_from_on_whole_components() {
         let map = m(&[("/115", "/mnt/115"), ("/115/Public", "/srv/pub/")]);
         assert_eq!(map.map("/115/Public/a").as_deref(), Some("/srv/pub/a"));
-        assert_eq!(map.map("/115/PublicX/a").as_deref(), Some("/mnt/115/PublicX/a"));
+        assert_eq!(
+            map.map("/115/PublicX/a").as_deref(),
+            Some("/mnt/115/PublicX/a")
+        );
         assert_eq!(map.map("/115").as_deref(), Some("/mnt/115"));
         assert_eq!(map.map("/116/a"), None);
         assert_eq!(m(&[]).map("/x").as_deref(), Some("/x"));
-        assert_eq!(m(&[("/", "/data")]).map("/x/y").as_deref(), Some("/data/x/y"));
+        assert_eq!(
+            m(&[("/", "/data")]).map("/x/y").as_deref(),
+            Some("/data/x/y")
+        );
     }
 
     #[test]
@@ -226,7 +240,10 @@ mod tests {
         );
         assert!(target_contains("D:\\Media\\TV", "d:\\media\\tv\\Show"));
         assert!(!target_contains("D:\\Media\\TV", "D:\\Media\\TV2"));
-        assert_eq!(target_parent("D:\\Media\\TV\\x").as_deref(), Some("D:\\Media\\TV"));
+        assert_eq!(
+            target_parent("D:\\Media\\TV\\x").as_deref(),
+            Some("D:\\Media\\TV")
+        );
         assert_eq!(target_parent("D:\\Media").as_deref(), Some("D:\\"));
         assert_eq!(target_parent("D:\\"), None);
         assert_eq!(m(&[("/a", "D:\\")]).map("/a/b").as_deref(), Some("D:\\b"));
@@ -250,10 +267,12 @@ mod tests {
         }])
         .unwrap_err();
         assert_eq!(err.context_value("rule"), Some("path_mapping[0].from"));
-        assert!(PathMapping::new([MappingRule {
-            from: "/a".into(),
-            to: " ".into(),
-        }])
-        .is_err());
+        assert!(
+            PathMapping::new([MappingRule {
+                from: "/a".into(),
+                to: " ".into(),
+            }])
+            .is_err()
+        );
     }
 }

@@ -74,11 +74,20 @@ impl MemorySource {
     /// the parent's own entry.
     fn put(tree: &mut Tree, parent: &str, entry: Entry) {
         let now = Self::tick(tree);
+        let mut replaced_dir = false;
         if let Some(children) = tree.folders.get_mut(parent) {
             match children.binary_search_by(|e| e.name.as_str().cmp(&entry.name)) {
-                Ok(i) => children[i] = entry,
-                Err(i) => children.insert(i, entry),
+                Ok(i) => {
+                    replaced_dir = children[i].is_dir() && !entry.is_dir();
+                    children[i] = entry.clone();
+                }
+                Err(i) => children.insert(i, entry.clone()),
             }
+        }
+        if replaced_dir {
+            // A file written over a folder replaces the folder and all it held.
+            let gone = path::join(parent, &entry.name);
+            tree.folders.retain(|p, _| !path::is_at_or_under(p, &gone));
         }
         Self::touch(tree, parent, now);
     }
@@ -100,7 +109,11 @@ impl MemorySource {
         let parent = path::parent(path).unwrap_or("/").to_owned();
         Self::mkdirs(&mut tree, &parent);
         let now = Self::tick(&mut tree);
-        Self::put(&mut tree, &parent, Entry::file(path::file_name(path), size, Some(now)));
+        Self::put(
+            &mut tree,
+            &parent,
+            Entry::file(path::file_name(path), size, Some(now)),
+        );
     }
 
     /// Sets one entry exactly as given (name taken from `path`), creating parents. Lets a
@@ -182,7 +195,9 @@ impl MemorySource {
     /// Makes listings and lookups of exactly `path` fail with `kind`: `times` times, or
     /// until [`clear_fault`](Self::clear_fault) when `None`.
     pub fn inject_fault(&self, path: &str, kind: ErrorKind, times: Option<u32>) {
-        lock(&self.tree).faults.insert(path.to_owned(), (kind, times));
+        lock(&self.tree)
+            .faults
+            .insert(path.to_owned(), (kind, times));
     }
 
     /// Removes an injected failure.
@@ -275,6 +290,8 @@ struct StoreState {
     folders: BTreeMap<(i64, String), FolderRecord>,
     outbox: BTreeMap<i64, Queued>,
     next_id: i64,
+    /// Commits to let through before failing `fail_commits` of them.
+    pass_commits: u32,
     fail_commits: u32,
 }
 
@@ -290,9 +307,12 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Makes the next `n` commits fail (with nothing applied), to test error paths.
-    pub fn fail_next_commits(&self, n: u32) {
-        lock(&self.state).fail_commits = n;
+    /// Lets `ok` commits through, then makes the next `fail` commits fail with nothing
+    /// applied, to test error paths.
+    pub fn fail_commits_after(&self, ok: u32, fail: u32) {
+        let mut st = lock(&self.state);
+        st.pass_commits = ok;
+        st.fail_commits = fail;
     }
 }
 
@@ -336,9 +356,14 @@ impl MtimeStore for MemoryStore {
 
     fn commit(&self, scope: ScopeId, commit: &Commit) -> Result<()> {
         let mut st = lock(&self.state);
-        if st.fail_commits > 0 {
+        if st.pass_commits > 0 {
+            st.pass_commits -= 1;
+        } else if st.fail_commits > 0 {
             st.fail_commits -= 1;
-            return Err(Error::new(ErrorKind::Unavailable, "injected commit failure"));
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "injected commit failure",
+            ));
         }
         for root in &commit.removed {
             for key in subtree_keys(&st.folders, scope.0, root) {
@@ -434,7 +459,9 @@ impl MtimeStore for MemoryStore {
         for (i, (source, root)) in st.scopes.iter().enumerate() {
             let id = i as i64 + 1;
             let n = st.folders.keys().filter(|(s, _)| *s == id).count() as u64;
-            stats.scopes.push((ScopeId(id), source.clone(), root.clone(), n));
+            stats
+                .scopes
+                .push((ScopeId(id), source.clone(), root.clone(), n));
         }
         let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for q in st.outbox.values() {

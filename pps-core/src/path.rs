@@ -11,10 +11,11 @@ use crate::error::{Error, ErrorKind, Result};
 /// no `.` or `..` components.
 pub fn normalize(path: &str) -> Result<String> {
     if !path.starts_with('/') {
-        return Err(
-            Error::new(ErrorKind::ConfigInvalid, "path must be absolute (start with /)")
-                .with("path", path),
-        );
+        return Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            "path must be absolute (start with /)",
+        )
+        .with("path", path));
     }
     let mut out = String::with_capacity(path.len());
     for part in path.split('/').filter(|p| !p.is_empty()) {

@@ -57,11 +57,17 @@ pub async fn source_conformance(source: &dyn DirectorySource, root: &str, mtimes
     let top = source.list(root, opts).await.expect("listing the root");
     assert_eq!(
         names(&top),
-        ["Big", "Empty", "Movies", "top.txt"].map(String::from).into(),
+        ["Big", "Empty", "Movies", "top.txt"]
+            .map(String::from)
+            .into(),
         "root listing names"
     );
     for e in &top {
-        let want = if e.name == "top.txt" { EntryKind::File } else { EntryKind::Dir };
+        let want = if e.name == "top.txt" {
+            EntryKind::File
+        } else {
+            EntryKind::Dir
+        };
         assert_eq!(e.kind, want, "kind of {}", e.name);
         if e.name == "top.txt" {
             assert_eq!(e.size, 3, "size of top.txt");
@@ -71,15 +77,24 @@ pub async fn source_conformance(source: &dyn DirectorySource, root: &str, mtimes
         }
         if let Some(m) = e.mtime {
             // Neither the epoch nor year 1: a real time after 1990.
-            assert!(m > Mtime::from_nanos(631_152_000_000_000_000), "mtime of {} is a sentinel", e.name);
+            assert!(
+                m > Mtime::from_nanos(631_152_000_000_000_000),
+                "mtime of {} is a sentinel",
+                e.name
+            );
         }
     }
 
     // Names with reserved URL characters, CJK and emoji round-trip exactly.
-    let movies = source.list(&join(root, "Movies"), opts).await.expect("listing Movies");
+    let movies = source
+        .list(&join(root, "Movies"), opts)
+        .await
+        .expect("listing Movies");
     assert_eq!(
         names(&movies),
-        ["Film & Co #1 (2020)", "电影 🎬 100%+"].map(String::from).into(),
+        ["Film & Co #1 (2020)", "电影 🎬 100%+"]
+            .map(String::from)
+            .into(),
         "names with & # ( ) % + CJK and emoji"
     );
     let odd = source
@@ -91,7 +106,10 @@ pub async fn source_conformance(source: &dyn DirectorySource, root: &str, mtimes
     assert_eq!(odd[0].size, 5);
 
     // An empty folder is Ok and empty.
-    let empty = source.list(&join(root, "Empty"), opts).await.expect("listing Empty");
+    let empty = source
+        .list(&join(root, "Empty"), opts)
+        .await
+        .expect("listing Empty");
     assert!(empty.is_empty(), "an empty folder lists no entries");
 
     // A missing folder is NotFound, never an empty listing.
@@ -103,19 +121,31 @@ pub async fn source_conformance(source: &dyn DirectorySource, root: &str, mtimes
     );
 
     // A large folder arrives whole.
-    let big = source.list(&join(root, "Big"), opts).await.expect("listing Big");
+    let big = source
+        .list(&join(root, "Big"), opts)
+        .await
+        .expect("listing Big");
     assert_eq!(big.len(), BIG_FOLDER_FILES, "every entry of a large folder");
     let big_names = names(&big);
     assert_eq!(big_names.len(), BIG_FOLDER_FILES, "no entry twice");
-    assert!(big_names.contains("f0000.mkv") && big_names.contains(&format!("f{:04}.mkv", BIG_FOLDER_FILES - 1)));
+    assert!(
+        big_names.contains("f0000.mkv")
+            && big_names.contains(&format!("f{:04}.mkv", BIG_FOLDER_FILES - 1))
+    );
 
     // stat of a file, a folder, and a missing path.
     let film = source
         .stat(&join(root, "Movies/Film & Co #1 (2020)/film.mkv"))
         .await
         .expect("stat of a file");
-    assert_eq!((film.name.as_str(), film.kind, film.size), ("film.mkv", EntryKind::File, 1000));
-    let dir = source.stat(&join(root, "Movies")).await.expect("stat of a folder");
+    assert_eq!(
+        (film.name.as_str(), film.kind, film.size),
+        ("film.mkv", EntryKind::File, 1000)
+    );
+    let dir = source
+        .stat(&join(root, "Movies"))
+        .await
+        .expect("stat of a folder");
     assert_eq!((dir.name.as_str(), dir.kind), ("Movies", EntryKind::Dir));
     let gone = source.stat(&join(root, "Movies/nothing.mkv")).await;
     assert_eq!(
@@ -130,7 +160,11 @@ pub async fn source_conformance(source: &dyn DirectorySource, root: &str, mtimes
     let first = names(lists[0].as_ref().expect("concurrent listing"));
     assert_eq!(first, ["film.mkv", "film.nfo"].map(String::from).into());
     for l in &lists {
-        assert_eq!(names(l.as_ref().expect("concurrent listing")), first, "concurrent listings agree");
+        assert_eq!(
+            names(l.as_ref().expect("concurrent listing")),
+            first,
+            "concurrent listings agree"
+        );
     }
 }
 
@@ -157,21 +191,45 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     // Scopes are stable and never collide.
     let store = open();
     let a = store.scope("cd2", "/115/TV").expect("scope");
-    assert_eq!(store.scope("cd2", "/115/TV").expect("scope"), a, "same pair, same scope");
+    assert_eq!(
+        store.scope("cd2", "/115/TV").expect("scope"),
+        a,
+        "same pair, same scope"
+    );
     let b = store.scope("cd2", "/115/Movies").expect("scope");
     let c = store.scope("nas", "/115/TV").expect("scope");
-    assert!(a != b && a != c && b != c, "distinct pairs, distinct scopes");
+    assert!(
+        a != b && a != c && b != c,
+        "distinct pairs, distinct scopes"
+    );
 
     // A commit's folders are visible in its own scope only.
-    let paths = ["/a/TV", "/a/TV/S1", "/a/TV Shows", "/a/TV Shows/x", "/a/TV2", "/a/TV.bak"];
+    let paths = [
+        "/a/TV",
+        "/a/TV/S1",
+        "/a/TV Shows",
+        "/a/TV Shows/x",
+        "/a/TV2",
+        "/a/TV.bak",
+    ];
     let commit = Commit {
-        folders: paths.iter().enumerate().map(|(i, p)| ((*p).to_owned(), record(i as u8))).collect(),
+        folders: paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((*p).to_owned(), record(i as u8)))
+            .collect(),
         ..Commit::default()
     };
     store.commit(a, &commit).expect("commit");
-    assert_eq!(folders(&*store, a), paths.iter().map(|p| (*p).to_owned()).collect());
+    assert_eq!(
+        folders(&*store, a),
+        paths.iter().map(|p| (*p).to_owned()).collect()
+    );
     assert!(folders(&*store, b).is_empty(), "another scope sees nothing");
-    let got = store.folder(a, "/a/TV/S1").expect("folder").expect("stored");
+    let got = store
+        .folder(a, "/a/TV/S1")
+        .expect("folder")
+        .expect("stored");
     assert_eq!(got, record(1), "a record reads back as written");
     assert_eq!(store.folder(b, "/a/TV/S1").expect("folder"), None);
     assert_eq!(store.folder(a, "/nope").expect("folder"), None);
@@ -187,30 +245,77 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     store.commit(a, &commit).expect("commit with removal");
     assert_eq!(
         folders(&*store, a),
-        ["/a/TV Shows", "/a/TV Shows/x", "/a/TV.bak", "/a/TV/new", "/a/TV2"].map(String::from).into(),
+        [
+            "/a/TV Shows",
+            "/a/TV Shows/x",
+            "/a/TV.bak",
+            "/a/TV/new",
+            "/a/TV2"
+        ]
+        .map(String::from)
+        .into(),
         "removing /a/TV keeps /a/TV Shows, /a/TV.bak and /a/TV2"
     );
 
     // forget counts what it drops, on whole components.
     assert_eq!(store.forget(a, "/a/TV Shows").expect("forget"), 2);
     assert_eq!(store.forget(a, "/a/none").expect("forget"), 0);
-    assert_eq!(folders(&*store, a), ["/a/TV.bak", "/a/TV/new", "/a/TV2"].map(String::from).into());
-    store.commit(b, &Commit { folders: vec![("/m".into(), record(1))], ..Commit::default() }).expect("commit");
+    assert_eq!(
+        folders(&*store, a),
+        ["/a/TV.bak", "/a/TV/new", "/a/TV2"]
+            .map(String::from)
+            .into()
+    );
+    store
+        .commit(
+            b,
+            &Commit {
+                folders: vec![("/m".into(), record(1))],
+                ..Commit::default()
+            },
+        )
+        .expect("commit");
     assert_eq!(store.forget(a, "/").expect("forget all"), 3);
-    assert_eq!(folders(&*store, b).len(), 1, "forgetting / of one scope keeps the others");
+    assert_eq!(
+        folders(&*store, b).len(),
+        1,
+        "forgetting / of one scope keeps the others"
+    );
 
     // A large listing round-trips.
-    let mut big: Vec<Entry> = (0..10_000).map(|i| Entry::file(format!("episode {i:05}.mkv"), i, Some(Mtime::from_nanos(i as i64)))).collect();
+    let mut big: Vec<Entry> = (0..10_000)
+        .map(|i| {
+            Entry::file(
+                format!("episode {i:05}.mkv"),
+                i,
+                Some(Mtime::from_nanos(i as i64)),
+            )
+        })
+        .collect();
     listing::sort_entries(&mut big);
     let enc = listing::encode(&big);
-    let rec = FolderRecord { fingerprint: enc.fingerprint, listing: enc.bytes };
-    store.commit(c, &Commit { folders: vec![("/big".into(), rec.clone())], ..Commit::default() }).expect("commit");
+    let rec = FolderRecord {
+        fingerprint: enc.fingerprint,
+        listing: enc.bytes,
+    };
+    store
+        .commit(
+            c,
+            &Commit {
+                folders: vec![("/big".into(), rec.clone())],
+                ..Commit::default()
+            },
+        )
+        .expect("commit");
     assert_eq!(store.folder(c, "/big").expect("folder"), Some(rec));
 
     // The outbox: order, per target, limit, failure, park, complete.
     let store = open();
     let s = store.scope("src", "/w").expect("scope");
-    let scan = |t: &str, p: &str, u| NewScan { target: t.into(), change: Change::new(p, u, false) };
+    let scan = |t: &str, p: &str, u| NewScan {
+        target: t.into(),
+        change: Change::new(p, u, false),
+    };
     let commit = Commit {
         scans: vec![
             scan("plex", "/w/1", Update::Created),
@@ -222,31 +327,61 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     };
     store.commit(s, &commit).expect("commit scans");
     let pending = store.pending("plex", 10).expect("pending");
-    assert_eq!(pending.iter().map(|q| q.change.path.as_str()).collect::<Vec<_>>(), ["/w/1", "/w/2", "/w/3"], "oldest first");
+    assert_eq!(
+        pending
+            .iter()
+            .map(|q| q.change.path.as_str())
+            .collect::<Vec<_>>(),
+        ["/w/1", "/w/2", "/w/3"],
+        "oldest first"
+    );
     assert_eq!(pending[2].change.update, Update::Deleted);
-    assert!(pending.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    assert!(
+        pending.windows(2).all(|w| w[0].id < w[1].id),
+        "ids increase"
+    );
     assert_eq!(store.pending("plex", 2).expect("pending").len(), 2, "limit");
     assert_eq!(store.pending("emby", 10).expect("pending").len(), 1);
     assert!(store.pending("jellyfin", 10).expect("pending").is_empty());
 
-    store.record_failure(&[pending[0].id], "503 from server").expect("record failure");
+    store
+        .record_failure(&[pending[0].id], "503 from server")
+        .expect("record failure");
     let again = store.pending("plex", 10).expect("pending");
     assert_eq!(again[0].attempts, 1);
     assert_eq!(again[0].last_error.as_deref(), Some("503 from server"));
 
-    store.park(&[pending[1].id], "no library contains /w/2").expect("park");
+    store
+        .park(&[pending[1].id], "no library contains /w/2")
+        .expect("park");
     let again = store.pending("plex", 10).expect("pending");
     assert_eq!(again.len(), 2, "a parked scan is not pending");
     let parked = store.parked("plex").expect("parked");
     assert_eq!(parked.len(), 1);
-    assert_eq!(parked[0].last_error.as_deref(), Some("no library contains /w/2"));
+    assert_eq!(
+        parked[0].last_error.as_deref(),
+        Some("no library contains /w/2")
+    );
 
-    store.complete(&[pending[0].id, pending[2].id, 999_999]).expect("complete");
-    assert!(store.pending("plex", 10).expect("pending").is_empty(), "completed scans leave");
+    store
+        .complete(&[pending[0].id, pending[2].id, 999_999])
+        .expect("complete");
+    assert!(
+        store.pending("plex", 10).expect("pending").is_empty(),
+        "completed scans leave"
+    );
     let stats = store.stats().expect("stats");
-    assert!(stats.outbox.contains(&("plex".to_owned(), 0, 1)), "stats: {stats:?}");
-    assert!(stats.outbox.contains(&("emby".to_owned(), 1, 0)), "stats: {stats:?}");
-    store.commit(s, &Commit::default()).expect("an empty commit is fine");
+    assert!(
+        stats.outbox.contains(&("plex".to_owned(), 0, 1)),
+        "stats: {stats:?}"
+    );
+    assert!(
+        stats.outbox.contains(&("emby".to_owned(), 1, 0)),
+        "stats: {stats:?}"
+    );
+    store
+        .commit(s, &Commit::default())
+        .expect("an empty commit is fine");
 }
 
 /// Checks a target: `requests` must be acceptable to it (inside its libraries, folders
@@ -260,7 +395,10 @@ pub async fn target_conformance(
     let caps = target.capabilities();
     assert!(caps.max_batch >= 1, "max_batch is at least 1");
     let before = received().len();
-    assert!(target.scan(&[]).await.is_empty(), "an empty scan answers nothing");
+    assert!(
+        target.scan(&[]).await.is_empty(),
+        "an empty scan answers nothing"
+    );
     assert_eq!(received().len(), before, "an empty scan contacts nobody");
 
     for chunk in requests.chunks(caps.max_batch) {

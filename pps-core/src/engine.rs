@@ -1,0 +1,702 @@
+//! The engine: passes over watched trees, and delivery from the outbox.
+//!
+//! A **pass** lists a watch's folders with bounded concurrency, starting at the root.
+//! Each fresh listing is fingerprinted; only a folder whose fingerprint differs from
+//! the stored one has its stored listing loaded and diffed into exact [`Change`]s. A
+//! folder's new state and the scans its changes cause go into the store in the same
+//! atomic commit (commits are batched, never split across a folder).
+//!
+//! **Delivery** runs per target: it takes the target's queued scans, plans them
+//! ([`crate::plan`]), sends them, and removes a scan from the outbox only when the target
+//! accepted the request covering it. Temporary failures back off exponentially;
+//! permanent ones are parked with their reason. Targets never wait on each other.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::listing::{self, Fingerprint};
+use crate::mapping::PathMapping;
+use crate::path::{self, Excludes};
+use crate::plan::plan;
+use crate::source::{DirectorySource, ListOptions};
+use crate::store::{Commit, FolderRecord, MtimeStore, NewScan, ScopeId};
+use crate::target::{Library, ScanTarget};
+use crate::types::{Change, Entry, Update};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One watched tree: a root folder of a named source, what to leave out, and which
+/// targets hear about its changes.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// The name the source was registered under.
+    pub source: String,
+    /// The watched root, a normalised source path.
+    pub root: String,
+    /// What to leave out.
+    pub excludes: Excludes,
+    /// Target names; empty means every target.
+    pub targets: Vec<String>,
+}
+
+impl Watch {
+    /// A watch of `root` on `source` with no excludes, for every target.
+    pub fn new(source: impl Into<String>, root: &str) -> Result<Self> {
+        Ok(Watch {
+            source: source.into(),
+            root: path::normalize(root)?,
+            excludes: Excludes::default(),
+            targets: Vec::new(),
+        })
+    }
+
+    /// `source:root`, as shown to users.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.source, self.root)
+    }
+}
+
+/// A registered target: the target itself, its path mapping, and whether it gets file
+/// paths.
+#[derive(Clone)]
+pub struct TargetSpec {
+    /// The target's name.
+    pub name: String,
+    /// The target.
+    pub target: Arc<dyn ScanTarget>,
+    /// Source path to target path.
+    pub mapping: PathMapping,
+    /// Send file paths (when the target can take them). `false` turns a file-capable
+    /// target into a folder-only one (the first system's `isfile_based_scanning: false`).
+    pub scan_files: bool,
+}
+
+impl fmt::Debug for TargetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetSpec")
+            .field("name", &self.name)
+            .field("target", &self.target)
+            .field("mapping", &self.mapping)
+            .field("scan_files", &self.scan_files)
+            .finish()
+    }
+}
+
+impl TargetSpec {
+    /// A target with no path mapping that gets file paths when it can take them.
+    pub fn new(name: impl Into<String>, target: Arc<dyn ScanTarget>) -> Self {
+        TargetSpec {
+            name: name.into(),
+            target,
+            mapping: PathMapping::default(),
+            scan_files: true,
+        }
+    }
+
+    fn scans_files(&self) -> bool {
+        self.scan_files && self.target.capabilities().scans_files
+    }
+}
+
+/// Tuning of passes and delivery.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// Listings in flight at once per pass.
+    pub concurrency: usize,
+    /// Folders per store commit. Larger batches baseline faster; each folder's state
+    /// and its scans always share a commit.
+    pub commit_batch: usize,
+    /// A watched root that lists empty or missing while the store knows at least this
+    /// many children is an outage, not a deletion.
+    pub outage_min_children: usize,
+    /// Queued scans taken per delivery round.
+    pub delivery_batch: usize,
+    /// First backoff after a temporary delivery failure; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            concurrency: 8,
+            commit_batch: 512,
+            outage_min_children: 2,
+            delivery_batch: 1000,
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// `source:root` of the watch.
+    pub watch: String,
+    /// True when this pass recorded the first baseline (and scanned nothing).
+    pub baseline: bool,
+    /// Listing calls made.
+    pub folders_listed: u64,
+    /// Folders whose listing differed from the stored one.
+    pub folders_changed: u64,
+    /// Every change found, in the order found.
+    pub changes: Vec<Change>,
+    /// Scans added to the outbox (one per change per target).
+    pub scans_queued: u64,
+    /// Folders that could not be listed; each kept its old state.
+    pub errors: Vec<Error>,
+    /// Wall time of the pass.
+    pub elapsed: Duration,
+}
+
+/// What one delivery round did for one target.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Requests the target accepted.
+    pub sent: u64,
+    /// Queued scans settled by those requests.
+    pub settled: u64,
+    /// Queued scans parked (never retried).
+    pub parked: u64,
+    /// The last temporary failure, when one stopped the round.
+    pub temporary_failure: Option<String>,
+    /// Queued scans still waiting after the round.
+    pub remaining: bool,
+}
+
+/// Progress of a pass, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Folders listed so far.
+    pub listed: u64,
+    /// Folders waiting to be listed.
+    pub queued: u64,
+    /// Changes found so far.
+    pub changes: u64,
+}
+
+type ProgressFn = Arc<dyn Fn(&str, Progress) + Send + Sync>;
+
+/// Passes and delivery over one store, named sources and named targets.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn MtimeStore>,
+    sources: HashMap<String, Arc<dyn DirectorySource>>,
+    targets: Vec<TargetSpec>,
+    options: EngineOptions,
+    progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("sources", &self.sources.keys().collect::<Vec<_>>())
+            .field("targets", &self.targets)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+struct Visit {
+    path: String,
+    /// Inside a folder created in this pass (or a baseline): record, do not report.
+    silent: bool,
+}
+
+struct PassState<'a> {
+    watch: &'a Watch,
+    scope: ScopeId,
+    targets: Vec<String>,
+    known: HashMap<String, Fingerprint>,
+    baseline: bool,
+    pending: Commit,
+    held_root: Option<(String, FolderRecord)>,
+    report: PassReport,
+}
+
+impl Engine {
+    /// An engine over `store` with no sources or targets yet.
+    pub fn new(store: Arc<dyn MtimeStore>) -> Self {
+        Engine {
+            store,
+            sources: HashMap::new(),
+            targets: Vec::new(),
+            options: EngineOptions::default(),
+            progress: None,
+        }
+    }
+
+    /// Registers a source under `name`.
+    pub fn with_source(
+        mut self,
+        name: impl Into<String>,
+        source: Arc<dyn DirectorySource>,
+    ) -> Self {
+        self.sources.insert(name.into(), source);
+        self
+    }
+
+    /// Registers a target.
+    pub fn with_target(mut self, spec: TargetSpec) -> Self {
+        self.targets.push(spec);
+        self
+    }
+
+    /// Replaces the options.
+    pub fn with_options(mut self, options: EngineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Calls `f(watch label, progress)` after every listing of a pass.
+    pub fn with_progress(mut self, f: impl Fn(&str, Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn MtimeStore> {
+        &self.store
+    }
+
+    /// The registered targets.
+    pub fn targets(&self) -> &[TargetSpec] {
+        &self.targets
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// One pass over `watch`.
+    ///
+    /// The first pass of a watch records a baseline and queues nothing. Later passes
+    /// queue one scan per change per target. A folder that cannot be listed keeps its
+    /// old state and is reported in [`PassReport::errors`]; the pass goes on.
+    ///
+    /// # Errors
+    /// - [`Outage`](ErrorKind::Outage) when the root lists missing or empty while the
+    ///   store knows it had content: nothing is committed or queued.
+    /// - A failing root listing, an unknown source, or a store failure.
+    ///
+    /// Dropping the future mid-pass is safe: every commit is atomic, and what was not
+    /// committed is found again by the next pass.
+    pub async fn pass(&self, watch: &Watch) -> Result<PassReport> {
+        let started = Instant::now();
+        let source = self.sources.get(&watch.source).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                "the watch names a source that is not configured",
+            )
+            .with("source", watch.source.clone())
+        })?;
+        let scope = self.store.scope(&watch.source, &watch.root)?;
+        let known = self.store.fingerprints(scope)?;
+        let baseline = !known.contains_key(&watch.root);
+        let targets = if watch.targets.is_empty() {
+            self.targets.iter().map(|t| t.name.clone()).collect()
+        } else {
+            watch.targets.clone()
+        };
+        let mut st = PassState {
+            watch,
+            scope,
+            targets,
+            known,
+            baseline,
+            pending: Commit::default(),
+            held_root: None,
+            report: PassReport {
+                watch: watch.label(),
+                baseline,
+                ..PassReport::default()
+            },
+        };
+
+        // The root is listed alone first: its result decides between a pass and an
+        // outage before anything else is looked at.
+        let opts = ListOptions::default();
+        let root_result = source.list(&watch.root, opts).await;
+        st.report.folders_listed += 1;
+        self.check_outage(&st, &root_result)?;
+        let root_result = root_result.map_err(|e| self.context(e, watch, &watch.root))?;
+
+        let mut queue: VecDeque<Visit> = VecDeque::new();
+        self.visit(
+            &mut st,
+            Visit {
+                path: watch.root.clone(),
+                silent: baseline,
+            },
+            Ok(root_result),
+            &mut queue,
+        )?;
+
+        let mut in_flight = FuturesUnordered::new();
+        let limit = self.options.concurrency.max(1);
+        loop {
+            while in_flight.len() < limit {
+                let Some(v) = queue.pop_front() else { break };
+                let src = source.clone();
+                in_flight.push(async move {
+                    let r = src.list(&v.path, opts).await;
+                    (v, r)
+                });
+            }
+            let Some((visit, result)) = in_flight.next().await else {
+                break;
+            };
+            st.report.folders_listed += 1;
+            let result = result.map_err(|e| self.context(e, watch, &visit.path));
+            self.visit(&mut st, visit, result, &mut queue)?;
+            if st.pending.folders.len() >= self.options.commit_batch {
+                self.flush(&mut st)?;
+            }
+            if let Some(p) = &self.progress {
+                p(
+                    &st.report.watch,
+                    Progress {
+                        listed: st.report.folders_listed,
+                        queued: (queue.len() + in_flight.len()) as u64,
+                        changes: st.report.changes.len() as u64,
+                    },
+                );
+            }
+        }
+        // A baseline's root state is written last, so an interrupted first index is
+        // simply a baseline again next time, never a flood of "created" scans.
+        if let Some(root) = st.held_root.take() {
+            st.pending.folders.push(root);
+        }
+        self.flush(&mut st)?;
+        st.report.elapsed = started.elapsed();
+        Ok(st.report)
+    }
+
+    fn context(&self, e: Error, watch: &Watch, path: &str) -> Error {
+        e.with_default("source", watch.source.clone())
+            .with_default("path", path)
+    }
+
+    fn check_outage(&self, st: &PassState<'_>, root: &Result<Vec<Entry>>) -> Result<()> {
+        let watch = st.watch;
+        let looks_gone = match root {
+            Err(e) => e.kind() == ErrorKind::NotFound,
+            Ok(entries) => !entries
+                .iter()
+                .any(|e| !watch.excludes.excludes(&watch.root, &e.name)),
+        };
+        if !looks_gone || st.baseline {
+            return Ok(());
+        }
+        let Some(rec) = self.store.folder(st.scope, &watch.root)? else {
+            return Ok(());
+        };
+        let known = listing::decode(&rec.listing)?
+            .iter()
+            .filter(|e| !watch.excludes.excludes(&watch.root, &e.name))
+            .count();
+        if known >= self.options.outage_min_children.max(1) {
+            let what = if root.is_err() {
+                "is missing"
+            } else {
+                "lists empty"
+            };
+            return Err(Error::new(
+                ErrorKind::Outage,
+                format!(
+                    "the watched root {what} while pps knows {known} entries in it; treating it as an outage (unmounted disk, cd2 down or logged out), nothing was committed or scanned. If the content was really removed, run `pps forget` on it"
+                ),
+            )
+            .with("source", watch.source.clone())
+            .with("path", watch.root.clone()));
+        }
+        Ok(())
+    }
+
+    fn visit(
+        &self,
+        st: &mut PassState<'_>,
+        visit: Visit,
+        result: Result<Vec<Entry>>,
+        queue: &mut VecDeque<Visit>,
+    ) -> Result<()> {
+        let watch = st.watch;
+        let folder = visit.path;
+        let mut entries = match result {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::warn!(watch = %st.report.watch, error = %err, "listing failed; the folder keeps its old state");
+                st.report.errors.push(err);
+                // Keep walking below it from what was stored, so one failing folder does
+                // not hide changes deeper down.
+                if st.known.contains_key(&folder)
+                    && let Some(rec) = self.store.folder(st.scope, &folder)?
+                {
+                    for e in listing::decode(&rec.listing)? {
+                        if e.is_dir() && !watch.excludes.excludes(&folder, &e.name) {
+                            queue.push_back(Visit {
+                                path: path::join(&folder, &e.name),
+                                silent: visit.silent,
+                            });
+                        }
+                    }
+                }
+                return Ok(());
+            }
+        };
+        if !watch.excludes.is_empty() {
+            entries.retain(|e| !watch.excludes.excludes(&folder, &e.name));
+        }
+        listing::sort_entries(&mut entries);
+        let encoded = listing::encode(&entries);
+
+        let mut created_dirs: Vec<String> = Vec::new();
+        match st.known.get(&folder) {
+            Some(fp) if *fp == encoded.fingerprint => {}
+            Some(_) => {
+                st.report.folders_changed += 1;
+                let old = match self.store.folder(st.scope, &folder)? {
+                    Some(rec) => {
+                        let mut old = listing::decode(&rec.listing)?;
+                        old.retain(|e| !watch.excludes.excludes(&folder, &e.name));
+                        old
+                    }
+                    None => Vec::new(),
+                };
+                let changes = listing::diff(&folder, &old, &entries);
+                for c in &changes {
+                    if c.is_dir && c.update == Update::Deleted {
+                        st.pending.removed.push(c.path.clone());
+                    }
+                    if c.is_dir && c.update == Update::Created {
+                        created_dirs.push(path::file_name(&c.path).to_owned());
+                    }
+                }
+                if !visit.silent {
+                    self.queue_scans(st, changes);
+                }
+            }
+            None => {
+                // A folder pps has no state for, reached from a parent it knew: its
+                // earlier content is unknown, so scan it as new.
+                if !visit.silent && folder != watch.root {
+                    self.queue_scans(st, vec![Change::new(folder.clone(), Update::Created, true)]);
+                }
+            }
+        }
+        let children_silent = visit.silent || !st.known.contains_key(&folder);
+        for e in &entries {
+            if e.is_dir() {
+                let silent = children_silent || created_dirs.contains(&e.name);
+                queue.push_back(Visit {
+                    path: path::join(&folder, &e.name),
+                    silent,
+                });
+            }
+        }
+        if st.known.get(&folder) != Some(&encoded.fingerprint) {
+            let record = FolderRecord {
+                fingerprint: encoded.fingerprint,
+                listing: encoded.bytes,
+            };
+            if st.baseline && folder == watch.root {
+                st.held_root = Some((folder, record));
+            } else {
+                st.pending.folders.push((folder, record));
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_scans(&self, st: &mut PassState<'_>, changes: Vec<Change>) {
+        for c in changes {
+            for t in &st.targets {
+                st.pending.scans.push(NewScan {
+                    target: t.clone(),
+                    change: c.clone(),
+                });
+            }
+            st.report.changes.push(c);
+        }
+    }
+
+    fn flush(&self, st: &mut PassState<'_>) -> Result<()> {
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        let commit = std::mem::take(&mut st.pending);
+        self.store.commit(st.scope, &commit)?;
+        st.report.scans_queued += commit.scans.len() as u64;
+        Ok(())
+    }
+
+    fn target(&self, name: &str) -> Result<&TargetSpec> {
+        self.targets.iter().find(|t| t.name == name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                "no target of that name is configured",
+            )
+            .with("target", name)
+        })
+    }
+
+    /// One delivery round for the target `name`: plans its queued scans and sends them.
+    ///
+    /// Stops at the first temporary failure (the rest waits for the next round);
+    /// parks what can never succeed. Errors only when the store fails.
+    pub async fn deliver(&self, name: &str) -> Result<DeliveryReport> {
+        let spec = self.target(name)?;
+        let mut report = DeliveryReport::default();
+        let queued = self.store.pending(name, self.options.delivery_batch)?;
+        if queued.is_empty() {
+            return Ok(report);
+        }
+        let libraries: Vec<Library> = match spec.target.libraries().await {
+            Ok(l) => l,
+            Err(e) if e.is_temporary() => {
+                tracing::warn!(target = name, error = %e, "cannot read the target's libraries; will retry");
+                report.temporary_failure = Some(e.to_string());
+                report.remaining = true;
+                return Ok(report);
+            }
+            Err(e) => {
+                // Without the library list a library root could be scanned by accident;
+                // better to park with the reason than to guess.
+                let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
+                let reason = e.to_string();
+                tracing::error!(target = name, error = %reason, scans = ids.len(), "target refuses to list its libraries; parking its scans");
+                self.store.park(&ids, &reason)?;
+                report.parked += ids.len() as u64;
+                report.remaining = !self.store.pending(name, 1)?.is_empty();
+                return Ok(report);
+            }
+        };
+        let roots: Vec<String> = libraries.into_iter().flat_map(|l| l.locations).collect();
+        let (planned, unplannable) = plan(&queued, spec.scans_files(), &spec.mapping, &roots);
+        for u in &unplannable {
+            tracing::warn!(target = name, reason = %u.reason, "parking a scan that cannot be planned");
+            self.store.park(&[u.id], &u.reason)?;
+            report.parked += 1;
+        }
+        let batch = spec.target.capabilities().max_batch.max(1);
+        for chunk in planned.chunks(batch) {
+            let requests: Vec<_> = chunk.iter().map(|p| p.request.clone()).collect();
+            let mut results = spec.target.scan(&requests).await;
+            if results.len() != requests.len() {
+                results = crate::target::all_failed(
+                    requests.len(),
+                    &Error::new(
+                        ErrorKind::Unexpected,
+                        "target answered the wrong number of results",
+                    )
+                    .temporary(),
+                );
+            }
+            for (p, r) in chunk.iter().zip(results) {
+                match r {
+                    Ok(()) => {
+                        self.store.complete(&p.covers)?;
+                        report.sent += 1;
+                        report.settled += p.covers.len() as u64;
+                    }
+                    Err(e) if e.is_temporary() => {
+                        let msg = e.to_string();
+                        tracing::warn!(target = name, path = %p.request.path, error = %msg, "scan failed; will retry");
+                        self.store.record_failure(&p.covers, &msg)?;
+                        report.temporary_failure = Some(msg);
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        tracing::error!(target = name, path = %p.request.path, error = %msg, "scan refused; parked, it will not be retried");
+                        self.store.park(&p.covers, &msg)?;
+                        report.parked += p.covers.len() as u64;
+                    }
+                }
+            }
+            // Every answer of a call is recorded (an accepted request is never sent
+            // twice for nothing), then a temporary failure ends the round.
+            if report.temporary_failure.is_some() {
+                break;
+            }
+        }
+        report.remaining = !self.store.pending(name, 1)?.is_empty();
+        Ok(report)
+    }
+
+    /// Delivers to `name` until its outbox is empty or a temporary failure stops it.
+    pub async fn deliver_all(&self, name: &str) -> Result<DeliveryReport> {
+        let mut total = DeliveryReport::default();
+        loop {
+            let r = self.deliver(name).await?;
+            total.sent += r.sent;
+            total.settled += r.settled;
+            total.parked += r.parked;
+            total.remaining = r.remaining;
+            if r.temporary_failure.is_some() {
+                total.temporary_failure = r.temporary_failure;
+                return Ok(total);
+            }
+            if !r.remaining || (r.sent == 0 && r.parked == 0) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs delivery for one target until `stop` resolves: delivers whenever `wake` is
+    /// notified (after a commit) or every `idle` interval, and backs off exponentially
+    /// (with jitter) after temporary failures. Never returns early on a target failure.
+    pub async fn run_delivery(
+        &self,
+        name: &str,
+        wake: Arc<tokio::sync::Notify>,
+        idle: Duration,
+    ) -> Result<()> {
+        let mut backoff = self.options.min_backoff;
+        let mut seed = jitter_seed(name);
+        loop {
+            let r = self.deliver_all(name).await?;
+            let wait = if r.temporary_failure.is_some() {
+                let wait = jittered(backoff, &mut seed);
+                backoff = (backoff * 2).min(self.options.max_backoff);
+                wait
+            } else {
+                backoff = self.options.min_backoff;
+                idle
+            };
+            if r.temporary_failure.is_some() {
+                tokio::time::sleep(wait).await;
+            } else {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+fn jitter_seed(name: &str) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes()) ^ t | 1
+}
+
+/// `base` scaled by a factor in [0.5, 1.0): spreads retries of many targets apart.
+fn jittered(base: Duration, seed: &mut u64) -> Duration {
+    // xorshift64: enough randomness for spreading retries, no dependency.
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let frac = 0.5 + (*seed % 1000) as f64 / 2000.0;
+    base.mul_f64(frac)
+}

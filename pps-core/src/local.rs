@@ -1,0 +1,120 @@
+//! The local filesystem source: a mounted cloud drive, a NAS share, any folder.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::source::{DirectorySource, ListOptions};
+use crate::types::{Entry, EntryKind, Mtime};
+use async_trait::async_trait;
+use std::fs;
+use std::path::Path;
+
+/// Lists folders of the local filesystem.
+///
+/// - Each listing runs on tokio's blocking pool, never on an async worker: a slow or
+///   hung mount stalls one blocking thread, not the engine.
+/// - Symbolic links are never followed: a link is reported as a file with its own
+///   (`lstat`) size and mtime, so a link loop cannot hang a pass.
+/// - Names that are not UTF-8 are skipped with a warning naming their folder (pps paths
+///   are UTF-8, and a media server would not take them either).
+/// - mtimes keep nanoseconds. Folder sizes are reported as 0: a directory's own size is
+///   a filesystem detail that changes with unrelated churn.
+#[derive(Debug, Clone, Default)]
+pub struct LocalSource {
+    _priv: (),
+}
+
+impl LocalSource {
+    /// A local source.
+    pub fn new() -> Self {
+        LocalSource::default()
+    }
+}
+
+fn io_error(err: std::io::Error, op: &'static str, path: &str) -> Error {
+    // ENOTDIR (20 on Linux and macOS): the path exists but is a file, so there is no
+    // folder to list there.
+    let not_a_dir = err.raw_os_error() == Some(20);
+    let e = if not_a_dir {
+        Error::new(ErrorKind::NotFound, "not a folder").set_source(err)
+    } else {
+        Error::from(err)
+    };
+    let e = match e.kind() {
+        ErrorKind::NotFound | ErrorKind::PermissionDenied => e.permanent(),
+        _ => e,
+    };
+    e.with("operation", op).with("path", path)
+}
+
+fn entry_of(name: String, meta: &fs::Metadata) -> Entry {
+    let kind = if meta.is_dir() {
+        EntryKind::Dir
+    } else {
+        EntryKind::File
+    };
+    let size = if kind == EntryKind::Dir {
+        0
+    } else {
+        meta.len()
+    };
+    let mtime = meta.modified().ok().and_then(Mtime::from_system_time);
+    Entry {
+        name,
+        kind,
+        size,
+        mtime,
+    }
+}
+
+/// Lists one folder synchronously (the blocking half of [`LocalSource::list`]).
+pub fn list_blocking(path: &str) -> Result<Vec<Entry>> {
+    let dir = fs::read_dir(path).map_err(|e| io_error(e, "list", path))?;
+    let mut out = Vec::new();
+    for item in dir {
+        let item = item.map_err(|e| io_error(e, "list", path))?;
+        let name = match item.file_name().into_string() {
+            Ok(n) => n,
+            Err(raw) => {
+                tracing::warn!(folder = path, name = ?raw, "skipping a name that is not UTF-8");
+                continue;
+            }
+        };
+        // DirEntry::metadata does not follow symlinks (fstatat with
+        // AT_SYMLINK_NOFOLLOW on Unix).
+        match item.metadata() {
+            Ok(meta) => out.push(entry_of(name, &meta)),
+            // Removed between readdir and stat: it is gone, leave it out.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(e, "list", path).with("entry", name)),
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl DirectorySource for LocalSource {
+    async fn list(&self, path: &str, _options: ListOptions) -> Result<Vec<Entry>> {
+        let owned = path.to_owned();
+        tokio::task::spawn_blocking(move || list_blocking(&owned))
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Unexpected, format!("listing task failed: {e}"))
+                    .with("path", path)
+            })?
+    }
+
+    async fn stat(&self, path: &str) -> Result<Entry> {
+        let owned = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let meta = fs::symlink_metadata(&owned).map_err(|e| io_error(e, "stat", &owned))?;
+            let name = Path::new(&owned)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "/".to_owned());
+            Ok(entry_of(name, &meta))
+        })
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Unexpected, format!("stat task failed: {e}")).with("path", path)
+        })?
+    }
+}

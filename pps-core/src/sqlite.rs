@@ -1,0 +1,511 @@
+//! The embedded store: one SQLite file (bundled SQLite, no system library needed).
+//!
+//! - WAL journal with `synchronous = NORMAL`: a commit survives a killed process; a
+//!   power cut may roll back the last few commits, which is still safe because a folder's
+//!   state and its scans always roll back together and the next pass finds the same
+//!   changes again.
+//! - `folders`: one row per (scope, folder path) with the listing fingerprint and the
+//!   compact listing. A subtree is dropped by one range delete on the primary key:
+//!   `path = P OR P/ <= path < P0` (`0` is the byte after `/`), which matches whole
+//!   components only.
+//! - `outbox`: undelivered scans, ids never reused (`AUTOINCREMENT`) so they order
+//!   enqueue time.
+//! - `PRAGMA user_version` is the schema version; migrations run in one transaction on
+//!   open. A file from a newer pps is refused, never altered. `PRAGMA application_id`
+//!   marks the file as a pps store, so pointing pps at another database is refused too.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::listing::Fingerprint;
+use crate::store::{Commit, FolderRecord, MtimeStore, QueuedScan, ScopeId, StoreStats};
+use crate::types::{Change, Update};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `pps1` in ASCII: marks a SQLite file as a pps store.
+const APPLICATION_ID: i64 = 0x7070_7331;
+
+/// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // v1: scopes, folders, outbox.
+    "CREATE TABLE scopes (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        root TEXT NOT NULL,
+        UNIQUE (source, root)
+    );
+    CREATE TABLE folders (
+        scope INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        fingerprint BLOB NOT NULL,
+        listing BLOB NOT NULL,
+        PRIMARY KEY (scope, path)
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        scope INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        update_kind INTEGER NOT NULL,
+        is_dir INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        parked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_by_target ON outbox (target, parked, id);",
+];
+
+/// The newest schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    #[cfg(feature = "testing")]
+    fail_at_step: std::sync::atomic::AtomicUsize,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, migrating an older schema.
+    ///
+    /// # Errors
+    /// [`Corrupt`](ErrorKind::Corrupt) when the file is not a SQLite database, not a pps
+    /// store, damaged, or written by a newer pps; [`Unavailable`](ErrorKind::Unavailable)
+    /// or [`PermissionDenied`](ErrorKind::PermissionDenied) when it cannot be opened.
+    /// Every error names the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(|e| sql_error(e, &path))?;
+        Self::init(conn, path)
+    }
+
+    /// A store in memory (for tests and one-off runs).
+    pub fn open_in_memory() -> Result<Self> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| sql_error(e, &path))?;
+        Self::init(conn, path)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(mut conn: Connection, path: PathBuf) -> Result<Self> {
+        let err = |e| sql_error(e, &path);
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        // The first read of the header is where a non-database file shows itself.
+        let app_id: i64 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(err)?;
+        if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "this SQLite file is not a pps store; point --store (or [store] path) at a new or pps-made file",
+            )
+            .permanent()
+            .with("store", path.display().to_string()));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "the store was written by a newer pps (schema v{version}; this pps knows up to v{SCHEMA_VERSION}); upgrade pps, the file was left untouched"
+                ),
+            )
+            .permanent()
+            .with("store", path.display().to_string()));
+        }
+        if path.as_os_str() != ":memory:" {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(store = %path.display(), mode, "WAL journal not available; using {mode}");
+            }
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;")
+            .map_err(err)?;
+        if version < SCHEMA_VERSION {
+            let tx = conn.transaction().map_err(err)?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.execute_batch(sql).map_err(err)?;
+                tracing::debug!(store = %path.display(), to = i + 1, "migrated store schema");
+            }
+            tx.execute_batch(&format!(
+                "PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA application_id = {APPLICATION_ID};"
+            ))
+            .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path,
+            #[cfg(feature = "testing")]
+            fail_at_step: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves at worst an open transaction, which
+        // rusqlite rolls back when the `Transaction` is dropped during unwinding.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        sql_error(e, &self.path)
+    }
+
+    /// Makes the next commit fail just before its `step`-th statement (1-based; a
+    /// commit's statements are its removals, then its folder writes, then its scans,
+    /// then the final COMMIT). Lets tests interrupt a commit at any step.
+    #[cfg(feature = "testing")]
+    pub fn fail_next_commit_at(&self, step: usize) {
+        self.fail_at_step
+            .store(step, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check_step(&self, _step: usize) -> Result<()> {
+        #[cfg(feature = "testing")]
+        {
+            use std::sync::atomic::Ordering;
+            let at = self.fail_at_step.load(Ordering::SeqCst);
+            if at != 0 && at == _step {
+                self.fail_at_step.store(0, Ordering::SeqCst);
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "injected failure inside a commit",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sql_error(e: rusqlite::Error, path: &Path) -> Error {
+    let (kind, message) = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => (
+                ErrorKind::Corrupt,
+                "the store file is damaged or not a SQLite database; it was left untouched (move it aside to start over)",
+            ),
+            ErrorCode::DiskFull => (ErrorKind::Unavailable, "the disk holding the store is full"),
+            ErrorCode::ReadOnly => (ErrorKind::PermissionDenied, "the store file is read-only"),
+            ErrorCode::PermissionDenied | ErrorCode::CannotOpen => (
+                ErrorKind::PermissionDenied,
+                "the store file cannot be opened",
+            ),
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => (
+                ErrorKind::Unavailable,
+                "the store is locked by another process",
+            ),
+            ErrorCode::SystemIoFailure => (ErrorKind::Unavailable, "I/O error on the store file"),
+            _ => (ErrorKind::Unexpected, "store error"),
+        },
+        _ => (ErrorKind::Unexpected, "store error"),
+    };
+    let err = Error::new(kind, message).with("store", path.display().to_string());
+    let err = match kind {
+        ErrorKind::Unavailable => err.temporary(),
+        _ => err.permanent(),
+    };
+    err.set_source(e)
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn corrupt_row(what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Blob,
+        format!("corrupt {what} in store").into(),
+    )
+}
+
+fn read_queued(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedScan> {
+    let code: i64 = row.get(3)?;
+    let update = Update::from_code(code).ok_or_else(|| corrupt_row("update kind"))?;
+    Ok(QueuedScan {
+        id: row.get(0)?,
+        target: row.get(1)?,
+        change: Change {
+            path: row.get(2)?,
+            update,
+            is_dir: row.get(4)?,
+        },
+        attempts: row.get(5)?,
+        last_error: row.get(6)?,
+    })
+}
+
+fn subtree_bounds(root: &str) -> (String, String) {
+    let root = root.strip_suffix('/').unwrap_or(root);
+    (format!("{root}/"), format!("{root}0"))
+}
+
+impl MtimeStore for SqliteStore {
+    fn scope(&self, source: &str, root: &str) -> Result<ScopeId> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO scopes (source, root) VALUES (?1, ?2)",
+            params![source, root],
+        )
+        .map_err(|e| self.err(e))?;
+        let id = conn
+            .query_row(
+                "SELECT id FROM scopes WHERE source = ?1 AND root = ?2",
+                params![source, root],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(ScopeId(id))
+    }
+
+    fn fingerprints(&self, scope: ScopeId) -> Result<HashMap<String, Fingerprint>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT path, fingerprint FROM folders WHERE scope = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([scope.0], |r| {
+                let path: String = r.get(0)?;
+                let fp: Vec<u8> = r.get(1)?;
+                let fp: [u8; 16] = fp.try_into().map_err(|_| corrupt_row("fingerprint"))?;
+                Ok((path, Fingerprint(fp)))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn folder(&self, scope: ScopeId, path: &str) -> Result<Option<FolderRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT fingerprint, listing FROM folders WHERE scope = ?1 AND path = ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_row(params![scope.0, path], |r| {
+            let fp: Vec<u8> = r.get(0)?;
+            let fp: [u8; 16] = fp.try_into().map_err(|_| corrupt_row("fingerprint"))?;
+            Ok(FolderRecord {
+                fingerprint: Fingerprint(fp),
+                listing: r.get(1)?,
+            })
+        })
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    fn commit(&self, scope: ScopeId, commit: &Commit) -> Result<()> {
+        if commit.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| sql_error(e, &self.path))?;
+        let err = |e| sql_error(e, &self.path);
+        let mut step = 0;
+        {
+            let mut del = tx
+                .prepare_cached(
+                    "DELETE FROM folders WHERE scope = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
+                )
+                .map_err(err)?;
+            let mut del_all = tx
+                .prepare_cached("DELETE FROM folders WHERE scope = ?1")
+                .map_err(err)?;
+            for root in &commit.removed {
+                step += 1;
+                self.check_step(step)?;
+                if root == "/" {
+                    del_all.execute([scope.0]).map_err(err)?;
+                } else {
+                    let (lo, hi) = subtree_bounds(root);
+                    del.execute(params![scope.0, root, lo, hi]).map_err(err)?;
+                }
+            }
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO folders (scope, path, fingerprint, listing) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err)?;
+            for (path, rec) in &commit.folders {
+                step += 1;
+                self.check_step(step)?;
+                put.execute(params![scope.0, path, &rec.fingerprint.0[..], rec.listing])
+                    .map_err(err)?;
+            }
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (target, scope, path, update_kind, is_dir, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            let now = now_secs();
+            for scan in &commit.scans {
+                step += 1;
+                self.check_step(step)?;
+                add.execute(params![
+                    scan.target,
+                    scope.0,
+                    scan.change.path,
+                    scan.change.update.code(),
+                    scan.change.is_dir,
+                    now
+                ])
+                .map_err(err)?;
+            }
+        }
+        step += 1;
+        self.check_step(step)?;
+        // Dropping `tx` on any early return above rolls everything back.
+        tx.commit().map_err(err)
+    }
+
+    fn forget(&self, scope: ScopeId, root: &str) -> Result<u64> {
+        let conn = self.conn();
+        let n = if root == "/" {
+            conn.execute("DELETE FROM folders WHERE scope = ?1", [scope.0])
+        } else {
+            let (lo, hi) = subtree_bounds(root);
+            conn.execute(
+                "DELETE FROM folders WHERE scope = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
+                params![scope.0, root, lo, hi],
+            )
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
+    fn pending(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error FROM outbox
+                 WHERE target = ?1 AND parked = 0 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![target, limit], read_queued)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn complete(&self, ids: &[i64]) -> Result<()> {
+        self.update_ids(ids, "DELETE FROM outbox WHERE id = ?1", None)
+    }
+
+    fn record_failure(&self, ids: &[i64], error: &str) -> Result<()> {
+        self.update_ids(
+            ids,
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            Some(error),
+        )
+    }
+
+    fn park(&self, ids: &[i64], reason: &str) -> Result<()> {
+        self.update_ids(
+            ids,
+            "UPDATE outbox SET parked = 1, last_error = ?2 WHERE id = ?1",
+            Some(reason),
+        )
+    }
+
+    fn parked(&self, target: &str) -> Result<Vec<QueuedScan>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error FROM outbox
+                 WHERE target = ?1 AND parked = 1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([target], read_queued)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let conn = self.conn();
+        let mut stats = StoreStats::default();
+        let mut stmt = conn
+            .prepare(
+                "SELECT s.id, s.source, s.root, (SELECT count(*) FROM folders f WHERE f.scope = s.id)
+                 FROM scopes s ORDER BY s.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    ScopeId(r.get(0)?),
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        stats.scopes = rows
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT target, sum(parked = 0), sum(parked = 1) FROM outbox GROUP BY target ORDER BY target",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        stats.outbox = rows
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))?;
+        Ok(stats)
+    }
+}
+
+impl SqliteStore {
+    fn update_ids(&self, ids: &[i64], sql: &str, text: Option<&str>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| sql_error(e, &self.path))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(sql)
+                .map_err(|e| sql_error(e, &self.path))?;
+            for id in ids {
+                match text {
+                    Some(t) => stmt.execute(params![id, t]),
+                    None => stmt.execute(params![id]),
+                }
+                .map_err(|e| sql_error(e, &self.path))?;
+            }
+        }
+        tx.commit().map_err(|e| sql_error(e, &self.path))
+    }
+}

@@ -1,0 +1,81 @@
+//! A target that prints each scan request as one JSON line: the `stdout` target of
+//! `pps run --watch DIR`, and a way to feed pps into any script.
+
+use crate::error::{Error, Result};
+use crate::target::{Capabilities, Library, ScanRequest, ScanTarget};
+use async_trait::async_trait;
+use std::fmt;
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Writes `{"target":…,"path":…,"update":"created"|"modified"|"deleted","is_dir":…}`
+/// per request, one per line, and flushes after each call, so a reader sees every
+/// accepted scan at once. A write error (a closed pipe) fails the request, which then
+/// stays in the outbox.
+#[derive(Clone)]
+pub struct JsonLinesTarget {
+    name: String,
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
+}
+
+impl fmt::Debug for JsonLinesTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLinesTarget")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl JsonLinesTarget {
+    /// Prints to standard output.
+    pub fn stdout(name: impl Into<String>) -> Self {
+        Self::new(name, Box::new(std::io::stdout()))
+    }
+
+    /// Prints to any writer.
+    pub fn new(name: impl Into<String>, out: Box<dyn Write + Send>) -> Self {
+        JsonLinesTarget {
+            name: name.into(),
+            out: Arc::new(Mutex::new(out)),
+        }
+    }
+}
+
+#[async_trait]
+impl ScanTarget for JsonLinesTarget {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::files(1000)
+    }
+
+    async fn libraries(&self) -> Result<Vec<Library>> {
+        Ok(Vec::new())
+    }
+
+    async fn scan(&self, requests: &[ScanRequest]) -> Vec<Result<()>> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        let mut buf = Vec::with_capacity(requests.len() * 96);
+        for r in requests {
+            let line = serde_json::json!({
+                "target": self.name,
+                "path": r.path,
+                "update": r.update,
+                "is_dir": r.is_dir,
+            });
+            // Serialising a json! value of strings and bools cannot fail.
+            let _ = serde_json::to_writer(&mut buf, &line);
+            buf.push(b'\n');
+        }
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        // One write for the whole batch: either every line reaches the pipe or the
+        // batch fails and is retried (a duplicate line is allowed, a lost one is not).
+        match out.write_all(&buf).and_then(|()| out.flush()) {
+            Ok(()) => requests.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                let err = Error::from(e).temporary().with("target", self.name.clone());
+                crate::target::all_failed(requests.len(), &err)
+            }
+        }
+    }
+}

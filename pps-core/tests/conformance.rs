@@ -1,0 +1,119 @@
+use pps_core::local::LocalSource;
+use pps_core::memory::{MemorySource, MemoryStore, MemoryTarget};
+use pps_core::sqlite::SqliteStore;
+use pps_core::stdout::JsonLinesTarget;
+use pps_core::testing::{self, STANDARD_TREE};
+use pps_core::{Capabilities, MtimeStore, ScanRequest, Update};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[tokio::test]
+async fn memory_source() {
+    let src = MemorySource::new();
+    for (rel, size) in STANDARD_TREE {
+        let p = format!("/root/{rel}");
+        match size {
+            None => src.create_dir(&p),
+            Some(n) => src.write_file(&p, *n),
+        }
+    }
+    for rel in testing::big_folder_files() {
+        src.write_file(&format!("/root/{rel}"), 1);
+    }
+    testing::source_conformance(&src, "/root", true).await;
+}
+
+#[tokio::test]
+async fn local_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    for (rel, size) in STANDARD_TREE {
+        let p = dir.path().join(rel);
+        match size {
+            None => std::fs::create_dir_all(&p).unwrap(),
+            Some(n) => std::fs::write(&p, vec![b'x'; *n as usize]).unwrap(),
+        }
+    }
+    for rel in testing::big_folder_files() {
+        std::fs::write(dir.path().join(rel), b"x").unwrap();
+    }
+    testing::source_conformance(&LocalSource::new(), &root, true).await;
+}
+
+#[test]
+fn memory_store() {
+    testing::store_conformance(&|| Arc::new(MemoryStore::new()) as Arc<dyn MtimeStore>);
+}
+
+#[test]
+fn sqlite_store_on_a_real_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    testing::store_conformance(&|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Arc::new(SqliteStore::open(dir.path().join(format!("s{i}.db"))).unwrap())
+            as Arc<dyn MtimeStore>
+    });
+}
+
+fn requests() -> Vec<ScanRequest> {
+    vec![
+        ScanRequest {
+            path: "/tv/Show & Co #1/S01".into(),
+            update: Update::Modified,
+            is_dir: true,
+        },
+        ScanRequest {
+            path: "/tv/电影 🎬/a+b 100%.mkv".into(),
+            update: Update::Created,
+            is_dir: false,
+        },
+        ScanRequest {
+            path: "/tv/old.mkv".into(),
+            update: Update::Deleted,
+            is_dir: false,
+        },
+    ]
+}
+
+#[tokio::test]
+async fn memory_target() {
+    let t = MemoryTarget::new(Capabilities::files(2));
+    let t2 = t.clone();
+    testing::target_conformance(&t, requests(), &move || t2.received()).await;
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn json_lines_target() {
+    let buf = Shared::default();
+    let t = JsonLinesTarget::new("stdout", Box::new(buf.clone()));
+    let read = buf.clone();
+    testing::target_conformance(&t, requests(), &move || {
+        let text = String::from_utf8(read.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["target"], "stdout");
+                ScanRequest {
+                    path: v["path"].as_str().unwrap().to_owned(),
+                    update: serde_json::from_value(v["update"].clone()).unwrap(),
+                    is_dir: v["is_dir"].as_bool().unwrap(),
+                }
+            })
+            .collect()
+    })
+    .await;
+}

@@ -1,0 +1,163 @@
+use pps_core::listing;
+use pps_core::sqlite::SqliteStore;
+use pps_core::store::{Commit, FolderRecord, NewScan};
+use pps_core::{Change, Entry, ErrorKind, MtimeStore, Update};
+use std::collections::BTreeMap;
+
+fn rec(name: &str) -> FolderRecord {
+    let enc = listing::encode(&[Entry::file(name, 1, None)]);
+    FolderRecord {
+        fingerprint: enc.fingerprint,
+        listing: enc.bytes,
+    }
+}
+
+type Snapshot = (BTreeMap<String, Vec<u8>>, Vec<(String, String)>);
+
+fn snapshot(store: &SqliteStore) -> Snapshot {
+    let scope = store.scope("s", "/w").unwrap();
+    let mut folders = BTreeMap::new();
+    for p in store.fingerprints(scope).unwrap().into_keys() {
+        folders.insert(p.clone(), store.folder(scope, &p).unwrap().unwrap().listing);
+    }
+    let scans = store
+        .pending("t", 1000)
+        .unwrap()
+        .into_iter()
+        .map(|q| (q.change.path, q.change.update.to_string()))
+        .collect();
+    (folders, scans)
+}
+
+/// A commit interrupted before any of its statements, or before COMMIT itself, leaves
+/// exactly the old state: never folder states without their scans.
+#[test]
+fn a_commit_interrupted_at_any_step_leaves_old_or_new_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pps.db");
+    let store = SqliteStore::open(&db).unwrap();
+    let scope = store.scope("s", "/w").unwrap();
+    let first = Commit {
+        folders: ["/w", "/w/A", "/w/A/1", "/w/B"]
+            .iter()
+            .map(|p| ((*p).to_owned(), rec("old")))
+            .collect(),
+        scans: vec![NewScan {
+            target: "t".into(),
+            change: Change::new("/w/B", Update::Created, true),
+        }],
+        ..Commit::default()
+    };
+    store.commit(scope, &first).unwrap();
+    let old = snapshot(&store);
+
+    let second = Commit {
+        removed: vec!["/w/A".into()],
+        folders: vec![("/w".into(), rec("new")), ("/w/C".into(), rec("new"))],
+        scans: vec![
+            NewScan {
+                target: "t".into(),
+                change: Change::new("/w/A", Update::Deleted, true),
+            },
+            NewScan {
+                target: "t".into(),
+                change: Change::new("/w/C", Update::Created, true),
+            },
+        ],
+    };
+    let steps = second.removed.len() + second.folders.len() + second.scans.len() + 1;
+    for step in 1..=steps {
+        store.fail_next_commit_at(step);
+        let err = store.commit(scope, &second).unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        assert_eq!(snapshot(&store), old, "failed at step {step}");
+        // And on disk, seen by a fresh connection.
+        assert_eq!(
+            snapshot(&SqliteStore::open(&db).unwrap()),
+            old,
+            "on disk after step {step}"
+        );
+    }
+    store.commit(scope, &second).unwrap();
+    let new = snapshot(&SqliteStore::open(&db).unwrap());
+    assert_eq!(new.0.keys().collect::<Vec<_>>(), ["/w", "/w/B", "/w/C"]);
+    assert_eq!(new.1.len(), 3);
+}
+
+#[test]
+fn a_store_from_a_newer_pps_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pps.db");
+    drop(SqliteStore::open(&db).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    }
+    let err = SqliteStore::open(&db).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    let text = err.to_string();
+    assert!(
+        text.contains("newer pps") && text.contains("v99") && text.contains("pps.db"),
+        "{text}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 99);
+}
+
+#[test]
+fn foreign_and_damaged_files_are_refused_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = SqliteStore::open(&other).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(
+        err.to_string().contains("not a pps store") && err.to_string().contains("other.db"),
+        "{err}"
+    );
+
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
+    let err = SqliteStore::open(&junk).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("junk.db"), "{err}");
+    assert_eq!(
+        std::fs::read(&junk).unwrap(),
+        vec![0x42u8; 8192],
+        "a damaged file is never rewritten"
+    );
+}
+
+#[test]
+fn a_read_only_store_fails_clearly_and_keeps_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pps.db");
+    let store = SqliteStore::open(&db).unwrap();
+    let scope = store.scope("s", "/w").unwrap();
+    store
+        .commit(
+            scope,
+            &Commit {
+                folders: vec![("/w".into(), rec("a"))],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    drop(store);
+    // Open read-only through SQLite itself: works for root too, unlike file modes.
+    let ro = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let err = ro.execute("DELETE FROM folders", []).unwrap_err();
+    assert!(matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ReadOnly)
+    ));
+    let store = SqliteStore::open(&db).unwrap();
+    assert!(store.folder(scope, "/w").unwrap().is_some());
+}
