@@ -1,0 +1,56 @@
+//! Durations as users write them: `90s`, `10m`, `2h`, `1d`, `500ms`.
+
+use std::time::Duration;
+
+/// Parses `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d`; the number may be
+/// fractional (`1.5h`). The error says what is accepted.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write e.g. 90s, 10m, 2h or 1d"))?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        "" => {
+            return Err(format!(
+                "`{text}` has no unit; write e.g. 90s, 10m, 2h or 1d"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "`{other}` in `{text}` is not a unit; use ms, s, m, h or d"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 10.0 * 365.0 * 86400.0 {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse("10").unwrap_err().contains("no unit"));
+        assert!(parse("10x").unwrap_err().contains("not a unit"));
+        assert!(parse("abc").is_err());
+        assert!(parse("1e9d").is_err());
+    }
+}

@@ -1,0 +1,321 @@
+//! The `pps` binary as a process: real folders, a real store file, stdout parsed as
+//! JSON lines, stderr kept apart.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn pps() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pps"));
+    c.env_remove("PPS_LOG");
+    c
+}
+
+struct Tree {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: PathBuf,
+}
+
+impl Tree {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("media");
+        std::fs::create_dir(&root).unwrap();
+        let store = dir.path().join("pps.db");
+        Tree {
+            root: root.canonicalize().unwrap(),
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn s(&self, rel: &str) -> String {
+        self.p(rel).to_str().unwrap().to_owned()
+    }
+
+    fn write(&self, rel: &str, body: &str) {
+        let p = self.p(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    fn once(&self) -> Output {
+        pps()
+            .args(["once", "--watch"])
+            .arg(&self.root)
+            .arg("--store")
+            .arg(&self.store)
+            .output()
+            .unwrap()
+    }
+}
+
+/// Parses stdout as JSON lines into (path, update, is_dir); panics on any line that is
+/// not JSON (logs must never reach stdout).
+fn scans(stdout: &[u8]) -> BTreeSet<(String, String, bool)> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+            assert_eq!(v["target"], "stdout");
+            (
+                v["path"].as_str().unwrap().to_owned(),
+                v["update"].as_str().unwrap().to_owned(),
+                v["is_dir"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str, bool)]) -> BTreeSet<(String, String, bool)> {
+    items
+        .iter()
+        .map(|(p, u, d)| ((*p).to_owned(), (*u).to_owned(), *d))
+        .collect()
+}
+
+#[test]
+fn once_reports_creates_modifies_deletes_and_renames() {
+    let t = Tree::new();
+    t.write("TV/Show/S01/e1.mkv", "a");
+    t.write("TV/Show/S01/old.mkv", "a");
+    t.write("Movies/Old Film/f.mkv", "a");
+    t.write("Movies/Keep/k.mkv", "a");
+    let out = t.once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(scans(&out.stdout).is_empty(), "the baseline scans nothing");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("baseline recorded"));
+
+    t.write("TV/Show/S01/e2 & co #1 100%+.mkv", "new");
+    t.write("TV/Show/S01/e1.mkv", "changed size");
+    std::fs::remove_file(t.p("TV/Show/S01/old.mkv")).unwrap();
+    t.write("TV/New Show 电影 🎬/S01/e1.mkv", "a");
+    std::fs::remove_dir_all(t.p("Movies/Old Film")).unwrap();
+    std::fs::rename(t.p("Movies/Keep"), t.p("Movies/Kept")).unwrap();
+    let out = t.once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        scans(&out.stdout),
+        set(&[
+            (&t.s("TV/Show/S01/e2 & co #1 100%+.mkv"), "created", false),
+            (&t.s("TV/Show/S01/e1.mkv"), "modified", false),
+            (&t.s("TV/Show/S01/old.mkv"), "deleted", false),
+            (&t.s("TV/New Show 电影 🎬"), "created", true),
+            (&t.s("Movies/Old Film"), "deleted", true),
+            (&t.s("Movies/Keep"), "deleted", true),
+            (&t.s("Movies/Kept"), "created", true),
+        ])
+    );
+    // Nothing left to report.
+    let out = t.once();
+    assert!(scans(&out.stdout).is_empty());
+}
+
+#[test]
+fn bad_arguments_are_clear_errors_with_exit_code_2() {
+    let t = Tree::new();
+    let out = pps()
+        .args(["once", "--watch", "/no/such/folder/here", "--store"])
+        .arg(&t.store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/no/such/folder/here") && err.contains("--watch"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = pps()
+        .args(["run", "--watch"])
+        .arg(&t.root)
+        .args(["--interval", "10 parsecs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10 parsecs"));
+
+    let out = pps()
+        .args(["once", "--watch"])
+        .arg(&t.root)
+        .args(["--exclude", "a/b", "--store"])
+        .arg(&t.store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--exclude"));
+
+    let junk = t.root.parent().unwrap().join("junk.db");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    let out = pps()
+        .args(["once", "--watch"])
+        .arg(&t.root)
+        .arg("--store")
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.db"));
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![7u8; 4096]);
+}
+
+/// Reads the child's stdout on a thread, so the test can wait for lines with a deadline.
+fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
+    lines_of(child.stdout.take().unwrap())
+}
+
+fn lines_of(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(
+    rx: &mpsc::Receiver<String>,
+    want: &BTreeSet<(String, String, bool)>,
+    got: &mut BTreeSet<(String, String, bool)>,
+) {
+    // A generous deadline for a slow CI machine; this waits for output, it asserts no
+    // speed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !want.is_subset(got) && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            got.extend(scans(format!("{line}\n").as_bytes()));
+        }
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn run_reports_changes_and_stops_cleanly_on_sigterm() {
+    let t = Tree::new();
+    t.write("A/x.mkv", "a");
+    let mut child = pps()
+        .args(["run", "--interval", "100ms", "--watch"])
+        .arg(&t.root)
+        .arg("--store")
+        .arg(&t.store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = line_reader(&mut child);
+    let logs = lines_of(child.stderr.take().unwrap());
+    let mut stderr = Vec::new();
+    // Wait for the baseline before changing anything.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && !stderr
+            .iter()
+            .any(|l: &String| l.contains("baseline recorded"))
+    {
+        if let Ok(l) = logs.recv_timeout(Duration::from_millis(200)) {
+            stderr.push(l);
+        }
+    }
+    t.write("A/y.mkv", "b");
+    t.write("B/z.mkv", "c");
+    let want = set(&[
+        (&t.s("A/y.mkv"), "created", false),
+        (&t.s("B"), "created", true),
+    ]);
+    let mut got = BTreeSet::new();
+    wait_for(&rx, &want, &mut got);
+    assert_eq!(got, want);
+    signal(&child, "-TERM");
+    let status = child.wait().unwrap();
+    stderr.extend(logs.iter());
+    let err = stderr.join("\n");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("stopped"), "{err}");
+}
+
+/// kill -9 at a random point of a pass, then run again: every change still reaches
+/// stdout (at least once).
+#[test]
+fn a_pass_killed_with_sigkill_loses_no_change() {
+    let t = Tree::new();
+    for i in 0..300 {
+        t.write(&format!("D{i:03}/S1/e.mkv"), "a");
+    }
+    assert!(t.once().status.success());
+    let mut want = BTreeSet::new();
+    for i in 0..300 {
+        t.write(&format!("D{i:03}/S1/new.mkv"), "b");
+        want.insert((
+            t.s(&format!("D{i:03}/S1/new.mkv")),
+            "created".to_owned(),
+            false,
+        ));
+    }
+    let mut got = BTreeSet::new();
+    // Kill at increasing delays, from "right at start" to "mid-delivery".
+    for delay_ms in [0u64, 5, 15, 40, 80] {
+        let mut child = pps()
+            .args(["once", "--watch"])
+            .arg(&t.root)
+            .arg("--store")
+            .arg(&t.store)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rx = line_reader(&mut child);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Lines fully printed before the kill count: a scan printed counts as delivered.
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                got.insert((
+                    v["path"].as_str().unwrap().to_owned(),
+                    v["update"].as_str().unwrap().to_owned(),
+                    v["is_dir"].as_bool().unwrap(),
+                ));
+            }
+        }
+    }
+    let out = t.once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    got.extend(scans(&out.stdout));
+    assert_eq!(got, want, "every change reached stdout");
+    assert!(scans(&t.once().stdout).is_empty());
+}
