@@ -27,6 +27,14 @@ impl Capabilities {
         }
     }
 
+    /// Capabilities of a target that scans folders only, `max_batch` per call.
+    pub fn folders(max_batch: usize) -> Self {
+        Capabilities {
+            scans_files: false,
+            max_batch: max_batch.max(1),
+        }
+    }
+
     /// Capabilities of a target that takes file paths, `max_batch` per call.
     pub fn files(max_batch: usize) -> Self {
         Capabilities {

@@ -21,6 +21,12 @@ pub struct Rig {
     pub watch: Watch,
 }
 
+impl Default for Rig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Rig {
     pub fn new() -> Self {
         Self::with_store(Arc::new(MemoryStore::new()))

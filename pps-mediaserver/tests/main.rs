@@ -1,0 +1,8 @@
+//! Integration tests of pps-mediaserver: every target against a server (wiremock) or a
+//! program that receives real requests, checking the exact method, path, headers,
+//! query and body.
+
+mod command;
+mod common;
+mod emby;
+mod plex;
