@@ -1,0 +1,268 @@
+//! What every part of the crate shares: the one mapping from gRPC statuses to pps
+//! errors, the conversion of cd2's file records, counters, and a jitter source.
+
+use crate::proto;
+use pps_core::{Entry, EntryKind, Error, ErrorKind, Mtime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tonic::{Code, Status};
+
+/// .NET's `DateTime.MinValue` (0001-01-01T00:00:00Z) in Unix seconds: cd2 sends it for
+/// an unknown time.
+pub(crate) const DOTNET_MIN_SECONDS: i64 = -62_135_596_800;
+
+/// True when a message text says the cloud throttled the call. cd2 forwards the cloud's
+/// HTTP error in an `INTERNAL` status, e.g. `status: 429 Too Many Requests`; 115 answers
+/// `405 Not Allowed` when it throttles.
+pub(crate) fn is_throttle_text(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("429") || lower.contains("too many requests") || lower.contains("not allowed")
+}
+
+/// Where a status was seen: decides how an ambiguous code is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Before any reply arrived (or for a unary call).
+    Call,
+    /// In the middle of a streamed listing: any failure that is not a clear answer is a
+    /// cut stream, which is transient.
+    MidStream,
+}
+
+/// The one mapping from a gRPC status to a pps error. `operation`, `path` and `source`
+/// (the url without credentials) go into the context; the status message is cd2's text,
+/// which holds no credentials of ours.
+pub(crate) fn parse_error(
+    status: &Status,
+    phase: Phase,
+    operation: &str,
+    path: &str,
+    source: &str,
+) -> Error {
+    let message = status.message();
+    let (kind, temporary) = match status.code() {
+        Code::NotFound => (ErrorKind::NotFound, false),
+        Code::PermissionDenied => (ErrorKind::PermissionDenied, false),
+        Code::Unauthenticated => (ErrorKind::Unauthenticated, false),
+        Code::ResourceExhausted => (ErrorKind::Throttled, true),
+        Code::Internal | Code::Unknown if is_throttle_text(message) => (ErrorKind::Throttled, true),
+        Code::Unavailable | Code::DeadlineExceeded => (ErrorKind::Unavailable, true),
+        Code::Unimplemented => (ErrorKind::Unsupported, false),
+        Code::InvalidArgument if message.to_ascii_lowercase().contains("not found") => {
+            (ErrorKind::NotFound, false)
+        }
+        // A stream that breaks after replies began arrived (h2 reset, connection lost,
+        // cancelled) is a cut, not an answer about the folder.
+        Code::Internal | Code::Unknown | Code::Cancelled | Code::Aborted
+            if phase == Phase::MidStream =>
+        {
+            (ErrorKind::Unavailable, true)
+        }
+        // Connection-level failures surface as Unknown/Cancelled with transport text.
+        Code::Unknown | Code::Cancelled if message.contains("transport") => {
+            (ErrorKind::Unavailable, true)
+        }
+        _ => (ErrorKind::Unexpected, false),
+    };
+    let text = if message.is_empty() {
+        format!("cd2 answered {:?}", status.code())
+    } else {
+        format!("cd2 answered {:?}: {message}", status.code())
+    };
+    let err = Error::new(kind, text)
+        .with("operation", operation)
+        .with("path", path)
+        .with("source", source);
+    if temporary {
+        err.temporary()
+    } else {
+        err.permanent()
+    }
+}
+
+/// A cd2 time as an mtime: an absent time, the .NET minimum date (and anything before
+/// 1900, which no real file has) are unknown.
+pub(crate) fn mtime_of(time: Option<&prost_types::Timestamp>) -> Option<Mtime> {
+    let time = time?;
+    // -2_208_988_800 is 1900-01-01: nothing a cloud stores is older; the sentinel is far below.
+    if time.seconds <= DOTNET_MIN_SECONDS || time.seconds < -2_208_988_800 {
+        return None;
+    }
+    Mtime::from_parts(time.seconds, time.nanos)
+}
+
+/// A cd2 file record as a listing entry. `None` for a record without a usable name.
+pub(crate) fn entry_of(file: &proto::CloudDriveFile) -> Option<Entry> {
+    let name = if file.name.is_empty() {
+        // Fall back to the last component of the full path.
+        file.full_path_name
+            .rsplit('/')
+            .find(|s| !s.is_empty())?
+            .to_owned()
+    } else {
+        file.name.clone()
+    };
+    if name.contains('/') || name == "." || name == ".." {
+        return None;
+    }
+    // isDirectory is the field to trust: fileType's Directory is also its default 0.
+    let kind = if file.is_directory {
+        EntryKind::Dir
+    } else {
+        EntryKind::File
+    };
+    Some(Entry {
+        name,
+        kind,
+        size: if kind == EntryKind::Dir {
+            0
+        } else {
+            u64::try_from(file.size).unwrap_or(0)
+        },
+        mtime: mtime_of(file.write_time.as_ref()),
+    })
+}
+
+/// True when an OK reply to `FindFileByPath` carries no file: cd2 sends an empty
+/// record for a missing path in some versions.
+pub(crate) fn is_empty_file(file: &proto::CloudDriveFile) -> bool {
+    file.name.is_empty() && file.full_path_name.is_empty() && file.id.is_empty()
+}
+
+/// Counters of one source, shared by its layers.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) listings: AtomicU64,
+    pub(crate) lookups: AtomicU64,
+    pub(crate) throttled: AtomicU64,
+    pub(crate) transient: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) logins: AtomicU64,
+    pub(crate) rate_lowered: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            listings: get(&self.listings),
+            lookups: get(&self.lookups),
+            throttled: get(&self.throttled),
+            transient: get(&self.transient),
+            retries: get(&self.retries),
+            logins: get(&self.logins),
+            rate_lowered: get(&self.rate_lowered),
+        }
+    }
+}
+
+/// What one source has done since it was made: every counter only grows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// `GetSubFiles` calls sent (each attempt counts).
+    pub listings: u64,
+    /// `FindFileByPath` calls sent (each attempt counts).
+    pub lookups: u64,
+    /// Answers that said the cloud throttled us.
+    pub throttled: u64,
+    /// Transient failures: unavailable, timed out, stream cut.
+    pub transient: u64,
+    /// Attempts repeated by the retry layer.
+    pub retries: u64,
+    /// Logins with user name and password (`GetToken` calls).
+    pub logins: u64,
+    /// Times the rate limiter lowered its rate after a throttled answer.
+    pub rate_lowered: u64,
+}
+
+/// A small random number source for backoff jitter. Seeded from std's per-process
+/// random hash keys, so it needs no extra dependency; jitter needs no cryptography.
+#[derive(Debug)]
+pub(crate) struct Jitter(std::sync::Mutex<u64>);
+
+impl Jitter {
+    pub(crate) fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x9e37_79b9_7f4a_7c15);
+        Jitter(std::sync::Mutex::new(h.finish() | 1))
+    }
+
+    /// A value in `[0, 1)`.
+    pub(crate) fn next_f64(&self) -> f64 {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // xorshift64*
+        let mut x = *state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        *state = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(code: Code, msg: &str, phase: Phase) -> (ErrorKind, bool) {
+        let e = parse_error(&Status::new(code, msg), phase, "list", "/a", "http://x");
+        (e.kind(), e.is_temporary())
+    }
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        use ErrorKind::*;
+        let call = Phase::Call;
+        assert_eq!(kind(Code::NotFound, "", call), (NotFound, false));
+        assert_eq!(
+            kind(Code::PermissionDenied, "", call),
+            (PermissionDenied, false)
+        );
+        assert_eq!(
+            kind(Code::Unauthenticated, "", call),
+            (Unauthenticated, false)
+        );
+        let t = "http error HttpError: status: 429 Too Many Requests, message: too many requests";
+        assert_eq!(kind(Code::Internal, t, call), (Throttled, true));
+        assert_eq!(
+            kind(Code::Internal, "405 Not Allowed", call),
+            (Throttled, true)
+        );
+        assert_eq!(
+            kind(Code::Internal, "disk on fire", call),
+            (Unexpected, false)
+        );
+        assert_eq!(
+            kind(Code::Internal, "h2 protocol error", Phase::MidStream),
+            (Unavailable, true)
+        );
+        assert_eq!(kind(Code::Unavailable, "", call), (Unavailable, true));
+        assert_eq!(kind(Code::DeadlineExceeded, "", call), (Unavailable, true));
+        assert_eq!(kind(Code::Unimplemented, "", call), (Unsupported, false));
+    }
+
+    #[test]
+    fn unknown_times_are_none() {
+        let ts = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        assert_eq!(mtime_of(None), None);
+        assert_eq!(mtime_of(Some(&ts(DOTNET_MIN_SECONDS))), None);
+        assert_eq!(
+            mtime_of(Some(&ts(1_700_000_000))),
+            Some(Mtime::from_nanos(1_700_000_000_000_000_000))
+        );
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let j = Jitter::new();
+        for _ in 0..1000 {
+            let x = j.next_f64();
+            assert!((0.0..1.0).contains(&x));
+        }
+    }
+}
