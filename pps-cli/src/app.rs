@@ -1,0 +1,193 @@
+//! From a validated [`Config`] to a running engine: sources, targets, watches.
+
+use crate::config::{Config, SourceConfig, TargetConfig, TargetKind, WatchConfig};
+use pps_clouddrive::{Auth, CloudDrive, CloudDriveConfig};
+use pps_core::local::LocalSource;
+use pps_core::sqlite::SqliteStore;
+use pps_core::stdout::JsonLinesTarget;
+use pps_core::{
+    DirectorySource, Engine, EngineOptions, Error, ErrorKind, Result, ScanTarget, TargetSpec, Watch,
+};
+use pps_mediaserver::{
+    CommandConfig, CommandTarget, EmbyConfig, EmbyTarget, JellyfinTarget, PlexConfig, PlexTarget,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Everything a command needs: the config, the engine with every source and target, and
+/// the watches.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The engine (all sources, all targets, the store).
+    pub engine: Engine,
+    /// Sources by name (for `ls`, `check`).
+    pub sources: BTreeMap<String, Arc<dyn DirectorySource>>,
+    /// CloudDrive2 sources by name (health, counters).
+    pub clouddrives: BTreeMap<String, CloudDrive>,
+    /// Targets by name.
+    pub targets: BTreeMap<String, Arc<dyn ScanTarget>>,
+    /// The watches, each with its engine-level form.
+    pub watches: Vec<(WatchConfig, Watch)>,
+}
+
+/// Builds a source.
+pub fn source(config: &SourceConfig) -> Result<(Arc<dyn DirectorySource>, Option<CloudDrive>)> {
+    match config {
+        SourceConfig::Local { .. } => Ok((Arc::new(LocalSource::new()), None)),
+        SourceConfig::CloudDrive2(c) => {
+            let auth = match (&c.api_token, &c.username, &c.password) {
+                (Some(t), _, _) => Auth::ApiToken(t.clone()),
+                (None, Some(u), Some(p)) => Auth::Password {
+                    username: u.clone(),
+                    password: p.clone(),
+                },
+                _ => Auth::None,
+            };
+            let mut cfg = CloudDriveConfig::new(c.url.clone()).with_auth(auth);
+            cfg.max_queries_per_second = c.max_queries_per_second;
+            cfg.burst = c.burst;
+            cfg.push = c.push;
+            cfg.timeout = c.timeout;
+            cfg.retries = c.retries;
+            cfg.backoff = c.backoff;
+            cfg.throttle_backoff = c.throttle_backoff;
+            let cd = CloudDrive::connect(cfg)?;
+            Ok((Arc::new(cd.clone()), Some(cd)))
+        }
+    }
+}
+
+/// Builds a target.
+pub fn target(name: &str, config: &TargetConfig) -> Result<Arc<dyn ScanTarget>> {
+    let t: Arc<dyn ScanTarget> = match &config.kind {
+        TargetKind::Plex {
+            url,
+            token,
+            pacing,
+            timeout,
+        } => {
+            let mut c = PlexConfig::new(url.clone(), token.clone());
+            c.pacing = *pacing;
+            c.timeout = *timeout;
+            Arc::new(PlexTarget::new(c)?)
+        }
+        TargetKind::Emby {
+            url,
+            api_key,
+            timeout,
+        } => {
+            let mut c = EmbyConfig::new(url.clone(), api_key.clone());
+            c.timeout = *timeout;
+            Arc::new(EmbyTarget::new(c)?)
+        }
+        TargetKind::Jellyfin {
+            url,
+            api_key,
+            timeout,
+        } => {
+            let mut c = EmbyConfig::new(url.clone(), api_key.clone());
+            c.timeout = *timeout;
+            Arc::new(JellyfinTarget::new(c)?)
+        }
+        TargetKind::Command {
+            program,
+            args,
+            timeout,
+            max_batch,
+        } => {
+            let mut c = CommandConfig::new(program.clone());
+            c.args = args.clone();
+            c.timeout = *timeout;
+            c.max_batch = *max_batch;
+            Arc::new(CommandTarget::new(c)?)
+        }
+        TargetKind::Stdout => Arc::new(JsonLinesTarget::stdout(name)),
+    };
+    Ok(t)
+}
+
+impl App {
+    /// Builds everything and opens the store.
+    pub fn build(config: Config) -> Result<App> {
+        let store = SqliteStore::open(&config.store)?;
+        Self::build_with_store(config, Arc::new(store))
+    }
+
+    /// Builds everything over a given store.
+    pub fn build_with_store(config: Config, store: Arc<dyn pps_core::MtimeStore>) -> Result<App> {
+        let mut engine = Engine::new(store);
+        let mut sources = BTreeMap::new();
+        let mut clouddrives = BTreeMap::new();
+        for (name, sc) in &config.sources {
+            let (src, cd) = source(sc).map_err(|e| e.with_default("source", name.clone()))?;
+            engine = engine.with_source(name.clone(), src.clone());
+            sources.insert(name.clone(), src);
+            if let Some(cd) = cd {
+                clouddrives.insert(name.clone(), cd);
+            }
+        }
+        let mut targets = BTreeMap::new();
+        for (name, tc) in &config.targets {
+            let t = target(name, tc).map_err(|e| e.with_default("target", name.clone()))?;
+            let mut spec = TargetSpec::new(name.clone(), t.clone());
+            spec.mapping = tc.mapping.clone();
+            spec.scan_files = tc.scan_files;
+            engine = engine.with_target(spec);
+            targets.insert(name.clone(), t);
+        }
+        let mut watches = Vec::new();
+        for wc in &config.watches {
+            let mut w = Watch::new(wc.source.clone(), &wc.path)?;
+            w.excludes = wc.exclude.clone();
+            w.targets = wc.targets.clone();
+            watches.push((wc.clone(), w));
+        }
+        Ok(App {
+            config,
+            engine,
+            sources,
+            clouddrives,
+            targets,
+            watches,
+        })
+    }
+
+    /// The engine tuned for one watch (its source's concurrency).
+    pub fn engine_for(&self, watch: &WatchConfig) -> Engine {
+        let mut options = EngineOptions::default();
+        if let Some(s) = self.config.sources.get(&watch.source) {
+            options.concurrency = s.concurrency();
+        }
+        self.engine.clone().with_options(options)
+    }
+
+    /// Finds the watch named by `SOURCE:PATH` or a plain path: the watch of that source
+    /// whose root holds the path (the deepest one), with the path normalised.
+    pub fn resolve(&self, spec: &str) -> Result<(usize, String)> {
+        let (source, path) = match spec.split_once(':') {
+            Some((s, p)) if self.config.sources.contains_key(s) => (Some(s), p),
+            _ => (None, spec),
+        };
+        let path = pps_core::path::normalize(path)?;
+        let mut best: Option<usize> = None;
+        for (i, (wc, _)) in self.watches.iter().enumerate() {
+            if source.is_some_and(|s| s != wc.source) {
+                continue;
+            }
+            if pps_core::path::is_at_or_under(&path, &wc.path)
+                && best.is_none_or(|b| self.watches[b].0.path.len() < wc.path.len())
+            {
+                best = Some(i);
+            }
+        }
+        best.map(|i| (i, path.clone())).ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                "no watch holds that path; write SOURCE:PATH inside a [[watch]] path",
+            )
+            .with("path", spec)
+        })
+    }
+}

@@ -1,0 +1,1001 @@
+//! The subcommands. Each returns an exit code or an error; only `main` prints errors.
+
+use crate::app::App;
+use crate::config::{self, Config, SourceConfig, TargetConfig, TargetKind, WatchConfig};
+use pps_core::listing;
+use pps_core::mapping::target_contains;
+use pps_core::store::{Commit, NewScan};
+use pps_core::{Change, Entry, Error, ErrorKind, ListOptions, PassReport, Result, Update};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Exit code for an error that stopped a command: 2 for configuration and usage, 1
+/// for everything else.
+pub fn exit_code(err: &Error) -> u8 {
+    match err.kind() {
+        ErrorKind::ConfigInvalid => 2,
+        _ => 1,
+    }
+}
+
+/// A config for `--watch DIR` without a file: the local source and the stdout target.
+pub fn watch_config(
+    dirs: &[PathBuf],
+    store: PathBuf,
+    excludes: &[String],
+    interval: Duration,
+) -> Result<Config> {
+    let exclude =
+        pps_core::path::Excludes::new(excludes).map_err(|e| e.with("option", "--exclude"))?;
+    let mut watches = Vec::new();
+    for dir in dirs {
+        let shown = dir.display().to_string();
+        let abs = std::fs::canonicalize(dir).map_err(|e| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("the watched folder cannot be opened: {e}"),
+            )
+            .with("option", "--watch")
+            .with("path", shown.clone())
+        })?;
+        if !abs.is_dir() {
+            return Err(
+                Error::new(ErrorKind::ConfigInvalid, "the watched path is not a folder")
+                    .with("option", "--watch")
+                    .with("path", shown),
+            );
+        }
+        let root = abs.to_str().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                "the watched path is not valid UTF-8",
+            )
+            .with("option", "--watch")
+            .with("path", shown.clone())
+        })?;
+        watches.push(WatchConfig {
+            source: "local".into(),
+            path: pps_core::path::normalize(root)?,
+            interval,
+            max_interval: interval.max(Duration::from_secs(86_400)),
+            settle: Duration::ZERO,
+            exclude: exclude.clone(),
+            targets: vec!["stdout".into()],
+            line: 0,
+        });
+    }
+    let mut sources = BTreeMap::new();
+    sources.insert("local".to_owned(), SourceConfig::Local { concurrency: 8 });
+    let mut targets = BTreeMap::new();
+    targets.insert(
+        "stdout".to_owned(),
+        TargetConfig {
+            kind: TargetKind::Stdout,
+            mapping: Default::default(),
+            rules: Vec::new(),
+            scan_files: true,
+            line: 0,
+        },
+    );
+    Ok(Config {
+        file: None,
+        store,
+        sources,
+        targets,
+        watches,
+    })
+}
+
+/// `pps init`: writes the commented template; never overwrites.
+pub fn init(path: &Path) -> Result<ExitCode> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| {
+            let msg = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                "the file exists; pps init never overwrites (edit it, or pass --config NEW_FILE)"
+                    .to_owned()
+            } else {
+                format!("cannot create the file: {e}")
+            };
+            Error::new(ErrorKind::ConfigInvalid, msg).with("file", path.display().to_string())
+        })?;
+    f.write_all(config::TEMPLATE.as_bytes())
+        .map_err(|e| Error::from(e).with("file", path.display().to_string()))?;
+    eprintln!("wrote {}; edit it, then run `pps check`", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_pass(report: &PassReport) {
+    if report.baseline {
+        tracing::info!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "baseline recorded; changes from now on will be scanned");
+    } else if report.changes.is_empty() {
+        tracing::debug!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "pass: no change");
+    } else {
+        tracing::info!(watch = %report.watch, folders = report.folders_listed, changes = report.changes.len(), scans = report.scans_queued, elapsed_ms = report.elapsed.as_millis() as u64, "pass found changes");
+    }
+    for e in &report.errors {
+        tracing::warn!(watch = %report.watch, error = %e, "folder not listed; it keeps its old state");
+    }
+}
+
+/// What `pps once` did: every watch's pass and every target's delivery.
+#[derive(Debug, Default)]
+pub struct OnceReport {
+    /// Per watch: its label and the pass report, or the error that stopped the pass.
+    pub passes: Vec<(String, Result<PassReport>)>,
+    /// Per target: its name and what delivery did.
+    pub deliveries: Vec<(String, pps_core::engine::DeliveryReport)>,
+}
+
+impl OnceReport {
+    /// True when every folder was listed and every scan accepted.
+    pub fn ok(&self) -> bool {
+        self.passes
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(|r| r.errors.is_empty()))
+            && self
+                .deliveries
+                .iter()
+                .all(|(_, d)| d.temporary_failure.is_none() && d.parked == 0)
+    }
+}
+
+/// One pass over every watch, then delivery to every target, without printing.
+/// Errors only when the store fails or the configuration is wrong; a failing watch or
+/// target is reported in the result.
+pub async fn run_once(app: &App) -> Result<OnceReport> {
+    let mut report = OnceReport::default();
+    for (wc, w) in &app.watches {
+        match app.engine_for(wc).pass(w).await {
+            Ok(r) => report.passes.push((wc.label(), Ok(r))),
+            Err(e) if matches!(e.kind(), ErrorKind::ConfigInvalid | ErrorKind::Corrupt) => {
+                return Err(e);
+            }
+            Err(e) => report.passes.push((wc.label(), Err(e))),
+        }
+    }
+    for name in app.targets.keys() {
+        let d = app.engine.deliver_all(name).await?;
+        report.deliveries.push((name.clone(), d));
+    }
+    Ok(report)
+}
+
+/// `pps once`: one pass over every watch, delivery to every target, a summary.
+pub async fn once(app: &App) -> Result<ExitCode> {
+    let report = run_once(app).await?;
+    let (mut listed, mut changes, mut queued) = (0u64, 0usize, 0u64);
+    for (label, r) in &report.passes {
+        match r {
+            Ok(r) => {
+                log_pass(r);
+                listed += r.folders_listed;
+                changes += r.changes.len();
+                queued += r.scans_queued;
+            }
+            Err(e) => tracing::error!(watch = %label, error = %e, "pass failed"),
+        }
+    }
+    let mut delivered = Vec::new();
+    for (name, r) in &report.deliveries {
+        if let Some(f) = &r.temporary_failure {
+            tracing::error!(target = %name, error = %f, "delivery failed; scans stay queued for the next run");
+        }
+        delivered.push(format!(
+            "{name}: {} sent, {} parked{}",
+            r.sent,
+            r.parked,
+            if r.remaining {
+                ", some still queued"
+            } else {
+                ""
+            }
+        ));
+    }
+    tracing::info!(watches = app.watches.len(), folders = listed, changes, scans = queued, delivery = %delivered.join("; "), "once done");
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `pps run`: the service. Each watch is passed every `interval`; each target has its
+/// own delivery loop, woken when a pass queues scans, so one target that is down never
+/// delays another. SIGINT/SIGTERM abandon work between atomic commits; a second signal
+/// exits at once.
+pub async fn run(app: &App) -> Result<ExitCode> {
+    serve(app, async {
+        shutdown_signal().await;
+        tracing::info!("stopping; press Ctrl-C again to exit at once");
+        tokio::spawn(async {
+            shutdown_signal().await;
+            // Everything committed is safe; queued scans are delivered on the next start.
+            std::process::exit(130);
+        });
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The service until `stop` resolves: passes on schedule and a delivery loop per
+/// target, then a short, bounded last delivery. Work stops between atomic commits, so
+/// nothing committed is lost and nothing is half-written.
+pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+    let wakes: BTreeMap<String, Arc<tokio::sync::Notify>> = app
+        .targets
+        .keys()
+        .map(|n| (n.clone(), Arc::new(tokio::sync::Notify::new())))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, wake) in &wakes {
+        let engine = app.engine.clone();
+        let (name, wake) = (name.clone(), wake.clone());
+        tasks.spawn(async move {
+            if let Err(e) = engine
+                .run_delivery(&name, wake, Duration::from_secs(30))
+                .await
+            {
+                tracing::error!(target = %name, error = %e, "delivery stopped");
+            }
+        });
+    }
+    for (wc, w) in &app.watches {
+        let engine = app.engine_for(wc);
+        let (wc, w) = (wc.clone(), w.clone());
+        let wake: Vec<_> = wc
+            .targets
+            .iter()
+            .filter_map(|t| wakes.get(t).cloned())
+            .collect();
+        tasks.spawn(async move {
+            loop {
+                match engine.pass(&w).await {
+                    Ok(r) => {
+                        log_pass(&r);
+                        if r.scans_queued > 0 {
+                            wake.iter().for_each(|n| n.notify_one());
+                        }
+                    }
+                    Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
+                }
+                tokio::time::sleep(wc.interval).await;
+            }
+        });
+    }
+    tracing::info!(watches = app.watches.len(), targets = app.targets.len(), store = %app.config.store.display(), "pps running");
+    stop.await;
+    // Tasks only stop at await points, never inside a commit.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    // Queued scans get a short, bounded last chance, every target at once.
+    let mut last = tokio::task::JoinSet::new();
+    for name in app.targets.keys() {
+        let engine = app.engine.clone();
+        let name = name.clone();
+        last.spawn(async move {
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_secs(5), engine.deliver_all(&name)).await
+                && r.remaining
+            {
+                tracing::info!(target = %name, "some scans stay queued for the next start");
+            }
+        });
+    }
+    while last.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints progress of a pass on stderr: a live line on a terminal, a plain line every
+/// five seconds otherwise.
+fn progress_printer() -> impl Fn(&str, pps_core::engine::Progress) + Send + Sync + 'static {
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let last = AtomicU64::new(0);
+    move |label, p| {
+        let ms = started.elapsed().as_millis() as u64;
+        let every = if tty { 100 } else { 5000 };
+        let prev = last.load(Ordering::Relaxed);
+        if ms < prev + every {
+            return;
+        }
+        last.store(ms, Ordering::Relaxed);
+        let secs = (ms as f64 / 1000.0).max(0.001);
+        let rate = p.listed as f64 / secs;
+        let line = format!(
+            "{label}: {} folders listed, {rate:.0}/s, {} waiting, {secs:.0}s elapsed",
+            p.listed, p.queued
+        );
+        let mut err = std::io::stderr().lock();
+        if tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+}
+
+/// A progress callback: `(watch label, progress)` after every listing.
+pub type ProgressFn = Box<dyn Fn(&str, pps_core::engine::Progress) + Send + Sync>;
+
+/// Records the baseline of watch `i` anew: drops its stored state, then a pass that
+/// records everything and scans nothing. `progress` sees every listing.
+pub async fn reindex(app: &App, i: usize, progress: Option<ProgressFn>) -> Result<PassReport> {
+    let (wc, w) = app
+        .watches
+        .get(i)
+        .ok_or_else(|| Error::new(ErrorKind::ConfigInvalid, "no such watch"))?;
+    let store = app.engine.store();
+    let scope = store.scope(&wc.source, &wc.path)?;
+    let dropped = store.forget(scope, &wc.path)?;
+    if dropped > 0 {
+        tracing::info!(watch = %wc.label(), folders = dropped, "dropped the old baseline");
+    }
+    let mut engine = app.engine_for(wc);
+    if let Some(p) = progress {
+        engine = engine.with_progress(p);
+    }
+    engine.pass(w).await
+}
+
+/// `pps index [WATCH...]`: records the baseline of the named watches (all when none),
+/// with progress. An existing baseline is dropped and recorded anew; changes not yet
+/// found are not scanned.
+pub async fn index(app: &App, selected: &[String]) -> Result<ExitCode> {
+    let mut chosen = Vec::new();
+    if selected.is_empty() {
+        chosen.extend(0..app.watches.len());
+    } else {
+        for s in selected {
+            let i = app
+                .watches
+                .iter()
+                .position(|(wc, _)| wc.label() == *s || wc.path == *s)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::ConfigInvalid,
+                        "no watch has that name; use SOURCE:PATH as `pps status` shows it",
+                    )
+                    .with("watch", s.clone())
+                })?;
+            chosen.push(i);
+        }
+    }
+    let mut failed = false;
+    for i in chosen {
+        let wc = &app.watches[i].0;
+        let started = Instant::now();
+        let r = reindex(app, i, Some(Box::new(progress_printer()))).await;
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+        match r {
+            Ok(r) => {
+                eprintln!(
+                    "indexed {}: {} folders in {:.1}s{}",
+                    wc.label(),
+                    r.folders_listed,
+                    started.elapsed().as_secs_f64(),
+                    if r.errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", {} folders failed (they are retried by the next pass)",
+                            r.errors.len()
+                        )
+                    }
+                );
+                for e in &r.errors {
+                    eprintln!("  {e}");
+                }
+                failed |= !r.errors.is_empty();
+            }
+            Err(e) => {
+                eprintln!("index of {} failed: {e}", wc.label());
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `pps check`: reaches every source and target and shows, per watch, where its scans
+/// land.
+pub async fn check(app: &App) -> Result<ExitCode> {
+    let mut ok = true;
+    let mut out = String::new();
+    let file = app
+        .config
+        .file
+        .as_ref()
+        .map_or("(none)".to_owned(), |f| f.display().to_string());
+    out.push_str(&format!(
+        "config {file}: {} sources, {} targets, {} watches; store {}\n",
+        app.config.sources.len(),
+        app.config.targets.len(),
+        app.config.watches.len(),
+        app.config.store.display()
+    ));
+    for (name, sc) in &app.config.sources {
+        match sc {
+            SourceConfig::Local { .. } => out.push_str(&format!("source {name} (local): ok\n")),
+            SourceConfig::CloudDrive2(c) => {
+                let Some(cd) = app.clouddrives.get(name) else {
+                    continue;
+                };
+                match cd.system_info().await {
+                    Ok(info) => {
+                        let mut notes = Vec::new();
+                        if !info.system_ready {
+                            notes.push("cd2 is still starting".to_owned());
+                        }
+                        if !info.is_login {
+                            notes.push("cd2 is not logged in to its cloud account".to_owned());
+                        }
+                        if info.has_error {
+                            notes.push(format!(
+                                "cd2 reports an error: {}",
+                                info.system_message.clone().unwrap_or_default()
+                            ));
+                        }
+                        if notes.is_empty() {
+                            out.push_str(&format!(
+                                "source {name} (clouddrive2 {}): ok, cd2 ready\n",
+                                c.url
+                            ));
+                        } else {
+                            ok = false;
+                            out.push_str(&format!(
+                                "source {name} (clouddrive2 {}): reachable, but {}\n",
+                                c.url,
+                                notes.join("; ")
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        ok = false;
+                        out.push_str(&format!(
+                            "source {name} (clouddrive2 {}): FAILED: {e}\n",
+                            c.url
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut libraries = BTreeMap::new();
+    for (name, t) in &app.targets {
+        let kind = app.config.targets[name].kind.name();
+        match t.check().await {
+            Ok(info) => {
+                out.push_str(&format!(
+                    "target {name} ({kind}): ok, {}{}, {} libraries\n",
+                    info.server,
+                    info.version
+                        .as_deref()
+                        .map(|v| format!(" {v}"))
+                        .unwrap_or_default(),
+                    info.libraries.len()
+                ));
+                for l in &info.libraries {
+                    out.push_str(&format!(
+                        "  {} [{}]: {}\n",
+                        l.name,
+                        l.id,
+                        l.locations.join(", ")
+                    ));
+                }
+                libraries.insert(name.clone(), info.libraries);
+            }
+            Err(e) => {
+                ok = false;
+                out.push_str(&format!("target {name} ({kind}): FAILED: {e}\n"));
+            }
+        }
+    }
+    for (wc, _) in &app.watches {
+        out.push_str(&format!(
+            "watch {}{}\n",
+            wc.label(),
+            if wc.line > 0 {
+                format!(" (line {})", wc.line)
+            } else {
+                String::new()
+            }
+        ));
+        match app.sources.get(&wc.source) {
+            Some(src) => match src.list(&wc.path, ListOptions::default()).await {
+                Ok(entries) => out.push_str(&format!(
+                    "  source: ok, {} entries at the root\n",
+                    entries.len()
+                )),
+                Err(e) => {
+                    ok = false;
+                    out.push_str(&format!("  source: FAILED: {e}\n"));
+                }
+            },
+            None => ok = false,
+        }
+        for t in &wc.targets {
+            let tc = &app.config.targets[t];
+            let Some(mapped) = tc.mapping.map(&wc.path) else {
+                out.push_str(&format!("  {t}: the watch root is not mapped (only paths under a rule's `from` reach this target)\n"));
+                continue;
+            };
+            match libraries.get(t) {
+                None => out.push_str(&format!("  {t}: {mapped} (target unreachable)\n")),
+                Some(libs) if libs.is_empty() => out.push_str(&format!("  {t}: {mapped}\n")),
+                Some(libs) => {
+                    let hit: Vec<String> = libs
+                        .iter()
+                        .filter(|l| {
+                            l.locations.iter().any(|loc| {
+                                target_contains(loc, &mapped) || target_contains(&mapped, loc)
+                            })
+                        })
+                        .map(|l| format!("\"{}\" [{}]", l.name, l.id))
+                        .collect();
+                    if hit.is_empty() {
+                        ok = false;
+                        out.push_str(&format!("  {t}: {mapped} is in no library of {t}; check path_mapping (scans would be parked)\n"));
+                    } else {
+                        out.push_str(&format!("  {t}: {mapped} -> {}\n", hit.join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Civil date and time (UTC) of a Unix time, `YYYY-MM-DD HH:MM:SS`.
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-from-civil, inverted.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn describe(e: &Entry) -> (String, String, String) {
+    let kind = if e.is_dir() { "dir" } else { "file" };
+    let sz = if e.is_dir() {
+        "-".to_owned()
+    } else {
+        size(e.size)
+    };
+    let mt = e.mtime.map_or("unknown".to_owned(), |m| {
+        utc(m.as_nanos().div_euclid(1_000_000_000))
+    });
+    (kind.to_owned(), sz, mt)
+}
+
+/// `pps ls SOURCE:PATH`: the live listing beside the stored one, marking what a pass
+/// would report.
+pub async fn ls(app: &App, spec: &str) -> Result<ExitCode> {
+    let (i, path) = app.resolve(spec)?;
+    let (wc, _) = &app.watches[i];
+    let src = app
+        .sources
+        .get(&wc.source)
+        .ok_or_else(|| Error::new(ErrorKind::ConfigInvalid, "unknown source"))?;
+    let store = app.engine.store();
+    let scope = store.scope(&wc.source, &wc.path)?;
+    let stored = match store.folder(scope, &path)? {
+        Some(rec) => Some(listing::decode(&rec.listing)?),
+        None => None,
+    };
+    let mut live = src.list(&path, ListOptions::default()).await?;
+    listing::sort_entries(&mut live);
+    let (kept, excluded): (Vec<Entry>, Vec<Entry>) = live
+        .into_iter()
+        .partition(|e| !wc.exclude.excludes(&path, &e.name));
+    let changes = match &stored {
+        Some(old) => {
+            let old: Vec<Entry> = old
+                .iter()
+                .filter(|e| !wc.exclude.excludes(&path, &e.name))
+                .cloned()
+                .collect();
+            listing::diff(&path, &old, &kept)
+        }
+        None => Vec::new(),
+    };
+    let state_of = |name: &str, is_dir: bool| -> &'static str {
+        let p = pps_core::path::join(&path, name);
+        let mut s = "same";
+        for c in changes.iter().filter(|c| c.path == p) {
+            s = match (c.update, c.is_dir == is_dir) {
+                (Update::Created, true) => "new",
+                (Update::Modified, _) => "modified",
+                (Update::Deleted, true) => "gone",
+                _ => s,
+            };
+        }
+        s
+    };
+    let mut rows = Vec::new();
+    for e in &kept {
+        let (k, s, m) = describe(e);
+        rows.push((
+            if stored.is_none() {
+                "unknown"
+            } else {
+                state_of(&e.name, e.is_dir())
+            },
+            k,
+            s,
+            m,
+            e.name.clone(),
+        ));
+    }
+    if let Some(old) = &stored {
+        for e in old {
+            let p = pps_core::path::join(&path, &e.name);
+            if changes
+                .iter()
+                .any(|c| c.path == p && c.update == Update::Deleted && c.is_dir == e.is_dir())
+            {
+                let (k, s, m) = describe(e);
+                rows.push(("gone", k, s, m, e.name.clone()));
+            }
+        }
+    }
+    for e in &excluded {
+        let (k, s, m) = describe(e);
+        rows.push(("excluded", k, s, m, e.name.clone()));
+    }
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{}:{path}  (watch {}; {})\n",
+        wc.source,
+        wc.label(),
+        match &stored {
+            Some(_) if changes.is_empty() => "unchanged since the last pass".to_owned(),
+            Some(_) => format!("{} changes a pass would report", changes.len()),
+            None => "no stored state: the next pass records it".to_owned(),
+        }
+    ));
+    out.push_str(&format!(
+        "{:<9} {:<4} {:>10}  {:<19}  NAME\n",
+        "STATE", "KIND", "SIZE", "MTIME (UTC)"
+    ));
+    for (st, k, s, m, n) in rows {
+        out.push_str(&format!("{st:<9} {k:<4} {s:>10}  {m:<19}  {n}\n"));
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pps scan SOURCE:PATH [--target NAME]`: queues a scan of that path through the outbox
+/// and delivers it now.
+pub async fn scan(app: &App, spec: &str, target: Option<&str>) -> Result<ExitCode> {
+    let (i, path) = app.resolve(spec)?;
+    let (wc, _) = &app.watches[i];
+    let targets: Vec<String> = match target {
+        Some(t) if app.targets.contains_key(t) => vec![t.to_owned()],
+        Some(t) => {
+            return Err(
+                Error::new(ErrorKind::ConfigInvalid, "no target of that name").with("target", t),
+            );
+        }
+        None => wc.targets.clone(),
+    };
+    let src = app
+        .sources
+        .get(&wc.source)
+        .ok_or_else(|| Error::new(ErrorKind::ConfigInvalid, "unknown source"))?;
+    let entry = src.stat(&path).await?;
+    // A folder is queued as "created" so every target scans the folder itself (a
+    // folder-only target would otherwise scan its parent).
+    let update = if entry.is_dir() {
+        Update::Created
+    } else {
+        Update::Modified
+    };
+    let store = app.engine.store();
+    let scope = store.scope(&wc.source, &wc.path)?;
+    let commit = Commit {
+        scans: targets
+            .iter()
+            .map(|t| NewScan {
+                target: t.clone(),
+                change: Change::new(path.clone(), update, entry.is_dir()),
+            })
+            .collect(),
+        ..Commit::default()
+    };
+    store.commit(scope, &commit)?;
+    let mut failed = false;
+    for t in &targets {
+        let r = app.engine.deliver_all(t).await?;
+        let state = match (&r.temporary_failure, r.parked) {
+            (Some(f), _) => {
+                failed = true;
+                format!("will retry: {f}")
+            }
+            (None, p) if p > 0 => {
+                failed = true;
+                "parked (see `pps status`)".to_owned()
+            }
+            _ => "sent".to_owned(),
+        };
+        println!("{t}: {state} ({} requests)", r.sent);
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What `pps status` shows, as JSON: the store, folders per watch, the outbox per
+/// target with parked scans and their reasons.
+pub fn status_json(app: &App) -> Result<serde_json::Value> {
+    let store = app.engine.store();
+    let stats = store.stats()?;
+    let mut watches = Vec::new();
+    for (wc, _) in &app.watches {
+        let folders = stats
+            .scopes
+            .iter()
+            .find(|(_, s, r, _)| *s == wc.source && *r == wc.path)
+            .map_or(0, |s| s.3);
+        watches.push(serde_json::json!({
+            "watch": wc.label(), "source": wc.source, "path": wc.path, "folders": folders,
+            "baseline": folders > 0,
+        }));
+    }
+    let mut targets = Vec::new();
+    for name in app.targets.keys() {
+        let (pending, parked) = stats
+            .outbox
+            .iter()
+            .find(|(t, _, _)| t == name)
+            .map_or((0, 0), |o| (o.1, o.2));
+        let reasons: Vec<_> = store
+            .parked(name)?
+            .into_iter()
+            .take(20)
+            .map(|q| serde_json::json!({"path": q.change.path, "update": q.change.update, "reason": q.last_error}))
+            .collect();
+        targets.push(serde_json::json!({"target": name, "pending": pending, "parked": parked, "parked_scans": reasons}));
+    }
+    let store_size = std::fs::metadata(&app.config.store)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    Ok(
+        serde_json::json!({"store": app.config.store.display().to_string(), "store_bytes": store_size, "watches": watches, "targets": targets}),
+    )
+}
+
+/// `pps status [--json]`: folders per watch, the outbox per target (parked with reasons).
+pub fn status(app: &App, json: bool) -> Result<ExitCode> {
+    let v = status_json(app)?;
+    if json {
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let empty = Vec::new();
+    let mut out = format!(
+        "store {} ({})\n",
+        v["store"].as_str().unwrap_or(""),
+        size(v["store_bytes"].as_u64().unwrap_or(0))
+    );
+    for w in v["watches"].as_array().unwrap_or(&empty) {
+        out.push_str(&format!(
+            "watch {}: {} folders{}\n",
+            w["watch"].as_str().unwrap_or(""),
+            w["folders"],
+            if w["baseline"] == true {
+                ""
+            } else {
+                " (no baseline yet)"
+            }
+        ));
+    }
+    for t in v["targets"].as_array().unwrap_or(&empty) {
+        out.push_str(&format!(
+            "target {}: {} pending, {} parked\n",
+            t["target"].as_str().unwrap_or(""),
+            t["pending"],
+            t["parked"]
+        ));
+        for p in t["parked_scans"].as_array().unwrap_or(&empty) {
+            out.push_str(&format!(
+                "  parked {} ({}): {}\n",
+                p["path"].as_str().unwrap_or(""),
+                p["update"].as_str().unwrap_or(""),
+                p["reason"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Drops stored state at and under `SOURCE:PATH` (or a plain path inside a watch);
+/// returns the number of folders dropped.
+pub fn forget_path(app: &App, spec: &str) -> Result<u64> {
+    let (i, path) = app.resolve(spec)?;
+    let (wc, _) = &app.watches[i];
+    let store = app.engine.store();
+    let scope = store.scope(&wc.source, &wc.path)?;
+    store.forget(scope, &path)
+}
+
+/// `pps forget SOURCE:PATH`: drops stored state at and under that path.
+pub fn forget(app: &App, spec: &str) -> Result<ExitCode> {
+    let n = forget_path(app, spec)?;
+    let (i, path) = app.resolve(spec)?;
+    println!(
+        "forgot {n} folders at and under {}:{path}",
+        app.watches[i].0.source
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `pps walk` was asked.
+#[derive(Debug, Clone)]
+pub struct WalkArgs {
+    /// `SOURCE:PATH`.
+    pub root: String,
+    /// Listings in flight at once (default: the source's `concurrency`).
+    pub concurrency: Option<usize>,
+    /// Override of a clouddrive2 source's `max_queries_per_second`.
+    pub max_queries_per_second: Option<f64>,
+    /// Do not list below this depth.
+    pub max_depth: Option<usize>,
+    /// Base interval for the calls-per-day estimate.
+    pub interval: Duration,
+    /// Ceiling for the calls-per-day estimate.
+    pub max_interval: Duration,
+    /// Print one JSON object instead of text.
+    pub json: bool,
+}
+
+/// `pps walk SOURCE:PATH`: a read-only traversal that reports the tree and its cost.
+/// `config` is used when it exists; `local:PATH` works without one.
+pub async fn walk(config: &Path, args: &WalkArgs) -> Result<ExitCode> {
+    let (name, path) = args.root.split_once(':').ok_or_else(|| {
+        Error::new(
+            ErrorKind::ConfigInvalid,
+            "write the root as SOURCE:PATH, e.g. cd2:/115/TV or local:/mnt/media",
+        )
+        .with("argument", args.root.clone())
+    })?;
+    let path = pps_core::path::normalize(path)?;
+    let loaded = if config.exists() {
+        Some(Config::load(config)?)
+    } else {
+        None
+    };
+    let mut settings = match loaded.as_ref().and_then(|c| c.sources.get(name)) {
+        Some(s) => s.clone(),
+        None if name == "local" => SourceConfig::Local { concurrency: 8 },
+        None => {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "no source named `{name}` (use a source of the config file, or local:PATH)"
+                ),
+            )
+            .with("file", config.display().to_string()));
+        }
+    };
+    if let Some(q) = args.max_queries_per_second {
+        match &mut settings {
+            SourceConfig::CloudDrive2(c) if q > 0.0 => c.max_queries_per_second = q,
+            SourceConfig::CloudDrive2(_) => {
+                return Err(Error::new(ErrorKind::ConfigInvalid, "must be above 0")
+                    .with("option", "--max-queries-per-second"));
+            }
+            SourceConfig::Local { .. } => {
+                tracing::warn!(
+                    "--max-queries-per-second applies to clouddrive2 sources only; ignored"
+                );
+            }
+        }
+    }
+    let rate = match &settings {
+        SourceConfig::CloudDrive2(c) => Some(c.max_queries_per_second),
+        SourceConfig::Local { .. } => None,
+    };
+    let (source, cd) =
+        crate::app::source(&settings).map_err(|e| e.with_default("source", name.to_owned()))?;
+    let opts = crate::walk::WalkOptions {
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| settings.concurrency())
+            .max(1),
+        max_depth: args.max_depth,
+        rate,
+        interval: args.interval,
+        max_interval: args.max_interval,
+        progress: !args.json,
+    };
+    let label = format!("{name}:{path}");
+    let report =
+        crate::walk::walk(&label, source, cd.as_ref(), &path, &opts, shutdown_signal()).await;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    let _ = std::io::stdout().flush();
+    Ok(if report.failed.is_empty() && !report.interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

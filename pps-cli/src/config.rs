@@ -1,0 +1,899 @@
+//! `pps.toml`: parsing, environment overrides and validation.
+//!
+//! Every mistake is an error of kind [`ConfigInvalid`](ErrorKind::ConfigInvalid) whose
+//! context names the file, the line and the key. Secrets are held as [`Secret`] and can
+//! come from the environment instead of the file: `PPS_SOURCES_<NAME>_<KEY>` and
+//! `PPS_TARGETS_<NAME>_<KEY>` (upper case, `-` as `_`), e.g. `PPS_TARGETS_PLEX_TOKEN`.
+
+use crate::duration;
+use pps_core::mapping::{MappingRule, PathMapping};
+use pps_core::path::Excludes;
+use pps_core::{Error, ErrorKind, Result, Secret};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages), if any.
+    pub file: Option<PathBuf>,
+    /// The SQLite state file.
+    pub store: PathBuf,
+    /// Named sources.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Named targets.
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// The watches, in file order.
+    pub watches: Vec<WatchConfig>,
+}
+
+/// One `[sources.NAME]`.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// `kind = "clouddrive2"`.
+    CloudDrive2(CloudDriveSettings),
+    /// `kind = "local"`.
+    Local {
+        /// Listings in flight at once.
+        concurrency: usize,
+    },
+}
+
+impl SourceConfig {
+    /// Listings in flight at once for watches of this source.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            SourceConfig::CloudDrive2(c) => c.concurrency,
+            SourceConfig::Local { concurrency } => *concurrency,
+        }
+    }
+}
+
+/// `[sources.NAME]` with `kind = "clouddrive2"`.
+#[derive(Clone)]
+pub struct CloudDriveSettings {
+    /// `http://HOST:19798` or `https://…`.
+    pub url: String,
+    /// An API token made in cd2's web UI.
+    pub api_token: Option<Secret>,
+    /// Or a cd2 account.
+    pub username: Option<String>,
+    /// Its password.
+    pub password: Option<Secret>,
+    /// The source's call budget.
+    pub max_queries_per_second: f64,
+    /// Calls allowed at once after a quiet spell.
+    pub burst: u32,
+    /// Listings in flight at once.
+    pub concurrency: usize,
+    /// Use cd2's push events as hints.
+    pub push: bool,
+    /// Longest time for one call.
+    pub timeout: Duration,
+    /// Retries of a throttled or transient failure.
+    pub retries: u32,
+    /// First wait after a transient failure (doubles per retry).
+    pub backoff: Duration,
+    /// First wait after a throttled answer (doubles per retry).
+    pub throttle_backoff: Duration,
+}
+
+impl fmt::Debug for CloudDriveSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloudDriveSettings")
+            .field("url", &self.url)
+            .field("api_token", &self.api_token)
+            .field("username", &self.username.as_ref().map(|_| "***"))
+            .field("password", &self.password)
+            .field("max_queries_per_second", &self.max_queries_per_second)
+            .field("burst", &self.burst)
+            .field("concurrency", &self.concurrency)
+            .field("push", &self.push)
+            .finish()
+    }
+}
+
+/// One `[targets.NAME]`.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    /// What kind of target, with its own settings.
+    pub kind: TargetKind,
+    /// Source path to target path.
+    pub mapping: PathMapping,
+    /// The rules as written.
+    pub rules: Vec<MappingRule>,
+    /// Send file paths (targets that can take them); `false` sends folders only.
+    pub scan_files: bool,
+    /// The line of the table, for messages.
+    pub line: usize,
+}
+
+/// The kind-specific part of a target.
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    /// Plex Media Server.
+    Plex {
+        /// Server URL.
+        url: String,
+        /// `X-Plex-Token` (the owner's).
+        token: Secret,
+        /// Pause between two refresh requests.
+        pacing: Duration,
+        /// Request timeout.
+        timeout: Duration,
+    },
+    /// Emby.
+    Emby {
+        /// Server URL.
+        url: String,
+        /// API key.
+        api_key: Secret,
+        /// Request timeout.
+        timeout: Duration,
+    },
+    /// Jellyfin.
+    Jellyfin {
+        /// Server URL.
+        url: String,
+        /// API key.
+        api_key: Secret,
+        /// Request timeout.
+        timeout: Duration,
+    },
+    /// A program run with the scan paths as arguments.
+    Command {
+        /// The program (a path, or a name looked up in `PATH`).
+        program: String,
+        /// Fixed arguments before the paths.
+        args: Vec<String>,
+        /// Longest run.
+        timeout: Duration,
+        /// Paths per run.
+        max_batch: usize,
+    },
+    /// JSON lines on standard output.
+    Stdout,
+}
+
+impl TargetKind {
+    /// `plex`, `emby`, `jellyfin`, `command` or `stdout`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TargetKind::Plex { .. } => "plex",
+            TargetKind::Emby { .. } => "emby",
+            TargetKind::Jellyfin { .. } => "jellyfin",
+            TargetKind::Command { .. } => "command",
+            TargetKind::Stdout => "stdout",
+        }
+    }
+}
+
+/// One `[[watch]]`.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// The source's name.
+    pub source: String,
+    /// The watched root (normalised).
+    pub path: String,
+    /// Base interval between listings of a folder.
+    pub interval: Duration,
+    /// Longest interval an unchanged folder grows to.
+    pub max_interval: Duration,
+    /// How long a changed folder must stay unchanged before it is scanned.
+    pub settle: Duration,
+    /// Exclude patterns.
+    pub exclude: Excludes,
+    /// Target names (every target when the file names none).
+    pub targets: Vec<String>,
+    /// The line of the `[[watch]]`, for messages.
+    pub line: usize,
+}
+
+impl WatchConfig {
+    /// `source:path`.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.source, self.path)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: Option<RawStore>,
+    #[serde(default)]
+    sources: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    targets: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    watch: Vec<Spanned<RawWatch>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    source: Spanned<String>,
+    path: Spanned<String>,
+    interval: Option<Spanned<String>>,
+    max_interval: Option<Spanned<String>>,
+    settle: Option<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    targets: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCloudDrive {
+    #[allow(dead_code)]
+    kind: String,
+    url: String,
+    api_token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    max_queries_per_second: Option<f64>,
+    burst: Option<u32>,
+    concurrency: Option<usize>,
+    push: Option<bool>,
+    timeout: Option<String>,
+    retries: Option<u32>,
+    backoff: Option<String>,
+    throttle_backoff: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    #[allow(dead_code)]
+    kind: String,
+    concurrency: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    kind: String,
+    url: Option<String>,
+    token: Option<String>,
+    api_key: Option<String>,
+    program: Option<String>,
+    args: Option<Vec<String>>,
+    pacing: Option<String>,
+    timeout: Option<String>,
+    max_batch: Option<usize>,
+    #[serde(default)]
+    path_mapping: Vec<MappingRule>,
+    scan_files: Option<bool>,
+}
+
+/// Keys whose environment value is always a string (never parsed as a number).
+const STRING_KEYS: &[&str] = &[
+    "url",
+    "api_token",
+    "username",
+    "password",
+    "token",
+    "api_key",
+    "program",
+];
+
+/// The directory `pps.toml` paths are relative to.
+fn base_dir(file: Option<&Path>) -> PathBuf {
+    file.and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: Option<&'a Path>,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text
+            .get(..offset.min(self.text.len()))
+            .map_or(1, |t| t.matches('\n').count() + 1)
+    }
+
+    fn err(&self, offset: Option<usize>, key: &str, message: impl Into<String>) -> Error {
+        let mut e = Error::new(ErrorKind::ConfigInvalid, message).permanent();
+        if let Some(f) = self.file {
+            e = e.with("file", f.display().to_string());
+        }
+        if let Some(o) = offset {
+            e = e.with("line", self.line(o).to_string());
+        }
+        if !key.is_empty() {
+            e = e.with("key", key);
+        }
+        e
+    }
+
+    /// The offset of `key = ...` inside the table that starts at `table_at`, so an
+    /// error points at the key's own line; the table's line when it is not written
+    /// there (a missing key, or one set from the environment).
+    fn locate(&self, table_at: usize, key: &str) -> usize {
+        let mut offset = table_at;
+        let mut first = true;
+        for line in self
+            .text
+            .get(table_at..)
+            .unwrap_or("")
+            .split_inclusive('\n')
+        {
+            let t = line.trim_start();
+            if !first && t.starts_with('[') {
+                break;
+            }
+            first = false;
+            if let Some(rest) = t.strip_prefix(key)
+                && rest.trim_start().starts_with('=')
+            {
+                return offset;
+            }
+            offset += line.len();
+        }
+        table_at
+    }
+
+    /// An error about `key` of the table at `table_at`.
+    fn key_err(&self, table_at: usize, full_key: &str, message: impl Into<String>) -> Error {
+        let short = full_key.rsplit('.').next().unwrap_or(full_key);
+        self.err(Some(self.locate(table_at, short)), full_key, message)
+    }
+
+    /// An error from deserialising the table at `table_at`: serde names the field in
+    /// backticks, which finds its line.
+    fn table_err(&self, table_at: usize, table_key: &str, e: &toml::de::Error) -> Error {
+        let msg = e.message().trim().to_owned();
+        let field = msg.split('`').nth(1).unwrap_or("");
+        let (offset, key) = if field.is_empty() {
+            (table_at, table_key.to_owned())
+        } else {
+            (self.locate(table_at, field), format!("{table_key}.{field}"))
+        };
+        self.err(Some(offset), &key, msg)
+    }
+
+    fn duration(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration> {
+        match v {
+            None => Ok(default),
+            Some(s) => {
+                duration::parse(s.get_ref()).map_err(|m| self.err(Some(s.span().start), key, m))
+            }
+        }
+    }
+
+    fn duration_in(
+        &self,
+        v: &Option<String>,
+        table_at: usize,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration> {
+        match v {
+            None => Ok(default),
+            Some(s) => duration::parse(s).map_err(|m| self.key_err(table_at, key, m)),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file, with environment overrides from the process.
+    pub fn load(file: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("cannot read the config file: {e}"),
+            )
+            .permanent()
+            .with("file", file.display().to_string())
+        })?;
+        Self::parse(&text, Some(file), &std::env::vars().collect::<Vec<_>>())
+    }
+
+    /// Parses and validates config text. `env` holds `(name, value)` pairs for the
+    /// `PPS_SOURCES_*` / `PPS_TARGETS_*` overrides.
+    pub fn parse(text: &str, file: Option<&Path>, env: &[(String, String)]) -> Result<Config> {
+        let cx = Ctx { text, file };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start);
+            cx.err(offset, "", e.message().trim().to_owned())
+        })?;
+        let base = base_dir(file);
+        let store = raw
+            .store
+            .and_then(|s| s.path)
+            .map_or_else(|| base.join("pps.db"), |p| base.join(p));
+
+        let mut sources = BTreeMap::new();
+        for (name, table) in raw.sources {
+            let at = table.span().start;
+            let mut table = table.into_inner();
+            apply_env(&mut table, "SOURCES", &name, env);
+            let key = |k: &str| format!("sources.{name}.{k}");
+            let kind = kind_of(&table, &cx, at, &key("kind"))?;
+            let source = match kind.as_str() {
+                "clouddrive2" => {
+                    let r: RawCloudDrive = table.try_into().map_err(|e: toml::de::Error| {
+                        cx.table_err(at, &format!("sources.{name}"), &e)
+                    })?;
+                    if r.api_token.is_none()
+                        && (r.username.is_none() || r.password.is_none())
+                        && (r.username.is_some() || r.password.is_some())
+                    {
+                        return Err(cx.key_err(
+                            at,
+                            &key("password"),
+                            "give both `username` and `password`, or an `api_token`",
+                        ));
+                    }
+                    if r.api_token.is_some() && r.username.is_some() {
+                        return Err(cx.key_err(
+                            at,
+                            &key("api_token"),
+                            "give either `api_token` or `username`/`password`, not both",
+                        ));
+                    }
+                    let qps = r.max_queries_per_second.unwrap_or(0.9);
+                    if !(qps > 0.0 && qps <= 1000.0) {
+                        return Err(cx.key_err(
+                            at,
+                            &key("max_queries_per_second"),
+                            format!("must be above 0 and at most 1000, not {qps}"),
+                        ));
+                    }
+                    let concurrency = r.concurrency.unwrap_or(2);
+                    if concurrency == 0 {
+                        return Err(cx.key_err(at, &key("concurrency"), "must be at least 1"));
+                    }
+                    check_url(&r.url).map_err(|m| cx.key_err(at, &key("url"), m))?;
+                    SourceConfig::CloudDrive2(CloudDriveSettings {
+                        url: r.url,
+                        api_token: r.api_token.map(Secret::from),
+                        username: r.username,
+                        password: r.password.map(Secret::from),
+                        max_queries_per_second: qps,
+                        burst: r.burst.unwrap_or(2).max(1),
+                        concurrency,
+                        push: r.push.unwrap_or(true),
+                        timeout: cx.duration_in(
+                            &r.timeout,
+                            at,
+                            &key("timeout"),
+                            Duration::from_secs(60),
+                        )?,
+                        retries: r.retries.unwrap_or(4),
+                        backoff: cx.duration_in(
+                            &r.backoff,
+                            at,
+                            &key("backoff"),
+                            Duration::from_millis(500),
+                        )?,
+                        throttle_backoff: cx.duration_in(
+                            &r.throttle_backoff,
+                            at,
+                            &key("throttle_backoff"),
+                            Duration::from_secs(5),
+                        )?,
+                    })
+                }
+                "local" => {
+                    let r: RawLocal = table.try_into().map_err(|e: toml::de::Error| {
+                        cx.table_err(at, &format!("sources.{name}"), &e)
+                    })?;
+                    let concurrency = r.concurrency.unwrap_or(8);
+                    if concurrency == 0 {
+                        return Err(cx.key_err(at, &key("concurrency"), "must be at least 1"));
+                    }
+                    SourceConfig::Local { concurrency }
+                }
+                other => {
+                    return Err(cx.key_err(
+                        at,
+                        &key("kind"),
+                        format!("unknown source kind `{other}`; use \"clouddrive2\" or \"local\""),
+                    ));
+                }
+            };
+            sources.insert(name, source);
+        }
+
+        let mut targets = BTreeMap::new();
+        let mut target_at = BTreeMap::new();
+        for (name, table) in raw.targets {
+            let at = table.span().start;
+            target_at.insert(name.clone(), at);
+            let mut table = table.into_inner();
+            apply_env(&mut table, "TARGETS", &name, env);
+            let key = |k: &str| format!("targets.{name}.{k}");
+            kind_of(&table, &cx, at, &key("kind"))?;
+            let r: RawTarget = table
+                .try_into()
+                .map_err(|e: toml::de::Error| cx.table_err(at, &format!("targets.{name}"), &e))?;
+            let need = |v: Option<String>, k: &str| -> Result<String> {
+                v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                    cx.key_err(
+                        at,
+                        &key(k),
+                        format!(
+                            "`{k}` is required for a {} target (or set PPS_TARGETS_{}_{})",
+                            r.kind,
+                            env_name(&name),
+                            k.to_uppercase()
+                        ),
+                    )
+                })
+            };
+            let forbid = |present: bool, k: &str| -> Result<()> {
+                if present {
+                    Err(cx.key_err(
+                        at,
+                        &key(k),
+                        format!("`{k}` does not apply to a {} target", r.kind),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            let timeout =
+                cx.duration_in(&r.timeout, at, &key("timeout"), Duration::from_secs(30))?;
+            let kind = match r.kind.as_str() {
+                "plex" => {
+                    forbid(r.api_key.is_some(), "api_key")?;
+                    forbid(r.program.is_some() || r.args.is_some(), "program")?;
+                    if r.scan_files == Some(true) {
+                        return Err(cx.key_err(
+                            at,
+                            &key("scan_files"),
+                            "Plex scans folders only; remove `scan_files` or set it to false",
+                        ));
+                    }
+                    let url = need(r.url.clone(), "url")?;
+                    check_url(&url).map_err(|m| cx.key_err(at, &key("url"), m))?;
+                    TargetKind::Plex {
+                        url,
+                        token: Secret::new(need(r.token.clone(), "token")?),
+                        pacing: cx.duration_in(
+                            &r.pacing,
+                            at,
+                            &key("pacing"),
+                            Duration::from_secs(1),
+                        )?,
+                        timeout,
+                    }
+                }
+                "emby" | "jellyfin" => {
+                    forbid(r.token.is_some(), "token")?;
+                    forbid(r.pacing.is_some(), "pacing")?;
+                    forbid(r.program.is_some() || r.args.is_some(), "program")?;
+                    let url = need(r.url.clone(), "url")?;
+                    check_url(&url).map_err(|m| cx.key_err(at, &key("url"), m))?;
+                    let api_key = Secret::new(need(r.api_key.clone(), "api_key")?);
+                    if r.kind == "emby" {
+                        TargetKind::Emby {
+                            url,
+                            api_key,
+                            timeout,
+                        }
+                    } else {
+                        TargetKind::Jellyfin {
+                            url,
+                            api_key,
+                            timeout,
+                        }
+                    }
+                }
+                "command" => {
+                    forbid(r.url.is_some(), "url")?;
+                    forbid(r.token.is_some() || r.api_key.is_some(), "token")?;
+                    TargetKind::Command {
+                        program: need(r.program.clone(), "program")?,
+                        args: r.args.clone().unwrap_or_default(),
+                        timeout: cx.duration_in(
+                            &r.timeout,
+                            at,
+                            &key("timeout"),
+                            Duration::from_secs(60),
+                        )?,
+                        max_batch: r.max_batch.unwrap_or(50).max(1),
+                    }
+                }
+                "stdout" => {
+                    forbid(r.url.is_some(), "url")?;
+                    forbid(r.token.is_some() || r.api_key.is_some(), "token")?;
+                    TargetKind::Stdout
+                }
+                other => {
+                    return Err(cx.key_err(at, &key("kind"), format!("unknown target kind `{other}`; use plex, emby, jellyfin, command or stdout")));
+                }
+            };
+            let mapping = PathMapping::new(r.path_mapping.clone()).map_err(|e| {
+                cx.key_err(
+                    at,
+                    &key("path_mapping"),
+                    format!(
+                        "{} ({})",
+                        e.message(),
+                        e.context()
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            let scan_files = r.scan_files.unwrap_or(!matches!(
+                kind,
+                TargetKind::Plex { .. } | TargetKind::Command { .. }
+            ));
+            targets.insert(
+                name,
+                TargetConfig {
+                    kind,
+                    mapping,
+                    rules: r.path_mapping,
+                    scan_files,
+                    line: cx.line(at),
+                },
+            );
+        }
+
+        let mut watches = Vec::new();
+        for (i, w) in raw.watch.into_iter().enumerate() {
+            let at = w.span().start;
+            let w = w.into_inner();
+            let key = |k: &str| format!("watch[{i}].{k}");
+            let source = w.source.get_ref().clone();
+            if !sources.contains_key(&source) {
+                let known: Vec<_> = sources.keys().cloned().collect();
+                return Err(cx.err(
+                    Some(w.source.span().start),
+                    &key("source"),
+                    format!(
+                        "no source named `{source}` is configured (sources: {})",
+                        list(&known)
+                    ),
+                ));
+            }
+            let path = pps_core::path::normalize(w.path.get_ref()).map_err(|e| {
+                cx.err(
+                    Some(w.path.span().start),
+                    &key("path"),
+                    e.message().to_owned(),
+                )
+            })?;
+            let interval = cx.duration(&w.interval, &key("interval"), Duration::from_secs(600))?;
+            let max_interval = cx.duration(
+                &w.max_interval,
+                &key("max_interval"),
+                Duration::from_secs(86_400),
+            )?;
+            if interval.is_zero() {
+                return Err(cx.key_err(at, &key("interval"), "must be above zero"));
+            }
+            if max_interval < interval {
+                return Err(cx.key_err(at, &key("max_interval"), "must be at least `interval`"));
+            }
+            let settle = cx.duration(&w.settle, &key("settle"), Duration::ZERO)?;
+            let exclude = Excludes::new(&w.exclude).map_err(|e| {
+                cx.key_err(
+                    at,
+                    &key("exclude"),
+                    format!(
+                        "{} {}",
+                        e.message(),
+                        e.context_value("pattern")
+                            .map(|p| format!("(`{p}`)"))
+                            .unwrap_or_default()
+                    ),
+                )
+            })?;
+            let names: Vec<String> = match &w.targets {
+                Some(given) => {
+                    let mut names = Vec::new();
+                    for t in given {
+                        if !targets.contains_key(t.get_ref()) {
+                            let known: Vec<_> = targets.keys().cloned().collect();
+                            return Err(cx.err(
+                                Some(t.span().start),
+                                &key("targets"),
+                                format!(
+                                    "no target named `{}` is configured (targets: {})",
+                                    t.get_ref(),
+                                    list(&known)
+                                ),
+                            ));
+                        }
+                        names.push(t.get_ref().clone());
+                    }
+                    names
+                }
+                None => targets.keys().cloned().collect(),
+            };
+            for t in &names {
+                let tc = &targets[t];
+                // A rule below the watched root maps part of it, which is fine (the rest
+                // is parked with its reason); a mapping that covers none of it is a
+                // mistake worth stopping for.
+                let partly = tc.rules.iter().any(|r| {
+                    pps_core::path::normalize(&r.from)
+                        .is_ok_and(|f| pps_core::path::is_at_or_under(&f, &path))
+                });
+                if !tc.mapping.is_empty() && tc.mapping.map(&path).is_none() && !partly {
+                    let t_at = target_at.get(t).copied().unwrap_or(at);
+                    return Err(cx.key_err(t_at, &format!("targets.{t}.path_mapping"), format!("maps nothing of watch `{source}:{path}` (line {}): no `from` covers that path, so every scan would be parked; add a rule or leave this target out of the watch's `targets`", cx.line(at))));
+                }
+            }
+            watches.push(WatchConfig {
+                source,
+                path,
+                interval,
+                max_interval,
+                settle,
+                exclude,
+                targets: names,
+                line: cx.line(at),
+            });
+        }
+        Ok(Config {
+            file: file.map(Path::to_path_buf),
+            store,
+            sources,
+            targets,
+            watches,
+        })
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn env_name(name: &str) -> String {
+    name.to_uppercase().replace('-', "_")
+}
+
+fn kind_of(table: &toml::Table, cx: &Ctx<'_>, at: usize, key: &str) -> Result<String> {
+    match table.get("kind") {
+        Some(toml::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(cx.key_err(at, key, "`kind` must be a string")),
+        None => Err(cx.key_err(at, key, "`kind` is required")),
+    }
+}
+
+fn check_url(url: &str) -> std::result::Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "`{}` is not a URL; write e.g. http://127.0.0.1:32400",
+            redact_url(url)
+        ));
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "the URL scheme must be http or https, not `{scheme}`"
+        ));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() {
+        return Err("the URL has no host".to_owned());
+    }
+    if host.contains('@') {
+        return Err("put credentials in `token`/`api_key`/`api_token`, not in the URL".to_owned());
+    }
+    if rest.contains('?') {
+        return Err("the URL may not carry a query (credentials belong in `token`/`api_key`, never in a URL)".to_owned());
+    }
+    Ok(())
+}
+
+/// A URL as it may be shown: anything before an `@` in the authority is dropped.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => {
+            if url.contains('@') {
+                "***".to_owned()
+            } else {
+                url.to_owned()
+            }
+        }
+    }
+}
+
+fn apply_env(table: &mut toml::Table, section: &str, name: &str, env: &[(String, String)]) {
+    let prefix = format!("PPS_{section}_{}_", env_name(name));
+    for (k, v) in env {
+        let Some(key) = k.strip_prefix(&prefix) else {
+            continue;
+        };
+        if key.is_empty() {
+            continue;
+        }
+        let key = key.to_lowercase();
+        let value = if STRING_KEYS.contains(&key.as_str()) {
+            toml::Value::String(v.clone())
+        } else {
+            v.parse::<i64>()
+                .map(toml::Value::Integer)
+                .or_else(|_| v.parse::<f64>().map(toml::Value::Float))
+                .or_else(|_| v.parse::<bool>().map(toml::Value::Boolean))
+                .unwrap_or_else(|_| toml::Value::String(v.clone()))
+        };
+        table.insert(key, value);
+    }
+}
+
+/// The commented file `pps init` writes. It parses as is (a test checks), watching a
+/// local folder and printing scans, so `pps check` and `pps once` work right after.
+pub const TEMPLATE: &str = r#"# pps.toml: what to watch, where to send scans. Every key is documented in the README.
+# Secrets can come from the environment instead of this file:
+#   PPS_SOURCES_<NAME>_<KEY> and PPS_TARGETS_<NAME>_<KEY>, e.g. PPS_TARGETS_PLEX_TOKEN.
+
+[store]
+# The state file (SQLite), relative to this file.
+path = "pps.db"
+
+# A folder on this machine (a cloud drive mount, a NAS share).
+[sources.nas]
+kind = "local"
+# concurrency = 8                # listings in flight at once
+
+# A CloudDrive2 server, listed over its gRPC API (no mount needed).
+# [sources.cd2]
+# kind = "clouddrive2"
+# url = "http://127.0.0.1:19798"
+# api_token = "..."              # or: username = "..." and password = "..."
+# max_queries_per_second = 0.9   # 115 bans accounts that call too often
+# concurrency = 2
+# push = true                    # use cd2's change events as hints
+
+# Print each scan as one JSON line (try pps before wiring a media server).
+[targets.print]
+kind = "stdout"
+
+# [targets.plex]
+# kind = "plex"
+# url = "http://127.0.0.1:32400"
+# token = "..."                  # the server owner's X-Plex-Token
+# path_mapping = [{ from = "/115", to = "/mnt/cd2/115" }]
+# pacing = "1s"                  # pause between two refresh requests
+
+# [targets.emby]
+# kind = "emby"                  # or "jellyfin"
+# url = "http://127.0.0.1:8096"
+# api_key = "..."
+# path_mapping = [{ from = "/115", to = "/mnt/user/CloudDrive/115" }]
+# scan_files = true              # false: send folders only
+
+[[watch]]
+source = "nas"
+path = "/srv/media"
+interval = "10m"                 # base interval between listings of a folder
+# max_interval = "24h"           # unchanged folders are listed less often, up to this
+# settle = "0s"                  # wait until a changed folder stays unchanged this long
+exclude = ["@eaDir", ".*", "*.part"]
+# targets = ["print"]            # default: every target
+"#;

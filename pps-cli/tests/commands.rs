@@ -1,0 +1,427 @@
+//! Every subcommand as a process, with a config file, the mock cd2 server over loopback
+//! gRPC and a wiremock Plex; and a check that no configured secret ever shows up in any
+//! output or log.
+
+use pps_clouddrive::mock::{MockServer, MockTree};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer as Http, ResponseTemplate};
+
+const CD2_TOKEN: &str = "cd2-secret-token-4f1a";
+const PLEX_TOKEN: &str = "plex-secret-token-9z8y";
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+    outputs: Vec<String>,
+}
+
+impl Setup {
+    fn pps(&mut self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["-vv"])
+            .args(args)
+            .env("PPS_SOURCES_CD2_API_TOKEN", CD2_TOKEN)
+            .env("PPS_TARGETS_PLEX_TOKEN", PLEX_TOKEN)
+            .env_remove("PPS_LOG")
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        self.outputs
+            .push(String::from_utf8_lossy(&out.stdout).into_owned());
+        self.outputs
+            .push(String::from_utf8_lossy(&out.stderr).into_owned());
+        out
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+async fn plex() -> Http {
+    let server = Http::start().await;
+    Mock::given(method("GET"))
+        .and(path("/library/sections"))
+        .and(header("X-Plex-Token", PLEX_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "MediaContainer": {"Directory": [
+                {"key": "1", "title": "TV", "type": "show", "Location": [{"id": 1, "path": "/mnt/115/TV"}]}
+            ]}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .and(header("X-Plex-Token", PLEX_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "MediaContainer": {"friendlyName": "nas", "version": "1.41.0"}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/library/sections/1/refresh"))
+        .and(header("X-Plex-Token", PLEX_TOKEN))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn refreshes(requests: &[wiremock::Request]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.url.path() == "/library/sections/1/refresh")
+        .map(|r| {
+            assert!(
+                r.url
+                    .query_pairs()
+                    .all(|(k, _)| k != "X-Plex-Token" && k != "force"),
+                "{}",
+                r.url
+            );
+            r.url
+                .query_pairs()
+                .find(|(k, _)| k == "path")
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn write_config(dir: &Path, cd2: &str, plex: &str) -> PathBuf {
+    let config = dir.join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[store]
+path = "state.db"
+
+[sources.cd2]
+kind = "clouddrive2"
+url = "{cd2}"
+max_queries_per_second = 50
+
+[targets.plex]
+kind = "plex"
+url = "{plex}"
+path_mapping = [{{ from = "/115", to = "/mnt/115" }}]
+pacing = "0s"
+
+[targets.print]
+kind = "stdout"
+
+[[watch]]
+source = "cd2"
+path = "/115/TV"
+interval = "10m"
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_against_mock_servers() {
+    let mut tree = MockTree::new();
+    tree.write_file("/115/TV/Show & Co/S01/e1.mkv", 10);
+    tree.create_dir("/115/Movies");
+    let cd2 = MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(tree)
+        .await
+        .unwrap();
+    let plex = plex().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &cd2.url(), &plex.uri());
+    let mut s = Setup {
+        dir: dir.path().to_path_buf(),
+        config,
+        outputs: Vec::new(),
+        _dir: dir,
+    };
+
+    // init refuses to overwrite.
+    let out = s.pps(&["init"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("never overwrites"));
+
+    // check reaches both and shows where the watch lands.
+    let out = s.pps(&["check"]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}\n{}", text(&out.stderr));
+    assert!(
+        shown.contains("target plex (plex): ok, Plex Media Server \"nas\" 1.41.0, 1 libraries"),
+        "{shown}"
+    );
+    assert!(shown.contains("plex: /mnt/115/TV -> \"TV\" [1]"), "{shown}");
+    assert!(
+        shown.contains("source: ok, 1 entries at the root"),
+        "{shown}"
+    );
+
+    // index records the baseline and scans nothing.
+    let out = s.pps(&["index"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("indexed cd2:/115/TV: 3 folders"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A new episode: once scans its season on Plex and prints the file.
+    cd2.write_file("/115/TV/Show & Co/S01/e2 #2 100%.mkv", 5);
+    let out = s.pps(&["once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["path"], "/115/TV/Show & Co/S01/e2 #2 100%.mkv");
+    assert_eq!(lines[0]["update"], "created");
+    let got = refreshes(&plex.received_requests().await.unwrap());
+    assert_eq!(got, ["/mnt/115/TV/Show & Co/S01"]);
+
+    // status: nothing pending, folders known.
+    let out = s.pps(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["watches"][0]["folders"], 3);
+    assert_eq!(v["targets"][0]["pending"], 0);
+
+    // ls shows a change before a pass reports it.
+    cd2.write_file("/115/TV/Show & Co/S01/e3.mkv", 5);
+    let out = s.pps(&["ls", "cd2:/115/TV/Show & Co/S01"]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("new") && l.ends_with("e3.mkv")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("same") && l.ends_with("e1.mkv")),
+        "{shown}"
+    );
+
+    // scan by hand, one target.
+    let out = s.pps(&["scan", "cd2:/115/TV/Show & Co", "--target", "plex"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = refreshes(&plex.received_requests().await.unwrap());
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("/mnt/115/TV/Show & Co")
+    );
+
+    // forget, on whole components.
+    let out = s.pps(&["forget", "cd2:/115/TV/Show & Co/S01"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "forgot 1 folders at and under cd2:/115/TV/Show & Co/S01"
+    );
+
+    // A path outside every watch is a usage error.
+    let out = s.pps(&["ls", "cd2:/elsewhere"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // No configured secret in any output or log line, at trace level.
+    for o in &s.outputs {
+        assert!(
+            !o.contains(CD2_TOKEN) && !o.contains(PLEX_TOKEN),
+            "a secret leaked:\n{o}"
+        );
+    }
+    cd2.shutdown().await;
+}
+
+#[test]
+fn init_writes_a_config_that_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let config = dir.path().join("new.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .arg("--config")
+        .arg(&config)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        written.replace("/srv/media", media.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // PPS_CONFIG works as --config.
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .env("PPS_CONFIG", &config)
+        .args(["once"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn config_errors_exit_2_with_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(&config, "[sources.nas]\nkind = \"local\"\n\n[[watch]]\nsource = \"nas\"\npath = \"/x\"\ninterval = \"soon\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line: 7") && err.contains("watch[0].interval") && err.contains("soon"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .arg("once")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("missing.toml"));
+}
+
+/// `pps walk` against the mock cd2 with latency and throttling: its counts match the
+/// mock's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walk_counts_match_the_mock() {
+    let mut tree = MockTree::new();
+    for s in 0..6 {
+        for e in 0..4 {
+            tree.write_file(&format!("/115/TV/Show {s}/S01/e{e}.mkv"), 1000);
+        }
+    }
+    tree.create_dir("/115/TV/Empty");
+    let cd2 = MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(tree)
+        .await
+        .unwrap();
+    cd2.faults(|f| {
+        f.latency = std::time::Duration::from_millis(5);
+        f.throttle_next = 3;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.cd2]\nkind = \"clouddrive2\"\nurl = \"{}\"\nmax_queries_per_second = 200\nthrottle_backoff = \"20ms\"\nbackoff = \"10ms\"\nconcurrency = 4\n",
+            cd2.url()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "walk",
+            "cd2:/115/TV",
+            "--json",
+            "--interval",
+            "1h",
+            "--max-interval",
+            "1d",
+        ])
+        .env("PPS_SOURCES_CD2_API_TOKEN", CD2_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 1 root + 6 shows + 6 seasons + Empty.
+    assert_eq!(v["folders"], 14, "{v}");
+    assert_eq!(v["files"], 24);
+    assert_eq!(v["bytes"], 24_000);
+    assert_eq!(v["deepest_level"], 2);
+    assert_eq!(v["largest_folder"]["entries"], 7);
+    assert_eq!(v["throttled"], 3);
+    assert_eq!(v["retries"], 3);
+    assert_eq!(
+        v["calls"],
+        cd2.calls(pps_clouddrive::mock::Method::GetSubFiles),
+        "the walk counts what the server saw"
+    );
+    assert_eq!(v["calls"], 17);
+    assert_eq!(v["calls_per_day"]["all_quiet"], 14.0);
+    assert_eq!(v["calls_per_day"]["all_active"], 14.0 * 24.0);
+    assert_eq!(v["full_pass_s"]["at_1"], 14.0);
+    assert_eq!(v["full_pass_s"]["configured"], 0.1);
+    assert!(v["latency_ms"]["p50"].as_f64().unwrap() >= 5.0, "{v}");
+    assert!(!text(&out.stdout).contains(CD2_TOKEN) && !text(&out.stderr).contains(CD2_TOKEN));
+
+    // A failing folder is reported, the walk goes on, and the exit code says so.
+    cd2.remove("/115/TV/Show 3/S01");
+    cd2.faults(|f| f.unavailable_next = 100);
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .arg("--config")
+        .arg(&config)
+        .args(["walk", "cd2:/115/TV", "--max-depth", "0"])
+        .env("PPS_SOURCES_CD2_API_TOKEN", CD2_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("1 failed folders (1 unavailable)") && shown.contains("failed:   /115/TV"),
+        "{shown}"
+    );
+    cd2.shutdown().await;
+}
+
+#[test]
+fn walk_of_a_local_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        let d = dir.path().join(format!("d{i}/sub"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("f.mkv"), vec![0u8; 100]).unwrap();
+    }
+    let root = format!("local:{}", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .args(["walk", &root, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            v["folders"].as_u64(),
+            v["files"].as_u64(),
+            v["bytes"].as_u64()
+        ),
+        (Some(11), Some(5), Some(500))
+    );
+    assert_eq!(v["calls"], 11);
+    assert_eq!(v["full_pass_s"]["configured"], Value::Null);
+}

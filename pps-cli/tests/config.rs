@@ -1,0 +1,324 @@
+//! Every config mistake names the key and the line; secrets come from the environment;
+//! the template `pps init` writes parses.
+
+use pps_cli::config::{Config, SourceConfig, TEMPLATE, TargetKind};
+use std::path::Path;
+use std::time::Duration;
+
+const GOOD: &str = r#"
+[store]
+path = "state/pps.db"
+
+[sources.cd2]
+kind = "clouddrive2"
+url = "http://127.0.0.1:19798"
+api_token = "tok-123"
+max_queries_per_second = 0.9
+concurrency = 2
+push = true
+
+[sources.nas]
+kind = "local"
+
+[targets.plex]
+kind = "plex"
+url = "http://127.0.0.1:32400"
+token = "plex-secret"
+path_mapping = [{ from = "/115", to = "/mnt/cd2/115" }]
+scan_files = false
+
+[targets.emby]
+kind = "emby"
+url = "http://127.0.0.1:8096"
+api_key = "emby-secret"
+path_mapping = [{ from = "/115", to = "/mnt/user/CloudDrive/115" }]
+
+[[watch]]
+source = "cd2"
+path = "/115/电影"
+interval = "10m"
+exclude = ["@eaDir", ".*", "*.part"]
+targets = ["plex", "emby"]
+
+[targets.print]
+kind = "stdout"
+
+[[watch]]
+source = "nas"
+path = "/srv/media/"
+targets = ["print"]
+interval = "90s"
+max_interval = "2h"
+settle = "1d"
+"#;
+
+fn parse(text: &str) -> pps_core::Result<Config> {
+    Config::parse(text, Some(Path::new("/etc/pps/pps.toml")), &[])
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(
+        c.store,
+        Path::new("/etc/pps/state/pps.db"),
+        "relative to the config file"
+    );
+    assert_eq!(c.watches.len(), 2);
+    assert_eq!(c.watches[0].path, "/115/电影");
+    assert_eq!(c.watches[0].interval, Duration::from_secs(600));
+    assert_eq!(c.watches[1].path, "/srv/media");
+    assert_eq!(c.watches[1].targets, ["print"]);
+    assert_eq!(c.watches[1].settle, Duration::from_secs(86_400));
+    assert_eq!(c.watches[1].max_interval, Duration::from_secs(7200));
+    assert_eq!(c.watches[0].line, 29);
+    match &c.sources["cd2"] {
+        SourceConfig::CloudDrive2(s) => {
+            assert_eq!(s.api_token.as_ref().unwrap().expose(), "tok-123");
+            assert_eq!(s.max_queries_per_second, 0.9);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!c.targets["plex"].scan_files);
+    assert!(c.targets["emby"].scan_files);
+    assert_eq!(
+        c.targets["plex"].mapping.map("/115/电影/a").as_deref(),
+        Some("/mnt/cd2/115/电影/a")
+    );
+    // No secret in Debug.
+    let dbg = format!("{c:?}");
+    for secret in ["tok-123", "plex-secret", "emby-secret"] {
+        assert!(!dbg.contains(secret), "{secret} leaked into Debug");
+    }
+}
+
+#[test]
+fn the_init_template_parses() {
+    let c = Config::parse(TEMPLATE, None, &[]).unwrap();
+    assert_eq!(c.watches.len(), 1);
+    assert!(matches!(c.targets["print"].kind, TargetKind::Stdout));
+    assert_eq!(c.watches[0].targets, ["print"], "every target by default");
+}
+
+#[test]
+fn secrets_from_the_environment() {
+    let text = GOOD
+        .replace("token = \"plex-secret\"\n", "")
+        .replace("api_token = \"tok-123\"\n", "");
+    let env = vec![
+        ("PPS_TARGETS_PLEX_TOKEN".to_owned(), "from-env".to_owned()),
+        ("PPS_SOURCES_CD2_API_TOKEN".to_owned(), "12345".to_owned()),
+        (
+            "PPS_SOURCES_CD2_MAX_QUERIES_PER_SECOND".to_owned(),
+            "0.5".to_owned(),
+        ),
+        ("PPS_TARGETS_NOPE_TOKEN".to_owned(), "ignored".to_owned()),
+    ];
+    let c = Config::parse(&text, None, &env).unwrap();
+    match &c.targets["plex"].kind {
+        TargetKind::Plex { token, .. } => assert_eq!(token.expose(), "from-env"),
+        other => panic!("{other:?}"),
+    }
+    match &c.sources["cd2"] {
+        SourceConfig::CloudDrive2(s) => {
+            assert_eq!(
+                s.api_token.as_ref().unwrap().expose(),
+                "12345",
+                "a numeric token stays a string"
+            );
+            assert_eq!(s.max_queries_per_second, 0.5);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without the environment the missing token is an error that says how to set it.
+    let err = Config::parse(&text, None, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("PPS_TARGETS_PLEX_TOKEN") && err.contains("targets.plex.token"),
+        "{err}"
+    );
+}
+
+/// (what to change, expected key, expected line, a piece of the message)
+fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
+    vec![
+        (
+            GOOD.replace("max_queries_per_second = 0.9", "max_qps = 0.9"),
+            "sources.cd2.max_qps",
+            Some(9),
+            "max_qps",
+        ),
+        (
+            GOOD.replace("concurrency = 2", "concurrency = \"two\""),
+            "sources.cd2",
+            Some(5),
+            "invalid type",
+        ),
+        (
+            GOOD.replace("interval = \"10m\"", "interval = \"10 minutes\""),
+            "watch[0].interval",
+            Some(32),
+            "not a unit",
+        ),
+        (
+            GOOD.replace("interval = \"90s\"", "interval = \"90\""),
+            "watch[1].interval",
+            Some(43),
+            "no unit",
+        ),
+        (
+            GOOD.replace("source = \"cd2\"", "source = \"cd3\""),
+            "watch[0].source",
+            Some(30),
+            "cd3",
+        ),
+        (
+            GOOD.replace(
+                "targets = [\"plex\", \"emby\"]",
+                "targets = [\"plex\", \"embi\"]",
+            ),
+            "watch[0].targets",
+            Some(34),
+            "embi",
+        ),
+        (
+            GOOD.replace(
+                "url = \"http://127.0.0.1:32400\"",
+                "url = \"127.0.0.1:32400\"",
+            ),
+            "targets.plex.url",
+            Some(18),
+            "not a URL",
+        ),
+        (
+            GOOD.replace("url = \"http://127.0.0.1:32400\"", "url = \"ftp://x\""),
+            "targets.plex.url",
+            Some(18),
+            "scheme",
+        ),
+        (
+            GOOD.replace(
+                "url = \"http://127.0.0.1:32400\"",
+                "url = \"http://u:pw@host\"",
+            ),
+            "targets.plex.url",
+            Some(18),
+            "credentials",
+        ),
+        (
+            GOOD.replace("kind = \"emby\"", "kind = \"kodi\""),
+            "targets.emby.kind",
+            Some(24),
+            "kodi",
+        ),
+        (
+            GOOD.replace("kind = \"local\"", "kind = \"smb\""),
+            "sources.nas.kind",
+            Some(14),
+            "smb",
+        ),
+        (
+            GOOD.replace("scan_files = false", "scan_files = true"),
+            "targets.plex.scan_files",
+            Some(21),
+            "folders only",
+        ),
+        (
+            GOOD.replace(
+                "{ from = \"/115\", to = \"/mnt/cd2/115\" }",
+                "{ from = \"/116\", to = \"/mnt/cd2/116\" }",
+            ),
+            "targets.plex.path_mapping",
+            Some(20),
+            "maps nothing",
+        ),
+        (
+            GOOD.replace(
+                "{ from = \"/115\", to = \"/mnt/cd2/115\" }",
+                "{ from = \"115\", to = \"/x\" }",
+            ),
+            "targets.plex.path_mapping",
+            Some(20),
+            "absolute",
+        ),
+        (
+            GOOD.replace("path = \"/115/电影\"", "path = \"115/电影\""),
+            "watch[0].path",
+            Some(31),
+            "absolute",
+        ),
+        (
+            GOOD.replace(
+                "exclude = [\"@eaDir\", \".*\", \"*.part\"]",
+                "exclude = [\"a/b\"]",
+            ),
+            "watch[0].exclude",
+            Some(33),
+            "a/b",
+        ),
+        (
+            format!("{GOOD}\n[server]\nlisten = 1\n"),
+            "",
+            Some(47),
+            "server",
+        ),
+        (GOOD.replace("[store]", "[store\n"), "", Some(2), ""),
+        (
+            GOOD.replace("api_key = \"emby-secret\"", ""),
+            "targets.emby.api_key",
+            Some(23),
+            "required",
+        ),
+        (
+            GOOD.replace("token = \"plex-secret\"", "api_key = \"x\""),
+            "targets.plex.api_key",
+            Some(19),
+            "does not apply",
+        ),
+        (
+            GOOD.replace("max_queries_per_second = 0.9", "max_queries_per_second = 0"),
+            "sources.cd2.max_queries_per_second",
+            Some(9),
+            "above 0",
+        ),
+        (
+            GOOD.replace("api_token = \"tok-123\"", "username = \"me\""),
+            "sources.cd2.password",
+            Some(5),
+            "password",
+        ),
+        (
+            GOOD.replace("max_interval = \"2h\"", "max_interval = \"1m\""),
+            "watch[1].max_interval",
+            Some(44),
+            "at least",
+        ),
+    ]
+}
+
+#[test]
+fn every_mistake_names_its_key_and_line() {
+    for (text, key, line, piece) in cases() {
+        let err = parse(&text).expect_err(piece);
+        let shown = err.to_string();
+        assert_eq!(err.kind(), pps_core::ErrorKind::ConfigInvalid, "{shown}");
+        assert_eq!(
+            err.context_value("file"),
+            Some("/etc/pps/pps.toml"),
+            "{shown}"
+        );
+        if !key.is_empty() {
+            assert_eq!(err.context_value("key"), Some(key), "{shown}");
+        }
+        if let Some(l) = line {
+            assert_eq!(
+                err.context_value("line"),
+                Some(l.to_string().as_str()),
+                "{shown}"
+            );
+        }
+        assert!(shown.contains(piece), "`{piece}` not in: {shown}");
+        for secret in ["tok-123", "plex-secret", "emby-secret", "pw@"] {
+            assert!(!shown.contains(secret), "secret {secret} in: {shown}");
+        }
+    }
+}
