@@ -6,23 +6,30 @@
 //! folder's new state and the scans its changes cause go into the store in the same
 //! atomic commit (commits are batched, never split across a folder).
 //!
+//! A **scheduled pass** ([`Engine::pass_due`]) lists only the folders whose next-due
+//! time has come, oldest due first, never more than the calls it is given; see
+//! [`crate::schedule`] for the rules. A full pass keeps every folder's schedule current
+//! too, so the two mix freely.
+//!
 //! **Delivery** runs per target: it takes the target's queued scans, plans them
 //! ([`crate::plan`]), sends them, and removes a scan from the outbox only when the target
 //! accepted the request covering it. Temporary failures back off exponentially;
 //! permanent ones are parked with their reason. Targets never wait on each other.
 
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::{self, Fingerprint};
 use crate::mapping::PathMapping;
 use crate::path::{self, Excludes};
 use crate::plan::plan;
-use crate::source::{DirectorySource, ListOptions};
+use crate::schedule::{FolderSchedule, Schedule, ScheduleSummary, Settling};
+use crate::source::{DirectorySource, Hint, ListOptions};
 use crate::store::{Commit, FolderRecord, MtimeStore, NewScan, ScopeId};
 use crate::target::{Library, ScanTarget};
 use crate::types::{Change, Entry, Update};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +46,8 @@ pub struct Watch {
     pub excludes: Excludes,
     /// Target names; empty means every target.
     pub targets: Vec<String>,
+    /// Base interval, ceiling and settle time of its folders.
+    pub schedule: Schedule,
 }
 
 impl Watch {
@@ -49,7 +58,14 @@ impl Watch {
             root: path::normalize(root)?,
             excludes: Excludes::default(),
             targets: Vec::new(),
+            schedule: Schedule::default(),
         })
+    }
+
+    /// The same watch with another schedule.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
     }
 
     /// `source:root`, as shown to users.
@@ -148,6 +164,15 @@ pub struct PassReport {
     pub changes: Vec<Change>,
     /// Scans added to the outbox (one per change per target).
     pub scans_queued: u64,
+    /// Scheduled passes: folders that were due when the pass began (up to its budget).
+    pub folders_due: u64,
+    /// Folders made due at once: created, or their entry moved in a listed parent, or
+    /// their parent lost them.
+    pub folders_promoted: u64,
+    /// Of those, folders left due for a later pass because the budget was spent.
+    pub folders_deferred: u64,
+    /// Folders whose change is held back by the settle time.
+    pub folders_settling: u64,
     /// Folders that could not be listed; each kept its old state.
     pub errors: Vec<Error>,
     /// Wall time of the pass.
@@ -190,6 +215,7 @@ pub struct Engine {
     targets: Vec<TargetSpec>,
     options: EngineOptions,
     progress: Option<ProgressFn>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for Engine {
@@ -199,6 +225,7 @@ impl fmt::Debug for Engine {
             .field("sources", &self.sources.keys().collect::<Vec<_>>())
             .field("targets", &self.targets)
             .field("options", &self.options)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -207,6 +234,33 @@ struct Visit {
     path: String,
     /// Inside a folder created in this pass (or a baseline): record, do not report.
     silent: bool,
+    /// Inside a subtree created since the last look: starts at the base interval
+    /// instead of the ceiling.
+    active: bool,
+    /// A push hint asked for this folder: bypass the source's cache.
+    force: bool,
+    /// The folder's schedule when the pass knows it.
+    sched: Option<FolderSchedule>,
+}
+
+impl Visit {
+    fn new(path: String, silent: bool, active: bool) -> Self {
+        Visit {
+            path,
+            silent,
+            active,
+            force: false,
+            sched: None,
+        }
+    }
+
+    fn options(&self) -> ListOptions {
+        if self.force {
+            ListOptions::force_refresh()
+        } else {
+            ListOptions::default()
+        }
+    }
 }
 
 struct PassState<'a> {
@@ -217,7 +271,15 @@ struct PassState<'a> {
     baseline: bool,
     pending: Commit,
     held_root: Option<(String, FolderRecord)>,
+    held_root_schedule: Option<FolderSchedule>,
     report: PassReport,
+    now: Timestamp,
+    /// Full passes: the folders due now, with their schedules.
+    due: HashMap<String, FolderSchedule>,
+    /// Scheduled passes: every folder planned for listing, so none is listed twice.
+    planned: HashSet<String>,
+    /// Folders given a baseline schedule so far.
+    recorded: u64,
 }
 
 impl Engine {
@@ -229,7 +291,20 @@ impl Engine {
             targets: Vec::new(),
             options: EngineOptions::default(),
             progress: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Replaces the clock schedules are computed with (the system clock by default);
+    /// tests and simulations pass a [`ManualClock`](crate::ManualClock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Registers a source under `name`.
@@ -288,56 +363,43 @@ impl Engine {
     ///
     /// Dropping the future mid-pass is safe: every commit is atomic, and what was not
     /// committed is found again by the next pass.
+    ///
+    /// # Schedules
+    /// Every folder listed keeps its schedule current in the same commits: a changed
+    /// folder drops to the base interval; an unchanged folder that was due grows its
+    /// interval (one not yet due keeps its schedule, so a full pass costs no store
+    /// writes when nothing changed); a new folder gets its first schedule (at the
+    /// ceiling, spread, for a baseline; at the base interval inside a created subtree).
+    /// A folder a push hint named is listed with `force_refresh`. This is the pass for
+    /// `pps once --full`.
     pub async fn pass(&self, watch: &Watch) -> Result<PassReport> {
         let started = Instant::now();
-        let source = self.sources.get(&watch.source).cloned().ok_or_else(|| {
-            Error::new(
-                ErrorKind::ConfigInvalid,
-                "the watch names a source that is not configured",
-            )
-            .with("source", watch.source.clone())
-        })?;
+        let source = self.source(watch)?;
         let scope = self.store.scope(&watch.source, &watch.root)?;
         let known = self.store.fingerprints(scope)?;
         let baseline = !known.contains_key(&watch.root);
-        let targets = if watch.targets.is_empty() {
-            self.targets.iter().map(|t| t.name.clone()).collect()
+        let now = self.clock.now();
+        let due = if baseline {
+            HashMap::new()
         } else {
-            watch.targets.clone()
+            self.store
+                .due(scope, now, usize::MAX)?
+                .into_iter()
+                .collect()
         };
-        let mut st = PassState {
-            watch,
-            scope,
-            targets,
-            known,
-            baseline,
-            pending: Commit::default(),
-            held_root: None,
-            report: PassReport {
-                watch: watch.label(),
-                baseline,
-                ..PassReport::default()
-            },
-        };
+        let mut st = self.pass_state(watch, scope, known, baseline, now);
+        st.due = due;
 
         // The root is listed alone first: its result decides between a pass and an
         // outage before anything else is looked at.
-        let opts = ListOptions::default();
-        let root_result = source.list(&watch.root, opts).await;
+        let root_visit = st.visit_of(watch.root.clone(), baseline, false);
+        let root_result = source.list(&watch.root, root_visit.options()).await;
         st.report.folders_listed += 1;
         self.check_outage(&st, &root_result)?;
         let root_result = root_result.map_err(|e| self.context(e, watch, &watch.root))?;
 
         let mut queue: VecDeque<Visit> = VecDeque::new();
-        self.visit(
-            &mut st,
-            Visit {
-                path: watch.root.clone(),
-                silent: baseline,
-            },
-            Ok(root_result),
-            &mut queue,
-        )?;
+        self.visit(&mut st, root_visit, Ok(root_result), &mut queue)?;
 
         let mut in_flight = FuturesUnordered::new();
         let limit = self.options.concurrency.max(1);
@@ -346,7 +408,7 @@ impl Engine {
                 let Some(v) = queue.pop_front() else { break };
                 let src = source.clone();
                 in_flight.push(async move {
-                    let r = src.list(&v.path, opts).await;
+                    let r = src.list(&v.path, v.options()).await;
                     (v, r)
                 });
             }
@@ -356,7 +418,8 @@ impl Engine {
             st.report.folders_listed += 1;
             let result = result.map_err(|e| self.context(e, watch, &visit.path));
             self.visit(&mut st, visit, result, &mut queue)?;
-            if st.pending.folders.len() >= self.options.commit_batch {
+            if st.pending.folders.len().max(st.pending.schedules.len()) >= self.options.commit_batch
+            {
                 self.flush(&mut st)?;
             }
             if let Some(p) = &self.progress {
@@ -375,9 +438,56 @@ impl Engine {
         if let Some(root) = st.held_root.take() {
             st.pending.folders.push(root);
         }
+        if let Some(s) = st.held_root_schedule.take() {
+            st.pending.schedules.push((watch.root.clone(), s));
+        }
         self.flush(&mut st)?;
         st.report.elapsed = started.elapsed();
         Ok(st.report)
+    }
+
+    fn source(&self, watch: &Watch) -> Result<Arc<dyn DirectorySource>> {
+        self.sources.get(&watch.source).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                "the watch names a source that is not configured",
+            )
+            .with("source", watch.source.clone())
+        })
+    }
+
+    fn pass_state<'a>(
+        &self,
+        watch: &'a Watch,
+        scope: ScopeId,
+        known: HashMap<String, Fingerprint>,
+        baseline: bool,
+        now: Timestamp,
+    ) -> PassState<'a> {
+        let targets = if watch.targets.is_empty() {
+            self.targets.iter().map(|t| t.name.clone()).collect()
+        } else {
+            watch.targets.clone()
+        };
+        PassState {
+            watch,
+            scope,
+            targets,
+            known,
+            baseline,
+            pending: Commit::default(),
+            held_root: None,
+            held_root_schedule: None,
+            report: PassReport {
+                watch: watch.label(),
+                baseline,
+                ..PassReport::default()
+            },
+            now,
+            due: HashMap::new(),
+            planned: HashSet::new(),
+            recorded: 0,
+        }
     }
 
     fn context(&self, e: Error, watch: &Watch, path: &str) -> Error {
@@ -435,6 +545,10 @@ impl Engine {
             Err(err) => {
                 tracing::warn!(watch = %st.report.watch, error = %err, "listing failed; the folder keeps its old state");
                 st.report.errors.push(err);
+                if let Some(s) = st.due.get(&folder) {
+                    let s = watch.schedule.failed(s, st.now);
+                    st.pending.schedules.push((folder.clone(), s));
+                }
                 // Keep walking below it from what was stored, so one failing folder does
                 // not hide changes deeper down.
                 if st.known.contains_key(&folder)
@@ -442,10 +556,12 @@ impl Engine {
                 {
                     for e in listing::decode(&rec.listing)? {
                         if e.is_dir() && !watch.excludes.excludes(&folder, &e.name) {
-                            queue.push_back(Visit {
-                                path: path::join(&folder, &e.name),
-                                silent: visit.silent,
-                            });
+                            let v = st.visit_of(
+                                path::join(&folder, &e.name),
+                                visit.silent,
+                                visit.active,
+                            );
+                            queue.push_back(v);
                         }
                     }
                 }
@@ -459,9 +575,33 @@ impl Engine {
         let encoded = listing::encode(&entries);
 
         let mut created_dirs: Vec<String> = Vec::new();
+        let schedule = &watch.schedule;
+        let mut new_schedule = None;
         match st.known.get(&folder) {
-            Some(fp) if *fp == encoded.fingerprint => {}
+            Some(fp) if *fp == encoded.fingerprint => {
+                if let Some(s) = st.due.get(&folder) {
+                    new_schedule = Some(schedule.unchanged(s, st.now));
+                }
+            }
             Some(_) => {
+                let current = self.store.schedule(st.scope, &folder)?;
+                if let Some(hold) = settle_hold(schedule, current, encoded.fingerprint, st.now) {
+                    // Not committed yet: walk on only into folders it already had.
+                    st.report.folders_settling += 1;
+                    st.pending.schedules.push((folder.clone(), hold));
+                    for e in entries.iter().filter(|e| e.is_dir()) {
+                        let child = path::join(&folder, &e.name);
+                        if st.known.contains_key(&child) {
+                            let v = st.visit_of(child, visit.silent, visit.active);
+                            queue.push_back(v);
+                        }
+                    }
+                    return Ok(());
+                }
+                new_schedule = Some(match &current {
+                    Some(c) => schedule.changed_again(c, st.now),
+                    None => schedule.changed(st.now),
+                });
                 st.report.folders_changed += 1;
                 let old = match self.store.folder(st.scope, &folder)? {
                     Some(rec) => {
@@ -486,20 +626,39 @@ impl Engine {
             }
             None => {
                 // A folder pps has no state for, reached from a parent it knew: its
-                // earlier content is unknown, so scan it as new.
+                // earlier content is unknown, so scan it as new. (That includes a
+                // created folder a scheduled pass reported and left due: what arrived
+                // in it since the report must reach the server too.)
                 if !visit.silent && folder != watch.root {
                     self.queue_scans(st, vec![Change::new(folder.clone(), Update::Created, true)]);
                 }
+                new_schedule = Some(if visit.active || !visit.silent {
+                    schedule.changed(st.now)
+                } else {
+                    st.recorded += 1;
+                    schedule.recorded(st.recorded - 1, st.now)
+                });
             }
         }
-        let children_silent = visit.silent || !st.known.contains_key(&folder);
+        let unknown = !st.known.contains_key(&folder);
+        let children_silent = visit.silent || unknown;
+        let children_active = visit.active || (unknown && !visit.silent);
         for e in &entries {
             if e.is_dir() {
-                let silent = children_silent || created_dirs.contains(&e.name);
-                queue.push_back(Visit {
-                    path: path::join(&folder, &e.name),
-                    silent,
-                });
+                let created = created_dirs.contains(&e.name);
+                let v = st.visit_of(
+                    path::join(&folder, &e.name),
+                    children_silent || created,
+                    children_active || created,
+                );
+                queue.push_back(v);
+            }
+        }
+        if let Some(s) = new_schedule {
+            if st.baseline && folder == watch.root {
+                st.held_root_schedule = Some(s);
+            } else {
+                st.pending.schedules.push((folder.clone(), s));
             }
         }
         if st.known.get(&folder) != Some(&encoded.fingerprint) {
@@ -536,6 +695,312 @@ impl Engine {
         self.store.commit(st.scope, &commit)?;
         st.report.scans_queued += commit.scans.len() as u64;
         Ok(())
+    }
+
+    /// One scheduled pass over `watch`: lists the folders whose next-due time has come,
+    /// oldest due first, and never more than `max_listings` of them.
+    ///
+    /// A listed folder is handled exactly as in [`pass`](Self::pass) (same changes, same
+    /// atomic commit of state, schedule and scans, same excludes, same outage rule when
+    /// the root is due): a changed folder drops to the base interval, an unchanged one
+    /// doubles its interval up to the ceiling. Folders it finds created, and child
+    /// folders whose entry's mtime or size moved, become due at once: listed in this
+    /// pass while the budget lasts, otherwise left due (persisted) for the next. A
+    /// folder that lists as missing makes its parent due, so the parent's listing
+    /// decides whether it was deleted.
+    ///
+    /// A watch with no baseline yet gets one: a full [`pass`](Self::pass), which must see
+    /// every folder once and so ignores `max_listings` (the source's rate limit layer
+    /// still paces it).
+    ///
+    /// # Errors
+    /// As [`pass`](Self::pass).
+    pub async fn pass_due(&self, watch: &Watch, max_listings: u64) -> Result<PassReport> {
+        let started = Instant::now();
+        let source = self.source(watch)?;
+        let scope = self.store.scope(&watch.source, &watch.root)?;
+        if self.store.folder(scope, &watch.root)?.is_none() {
+            return self.pass(watch).await;
+        }
+        let now = self.clock.now();
+        let budget = usize::try_from(max_listings).unwrap_or(usize::MAX);
+        let mut st = self.pass_state(watch, scope, HashMap::new(), false, now);
+        let mut queue: VecDeque<Visit> = self
+            .store
+            .due(scope, now, budget)?
+            .into_iter()
+            .map(|(path, s)| Visit {
+                path,
+                silent: false,
+                active: false,
+                force: s.force_refresh,
+                sched: Some(s),
+            })
+            .collect();
+        st.report.folders_due = queue.len() as u64;
+        st.planned = queue.iter().map(|v| v.path.clone()).collect();
+        let mut room = budget.saturating_sub(queue.len());
+
+        // A due root is listed alone first, as in a full pass: an outage stops the pass
+        // before anything is committed.
+        if let Some(i) = queue.iter().position(|v| v.path == watch.root) {
+            if let Some(root) = queue.remove(i) {
+                let result = source.list(&root.path, root.options()).await;
+                st.report.folders_listed += 1;
+                self.check_outage(&st, &result)?;
+                let result = result.map_err(|e| self.context(e, watch, &watch.root));
+                self.visit_due(&mut st, root, result, &mut queue, &mut room)?;
+            }
+        }
+
+        let mut in_flight = FuturesUnordered::new();
+        let limit = self.options.concurrency.max(1);
+        loop {
+            while in_flight.len() < limit {
+                let Some(v) = queue.pop_front() else { break };
+                let src = source.clone();
+                in_flight.push(async move {
+                    let r = src.list(&v.path, v.options()).await;
+                    (v, r)
+                });
+            }
+            let Some((visit, result)) = in_flight.next().await else {
+                break;
+            };
+            st.report.folders_listed += 1;
+            let result = result.map_err(|e| self.context(e, watch, &visit.path));
+            self.visit_due(&mut st, visit, result, &mut queue, &mut room)?;
+            if st.pending.folders.len().max(st.pending.schedules.len()) >= self.options.commit_batch
+            {
+                self.flush(&mut st)?;
+            }
+        }
+        self.flush(&mut st)?;
+        st.report.elapsed = started.elapsed();
+        Ok(st.report)
+    }
+
+    /// Handles one listing of a scheduled pass.
+    fn visit_due(
+        &self,
+        st: &mut PassState<'_>,
+        visit: Visit,
+        result: Result<Vec<Entry>>,
+        queue: &mut VecDeque<Visit>,
+        room: &mut usize,
+    ) -> Result<()> {
+        let watch = st.watch;
+        let schedule = &watch.schedule;
+        let now = st.now;
+        let folder = visit.path;
+        if st
+            .pending
+            .removed
+            .iter()
+            .any(|r| path::is_at_or_under(&folder, r))
+        {
+            // Its parent's listing, earlier in this pass, found it deleted.
+            return Ok(());
+        }
+        let sched = visit.sched.unwrap_or_else(|| schedule.changed(now));
+        let rec = self.store.folder(st.scope, &folder)?;
+        let mut entries = match result {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::warn!(watch = %st.report.watch, error = %err, "listing failed; the folder keeps its old state");
+                let missing = err.kind() == ErrorKind::NotFound;
+                st.report.errors.push(err);
+                if missing && rec.is_none() {
+                    // Never recorded and gone again: nothing to keep.
+                    st.pending.removed.push(folder.clone());
+                } else {
+                    st.pending
+                        .schedules
+                        .push((folder.clone(), schedule.failed(&sched, now)));
+                }
+                if missing
+                    && let Some(parent) = path::parent(&folder)
+                    && path::is_at_or_under(parent, &watch.root)
+                    && let Some(ps) = self.store.schedule(st.scope, parent)?
+                {
+                    self.make_due(st, parent.to_owned(), Some(ps), false, queue, room);
+                }
+                return Ok(());
+            }
+        };
+        if !watch.excludes.is_empty() {
+            entries.retain(|e| !watch.excludes.excludes(&folder, &e.name));
+        }
+        listing::sort_entries(&mut entries);
+        let encoded = listing::encode(&entries);
+        let record = |encoded: listing::EncodedListing| FolderRecord {
+            fingerprint: encoded.fingerprint,
+            listing: encoded.bytes,
+        };
+        let Some(rec) = rec else {
+            // First listing of a folder whose creation its parent already reported:
+            // record it and, in turn, its subfolders. Listed in the pass that reported
+            // it, that is all; left due for a later pass, it is reported created again,
+            // since what arrived in it meanwhile may have missed the first scan.
+            if !visit.silent {
+                let again = Change::new(folder.clone(), Update::Created, true);
+                self.queue_scans(st, vec![again]);
+            }
+            for e in entries.iter().filter(|e| e.is_dir()) {
+                self.make_due(st, path::join(&folder, &e.name), None, true, queue, room);
+            }
+            st.pending.folders.push((folder.clone(), record(encoded)));
+            st.pending.schedules.push((folder, schedule.changed(now)));
+            return Ok(());
+        };
+        if rec.fingerprint == encoded.fingerprint {
+            st.pending
+                .schedules
+                .push((folder, schedule.unchanged(&sched, now)));
+            return Ok(());
+        }
+        if let Some(hold) = settle_hold(schedule, Some(sched), encoded.fingerprint, now) {
+            st.report.folders_settling += 1;
+            st.pending.schedules.push((folder, hold));
+            return Ok(());
+        }
+        st.report.folders_changed += 1;
+        let mut old = listing::decode(&rec.listing)?;
+        old.retain(|e| !watch.excludes.excludes(&folder, &e.name));
+        let changes = listing::diff(&folder, &old, &entries);
+        for c in &changes {
+            if c.is_dir && c.update == Update::Deleted {
+                // Anything this pass already wrote below it goes too: removals apply
+                // before the rest of a commit.
+                st.pending
+                    .schedules
+                    .retain(|(p, _)| !path::is_at_or_under(p, &c.path));
+                st.pending
+                    .folders
+                    .retain(|(p, _)| !path::is_at_or_under(p, &c.path));
+                st.pending.removed.push(c.path.clone());
+            }
+        }
+        let created: Vec<String> = changes
+            .iter()
+            .filter(|c| c.is_dir && c.update == Update::Created)
+            .map(|c| c.path.clone())
+            .collect();
+        self.queue_scans(st, changes);
+        for child in created {
+            self.make_due(st, child, None, true, queue, room);
+        }
+        // A subfolder whose own entry moved (mtime or size) changed inside: on 115 a new
+        // file moves only its parent folder's mtime, so this is how a new episode shows.
+        let old_dirs: HashMap<&str, &Entry> = old
+            .iter()
+            .filter(|e| e.is_dir())
+            .map(|e| (e.name.as_str(), e))
+            .collect();
+        for e in entries.iter().filter(|e| e.is_dir()) {
+            if let Some(o) = old_dirs.get(e.name.as_str())
+                && (o.mtime != e.mtime || o.size != e.size)
+            {
+                let child = path::join(&folder, &e.name);
+                let current = self.store.schedule(st.scope, &child)?;
+                self.make_due(st, child, current, false, queue, room);
+            }
+        }
+        st.pending.folders.push((folder.clone(), record(encoded)));
+        st.pending
+            .schedules
+            .push((folder, schedule.changed_again(&sched, now)));
+        Ok(())
+    }
+
+    /// Makes `path` due now (persisted in the pass's commit), and lists it in this pass
+    /// while the budget has room. `silent`: its creation was already reported.
+    fn make_due(
+        &self,
+        st: &mut PassState<'_>,
+        path: String,
+        current: Option<FolderSchedule>,
+        silent: bool,
+        queue: &mut VecDeque<Visit>,
+        room: &mut usize,
+    ) {
+        if st.planned.contains(&path) {
+            // Listed in this very pass already (or about to be).
+            return;
+        }
+        let s = current
+            .unwrap_or_else(|| st.watch.schedule.changed(st.now))
+            .promoted(st.now, false);
+        st.pending.schedules.push((path.clone(), s));
+        st.report.folders_promoted += 1;
+        if *room > 0 {
+            *room -= 1;
+            st.planned.insert(path.clone());
+            queue.push_back(Visit {
+                path,
+                silent,
+                active: true,
+                force: s.force_refresh,
+                sched: Some(s),
+            });
+        } else {
+            st.report.folders_deferred += 1;
+        }
+    }
+
+    /// Makes the folder a hint names due now, to be listed with `force_refresh`; the
+    /// mark is committed to the store at once, so a crash does not lose it.
+    ///
+    /// `path` may name a file, a folder, or something pps has not seen: the nearest
+    /// folder at or above it that has a schedule is marked (the listing of the parent
+    /// is what reveals a new or deleted child). Returns the folder marked, or `None`
+    /// when `path` is outside the watch or the watch has no baseline yet.
+    pub fn hint(&self, watch: &Watch, path: &str) -> Result<Option<String>> {
+        let Ok(path) = path::normalize(path) else {
+            return Ok(None);
+        };
+        if !path::is_at_or_under(&path, &watch.root) {
+            return Ok(None);
+        }
+        let scope = self.store.scope(&watch.source, &watch.root)?;
+        let now = self.clock.now();
+        let mut at = path.as_str();
+        loop {
+            if let Some(s) = self.store.schedule(scope, at)? {
+                let commit = Commit {
+                    schedules: vec![(at.to_owned(), s.promoted(now, true))],
+                    ..Commit::default()
+                };
+                self.store.commit(scope, &commit)?;
+                return Ok(Some(at.to_owned()));
+            }
+            match path::parent(at) {
+                Some(p) if at != watch.root => at = p,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// [`hint`](Self::hint) for a source's push event: its path and, for a rename, its
+    /// new path. Returns the folders marked.
+    pub fn hint_event(&self, watch: &Watch, hint: &Hint) -> Result<Vec<String>> {
+        let mut marked = Vec::new();
+        for p in std::iter::once(&hint.path).chain(hint.new_path.as_ref()) {
+            if let Some(m) = self.hint(watch, p)?
+                && !marked.contains(&m)
+            {
+                marked.push(m);
+            }
+        }
+        Ok(marked)
+    }
+
+    /// The schedule of `watch` now, for `status`: folders due now and within `window`,
+    /// the longest current interval, the earliest due time (when the service loop
+    /// next has work).
+    pub fn schedule_summary(&self, watch: &Watch, window: Duration) -> Result<ScheduleSummary> {
+        let scope = self.store.scope(&watch.source, &watch.root)?;
+        self.store.schedule_summary(scope, self.clock.now(), window)
     }
 
     fn target(&self, name: &str) -> Result<&TargetSpec> {
@@ -680,6 +1145,56 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl PassState<'_> {
+    /// A visit of `path` in a full pass, forced when a hint is pending for it.
+    fn visit_of(&self, path: String, silent: bool, active: bool) -> Visit {
+        let mut v = Visit::new(path, silent, active);
+        v.force = self.due.get(&v.path).is_some_and(|s| s.force_refresh);
+        v
+    }
+}
+
+/// The settle rule for a folder whose listing differs from the stored one: `None` to
+/// commit the change now, or the schedule that holds it back until the listing has
+/// stayed the same for the settle time.
+fn settle_hold(
+    schedule: &Schedule,
+    current: Option<FolderSchedule>,
+    fingerprint: Fingerprint,
+    now: Timestamp,
+) -> Option<FolderSchedule> {
+    if schedule.settle.is_zero() {
+        return None;
+    }
+    match current.and_then(|s| s.settling.map(|x| (s, x))) {
+        Some((s, x)) if x.fingerprint == fingerprint => {
+            if now.since(x.since) >= schedule.settle {
+                None
+            } else {
+                Some(FolderSchedule {
+                    next_due: x.since.plus(schedule.settle),
+                    force_refresh: false,
+                    ..s
+                })
+            }
+        }
+        // First sight of this listing: it changed (again), so the wait starts over.
+        _ => Some(FolderSchedule {
+            interval: schedule.base(),
+            next_due: now.plus(schedule.settle),
+            // The change counts when it is committed; the rhythm is measured from the
+            // change before.
+            last_change: current.and_then(|s| s.last_change),
+            hold_until: current.and_then(|s| s.hold_until),
+            force_refresh: false,
+            settling: Some(Settling {
+                fingerprint,
+                since: now,
+            }),
+        }),
     }
 }
 

@@ -35,6 +35,16 @@
 //! fails is never read as empty, and a watched root that suddenly lists empty or missing
 //! is an outage ([`ErrorKind::Outage`]), not a mass deletion.
 //!
+//! ## Scheduling under a call budget
+//! Every listing is an API call, and clouds such as 115 allow about one a second. Each
+//! folder therefore has its own interval and next-due time in the store ([`schedule`]):
+//! doubled while the folder stays unchanged (up to the watch's ceiling), back to the
+//! base when it changes, held at the base for folders that change on a rhythm, and due
+//! at once when its entry moved in its parent's listing, when it is new, or when a push
+//! hint names it ([`Engine::hint`]). [`Engine::pass_due`] lists only due folders, oldest
+//! first, never more than the calls it is given (a [`CallBudget`]); the clock is a
+//! [`Clock`], so tests and simulations run on virtual time.
+//!
 //! ## The delivery guarantee
 //! At least once: a folder's new state and the scans its changes cause are committed
 //! together, and a scan leaves the outbox only when its target accepted it. A crash at
@@ -62,6 +72,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod listing;
@@ -70,6 +81,7 @@ pub mod mapping;
 pub mod memory;
 pub mod path;
 pub mod plan;
+pub mod schedule;
 pub mod secret;
 pub mod source;
 pub mod sqlite;
@@ -80,8 +92,10 @@ pub mod target;
 pub mod testing;
 pub mod types;
 
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::{Engine, EngineOptions, PassReport, TargetSpec, Watch};
 pub use error::{Error, ErrorKind, Result};
+pub use schedule::{CallBudget, Schedule};
 pub use secret::Secret;
 pub use source::{DirectorySource, Hint, ListOptions};
 pub use store::MtimeStore;

@@ -1,15 +1,19 @@
 //! In-memory implementations of the three traits: reference implementations and the
 //! test doubles used everywhere.
 
+use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
 use crate::path;
 use crate::source::{DirectorySource, ListOptions};
-use crate::store::{Commit, FolderRecord, MtimeStore, QueuedScan, ScopeId, StoreStats};
+use crate::store::{
+    Commit, FolderRecord, FolderSchedule, MtimeStore, QueuedScan, ScheduleSummary, ScopeId,
+    StoreStats,
+};
 use crate::target::{Capabilities, Library, ScanRequest, ScanTarget};
 use crate::types::{Entry, Mtime};
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -342,6 +346,9 @@ struct Queued {
 struct StoreState {
     scopes: Vec<(String, String)>,
     folders: BTreeMap<(i64, String), FolderRecord>,
+    schedules: BTreeMap<(i64, String), FolderSchedule>,
+    /// `(scope, next_due, path)` of every schedule: the due queue, as an index would be.
+    due_index: BTreeSet<(i64, Timestamp, String)>,
     outbox: BTreeMap<i64, Queued>,
     next_id: i64,
     /// Commits to let through before failing `fail_commits` of them.
@@ -370,8 +377,27 @@ impl MemoryStore {
     }
 }
 
-fn subtree_keys(
-    folders: &BTreeMap<(i64, String), FolderRecord>,
+impl StoreState {
+    fn put_schedule(&mut self, scope: i64, path: &str, s: FolderSchedule) {
+        let key = (scope, path.to_owned());
+        if let Some(old) = self.schedules.insert(key, s) {
+            self.due_index
+                .remove(&(scope, old.next_due, path.to_owned()));
+        }
+        self.due_index.insert((scope, s.next_due, path.to_owned()));
+    }
+
+    fn remove_schedules(&mut self, scope: i64, root: &str) {
+        for key in subtree_keys(&self.schedules, scope, root) {
+            if let Some(old) = self.schedules.remove(&key) {
+                self.due_index.remove(&(scope, old.next_due, key.1));
+            }
+        }
+    }
+}
+
+fn subtree_keys<V>(
+    folders: &BTreeMap<(i64, String), V>,
     scope: i64,
     root: &str,
 ) -> Vec<(i64, String)> {
@@ -423,9 +449,13 @@ impl MtimeStore for MemoryStore {
             for key in subtree_keys(&st.folders, scope.0, root) {
                 st.folders.remove(&key);
             }
+            st.remove_schedules(scope.0, root);
         }
         for (p, rec) in &commit.folders {
             st.folders.insert((scope.0, p.clone()), rec.clone());
+        }
+        for (p, sched) in &commit.schedules {
+            st.put_schedule(scope.0, p, *sched);
         }
         for scan in &commit.scans {
             st.next_id += 1;
@@ -453,7 +483,59 @@ impl MtimeStore for MemoryStore {
         for key in &keys {
             st.folders.remove(key);
         }
+        st.remove_schedules(scope.0, root);
         Ok(keys.len() as u64)
+    }
+
+    fn schedule(&self, scope: ScopeId, path: &str) -> Result<Option<FolderSchedule>> {
+        let st = lock(&self.state);
+        Ok(st.schedules.get(&(scope.0, path.to_owned())).copied())
+    }
+
+    fn due(
+        &self,
+        scope: ScopeId,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, FolderSchedule)>> {
+        let st = lock(&self.state);
+        let from = (scope.0, Timestamp::from_secs(i64::MIN), String::new());
+        Ok(st
+            .due_index
+            .range(from..)
+            .take_while(|(s, due, _)| *s == scope.0 && *due <= now)
+            .take(limit)
+            .filter_map(|(_, _, p)| {
+                st.schedules
+                    .get(&(scope.0, p.clone()))
+                    .map(|s| (p.clone(), *s))
+            })
+            .collect())
+    }
+
+    fn schedule_summary(
+        &self,
+        scope: ScopeId,
+        now: Timestamp,
+        window: std::time::Duration,
+    ) -> Result<ScheduleSummary> {
+        let st = lock(&self.state);
+        let horizon = now.plus(window);
+        let mut sum = ScheduleSummary::default();
+        for s in st
+            .schedules
+            .range((scope.0, String::new())..(scope.0 + 1, String::new()))
+            .map(|(_, s)| s)
+        {
+            sum.folders += 1;
+            sum.due_now += u64::from(s.next_due <= now);
+            sum.due_within += u64::from(s.next_due <= horizon);
+            sum.longest_interval = sum.longest_interval.max(s.interval);
+            sum.next_due = Some(sum.next_due.map_or(s.next_due, |d| d.min(s.next_due)));
+            sum.forced += u64::from(s.force_refresh);
+            sum.settling += u64::from(s.settling.is_some());
+        }
+        Ok(sum)
     }
 
     fn pending(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>> {

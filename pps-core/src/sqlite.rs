@@ -10,13 +10,22 @@
 //!   components only.
 //! - `outbox`: undelivered scans, ids never reused (`AUTOINCREMENT`) so they order
 //!   enqueue time.
+//! - `schedule` (v2): one row per (scope, folder path) with its poll interval, next due
+//!   time, last change, pending hint and settling listing, indexed by due time so the
+//!   scheduler's "oldest due first" query reads only what it returns. A row may exist
+//!   without a `folders` row: a folder due to be listed for the first time.
 //! - `PRAGMA user_version` is the schema version; migrations run in one transaction on
 //!   open. A file from a newer pps is refused, never altered. `PRAGMA application_id`
 //!   marks the file as a pps store, so pointing pps at another database is refused too.
 
+use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
-use crate::store::{Commit, FolderRecord, MtimeStore, QueuedScan, ScopeId, StoreStats};
+use crate::schedule::duration_secs;
+use crate::store::{
+    Commit, FolderRecord, FolderSchedule, MtimeStore, QueuedScan, ScheduleSummary, ScopeId,
+    Settling, StoreStats,
+};
 use crate::types::{Change, Update};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
@@ -56,6 +65,25 @@ const MIGRATIONS: &[&str] = &[
         parked INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX outbox_by_target ON outbox (target, parked, id);",
+    // v2: per-folder schedules. Folders of a v1 store get an unknown interval (read as
+    // the ceiling) and a first due time spread over a day, so an upgrade re-checks the
+    // library within a day without a burst of listings.
+    "CREATE TABLE schedule (
+        scope INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        due INTEGER NOT NULL,
+        interval INTEGER NOT NULL,
+        last_change INTEGER,
+        hold_until INTEGER,
+        force INTEGER NOT NULL DEFAULT 0,
+        settle_fp BLOB,
+        settle_since INTEGER,
+        PRIMARY KEY (scope, path)
+    ) WITHOUT ROWID;
+    CREATE INDEX schedule_by_due ON schedule (scope, due, path);
+    INSERT INTO schedule (scope, path, due, interval)
+        SELECT scope, path, CAST(strftime('%s', 'now') AS INTEGER) + 1 + abs(random() % 86400), 0
+        FROM folders;",
 ];
 
 /// The newest schema version this build reads and writes.
@@ -170,7 +198,8 @@ impl SqliteStore {
 
     /// Makes the next commit fail just before its `step`-th statement (1-based; a
     /// commit's statements are its removals, then its folder writes, then its scans,
-    /// then the final COMMIT). Lets tests interrupt a commit at any step.
+    /// then its schedules, then the final COMMIT). Lets tests interrupt a commit at any
+    /// step.
     #[cfg(feature = "testing")]
     pub fn fail_next_commit_at(&self, step: usize) {
         self.fail_at_step
@@ -255,6 +284,31 @@ fn read_queued(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedScan> {
     })
 }
 
+/// A schedule from columns `due, interval, last_change, hold_until, force, settle_fp,
+/// settle_since` starting at column `at`.
+fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderSchedule> {
+    let fp: Option<Vec<u8>> = row.get(at + 5)?;
+    let since: Option<i64> = row.get(at + 6)?;
+    let settling = match (fp, since) {
+        (Some(fp), Some(since)) => {
+            let fp: [u8; 16] = fp.try_into().map_err(|_| corrupt_row("fingerprint"))?;
+            Some(Settling {
+                fingerprint: Fingerprint(fp),
+                since: Timestamp::from_secs(since),
+            })
+        }
+        _ => None,
+    };
+    Ok(FolderSchedule {
+        next_due: Timestamp::from_secs(row.get(at)?),
+        interval: std::time::Duration::from_secs(row.get::<_, i64>(at + 1)?.max(0) as u64),
+        last_change: row.get::<_, Option<i64>>(at + 2)?.map(Timestamp::from_secs),
+        hold_until: row.get::<_, Option<i64>>(at + 3)?.map(Timestamp::from_secs),
+        force_refresh: row.get(at + 4)?,
+        settling,
+    })
+}
+
 fn subtree_bounds(root: &str) -> (String, String) {
     let root = root.strip_suffix('/').unwrap_or(root);
     (format!("{root}/"), format!("{root}0"))
@@ -331,14 +385,26 @@ impl MtimeStore for SqliteStore {
             let mut del_all = tx
                 .prepare_cached("DELETE FROM folders WHERE scope = ?1")
                 .map_err(err)?;
+            let mut del_sched = tx
+                .prepare_cached(
+                    "DELETE FROM schedule WHERE scope = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
+                )
+                .map_err(err)?;
+            let mut del_sched_all = tx
+                .prepare_cached("DELETE FROM schedule WHERE scope = ?1")
+                .map_err(err)?;
             for root in &commit.removed {
                 step += 1;
                 self.check_step(step)?;
                 if root == "/" {
                     del_all.execute([scope.0]).map_err(err)?;
+                    del_sched_all.execute([scope.0]).map_err(err)?;
                 } else {
                     let (lo, hi) = subtree_bounds(root);
                     del.execute(params![scope.0, root, lo, hi]).map_err(err)?;
+                    del_sched
+                        .execute(params![scope.0, root, lo, hi])
+                        .map_err(err)?;
                 }
             }
             let mut put = tx
@@ -371,6 +437,29 @@ impl MtimeStore for SqliteStore {
                 ])
                 .map_err(err)?;
             }
+            let mut sched = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(err)?;
+            for (path, s) in &commit.schedules {
+                step += 1;
+                self.check_step(step)?;
+                sched
+                    .execute(params![
+                        scope.0,
+                        path,
+                        s.next_due.as_secs(),
+                        duration_secs(s.interval),
+                        s.last_change.map(Timestamp::as_secs),
+                        s.hold_until.map(Timestamp::as_secs),
+                        s.force_refresh,
+                        s.settling.map(|x| x.fingerprint.0.to_vec()),
+                        s.settling.map(|x| x.since.as_secs()),
+                    ])
+                    .map_err(err)?;
+            }
         }
         step += 1;
         self.check_step(step)?;
@@ -379,18 +468,94 @@ impl MtimeStore for SqliteStore {
     }
 
     fn forget(&self, scope: ScopeId, root: &str) -> Result<u64> {
-        let conn = self.conn();
-        let n = if root == "/" {
-            conn.execute("DELETE FROM folders WHERE scope = ?1", [scope.0])
-        } else {
-            let (lo, hi) = subtree_bounds(root);
-            conn.execute(
-                "DELETE FROM folders WHERE scope = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
-                params![scope.0, root, lo, hi],
-            )
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for table in ["folders", "schedule"] {
+            let dropped = if root == "/" {
+                tx.execute(&format!("DELETE FROM {table} WHERE scope = ?1"), [scope.0])
+            } else {
+                let (lo, hi) = subtree_bounds(root);
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE scope = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))"
+                    ),
+                    params![scope.0, root, lo, hi],
+                )
+            }
+            .map_err(|e| self.err(e))?;
+            if table == "folders" {
+                n = dropped;
+            }
         }
-        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(n as u64)
+    }
+
+    fn schedule(&self, scope: ScopeId, path: &str) -> Result<Option<FolderSchedule>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since FROM schedule
+                 WHERE scope = ?1 AND path = ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_row(params![scope.0, path], |r| read_schedule(r, 0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn due(
+        &self,
+        scope: ScopeId,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, FolderSchedule)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since FROM schedule
+                 WHERE scope = ?1 AND due <= ?2 ORDER BY due, path LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![scope.0, now.as_secs(), limit], |r| {
+                Ok((r.get(0)?, read_schedule(r, 1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn schedule_summary(
+        &self,
+        scope: ScopeId,
+        now: Timestamp,
+        window: std::time::Duration,
+    ) -> Result<ScheduleSummary> {
+        let conn = self.conn();
+        let horizon = now.plus(window);
+        conn.query_row(
+            "SELECT count(*), coalesce(sum(due <= ?2), 0), coalesce(sum(due <= ?3), 0),
+                    coalesce(max(interval), 0), min(due), coalesce(sum(force), 0),
+                    coalesce(sum(settle_fp IS NOT NULL), 0)
+             FROM schedule WHERE scope = ?1",
+            params![scope.0, now.as_secs(), horizon.as_secs()],
+            |r| {
+                let count = |i: usize| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
+                Ok(ScheduleSummary {
+                    folders: count(0)?,
+                    due_now: count(1)?,
+                    due_within: count(2)?,
+                    longest_interval: std::time::Duration::from_secs(count(3)?),
+                    next_due: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_secs),
+                    forced: count(5)?,
+                    settling: count(6)?,
+                })
+            },
+        )
+        .map_err(|e| self.err(e))
     }
 
     fn pending(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>> {

@@ -1,8 +1,10 @@
 //! The mtime store: what every watched folder looked like, and the outbox of scans not
 //! yet delivered.
 
+use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::listing::Fingerprint;
+pub use crate::schedule::{FolderSchedule, ScheduleSummary, Settling};
 use crate::types::Change;
 use std::collections::HashMap;
 use std::fmt;
@@ -31,7 +33,8 @@ pub struct NewScan {
     pub change: Change,
 }
 
-/// One atomic write: folders' new states, subtrees to drop, and the scans they cause.
+/// One atomic write: folders' new states and schedules, subtrees to drop, and the
+/// scans they cause.
 ///
 /// A store applies a commit entirely or not at all: after a crash at any point, either
 /// the old states remain (and the next pass finds the same changes again) or the new
@@ -45,12 +48,18 @@ pub struct Commit {
     pub folders: Vec<(String, FolderRecord)>,
     /// Scans to add to the outbox.
     pub scans: Vec<NewScan>,
+    /// Folder schedules to insert or replace, applied after `removed` (a schedule may
+    /// exist for a folder with no state yet: one due to be listed for the first time).
+    pub schedules: Vec<(String, FolderSchedule)>,
 }
 
 impl Commit {
     /// True when the commit writes nothing.
     pub fn is_empty(&self) -> bool {
-        self.removed.is_empty() && self.folders.is_empty() && self.scans.is_empty()
+        self.removed.is_empty()
+            && self.folders.is_empty()
+            && self.scans.is_empty()
+            && self.schedules.is_empty()
     }
 }
 
@@ -98,14 +107,43 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     ///
     /// # Behaviour
     /// - Removal covers a folder and every folder below it, on whole components:
-    ///   removing `/a/TV` never touches `/a/TV Shows`.
+    ///   removing `/a/TV` never touches `/a/TV Shows`. It drops their schedules too.
     /// - On any error nothing of the commit is applied; a full disk or a read-only file
     ///   is an error of kind `Unavailable`, not a partial write.
     fn commit(&self, scope: ScopeId, commit: &Commit) -> Result<()>;
 
-    /// Drops the stored state at and under `path` in `scope`, so the next pass
-    /// re-baselines it. Returns the number of folders dropped. Queued scans stay.
+    /// Drops the stored state and schedules at and under `path` in `scope`, so the
+    /// next pass re-baselines it. Returns the number of folder states dropped. Queued
+    /// scans stay.
     fn forget(&self, scope: ScopeId, path: &str) -> Result<u64>;
+
+    /// One folder's schedule, `None` when it has none.
+    fn schedule(&self, scope: ScopeId, path: &str) -> Result<Option<FolderSchedule>>;
+
+    /// Up to `limit` folders of `scope` whose `next_due` is at or before `now`, with
+    /// their schedules, oldest due first (ties by path, so the order is stable).
+    ///
+    /// # Behaviour
+    /// - A folder due exactly at `now` is included.
+    /// - `limit` 0 returns nothing; an unknown scope has nothing due.
+    /// - Scales with the number returned, not the number stored (an index on the due
+    ///   time): the scheduler asks every few seconds.
+    fn due(
+        &self,
+        scope: ScopeId,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, FolderSchedule)>>;
+
+    /// The schedule of `scope` at `now` for `status`: folders with a schedule, how many
+    /// are due now and within `window` from now, the longest current interval, the
+    /// earliest due time, and the folders waiting for a forced re-list or settling.
+    fn schedule_summary(
+        &self,
+        scope: ScopeId,
+        now: Timestamp,
+        window: std::time::Duration,
+    ) -> Result<ScheduleSummary>;
 
     /// Up to `limit` queued, unparked scans of `target`, oldest first.
     fn pending(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>>;

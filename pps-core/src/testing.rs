@@ -10,15 +10,17 @@
 //! - Targets: call [`target_conformance`] with requests your target can accept and a
 //!   function that reports what the server received.
 
+use crate::clock::Timestamp;
 use crate::error::ErrorKind;
 use crate::listing::{self, Fingerprint};
 use crate::path::join;
 use crate::source::{DirectorySource, ListOptions};
-use crate::store::{Commit, FolderRecord, MtimeStore, NewScan};
+use crate::store::{Commit, FolderRecord, FolderSchedule, MtimeStore, NewScan, Settling};
 use crate::target::{ScanRequest, ScanTarget};
 use crate::types::{Change, Entry, EntryKind, Mtime, Update};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Number of files in the standard tree's `Big` folder: large enough that cd2 splits
 /// its listing into several replies.
@@ -382,6 +384,148 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     store
         .commit(s, &Commit::default())
         .expect("an empty commit is fine");
+
+    schedule_conformance(open);
+}
+
+fn sched(due: i64, interval: u64) -> FolderSchedule {
+    FolderSchedule {
+        interval: Duration::from_secs(interval),
+        next_due: Timestamp::from_secs(due),
+        last_change: None,
+        hold_until: None,
+        force_refresh: false,
+        settling: None,
+    }
+}
+
+fn due_paths(store: &dyn MtimeStore, scope: crate::store::ScopeId, now: i64) -> Vec<String> {
+    store
+        .due(scope, Timestamp::from_secs(now), usize::MAX)
+        .expect("due")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// The schedule half of [`store_conformance`].
+fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    let store = open();
+    let a = store.scope("cd2", "/a").expect("scope");
+    let b = store.scope("cd2", "/b").expect("scope");
+
+    // Every field round-trips, also a schedule for a folder with no state.
+    let full = FolderSchedule {
+        interval: Duration::from_secs(3600),
+        next_due: Timestamp::from_secs(1_700_000_000),
+        last_change: Some(Timestamp::from_secs(1_699_999_000)),
+        hold_until: Some(Timestamp::from_secs(1_700_001_000)),
+        force_refresh: true,
+        settling: Some(Settling {
+            fingerprint: record(7).fingerprint,
+            since: Timestamp::from_secs(1_699_999_500),
+        }),
+    };
+    let commit = Commit {
+        folders: vec![("/a".into(), record(1)), ("/a/TV".into(), record(2))],
+        schedules: vec![
+            ("/a".into(), sched(300, 60)),
+            ("/a/TV".into(), full),
+            ("/a/TV Shows".into(), sched(100, 0)),
+            ("/a/TV/S1".into(), sched(200, 60)),
+            ("/a/TV/S2".into(), sched(200, 60)),
+        ],
+        ..Commit::default()
+    };
+    store.commit(a, &commit).expect("commit schedules");
+    assert_eq!(store.schedule(a, "/a/TV").expect("schedule"), Some(full));
+    assert_eq!(
+        store.schedule(a, "/a/TV Shows").expect("schedule"),
+        Some(sched(100, 0)),
+        "a schedule needs no folder state; interval 0 stays 0"
+    );
+    assert_eq!(store.schedule(b, "/a/TV").expect("schedule"), None);
+    assert_eq!(store.schedule(a, "/nope").expect("schedule"), None);
+
+    // Due: oldest first, ties by path, `now` inclusive, limited, per scope.
+    assert_eq!(
+        due_paths(&*store, a, 300),
+        ["/a/TV Shows", "/a/TV/S1", "/a/TV/S2", "/a"],
+        "oldest due first, ties by path"
+    );
+    assert_eq!(
+        due_paths(&*store, a, 200),
+        ["/a/TV Shows", "/a/TV/S1", "/a/TV/S2"]
+    );
+    assert_eq!(due_paths(&*store, a, 99), Vec::<String>::new());
+    assert!(
+        due_paths(&*store, b, i64::MAX).is_empty(),
+        "other scopes see nothing"
+    );
+    let two = store
+        .due(a, Timestamp::from_secs(1000), 2)
+        .expect("due with a limit");
+    assert_eq!(two.len(), 2, "limit");
+    assert_eq!(two[0], ("/a/TV Shows".to_owned(), sched(100, 0)));
+    assert!(
+        store
+            .due(a, Timestamp::from_secs(1000), 0)
+            .expect("due")
+            .is_empty()
+    );
+
+    // Replacing a schedule moves the folder in the due order.
+    store
+        .commit(
+            a,
+            &Commit {
+                schedules: vec![("/a/TV Shows".into(), sched(250, 120))],
+                ..Commit::default()
+            },
+        )
+        .expect("reschedule");
+    assert_eq!(
+        due_paths(&*store, a, 300),
+        ["/a/TV/S1", "/a/TV/S2", "/a/TV Shows", "/a"]
+    );
+
+    // The summary for `status`.
+    let sum = store
+        .schedule_summary(a, Timestamp::from_secs(200), Duration::from_secs(60))
+        .expect("summary");
+    assert_eq!(sum.folders, 5);
+    assert_eq!(sum.due_now, 2, "S1 and S2 at 200");
+    assert_eq!(sum.due_within, 3, "and TV Shows at 250");
+    assert_eq!(sum.longest_interval, Duration::from_secs(3600));
+    assert_eq!(sum.next_due, Some(Timestamp::from_secs(200)));
+    assert_eq!((sum.forced, sum.settling), (1, 1));
+    let empty = store
+        .schedule_summary(b, Timestamp::from_secs(0), Duration::from_secs(60))
+        .expect("summary");
+    assert_eq!((empty.folders, empty.next_due), (0, None));
+
+    // Removal and forget drop schedules on whole components, in the same commit.
+    store
+        .commit(
+            a,
+            &Commit {
+                removed: vec!["/a/TV".into()],
+                schedules: vec![("/a/TV/S3".into(), sched(50, 60))],
+                ..Commit::default()
+            },
+        )
+        .expect("commit with removal");
+    assert_eq!(store.schedule(a, "/a/TV/S1").expect("schedule"), None);
+    assert_eq!(store.schedule(a, "/a/TV").expect("schedule"), None);
+    assert_eq!(
+        due_paths(&*store, a, 300),
+        ["/a/TV/S3", "/a/TV Shows", "/a"],
+        "removal keeps /a/TV Shows; schedules are written after removals"
+    );
+    store.forget(a, "/a/TV Shows").expect("forget");
+    assert_eq!(due_paths(&*store, a, 300), ["/a/TV/S3", "/a"]);
+    store.forget(a, "/").expect("forget all");
+    assert!(due_paths(&*store, a, i64::MAX).is_empty());
 }
 
 /// Checks a target: `requests` must be acceptable to it (inside its libraries, folders

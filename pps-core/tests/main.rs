@@ -3,6 +3,7 @@
 mod conformance;
 mod engine;
 mod props;
+mod schedule;
 mod store;
 
 use pps_core::memory::{MemorySource, MemoryStore, MemoryTarget};

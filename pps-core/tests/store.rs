@@ -64,6 +64,7 @@ fn a_commit_interrupted_at_any_step_leaves_old_or_new_state() {
                 change: Change::new("/w/C", Update::Created, true),
             },
         ],
+        ..Commit::default()
     };
     let steps = second.removed.len() + second.folders.len() + second.scans.len() + 1;
     for step in 1..=steps {
@@ -160,4 +161,65 @@ fn a_read_only_store_fails_clearly_and_keeps_its_state() {
     ));
     let store = SqliteStore::open(&db).unwrap();
     assert!(store.folder(scope, "/w").unwrap().is_some());
+}
+
+/// A store written by the first release (schema v1, before scheduling) opens, migrates
+/// to the current schema and keeps its data; its folders get a schedule with an
+/// unknown interval, due within a day, not all at once.
+#[test]
+fn a_v1_store_migrates_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v1.db");
+    let listing = listing::encode(&[Entry::file("e1.mkv", 7, None)]);
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE scopes (id INTEGER PRIMARY KEY, source TEXT NOT NULL, root TEXT NOT NULL, UNIQUE (source, root));
+             CREATE TABLE folders (scope INTEGER NOT NULL, path TEXT NOT NULL, fingerprint BLOB NOT NULL,
+                 listing BLOB NOT NULL, PRIMARY KEY (scope, path)) WITHOUT ROWID;
+             CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, scope INTEGER NOT NULL,
+                 path TEXT NOT NULL, update_kind INTEGER NOT NULL, is_dir INTEGER NOT NULL, created_at INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, parked INTEGER NOT NULL DEFAULT 0);
+             CREATE INDEX outbox_by_target ON outbox (target, parked, id);
+             INSERT INTO scopes (id, source, root) VALUES (1, 's', '/w');
+             INSERT INTO outbox (target, scope, path, update_kind, is_dir, created_at) VALUES ('t', 1, '/w/A/e1.mkv', 0, 0, 0);
+             PRAGMA user_version = 1; PRAGMA application_id = 1886417713;",
+        )
+        .unwrap();
+        for p in ["/w", "/w/A"] {
+            conn.execute(
+                "INSERT INTO folders (scope, path, fingerprint, listing) VALUES (1, ?1, ?2, ?3)",
+                rusqlite::params![p, &listing.fingerprint.0[..], &listing.bytes],
+            )
+            .unwrap();
+        }
+    }
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let store = SqliteStore::open(&db).unwrap();
+    let scope = store.scope("s", "/w").unwrap();
+    assert_eq!(scope.0, 1, "the scope keeps its id");
+    let rec = store.folder(scope, "/w/A").unwrap().unwrap();
+    assert_eq!(rec.listing, listing.bytes, "folder state kept");
+    assert_eq!(store.pending("t", 10).unwrap().len(), 1, "outbox kept");
+    for p in ["/w", "/w/A"] {
+        let s = store
+            .schedule(scope, p)
+            .unwrap()
+            .expect("a schedule per folder");
+        assert_eq!(s.interval, std::time::Duration::ZERO, "unknown interval");
+        let due = s.next_due.as_secs() - before;
+        assert!((0..=86_400 + 5).contains(&due), "due within a day: {due}");
+        assert!(!s.force_refresh && s.settling.is_none() && s.last_change.is_none());
+        assert!(s.hold_until.is_none());
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, pps_core::sqlite::SCHEMA_VERSION);
+    assert_eq!(v, 2);
 }
