@@ -30,6 +30,10 @@ pub struct App {
     pub targets: BTreeMap<String, Arc<dyn ScanTarget>>,
     /// The watches, each with its engine-level form.
     pub watches: Vec<(WatchConfig, Watch)>,
+    /// Every pass lists the whole tree (`--watch DIR` mode, where listing is cheap and
+    /// users expect every change at the next pass); otherwise passes follow each
+    /// folder's schedule.
+    pub full_passes: bool,
 }
 
 /// Builds a source.
@@ -139,7 +143,11 @@ impl App {
         }
         let mut watches = Vec::new();
         for wc in &config.watches {
-            let mut w = Watch::new(wc.source.clone(), &wc.path)?;
+            let schedule = pps_core::Schedule::default()
+                .with_base_interval(wc.interval)
+                .with_max_interval(wc.max_interval)
+                .with_settle(wc.settle);
+            let mut w = Watch::new(wc.source.clone(), &wc.path)?.with_schedule(schedule);
             w.excludes = wc.exclude.clone();
             w.targets = wc.targets.clone();
             watches.push((wc.clone(), w));
@@ -151,7 +159,18 @@ impl App {
             clouddrives,
             targets,
             watches,
+            full_passes: false,
         })
+    }
+
+    /// Listing calls per second a source may spend on scheduled passes: its
+    /// `max_queries_per_second` for CloudDrive2; for a local folder a high figure, since
+    /// only the disk pays.
+    pub fn calls_per_second(&self, source: &str) -> f64 {
+        match self.config.sources.get(source) {
+            Some(SourceConfig::CloudDrive2(c)) => c.max_queries_per_second,
+            _ => 1000.0,
+        }
     }
 
     /// The engine tuned for one watch (its source's concurrency).

@@ -147,13 +147,22 @@ impl OnceReport {
     }
 }
 
-/// One pass over every watch, then delivery to every target, without printing.
+/// One pass over every watch (the folders due now, or every folder when `full` or in
+/// `--watch DIR` mode), then delivery to every target, without printing.
 /// Errors only when the store fails or the configuration is wrong; a failing watch or
 /// target is reported in the result.
-pub async fn run_once(app: &App) -> Result<OnceReport> {
+pub async fn run_once(app: &App, full: bool) -> Result<OnceReport> {
     let mut report = OnceReport::default();
     for (wc, w) in &app.watches {
-        match app.engine_for(wc).pass(w).await {
+        let engine = app.engine_for(wc);
+        // A scheduled pass lists what is due now, all of it: the source's rate limit
+        // paces the calls of a one-off run.
+        let result = if full || app.full_passes {
+            engine.pass(w).await
+        } else {
+            engine.pass_due(w, u64::MAX).await
+        };
+        match result {
             Ok(r) => report.passes.push((wc.label(), Ok(r))),
             Err(e) if matches!(e.kind(), ErrorKind::ConfigInvalid | ErrorKind::Corrupt) => {
                 return Err(e);
@@ -168,9 +177,10 @@ pub async fn run_once(app: &App) -> Result<OnceReport> {
     Ok(report)
 }
 
-/// `pps once`: one pass over every watch, delivery to every target, a summary.
-pub async fn once(app: &App) -> Result<ExitCode> {
-    let report = run_once(app).await?;
+/// `pps once [--full]`: one pass over every watch (the folders due now, or with
+/// `full` every folder), delivery to every target, a summary.
+pub async fn once(app: &App, full: bool) -> Result<ExitCode> {
+    let report = run_once(app, full).await?;
     let (mut listed, mut changes, mut queued) = (0u64, 0usize, 0u64);
     for (label, r) in &report.passes {
         match r {
@@ -269,6 +279,11 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             }
         });
     }
+    // One call budget per source, shared by its watches: scheduled passes never plan
+    // more listings than the source's rate allows (its rate limit layer paces them too).
+    let mut budgets: BTreeMap<String, Arc<std::sync::Mutex<pps_core::CallBudget>>> =
+        BTreeMap::new();
+    let mut watch_wakes: Vec<Arc<tokio::sync::Notify>> = Vec::new();
     for (wc, w) in &app.watches {
         let engine = app.engine_for(wc);
         let (wc, w) = (wc.clone(), w.clone());
@@ -277,19 +292,114 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             .iter()
             .filter_map(|t| wakes.get(t).cloned())
             .collect();
+        let own = Arc::new(tokio::sync::Notify::new());
+        watch_wakes.push(own.clone());
+        if app.full_passes {
+            tasks.spawn(async move {
+                loop {
+                    match engine.pass(&w).await {
+                        Ok(r) => {
+                            log_pass(&r);
+                            if r.scans_queued > 0 {
+                                wake.iter().for_each(|n| n.notify_one());
+                            }
+                        }
+                        Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wc.interval) => {}
+                        _ = own.notified() => {}
+                    }
+                }
+            });
+            continue;
+        }
+        let rate = app.calls_per_second(&wc.source);
+        let budget = budgets
+            .entry(wc.source.clone())
+            .or_insert_with(|| {
+                // A minute's worth of calls at most is saved up.
+                let calls = (rate * 60.0).round().max(1.0) as u64;
+                Arc::new(std::sync::Mutex::new(pps_core::CallBudget::new(
+                    calls,
+                    Duration::from_secs(60),
+                )))
+            })
+            .clone();
         tasks.spawn(async move {
             loop {
-                match engine.pass(&w).await {
-                    Ok(r) => {
-                        log_pass(&r);
-                        if r.scans_queued > 0 {
-                            wake.iter().for_each(|n| n.notify_one());
+                let now = engine.clock().now();
+                let n = budget
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .available(now);
+                if n > 0 {
+                    match engine.pass_due(&w, n).await {
+                        Ok(r) => {
+                            budget
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .spend(r.folders_listed);
+                            if r.folders_listed > 0 {
+                                log_pass(&r);
+                            }
+                            if r.scans_queued > 0 {
+                                wake.iter().for_each(|n| n.notify_one());
+                            }
                         }
+                        Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
                     }
-                    Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
                 }
-                tokio::time::sleep(wc.interval).await;
+                // Sleep until the next folder is due (at most a minute, so a changed
+                // clock or a refilled budget is noticed), or until a hint arrives.
+                let wait = match engine.schedule_summary(&w, Duration::ZERO) {
+                    Ok(s) if s.due_now > 0 => Duration::from_secs(1),
+                    Ok(s) => s
+                        .next_due
+                        .map_or(Duration::from_secs(60), |d| d.since(engine.clock().now()))
+                        .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+                    Err(_) => Duration::from_secs(60),
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = own.notified() => {}
+                }
             }
+        });
+    }
+    // Push hints (cd2's change events) make the named folders due at once; the listing
+    // still decides what changed.
+    for (name, src) in &app.sources {
+        let Some(mut hints) = src.hints() else {
+            continue;
+        };
+        let mine: Vec<(pps_core::Watch, Arc<tokio::sync::Notify>)> = app
+            .watches
+            .iter()
+            .zip(&watch_wakes)
+            .filter(|((wc, _), _)| wc.source == *name)
+            .map(|((_, w), n)| (w.clone(), n.clone()))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let engine = app.engine.clone();
+        let name = name.clone();
+        tasks.spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(hint) = hints.next().await {
+                for (w, wake) in &mine {
+                    match engine.hint_event(w, &hint) {
+                        Ok(marked) if !marked.is_empty() => {
+                            tracing::debug!(source = %name, path = %hint.path, "push hint: folder due now");
+                            wake.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(source = %name, error = %e, "could not record a push hint"),
+                    }
+                }
+            }
+            tracing::info!(source = %name, "push events ended; polling continues");
         });
     }
     tracing::info!(watches = app.watches.len(), targets = app.targets.len(), store = %app.config.store.display(), "pps running");
@@ -805,15 +915,25 @@ pub fn status_json(app: &App) -> Result<serde_json::Value> {
     let store = app.engine.store();
     let stats = store.stats()?;
     let mut watches = Vec::new();
-    for (wc, _) in &app.watches {
+    for (wc, w) in &app.watches {
         let folders = stats
             .scopes
             .iter()
             .find(|(_, s, r, _)| *s == wc.source && *r == wc.path)
             .map_or(0, |s| s.3);
+        let sched = app.engine.schedule_summary(w, Duration::from_secs(3600))?;
+        let now = app.engine.clock().now();
         watches.push(serde_json::json!({
             "watch": wc.label(), "source": wc.source, "path": wc.path, "folders": folders,
             "baseline": folders > 0,
+            "schedule": {
+                "due_now": sched.due_now,
+                "due_next_hour": sched.due_within,
+                "longest_interval_s": sched.longest_interval.as_secs(),
+                "next_due_in_s": sched.next_due.map(|d| d.as_secs() - now.as_secs()),
+                "forced": sched.forced,
+                "settling": sched.settling,
+            },
         }));
     }
     let mut targets = Vec::new();
@@ -862,6 +982,25 @@ pub fn status(app: &App, json: bool) -> Result<ExitCode> {
             } else {
                 " (no baseline yet)"
             }
+        ));
+        let sc = &w["schedule"];
+        let longest = Duration::from_secs(sc["longest_interval_s"].as_u64().unwrap_or(0));
+        let next = match sc["next_due_in_s"].as_i64() {
+            Some(s) if s <= 0 => "now".to_owned(),
+            Some(s) => format!("in {}", crate::walk::human(Duration::from_secs(s as u64))),
+            None => "-".to_owned(),
+        };
+        let count = |k: &str, what: &str| match sc[k].as_u64() {
+            Some(n) if n > 0 => format!(", {n} {what}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  schedule: {} due now, {} due in the next hour, next {next}, longest interval {}{}{}\n",
+            sc["due_now"],
+            sc["due_next_hour"],
+            crate::walk::human(longest),
+            count("forced", "hinted"),
+            count("settling", "settling"),
         ));
     }
     for t in v["targets"].as_array().unwrap_or(&empty) {

@@ -52,8 +52,14 @@ enum Command {
         /// Watches as SOURCE:PATH.
         watches: Vec<String>,
     },
-    /// One pass over every watch, deliver, and exit (for cron).
-    Once(WatchArgs),
+    /// One pass over every watch (the folders due now), deliver, and exit (for cron).
+    Once {
+        #[command(flatten)]
+        watch: WatchArgs,
+        /// List every folder, regardless of its schedule.
+        #[arg(long)]
+        full: bool,
+    },
     /// Run the service: passes on schedule, delivery with retries, until SIGINT/SIGTERM.
     Run(RunArgs),
     /// Show a folder's live entries beside the stored state.
@@ -163,9 +169,10 @@ fn load_or_watch(cli: Option<PathBuf>, w: WatchArgs, interval: Duration) -> pps_
     if w.watch.is_empty() {
         load(cli)
     } else {
-        App::build(commands::watch_config(
-            &w.watch, w.store, &w.exclude, interval,
-        )?)
+        let config = commands::watch_config(&w.watch, w.store, &w.exclude, interval)?;
+        let mut app = App::build(config)?;
+        app.full_passes = true;
+        Ok(app)
     }
 }
 
@@ -175,8 +182,8 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
         Command::Init => commands::init(&config_path(config)),
         Command::Check => commands::check(&load(config)?).await,
         Command::Index { watches } => commands::index(&load(config)?, &watches).await,
-        Command::Once(w) => {
-            commands::once(&load_or_watch(config, w, Duration::from_secs(600))?).await
+        Command::Once { watch: w, full } => {
+            commands::once(&load_or_watch(config, w, Duration::from_secs(600))?, full).await
         }
         Command::Run(r) => commands::run(&load_or_watch(config, r.watch, r.interval)?).await,
         Command::Ls { path } => commands::ls(&load(config)?, &path).await,

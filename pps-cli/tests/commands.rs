@@ -175,9 +175,27 @@ async fn every_subcommand_against_mock_servers() {
         text(&out.stderr)
     );
 
-    // A new episode: once scans its season on Plex and prints the file.
+    // Right after the baseline every folder waits for its turn: a scheduled `once`
+    // lists nothing, and status shows the schedule.
     cd2.write_file("/115/TV/Show & Co/S01/e2 #2 100%.mkv", 5);
+    let calls = cd2.calls(pps_clouddrive::mock::Method::GetSubFiles);
     let out = s.pps(&["once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        cd2.calls(pps_clouddrive::mock::Method::GetSubFiles),
+        calls,
+        "nothing was due"
+    );
+    let out = s.pps(&["status"]);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("schedule: 0 due now") && shown.contains("longest interval 1d 00h"),
+        "{shown}"
+    );
+
+    // A full pass finds the new episode: its season is scanned on Plex, the file printed.
+    let out = s.pps(&["once", "--full"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let lines: Vec<Value> = text(&out.stdout)
         .lines()
@@ -424,4 +442,65 @@ fn walk_of_a_local_tree() {
     );
     assert_eq!(v["calls"], 11);
     assert_eq!(v["full_pass_s"]["configured"], Value::Null);
+}
+
+/// `pps run` with a schedule: after the baseline nothing is due for an hour, yet a cd2
+/// push event makes the changed folder due at once, and its change is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_acts_on_push_hints_between_scheduled_listings() {
+    use std::io::BufRead;
+    let mut tree = MockTree::new();
+    tree.write_file("/115/TV/Show/S01/e1.mkv", 10);
+    let cd2 = MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(tree)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.cd2]\nkind = \"clouddrive2\"\nurl = \"{}\"\nmax_queries_per_second = 50\n\n[targets.print]\nkind = \"stdout\"\n\n[[watch]]\nsource = \"cd2\"\npath = \"/115/TV\"\ninterval = \"1h\"\n",
+            cd2.url()
+        ),
+    )
+    .unwrap();
+    let pps = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pps"));
+        c.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("PPS_SOURCES_CD2_API_TOKEN", CD2_TOKEN);
+        c
+    };
+    assert!(pps(&["index"]).output().unwrap().status.success());
+    let mut child = pps(&["run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the service holds cd2's push channel open, then change the tree.
+    cd2.wait_until(|m| m.push_channels() > 0).await;
+    let before = cd2.calls(pps_clouddrive::mock::Method::GetSubFiles);
+    cd2.write_file("/115/TV/Show/S01/e2.mkv", 10);
+    let stdout = child.stdout.take().unwrap();
+    let read = tokio::task::spawn_blocking(move || std::io::BufReader::new(stdout).lines().next());
+    // A guard against a hang, not a speed assertion.
+    let Ok(read) = tokio::time::timeout(std::time::Duration::from_secs(60), read).await else {
+        let _ = child.kill();
+        panic!("no scan printed within 60 s");
+    };
+    let line = read.unwrap().expect("a line").unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["path"], "/115/TV/Show/S01/e2.mkv");
+    assert_eq!(v["update"], "created");
+    // Only the hinted folder was listed, not the tree.
+    let listed = cd2.calls(pps_clouddrive::mock::Method::GetSubFiles) - before;
+    assert!(listed <= 2, "{listed} listings for one hint");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    cd2.shutdown().await;
 }
