@@ -1,0 +1,241 @@
+//! The `pps` command line: argument parsing, logging, dispatch. The binary's `main` is
+//! [`main`] here, so other crates (the end-to-end tests) can build the very same
+//! binary.
+//!
+//! This is the only place that prints errors and picks exit codes: 0 when all went
+//! well, 1 when a folder or a target failed, 2 on a usage or config error.
+
+use crate::app::App;
+use crate::commands;
+use crate::config::Config;
+use crate::duration;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pps",
+    version,
+    about = "Partial path scanner: rescan only the folders that changed"
+)]
+struct Cli {
+    /// The config file (default: $PPS_CONFIG, else ./pps.toml).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace). Logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented pps.toml (never overwrites).
+    Init,
+    /// Validate the config, reach every source and target, show where each watch's scans land.
+    Check,
+    /// Record the baseline of watches (all when none is named), with progress.
+    Index {
+        /// Watches as SOURCE:PATH.
+        watches: Vec<String>,
+    },
+    /// One pass over every watch (the folders due now), deliver, and exit (for cron).
+    Once {
+        #[command(flatten)]
+        watch: WatchArgs,
+        /// List every folder, regardless of its schedule.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Run the service: passes on schedule, delivery with retries, until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Show a folder's live entries beside the stored state.
+    Ls {
+        /// SOURCE:PATH
+        path: String,
+    },
+    /// Scan a path now, by hand, through the outbox.
+    Scan {
+        /// SOURCE:PATH
+        path: String,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Folders tracked, the outbox per target, parked scans with reasons.
+    Status {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop stored state under a path (the next pass records it afresh).
+    Forget {
+        /// SOURCE:PATH
+        path: String,
+    },
+    /// Traverse a tree read-only and report its size and what listing it costs.
+    Walk {
+        /// SOURCE:PATH (a source of the config file, or local:PATH).
+        root: String,
+        /// Listings in flight at once (default: the source's concurrency).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Override the source's max_queries_per_second (clouddrive2).
+        #[arg(long)]
+        max_queries_per_second: Option<f64>,
+        /// Do not list below this depth (the root is 0).
+        #[arg(long)]
+        max_depth: Option<usize>,
+        /// Base interval for the calls-per-day estimate.
+        #[arg(long, default_value = "10m", value_parser = duration::parse)]
+        interval: Duration,
+        /// Ceiling for the calls-per-day estimate.
+        #[arg(long, default_value = "24h", value_parser = duration::parse)]
+        max_interval: Duration,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// Watch a local folder without a config file (repeatable); scans are printed to
+    /// stdout as JSON lines.
+    #[arg(long = "watch", value_name = "DIR")]
+    watch: Vec<PathBuf>,
+    /// The state file (SQLite) in --watch mode.
+    #[arg(long, value_name = "FILE", default_value = "pps.db")]
+    store: PathBuf,
+    /// In --watch mode: exclude names matching a glob (`*.part`, `.*`, `@eaDir`) or an
+    /// absolute path; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    watch: WatchArgs,
+    /// In --watch mode: time between passes (90s, 10m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    interval: Duration,
+}
+
+fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
+    let level = match (i16::from(verbose) - i16::from(quiet)).clamp(-2, 2) {
+        -2 => "error",
+        -1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PPS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+fn config_path(cli: Option<PathBuf>) -> PathBuf {
+    cli.or_else(|| std::env::var_os("PPS_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("pps.toml"))
+}
+
+fn load(cli: Option<PathBuf>) -> pps_core::Result<App> {
+    App::build(Config::load(&config_path(cli))?)
+}
+
+fn load_or_watch(cli: Option<PathBuf>, w: WatchArgs, interval: Duration) -> pps_core::Result<App> {
+    if w.watch.is_empty() {
+        load(cli)
+    } else {
+        let config = commands::watch_config(&w.watch, w.store, &w.exclude, interval)?;
+        let mut app = App::build(config)?;
+        app.full_passes = true;
+        Ok(app)
+    }
+}
+
+async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command {
+        Command::Init => commands::init(&config_path(config)),
+        Command::Check => commands::check(&load(config)?).await,
+        Command::Index { watches } => commands::index(&load(config)?, &watches).await,
+        Command::Once { watch: w, full } => {
+            commands::once(&load_or_watch(config, w, Duration::from_secs(600))?, full).await
+        }
+        Command::Run(r) => commands::run(&load_or_watch(config, r.watch, r.interval)?).await,
+        Command::Ls { path } => commands::ls(&load(config)?, &path).await,
+        Command::Scan { path, target } => {
+            commands::scan(&load(config)?, &path, target.as_deref()).await
+        }
+        Command::Status { json } => commands::status(&load(config)?, json),
+        Command::Forget { path } => commands::forget(&load(config)?, &path),
+        Command::Walk {
+            root,
+            concurrency,
+            max_queries_per_second,
+            max_depth,
+            interval,
+            max_interval,
+            json,
+        } => {
+            let args = commands::WalkArgs {
+                root,
+                concurrency,
+                max_queries_per_second,
+                max_depth,
+                interval,
+                max_interval,
+                json,
+            };
+            commands::walk(&config_path(config), &args).await
+        }
+    }
+}
+
+/// Runs the `pps` command with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.verbose, cli.quiet, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(commands::exit_code(&err))
+        }
+    }
+}
