@@ -135,6 +135,9 @@ struct RunArgs {
     /// In --watch mode: time between passes (90s, 10m, 2h, 1d).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
     interval: Duration,
+    /// Serve health, metrics and triggers on this address (overrides `[server] listen`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
 }
 
 fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
@@ -187,7 +190,26 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
         Command::Once { watch: w, full } => {
             commands::once(&load_or_watch(config, w, Duration::from_secs(600))?, full).await
         }
-        Command::Run(r) => commands::run(&load_or_watch(config, r.watch, r.interval)?).await,
+        Command::Run(r) => {
+            let mut app = load_or_watch(config, r.watch, r.interval)?;
+            if let Some(addr) = r.listen {
+                if app.config.server.token.is_none() {
+                    app.config.server.token = std::env::var("PPS_SERVER_TOKEN")
+                        .ok()
+                        .filter(|t| !t.is_empty())
+                        .map(pps_core::Secret::new);
+                }
+                if app.config.server.token.is_none() {
+                    return Err(pps_core::Error::new(
+                        pps_core::ErrorKind::ConfigInvalid,
+                        "--listen needs a token for the triggers: set [server] token or PPS_SERVER_TOKEN",
+                    )
+                    .with("option", "--listen"));
+                }
+                app.config.server.listen = Some(addr);
+            }
+            commands::run(&app).await
+        }
         Command::Ls { path } => commands::ls(&load(config)?, &path).await,
         Command::Scan { path, target } => {
             commands::scan(&load(config)?, &path, target.as_deref()).await

@@ -88,6 +88,10 @@ pub fn watch_config(
         sources,
         targets,
         watches,
+        server: crate::config::ServerConfig {
+            max_body_bytes: 1 << 20,
+            ..Default::default()
+        },
     })
 }
 
@@ -261,6 +265,7 @@ pub async fn run(app: &App) -> Result<ExitCode> {
 /// target, then a short, bounded last delivery. Work stops between atomic commits, so
 /// nothing committed is lost and nothing is half-written.
 pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+    let metrics = Arc::new(crate::server::Metrics::default());
     let wakes: BTreeMap<String, Arc<tokio::sync::Notify>> = app
         .targets
         .keys()
@@ -270,9 +275,11 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
     for (name, wake) in &wakes {
         let engine = app.engine.clone();
         let (name, wake) = (name.clone(), wake.clone());
+        let metrics = metrics.clone();
         tasks.spawn(async move {
+            let observe = |r: &pps_core::engine::DeliveryReport| metrics.delivery(&name, r);
             if let Err(e) = engine
-                .run_delivery(&name, wake, Duration::from_secs(30))
+                .run_delivery_observed(&name, wake, Duration::from_secs(30), observe)
                 .await
             {
                 tracing::error!(target = %name, error = %e, "delivery stopped");
@@ -294,12 +301,14 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             .collect();
         let own = Arc::new(tokio::sync::Notify::new());
         watch_wakes.push(own.clone());
+        let metrics = metrics.clone();
         if app.full_passes {
             tasks.spawn(async move {
                 loop {
                     match engine.pass(&w).await {
                         Ok(r) => {
                             log_pass(&r);
+                            metrics.pass(&wc.source, &wc.label(), &r);
                             if r.scans_queued > 0 {
                                 wake.iter().for_each(|n| n.notify_one());
                             }
@@ -336,6 +345,7 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 if n > 0 {
                     match engine.pass_due(&w, n).await {
                         Ok(r) => {
+                            metrics.pass(&wc.source, &wc.label(), &r);
                             budget
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
@@ -400,6 +410,29 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 }
             }
             tracing::info!(source = %name, "push events ended; polling continues");
+        });
+    }
+    if let Some(addr) = app.config.server.listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("cannot listen on {addr}: {e}"),
+            )
+            .with("key", "server.listen")
+        })?;
+        let watches: Vec<_> = app
+            .watches
+            .iter()
+            .map(|(_, w)| w.clone())
+            .zip(watch_wakes.iter().cloned())
+            .collect();
+        let state = crate::server::ServerState::new(app, watches, metrics.clone());
+        let router = crate::server::router(state, app.config.server.max_body_bytes);
+        tracing::info!(%addr, "listening for health, metrics and triggers");
+        tasks.spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
         });
     }
     tracing::info!(watches = app.watches.len(), targets = app.targets.len(), store = %app.config.store.display(), "pps running");

@@ -29,6 +29,26 @@ pub struct Config {
     pub targets: BTreeMap<String, TargetConfig>,
     /// The watches, in file order.
     pub watches: Vec<WatchConfig>,
+    /// `[server]`: the HTTP surface of `pps run` (off unless `listen` is set).
+    pub server: ServerConfig,
+}
+
+/// `[server]`: health, metrics and authenticated triggers.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// Where to listen (`127.0.0.1:8090`); `None` keeps the HTTP surface off.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The token every trigger must present (`Authorization: Bearer …` or `?token=`).
+    pub token: Option<Secret>,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Maps Sonarr/Radarr/Lidarr paths to source paths.
+    pub arr_mapping: PathMapping,
+    /// Maps paths in cd2 webhooks to source paths (when the watch is a local mount of
+    /// cd2, say).
+    pub clouddrive2_mapping: PathMapping,
+    /// The line of `[server]`, for messages.
+    pub line: usize,
 }
 
 /// One `[sources.NAME]`.
@@ -210,6 +230,19 @@ struct RawConfig {
     targets: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default)]
     watch: Vec<Spanned<RawWatch>>,
+    server: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    token: Option<String>,
+    max_body_bytes: Option<usize>,
+    #[serde(default)]
+    arr_path_mapping: Vec<MappingRule>,
+    #[serde(default)]
+    clouddrive2_path_mapping: Vec<MappingRule>,
 }
 
 #[derive(Deserialize)]
@@ -356,7 +389,13 @@ impl Ctx<'_> {
     /// backticks, which finds its line.
     fn table_err(&self, table_at: usize, table_key: &str, e: &toml::de::Error) -> Error {
         let msg = e.message().trim().to_owned();
-        let field = msg.split('`').nth(1).unwrap_or("");
+        // serde names the field in backticks for unknown and missing fields; other
+        // messages quote values, not keys.
+        let field = if msg.starts_with("unknown field") || msg.starts_with("missing field") {
+            msg.split('`').nth(1).unwrap_or("")
+        } else {
+            ""
+        };
         let (offset, key) = if field.is_empty() {
             (table_at, table_key.to_owned())
         } else {
@@ -751,12 +790,64 @@ impl Config {
                 line: cx.line(at),
             });
         }
+        let server = match raw.server {
+            None => ServerConfig {
+                max_body_bytes: 1 << 20,
+                ..ServerConfig::default()
+            },
+            Some(table) => {
+                let at = table.span().start;
+                let mut table = table.into_inner();
+                for (k, v) in env {
+                    if let Some(key) = k.strip_prefix("PPS_SERVER_")
+                        && !key.is_empty()
+                    {
+                        table.insert(key.to_lowercase(), toml::Value::String(v.clone()));
+                    }
+                }
+                let r: RawServer = table
+                    .try_into()
+                    .map_err(|e: toml::de::Error| cx.table_err(at, "server", &e))?;
+                let listen = match &r.listen {
+                    None => None,
+                    Some(l) => Some(l.parse::<std::net::SocketAddr>().map_err(|_| {
+                        cx.key_err(
+                            at,
+                            "server.listen",
+                            format!(
+                                "`{l}` is not an address; write e.g. 127.0.0.1:8090 or [::]:8090"
+                            ),
+                        )
+                    })?),
+                };
+                let token = r.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
+                if listen.is_some() && token.is_none() {
+                    return Err(cx.key_err(at, "server.token", "`token` is required when `listen` is set (or set PPS_SERVER_TOKEN): every trigger must present it"));
+                }
+                let mapping = |rules: Vec<MappingRule>, k: &str| {
+                    PathMapping::new(rules)
+                        .map_err(|e| cx.key_err(at, &format!("server.{k}"), e.message().to_owned()))
+                };
+                ServerConfig {
+                    listen,
+                    token,
+                    max_body_bytes: r.max_body_bytes.unwrap_or(1 << 20).max(1024),
+                    arr_mapping: mapping(r.arr_path_mapping, "arr_path_mapping")?,
+                    clouddrive2_mapping: mapping(
+                        r.clouddrive2_path_mapping,
+                        "clouddrive2_path_mapping",
+                    )?,
+                    line: cx.line(at),
+                }
+            }
+        };
         Ok(Config {
             file: file.map(Path::to_path_buf),
             store,
             sources,
             targets,
             watches,
+            server,
         })
     }
 }

@@ -9,4 +9,5 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod duration;
+pub mod server;
 pub mod walk;

@@ -255,11 +255,24 @@ fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
             Some(33),
             "a/b",
         ),
+        (format!("{GOOD}\n[srv]\nlisten = 1\n"), "", Some(47), "srv"),
         (
-            format!("{GOOD}\n[server]\nlisten = 1\n"),
-            "",
+            format!("{GOOD}\n[server]\nlisten = \"127.0.0.1:8090\"\n"),
+            "server.token",
             Some(47),
-            "server",
+            "PPS_SERVER_TOKEN",
+        ),
+        (
+            format!("{GOOD}\n[server]\nlisten = \"localhost\"\ntoken = \"t\"\n"),
+            "server.listen",
+            Some(48),
+            "not an address",
+        ),
+        (
+            format!("{GOOD}\n[server]\nlistn = \"x\"\n"),
+            "server.listn",
+            Some(48),
+            "listn",
         ),
         (GOOD.replace("[store]", "[store\n"), "", Some(2), ""),
         (

@@ -1115,33 +1115,42 @@ impl Engine {
         }
     }
 
-    /// Runs delivery for one target until `stop` resolves: delivers whenever `wake` is
-    /// notified (after a commit) or every `idle` interval, and backs off exponentially
-    /// (with jitter) after temporary failures. Never returns early on a target failure.
+    /// Runs delivery for one target for ever (drop the future to stop it): delivers
+    /// whenever `wake` is notified (after a commit) or every `idle` interval, and backs
+    /// off exponentially (with jitter) after temporary failures. Never returns early on
+    /// a target failure.
     pub async fn run_delivery(
         &self,
         name: &str,
         wake: Arc<tokio::sync::Notify>,
         idle: Duration,
     ) -> Result<()> {
+        self.run_delivery_observed(name, wake, idle, |_| {}).await
+    }
+
+    /// [`run_delivery`](Self::run_delivery), calling `observe` with the report of
+    /// every round (for metrics).
+    pub async fn run_delivery_observed(
+        &self,
+        name: &str,
+        wake: Arc<tokio::sync::Notify>,
+        idle: Duration,
+        observe: impl Fn(&DeliveryReport),
+    ) -> Result<()> {
         let mut backoff = self.options.min_backoff;
         let mut seed = jitter_seed(name);
         loop {
             let r = self.deliver_all(name).await?;
-            let wait = if r.temporary_failure.is_some() {
+            observe(&r);
+            if r.temporary_failure.is_some() {
                 let wait = jittered(backoff, &mut seed);
                 backoff = (backoff * 2).min(self.options.max_backoff);
-                wait
-            } else {
-                backoff = self.options.min_backoff;
-                idle
-            };
-            if r.temporary_failure.is_some() {
                 tokio::time::sleep(wait).await;
             } else {
+                backoff = self.options.min_backoff;
                 tokio::select! {
                     _ = wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep(idle) => {}
                 }
             }
         }
