@@ -573,83 +573,52 @@ async fn metrics(State(state): State<ServerState>) -> Response {
             let _ = writeln!(o, "pps_outbox_parked{{target=\"{}\"}} {n}", label(t));
         }
     }
-    if !state.clouddrives.is_empty() {
-        family(
-            &mut o,
-            "pps_clouddrive_calls_total",
+    // One family per cd2 counter, one sample per cd2 source.
+    type Read = fn(&CloudDrive) -> String;
+    let cd2_families: [(&str, &str, &str, Read); 6] = [
+        (
+            "pps_clouddrive_listings_total",
             "counter",
-            "Calls sent to cd2, retries included.",
-        );
-        for (name, cd) in &state.clouddrives {
-            let s = cd.stats();
-            let _ = writeln!(
-                o,
-                "pps_clouddrive_calls_total{{source=\"{}\",method=\"list\"}} {}",
-                label(name),
-                s.listings
-            );
-            let _ = writeln!(
-                o,
-                "pps_clouddrive_calls_total{{source=\"{}\",method=\"lookup\"}} {}",
-                label(name),
-                s.lookups
-            );
-        }
-        family(
-            &mut o,
+            "GetSubFiles calls sent to cd2, retries included.",
+            |cd| cd.stats().listings.to_string(),
+        ),
+        (
+            "pps_clouddrive_lookups_total",
+            "counter",
+            "FindFileByPath calls sent to cd2, retries included.",
+            |cd| cd.stats().lookups.to_string(),
+        ),
+        (
             "pps_clouddrive_throttled_total",
             "counter",
             "Answers that said the cloud throttled us.",
-        );
-        for (name, cd) in &state.clouddrives {
-            let _ = writeln!(
-                o,
-                "pps_clouddrive_throttled_total{{source=\"{}\"}} {}",
-                label(name),
-                cd.stats().throttled
-            );
-        }
-        family(
-            &mut o,
+            |cd| cd.stats().throttled.to_string(),
+        ),
+        (
             "pps_clouddrive_retries_total",
             "counter",
             "Attempts repeated after throttling or a transient failure.",
-        );
-        for (name, cd) in &state.clouddrives {
-            let _ = writeln!(
-                o,
-                "pps_clouddrive_retries_total{{source=\"{}\"}} {}",
-                label(name),
-                cd.stats().retries
-            );
-        }
-        family(
-            &mut o,
+            |cd| cd.stats().retries.to_string(),
+        ),
+        (
             "pps_clouddrive_rate_lowered_total",
             "counter",
             "Times the rate limiter lowered its rate after throttling.",
-        );
-        for (name, cd) in &state.clouddrives {
-            let _ = writeln!(
-                o,
-                "pps_clouddrive_rate_lowered_total{{source=\"{}\"}} {}",
-                label(name),
-                cd.stats().rate_lowered
-            );
-        }
-        family(
-            &mut o,
+            |cd| cd.stats().rate_lowered.to_string(),
+        ),
+        (
             "pps_clouddrive_rate",
             "gauge",
             "The rate limit in force now, in calls per second.",
-        );
-        for (name, cd) in &state.clouddrives {
-            let _ = writeln!(
-                o,
-                "pps_clouddrive_rate{{source=\"{}\"}} {}",
-                label(name),
-                cd.current_rate()
-            );
+            |cd| cd.current_rate().to_string(),
+        ),
+    ];
+    if !state.clouddrives.is_empty() {
+        for (name, kind, help, read) in cd2_families {
+            family(&mut o, name, kind, help);
+            for (source, cd) in &state.clouddrives {
+                let _ = writeln!(o, "{name}{{source=\"{}\"}} {}", label(source), read(cd));
+            }
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], o).into_response()
