@@ -1,0 +1,355 @@
+//! `pps.Scanner`: the whole library over one config (what `pps_cli::app::App` holds).
+
+use crate::config::PyConfig;
+use crate::errors::to_pyerr;
+use crate::runtime::{self, future, wait_pps};
+use crate::types::{PyOnceReport, PyPassReport, json_to_py, once_report, pass_report};
+use pps_cli::app::App;
+use pps_cli::commands;
+use pps_cli::config::Config;
+use pps_core::engine::Progress;
+use pps_core::{Error, ErrorKind, Result};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+type ProgressFn = Box<dyn Fn(&str, Progress) + Send + Sync>;
+
+/// Watches folders, finds what changed, and asks media servers to rescan only that.
+///
+/// ``Scanner(config)`` takes a ``Config`` (or the path of a ``pps.toml``), opens the
+/// SQLite store and builds every source and target; nothing is contacted yet.
+///
+/// - ``index()`` records a fresh baseline of each watch (scans nothing);
+/// - ``run_once()`` passes every watch once and delivers the scans (for cron);
+/// - ``serve()`` runs the service: passes on schedule, delivery loops, until
+///   cancelled (Ctrl-C, ``duration`` elapsed, or the asyncio task cancelled);
+/// - ``status()`` and ``forget(path)`` read and trim the store.
+///
+/// Every method releases the interpreter while it works and has an ``*_async`` twin
+/// returning a coroutine. Ctrl-C interrupts a sync call (``KeyboardInterrupt``);
+/// the store commits atomically, so an interrupted pass loses nothing.
+#[pyclass(module = "pps", name = "Scanner", frozen)]
+#[derive(Debug)]
+pub struct PyScanner {
+    app: Arc<App>,
+}
+
+fn progress_fn(cb: Arc<Py<PyAny>>) -> ProgressFn {
+    Box::new(move |label, p| {
+        Python::attach(|py| {
+            if let Err(e) = cb.call1(py, (label, p.listed, p.queued)) {
+                // A failing callback must not stop the pass; Python reports it as
+                // unraisable (printed, or seen by sys.unraisablehook).
+                e.write_unraisable(py, None);
+            }
+        })
+    })
+}
+
+impl PyScanner {
+    /// The watches `index` works on: all, or the one named by `source:path` or path.
+    fn chosen(&self, watch: Option<&str>) -> Result<Vec<usize>> {
+        match watch {
+            None => Ok((0..self.app.watches.len()).collect()),
+            Some(s) => self
+                .app
+                .watches
+                .iter()
+                .position(|(wc, _)| wc.label() == s || wc.path == s)
+                .map(|i| vec![i])
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::ConfigInvalid,
+                        "no watch has that name; use SOURCE:PATH as Scanner.watches shows it",
+                    )
+                    .permanent()
+                    .with("watch", s)
+                }),
+        }
+    }
+
+    fn index_future(
+        &self,
+        watch: Option<&str>,
+        progress: Option<Py<PyAny>>,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<pps_core::PassReport>>> + use<>> {
+        let chosen = self.chosen(watch)?;
+        let app = self.app.clone();
+        let progress = progress.map(Arc::new);
+        Ok(async move {
+            let mut out = Vec::with_capacity(chosen.len());
+            for i in chosen {
+                let p = progress.clone().map(progress_fn);
+                out.push(commands::reindex(&app, i, p).await?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn convert_passes(
+    py: Python<'_>,
+    reports: Vec<pps_core::PassReport>,
+) -> PyResult<Vec<PyPassReport>> {
+    reports.into_iter().map(|r| pass_report(py, r)).collect()
+}
+
+#[pymethods]
+impl PyScanner {
+    #[new]
+    fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let config: Config = match config.cast::<PyConfig>() {
+            Ok(c) => c.get().inner.clone(),
+            Err(_) => {
+                let path: PathBuf = config.extract()?;
+                py.detach(|| Config::load(&path))
+                    .map_err(|e| to_pyerr(py, e))?
+            }
+        };
+        let app = runtime::enter(py, || App::build(config)).map_err(|e| to_pyerr(py, e))?;
+        Ok(PyScanner { app: Arc::new(app) })
+    }
+
+    /// The watches as ``source:path`` labels, in config order.
+    #[getter]
+    fn watches(&self) -> Vec<String> {
+        self.app.watches.iter().map(|(w, _)| w.label()).collect()
+    }
+
+    /// The config the scanner was built from.
+    #[getter]
+    fn config(&self) -> PyConfig {
+        PyConfig {
+            inner: self.app.config.clone(),
+        }
+    }
+
+    /// Records the baseline of each watch anew (all, or the one named by ``watch``:
+    /// ``source:path`` or its path): drops its stored state, lists every folder, scans
+    /// nothing. Returns one ``PassReport`` per watch.
+    ///
+    /// ``progress(watch, folders_listed, folders_waiting)`` is called as folders are
+    /// listed (from a worker thread; keep it quick).
+    #[pyo3(signature = (watch = None, *, progress = None))]
+    fn index(
+        &self,
+        py: Python<'_>,
+        watch: Option<&str>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<PyPassReport>> {
+        let fut = self
+            .index_future(watch, progress)
+            .map_err(|e| to_pyerr(py, e))?;
+        convert_passes(py, wait_pps(py, fut)?)
+    }
+
+    /// ``index()`` as a coroutine.
+    #[pyo3(signature = (watch = None, *, progress = None))]
+    fn index_async<'py>(
+        &self,
+        py: Python<'py>,
+        watch: Option<&str>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self
+            .index_future(watch, progress)
+            .map_err(|e| to_pyerr(py, e))?;
+        future(py, fut, convert_passes)
+    }
+
+    /// One pass over every watch, then delivery to every target; returns a
+    /// ``OnceReport`` (changes, deliveries per target, errors).
+    ///
+    /// By default a pass lists the folders due now (each folder has its own poll
+    /// interval, which grows while it stays unchanged); ``full=True`` lists every
+    /// folder. A watch that fails (an outage, a missing root) or a target that is down
+    /// is reported in the result, not raised; only a broken store or config raises.
+    #[pyo3(signature = (*, full = false))]
+    fn run_once(&self, py: Python<'_>, full: bool) -> PyResult<PyOnceReport> {
+        let app = self.app.clone();
+        let r = wait_pps(py, async move { commands::run_once(&app, full).await })?;
+        once_report(py, r)
+    }
+
+    /// ``run_once()`` as a coroutine.
+    #[pyo3(signature = (*, full = false))]
+    fn run_once_async<'py>(&self, py: Python<'py>, full: bool) -> PyResult<Bound<'py, PyAny>> {
+        let app = self.app.clone();
+        future(
+            py,
+            async move { commands::run_once(&app, full).await },
+            once_report,
+        )
+    }
+
+    /// The store as a dict: its file and size, folders per watch, and per target the
+    /// pending and parked scans (with the reasons of up to 20 parked ones).
+    fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let app = self.app.clone();
+        let v = py
+            .detach(|| commands::status_json(&app))
+            .map_err(|e| to_pyerr(py, e))?;
+        json_to_py(py, &v)
+    }
+
+    /// ``status()`` as a coroutine.
+    fn status_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let app = self.app.clone();
+        future(
+            py,
+            blocking(move || commands::status_json(&app)),
+            |py, v| json_to_py(py, &v),
+        )
+    }
+
+    /// Drops stored state at and under ``path`` (``source:path``, or a path inside a
+    /// watch); the next pass records it again as a baseline, without scanning. Returns
+    /// the number of folders dropped.
+    fn forget(&self, py: Python<'_>, path: String) -> PyResult<u64> {
+        let app = self.app.clone();
+        py.detach(|| commands::forget_path(&app, &path))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// ``forget()`` as a coroutine.
+    fn forget_async<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
+        let app = self.app.clone();
+        future(
+            py,
+            blocking(move || commands::forget_path(&app, &path)),
+            |_, n| Ok(n),
+        )
+    }
+
+    /// Runs the service: each watch is passed every ``interval`` and each target has its
+    /// own delivery loop. Returns after ``duration`` seconds when given; otherwise runs
+    /// until Ctrl-C, which stops it cleanly (a short last delivery) and then raises
+    /// ``KeyboardInterrupt``.
+    #[pyo3(signature = (*, duration = None))]
+    fn serve(&self, py: Python<'_>, duration: Option<f64>) -> PyResult<()> {
+        let duration = seconds(py, duration)?;
+        let app = self.app.clone();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (tx, mut rx) = sync_channel(1);
+        runtime::runtime().spawn(async move {
+            let r = commands::serve(&app, stop_when(stop_rx, duration)).await;
+            let _ = tx.send(r);
+        });
+        let mut stop_tx = Some(stop_tx);
+        let mut interrupt: Option<PyErr> = None;
+        loop {
+            let (back, got) = py.detach(move || {
+                let got = rx.recv_timeout(Duration::from_millis(50));
+                (rx, got)
+            });
+            rx = back;
+            match got {
+                Ok(r) => {
+                    r.map_err(|e| to_pyerr(py, e))?;
+                    return match interrupt {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    };
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if interrupt.is_none()
+                        && let Err(e) = py.check_signals()
+                    {
+                        // Stop cleanly, wait for the last delivery, then re-raise.
+                        interrupt = Some(e);
+                        if let Some(tx) = stop_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(crate::errors::internal(
+                        py,
+                        "the service stopped without a result (a bug in pps; please report it)",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// ``serve()`` as a coroutine: runs until ``duration`` elapses or the task awaiting
+    /// it is cancelled; cancelling stops the service cleanly in the background (a short
+    /// last delivery).
+    #[pyo3(signature = (*, duration = None))]
+    fn serve_async<'py>(
+        &self,
+        py: Python<'py>,
+        duration: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let duration = seconds(py, duration)?;
+        let app = self.app.clone();
+        future(
+            py,
+            async move {
+                let (stop_tx, stop_rx) = oneshot::channel::<()>();
+                // The service runs in its own task so that, when this future is dropped
+                // (cancelled), dropping `stop_tx` lets it stop cleanly instead of being
+                // cut off.
+                let task = tokio::spawn(async move {
+                    commands::serve(&app, stop_when(stop_rx, duration)).await
+                });
+                let _stop = stop_tx;
+                task.await.map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unexpected,
+                        format!("the service task failed: {e}"),
+                    )
+                })?
+            },
+            |_, ()| Ok(()),
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Scanner(store={:?}, watches={:?}, targets={:?})",
+            self.app.config.store.display().to_string(),
+            self.watches(),
+            self.app.targets.keys().collect::<Vec<_>>()
+        )
+    }
+}
+
+/// A future that resolves when `stop` fires or is dropped, or after `duration`.
+async fn stop_when(stop: oneshot::Receiver<()>, duration: Option<Duration>) {
+    match duration {
+        Some(d) => {
+            tokio::select! {
+                _ = stop => {}
+                _ = tokio::time::sleep(d) => {}
+            }
+        }
+        None => {
+            let _ = stop.await;
+        }
+    }
+}
+
+/// Runs blocking store work on the runtime's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("store task failed: {e}")))?
+}
+
+/// A non-negative finite number of seconds.
+pub(crate) fn seconds(py: Python<'_>, value: Option<f64>) -> PyResult<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if (0.0..1e10).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+        Some(_) => Err(crate::errors::config(
+            py,
+            "duration",
+            "must be a finite number of seconds, at least 0",
+        )),
+    }
+}

@@ -1,0 +1,215 @@
+"""pps.Scanner over a local tree, a SQLite store in a temp file and a fake Plex."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import pps
+
+from .conftest import PLEX_TOKEN, FakeMediaServer, Request, scanner_toml
+
+
+def make(media: Path, tmp_path: Path, server: FakeMediaServer) -> pps.Scanner:
+    text = scanner_toml(media, tmp_path / "state.db", server.url)
+    return pps.Scanner(pps.Config.from_toml(text))
+
+
+def refreshed(path: str) -> Callable[[list[Request]], bool]:
+    def check(requests: list[Request]) -> bool:
+        return any(
+            r.path.endswith("/refresh") and r.query.get("path") == [path] for r in requests
+        )
+
+    return check
+
+
+def test_index_records_a_baseline_and_scans_nothing(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    assert scanner.watches == [f"disk:{media}"]
+    seen: list[tuple[str, int, int]] = []
+    (report,) = scanner.index(progress=lambda w, listed, waiting: seen.append((w, listed, waiting)))
+    assert report.baseline is True
+    assert report.watch == f"disk:{media}"
+    assert report.folders_listed == 6  # media, TV, Show, S01, Movies, Film
+    assert report.changes == [] and report.errors == []
+    assert seen and seen[-1][0] == f"disk:{media}"
+    assert (tmp_path / "state.db").exists()
+    assert media_server.refreshes() == []
+
+
+def test_run_once_reports_changes_and_delivers_mapped_folder_scans(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+    (media / "TV" / "Show" / "S01" / "e2.mkv").write_bytes(b"z")
+    (media / "Movies" / "New Film").mkdir()
+    (media / "Movies" / "Film" / "film.mkv").unlink()
+
+    report = scanner.run_once(full=True)
+    assert report.ok is True
+    assert report.errors == []
+    got = {(c.path, c.update, c.kind) for c in report.changes}
+    assert got == {
+        (f"{media}/TV/Show/S01/e2.mkv", "created", "file"),
+        (f"{media}/Movies/New Film", "created", "dir"),
+        (f"{media}/Movies/Film/film.mkv", "deleted", "file"),
+    }
+    (pass_,) = report.passes
+    assert pass_.baseline is False and pass_.scans_queued == 3
+    (delivery,) = report.deliveries
+    assert delivery.target == "plex" and delivery.parked == 0 and not delivery.remaining
+    paths = sorted(r.query["path"][0] for r in media_server.refreshes())
+    # Plex scans folders: a new or deleted file's folder, a new folder itself.
+    assert paths == [
+        "/mnt/media/Movies/Film",
+        "/mnt/media/Movies/New Film",
+        "/mnt/media/TV/Show/S01",
+    ]
+    assert all(r.headers["x-plex-token"] == PLEX_TOKEN for r in media_server.refreshes())
+
+    again = scanner.run_once(full=True)
+    assert again.changes == [] and again.ok
+
+
+def test_run_once_async(media: Path, tmp_path: Path, media_server: FakeMediaServer) -> None:
+    scanner = make(media, tmp_path, media_server)
+
+    async def go() -> pps.OnceReport:
+        await scanner.index_async()
+        (media / "TV" / "Show" / "S02").mkdir()
+        return await scanner.run_once_async(full=True)
+
+    report = asyncio.run(go())
+    assert [(c.path, c.update, c.is_dir) for c in report.changes] == [
+        (f"{media}/TV/Show/S02", "created", True)
+    ]
+    media_server.wait_for(refreshed("/mnt/media/TV/Show/S02"), timeout=1)
+
+
+def test_status_and_forget(media: Path, tmp_path: Path, media_server: FakeMediaServer) -> None:
+    scanner = make(media, tmp_path, media_server)
+    (before,) = scanner.status()["watches"]
+    assert before["watch"] == f"disk:{media}" and before["path"] == str(media)
+    assert (before["folders"], before["baseline"]) == (0, False)
+    scanner.index()
+    status = scanner.status()
+    assert status["watches"][0]["folders"] == 6
+    assert status["targets"] == [
+        {"target": "plex", "pending": 0, "parked": 0, "parked_scans": []}
+    ]
+    assert scanner.forget(f"disk:{media}/TV") == 3
+    assert asyncio.run(scanner.status_async())["watches"][0]["folders"] == 3
+    assert asyncio.run(scanner.forget_async(str(media / "Movies"))) == 2
+    with pytest.raises(pps.ConfigError):
+        scanner.forget("/not/in/any/watch")
+
+
+def test_a_path_in_no_library_is_parked_with_its_reason(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+    (media / "Music").mkdir()  # mapped to /mnt/media/Music: in no Plex section
+    report = scanner.run_once(full=True)
+    assert report.ok is False
+    (delivery,) = report.deliveries
+    assert delivery.parked == 1
+    (target,) = scanner.status()["targets"]
+    assert target["parked"] == 1
+    assert target["parked_scans"][0]["path"] == f"{media}/Music"
+
+
+def test_an_emptied_root_is_an_outage_not_a_mass_deletion(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+    shutil.rmtree(media / "TV")
+    shutil.rmtree(media / "Movies")
+    report = scanner.run_once(full=True)
+    assert report.ok is False and report.changes == [] and report.passes == []
+    (err,) = report.errors
+    assert isinstance(err, pps.OutageError)
+    assert err.context["watch"] == f"disk:{media}"
+    assert media_server.refreshes() == []
+
+
+def test_a_store_that_is_not_sqlite_is_a_store_error(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    (tmp_path / "state.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(pps.StoreError) as info:
+        make(media, tmp_path, media_server)
+    assert "state.db" in str(info.value)
+
+
+def test_scanner_takes_a_config_path(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    f = tmp_path / "pps.toml"
+    f.write_text(scanner_toml(media, tmp_path / "state.db", media_server.url))
+    scanner = pps.Scanner(f)
+    assert scanner.config.file == f
+    assert PLEX_TOKEN not in repr(scanner) and PLEX_TOKEN not in repr(scanner.config)
+    with pytest.raises(pps.ConfigError):
+        scanner.index("disk:/no/such/watch")
+
+
+def test_serve_async_scans_changes_until_cancelled(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+
+    async def go() -> None:
+        service = asyncio.create_task(scanner.serve_async())
+        (media / "TV" / "Show" / "S03").mkdir()
+        await asyncio.to_thread(media_server.wait_for, refreshed("/mnt/media/TV/Show/S03"))
+        assert not service.done()
+        service.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await service
+
+    asyncio.run(go())
+    # The store stayed consistent: the change is recorded, nothing is pending.
+    assert scanner.run_once(full=True).changes == []
+
+
+def test_serve_returns_after_its_duration(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.serve(duration=0.2)
+    # Its first pass recorded the baseline.
+    assert scanner.status()["watches"][0]["baseline"] is True
+    with pytest.raises(pps.ConfigError):
+        scanner.serve(duration=-1)
+
+
+def test_ctrl_c_stops_serve_cleanly_and_raises_keyboard_interrupt(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+
+    def change_then_interrupt() -> None:
+        (media / "Movies" / "Late").mkdir()
+        media_server.wait_for(refreshed("/mnt/media/Movies/Late"))
+        _thread.interrupt_main()
+
+    helper = threading.Thread(target=change_then_interrupt)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        scanner.serve()
+    helper.join(timeout=10)
+    assert not helper.is_alive()
