@@ -5,7 +5,7 @@ use pps_benches::{machine, median, ms, peak_rss_mb, reset_peak_rss, rss_mb};
 use pps_core::local::LocalSource;
 use pps_core::memory::MemorySource;
 use pps_core::sqlite::SqliteStore;
-use pps_core::{Engine, Entry, Mtime, Watch};
+use pps_core::{Engine, EngineOptions, Entry, Mtime, Watch};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,7 +140,14 @@ async fn local() {
     make_local_tree(&root, folders);
     println!("tree made in {:.1} s", t.elapsed().as_secs_f64());
     let store = Arc::new(SqliteStore::open(dir.path().join("bench.db")).expect("store"));
-    let engine = Engine::new(store).with_source("local", Arc::new(LocalSource::new()));
+    let mut options = EngineOptions::default();
+    if let Some(c) = std::env::var("PPS_BENCH_CONCURRENCY").ok().and_then(|c| c.parse().ok()) {
+        options.concurrency = c;
+    }
+    println!("engine concurrency {}", options.concurrency);
+    let engine = Engine::new(store)
+        .with_source("local", Arc::new(LocalSource::new()))
+        .with_options(options);
     let watch = Watch::new("local", root.to_str().expect("utf-8 path")).expect("watch");
     let t = Instant::now();
     engine.pass(&watch).await.expect("baseline");
