@@ -13,7 +13,7 @@
 //! | `PpsError` and subclasses | `pps_core::Error` by `ErrorKind` |
 //!
 //! **The one rule that shapes it: Python never waits holding the interpreter.** Every
-//! call runs on one shared tokio runtime ([`runtime`]); a sync method waits with the
+//! call runs on one shared tokio runtime (the `runtime` module); a sync method waits with the
 //! interpreter released and wakes to run signal handlers, so Ctrl-C interrupts it; its
 //! `*_async` twin returns a coroutine driven by the same runtime.
 //!
