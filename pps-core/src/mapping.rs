@@ -232,6 +232,23 @@ mod tests {
     }
 
     #[test]
+    fn reserved_characters_cjk_and_emoji_pass_through_unchanged() {
+        let map = m(&[("/115/电影 & TV", "/mnt/a+b/100%/#x")]);
+        assert_eq!(
+            map.map("/115/电影 & TV/Show #1 + 50% 🎬/e?.mkv").as_deref(),
+            Some("/mnt/a+b/100%/#x/Show #1 + 50% 🎬/e?.mkv")
+        );
+        assert_eq!(
+            map.map("/115/电影 & TV2/x"),
+            None,
+            "whole components, also for CJK"
+        );
+        let trailing = m(&[("/115/", "/mnt/115/")]);
+        assert_eq!(trailing.map("/115/a/").as_deref(), Some("/mnt/115/a/"));
+        assert_eq!(trailing.map("/115").as_deref(), Some("/mnt/115"));
+    }
+
+    #[test]
     fn windows_targets() {
         let map = m(&[("/115/TV", "D:\\Media\\TV\\")]);
         assert_eq!(

@@ -117,3 +117,61 @@ async fn json_lines_target() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn local_source_never_follows_links_and_skips_non_utf8_names() {
+    use pps_core::{DirectorySource, EntryKind, ListOptions};
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("w");
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    // A link loop: a/b/up -> ../.. (the root), and a dangling link.
+    std::os::unix::fs::symlink("../..", root.join("a/b/up")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", root.join("a/dangling")).unwrap();
+    // A name that is not UTF-8.
+    let bad = std::ffi::OsStr::from_bytes(b"bad\xff\xfename.mkv");
+    std::fs::write(root.join("a").join(bad), b"x").unwrap();
+    std::fs::write(root.join("a/good.mkv"), b"x").unwrap();
+
+    let src = LocalSource::new();
+    let a = src
+        .list(root.join("a").to_str().unwrap(), ListOptions::default())
+        .await
+        .unwrap();
+    let mut names: Vec<_> = a.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("b", EntryKind::Dir),
+            ("dangling", EntryKind::File),
+            ("good.mkv", EntryKind::File)
+        ]
+    );
+    let b = src
+        .list(root.join("a/b").to_str().unwrap(), ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        (b[0].name.as_str(), b[0].kind),
+        ("up", EntryKind::File),
+        "a link is a file, never followed"
+    );
+
+    // A whole pass over the loop terminates and records exactly the real folders.
+    let store = Arc::new(MemoryStore::new());
+    let engine = pps_core::Engine::new(store.clone()).with_source("l", Arc::new(src));
+    let watch = pps_core::Watch::new("l", root.to_str().unwrap()).unwrap();
+    let r = engine.pass(&watch).await.unwrap();
+    assert_eq!(r.folders_listed, 3);
+    // Listing a file is "not found", not an error of another kind.
+    let err = LocalSource::new()
+        .list(
+            root.join("a/good.mkv").to_str().unwrap(),
+            ListOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), pps_core::ErrorKind::NotFound);
+}
