@@ -141,7 +141,10 @@ async fn local() {
     println!("tree made in {:.1} s", t.elapsed().as_secs_f64());
     let store = Arc::new(SqliteStore::open(dir.path().join("bench.db")).expect("store"));
     let mut options = EngineOptions::default();
-    if let Some(c) = std::env::var("PPS_BENCH_CONCURRENCY").ok().and_then(|c| c.parse().ok()) {
+    if let Some(c) = std::env::var("PPS_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|c| c.parse().ok())
+    {
         options.concurrency = c;
     }
     println!("engine concurrency {}", options.concurrency);
