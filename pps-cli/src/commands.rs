@@ -70,7 +70,12 @@ pub fn watch_config(
         });
     }
     let mut sources = BTreeMap::new();
-    sources.insert("local".to_owned(), SourceConfig::Local { concurrency: 8 });
+    sources.insert(
+        "local".to_owned(),
+        SourceConfig::Local {
+            concurrency: crate::config::LOCAL_CONCURRENCY,
+        },
+    );
     let mut targets = BTreeMap::new();
     targets.insert(
         "stdout".to_owned(),
@@ -221,25 +226,40 @@ pub async fn once(app: &App, full: bool) -> Result<ExitCode> {
     })
 }
 
-async fn shutdown_signal() {
+/// A future that resolves on SIGINT or SIGTERM. The handlers are registered when this
+/// is called, not when it is first polled, so a signal sent right after the call is
+/// never missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut t), Some(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {}
+                        _ = i.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Some(mut t), None) => {
+                    t.recv().await;
+                }
+                (None, Some(mut i)) => {
+                    i.recv().await;
+                }
+                (None, None) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -248,11 +268,14 @@ async fn shutdown_signal() {
 /// delays another. SIGINT/SIGTERM abandon work between atomic commits; a second signal
 /// exits at once.
 pub async fn run(app: &App) -> Result<ExitCode> {
+    let first = shutdown_signal();
     serve(app, async {
-        shutdown_signal().await;
+        first.await;
+        // Listen for the second signal before saying it can be sent.
+        let second = shutdown_signal();
         tracing::info!("stopping; press Ctrl-C again to exit at once");
         tokio::spawn(async {
-            shutdown_signal().await;
+            second.await;
             // Everything committed is safe; queued scans are delivered on the next start.
             std::process::exit(130);
         });
@@ -1114,7 +1137,9 @@ pub async fn walk(config: &Path, args: &WalkArgs) -> Result<ExitCode> {
     };
     let mut settings = match loaded.as_ref().and_then(|c| c.sources.get(name)) {
         Some(s) => s.clone(),
-        None if name == "local" => SourceConfig::Local { concurrency: 8 },
+        None if name == "local" => SourceConfig::Local {
+            concurrency: crate::config::LOCAL_CONCURRENCY,
+        },
         None => {
             return Err(Error::new(
                 ErrorKind::ConfigInvalid,

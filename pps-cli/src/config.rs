@@ -308,6 +308,11 @@ struct RawTarget {
     scan_files: Option<bool>,
 }
 
+/// Listings in flight for a local source. Many queued listings let the source's few
+/// blocking workers drain them back to back instead of paying a thread hand-off per
+/// folder (see BENCHMARKS.md, `local_handoff`).
+pub const LOCAL_CONCURRENCY: usize = 32;
+
 /// Keys whose environment value is always a string (never parsed as a number).
 const STRING_KEYS: &[&str] = &[
     "url",
@@ -536,7 +541,7 @@ impl Config {
                     let r: RawLocal = table.try_into().map_err(|e: toml::de::Error| {
                         cx.table_err(at, &format!("sources.{name}"), &e)
                     })?;
-                    let concurrency = r.concurrency.unwrap_or(8);
+                    let concurrency = r.concurrency.unwrap_or(LOCAL_CONCURRENCY);
                     if concurrency == 0 {
                         return Err(cx.key_err(at, &key("concurrency"), "must be at least 1"));
                     }
@@ -950,7 +955,7 @@ path = "pps.db"
 # A folder on this machine (a cloud drive mount, a NAS share).
 [sources.nas]
 kind = "local"
-# concurrency = 8                # listings in flight at once
+# concurrency = 32               # listings in flight at once
 
 # A CloudDrive2 server, listed over its gRPC API (no mount needed).
 # [sources.cd2]

@@ -42,6 +42,11 @@ fn main() {
                 Arc::new(LocalSource::new()) as Arc<dyn DirectorySource>,
                 8,
             ),
+            (
+                "pool c32",
+                Arc::new(LocalSource::new()) as Arc<dyn DirectorySource>,
+                32,
+            ),
         ] {
             let dir = tempfile::tempdir().expect("tmp");
             let store = Arc::new(SqliteStore::open(dir.path().join("s.db")).expect("store"));
