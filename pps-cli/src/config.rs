@@ -392,6 +392,67 @@ impl Ctx<'_> {
 
     /// An error from deserialising the table at `table_at`: serde names the field in
     /// backticks, which finds its line.
+    /// Deserialises the table at `table_at` into `T`; an error names the field that
+    /// failed (`sources.cd2.concurrency`) and points at its line.
+    fn typed<T: serde::de::DeserializeOwned>(
+        &self,
+        table: toml::Table,
+        table_at: usize,
+        table_key: &str,
+    ) -> Result<T> {
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                self.table_err(table_at, table_key, &inner)
+            } else {
+                let first = path.split(['.', '[']).next().unwrap_or(&path);
+                self.err(
+                    Some(self.locate(table_at, first)),
+                    &format!("{table_key}.{path}"),
+                    inner.message().trim().to_owned(),
+                )
+            }
+        })
+    }
+
+    /// The key written on the line holding `offset` (`key = …`), with the table it is
+    /// in (`watch[1].exclude`), for errors the TOML parser reports only by position.
+    fn key_at(&self, offset: usize) -> String {
+        let upto = self.text.get(..offset.min(self.text.len())).unwrap_or("");
+        let line_start = upto.rfind('\n').map_or(0, |i| i + 1);
+        let line = self.text[line_start..].lines().next().unwrap_or("");
+        let Some((key, _)) = line.split_once('=') else {
+            return String::new();
+        };
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return String::new();
+        }
+        // The nearest table header above, and for [[watch]] which one it is.
+        let header = upto[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['));
+        match header {
+            Some("[[watch]]") => {
+                let index = upto[..line_start]
+                    .lines()
+                    .filter(|l| l.trim() == "[[watch]]")
+                    .count()
+                    .saturating_sub(1);
+                format!("watch[{index}].{key}")
+            }
+            Some(h) => format!("{}.{key}", h.trim_matches(['[', ']'])),
+            None => key.to_owned(),
+        }
+    }
+
     fn table_err(&self, table_at: usize, table_key: &str, e: &toml::de::Error) -> Error {
         let msg = e.message().trim().to_owned();
         // serde names the field in backticks for unknown and missing fields; other
@@ -457,7 +518,8 @@ impl Config {
         let cx = Ctx { text, file };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map(|s| s.start);
-            cx.err(offset, "", e.message().trim().to_owned())
+            let key = offset.map(|o| cx.key_at(o)).unwrap_or_default();
+            cx.err(offset, &key, e.message().trim().to_owned())
         })?;
         let base = base_dir(file);
         let store = raw
@@ -474,9 +536,7 @@ impl Config {
             let kind = kind_of(&table, &cx, at, &key("kind"))?;
             let source = match kind.as_str() {
                 "clouddrive2" => {
-                    let r: RawCloudDrive = table.try_into().map_err(|e: toml::de::Error| {
-                        cx.table_err(at, &format!("sources.{name}"), &e)
-                    })?;
+                    let r: RawCloudDrive = cx.typed(table, at, &format!("sources.{name}"))?;
                     if r.api_token.is_none()
                         && (r.username.is_none() || r.password.is_none())
                         && (r.username.is_some() || r.password.is_some())
@@ -538,9 +598,7 @@ impl Config {
                     })
                 }
                 "local" => {
-                    let r: RawLocal = table.try_into().map_err(|e: toml::de::Error| {
-                        cx.table_err(at, &format!("sources.{name}"), &e)
-                    })?;
+                    let r: RawLocal = cx.typed(table, at, &format!("sources.{name}"))?;
                     let concurrency = r.concurrency.unwrap_or(LOCAL_CONCURRENCY);
                     if concurrency == 0 {
                         return Err(cx.key_err(at, &key("concurrency"), "must be at least 1"));
@@ -567,9 +625,7 @@ impl Config {
             apply_env(&mut table, "TARGETS", &name, env);
             let key = |k: &str| format!("targets.{name}.{k}");
             kind_of(&table, &cx, at, &key("kind"))?;
-            let r: RawTarget = table
-                .try_into()
-                .map_err(|e: toml::de::Error| cx.table_err(at, &format!("targets.{name}"), &e))?;
+            let r: RawTarget = cx.typed(table, at, &format!("targets.{name}"))?;
             let need = |v: Option<String>, k: &str| -> Result<String> {
                 v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
                     cx.key_err(
@@ -810,9 +866,7 @@ impl Config {
                         table.insert(key.to_lowercase(), toml::Value::String(v.clone()));
                     }
                 }
-                let r: RawServer = table
-                    .try_into()
-                    .map_err(|e: toml::de::Error| cx.table_err(at, "server", &e))?;
+                let r: RawServer = cx.typed(table, at, "server")?;
                 let listen = match &r.listen {
                     None => None,
                     Some(l) => Some(l.parse::<std::net::SocketAddr>().map_err(|_| {
@@ -892,6 +946,9 @@ fn check_url(url: &str) -> std::result::Result<(), String> {
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() {
         return Err("the URL has no host".to_owned());
+    }
+    if let Err(e) = url::Url::parse(url) {
+        return Err(format!("`{}` is not a valid URL: {e}", redact_url(url)));
     }
     if host.contains('@') {
         return Err("put credentials in `token`/`api_key`/`api_token`, not in the URL".to_owned());

@@ -149,8 +149,8 @@ fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
         ),
         (
             GOOD.replace("concurrency = 2", "concurrency = \"two\""),
-            "sources.cd2",
-            Some(5),
+            "sources.cd2.concurrency",
+            Some(10),
             "invalid type",
         ),
         (
@@ -273,6 +273,18 @@ fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
             "server.listn",
             Some(48),
             "listn",
+        ),
+        (
+            GOOD.replace("exclude = [\"@eaDir\", \".*\", \"*.part\"]", "exclude = 5"),
+            "watch[0].exclude",
+            Some(33),
+            "invalid type",
+        ),
+        (
+            GOOD.replace("url = \"http://127.0.0.1:32400\"", "url = \"http://[::1\""),
+            "targets.plex.url",
+            Some(18),
+            "not a valid URL",
         ),
         (GOOD.replace("[store]", "[store\n"), "", Some(2), ""),
         (

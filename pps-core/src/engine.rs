@@ -1118,7 +1118,8 @@ impl Engine {
     /// Runs delivery for one target for ever (drop the future to stop it): delivers
     /// whenever `wake` is notified (after a commit) or every `idle` interval, and backs
     /// off exponentially (with jitter) after temporary failures. Never returns early on
-    /// a target failure.
+    /// a target failure or a temporary store failure (a full disk); only a permanent
+    /// store error (a damaged file) ends it.
     pub async fn run_delivery(
         &self,
         name: &str,
@@ -1140,7 +1141,20 @@ impl Engine {
         let mut backoff = self.options.min_backoff;
         let mut seed = jitter_seed(name);
         loop {
-            let r = self.deliver_all(name).await?;
+            let r = match self.deliver_all(name).await {
+                Ok(r) => r,
+                // A store that is full or locked for a moment is no reason to stop
+                // delivering for good: back off like after a target failure.
+                Err(e) if e.is_temporary() => {
+                    tracing::warn!(target = name, error = %e, "delivery could not use the store; will retry");
+                    DeliveryReport {
+                        temporary_failure: Some(e.to_string()),
+                        remaining: true,
+                        ..DeliveryReport::default()
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             observe(&r);
             if r.temporary_failure.is_some() {
                 let wait = jittered(backoff, &mut seed);

@@ -231,6 +231,16 @@ fn sql_error(e: rusqlite::Error, path: &Path) -> Error {
                 "the store file is damaged or not a SQLite database; it was left untouched (move it aside to start over)",
             ),
             ErrorCode::DiskFull => (ErrorKind::Unavailable, "the disk holding the store is full"),
+            // Opening a WAL store creates and sizes its `-shm` file; on a full disk that
+            // fails as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL.
+            ErrorCode::SystemIoFailure
+                if f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE =>
+            {
+                (
+                    ErrorKind::Unavailable,
+                    "the disk holding the store is full (no room for the store's -shm file)",
+                )
+            }
             ErrorCode::ReadOnly => (ErrorKind::PermissionDenied, "the store file is read-only"),
             ErrorCode::PermissionDenied | ErrorCode::CannotOpen => (
                 ErrorKind::PermissionDenied,
