@@ -401,38 +401,10 @@ impl Engine {
         let mut queue: VecDeque<Visit> = VecDeque::new();
         self.visit(&mut st, root_visit, Ok(root_result), &mut queue)?;
 
-        let mut in_flight = FuturesUnordered::new();
-        let limit = self.options.concurrency.max(1);
-        loop {
-            while in_flight.len() < limit {
-                let Some(v) = queue.pop_front() else { break };
-                let src = source.clone();
-                in_flight.push(async move {
-                    let r = src.list(&v.path, v.options()).await;
-                    (v, r)
-                });
-            }
-            let Some((visit, result)) = in_flight.next().await else {
-                break;
-            };
-            st.report.folders_listed += 1;
-            let result = result.map_err(|e| self.context(e, watch, &visit.path));
-            self.visit(&mut st, visit, result, &mut queue)?;
-            if st.pending.folders.len().max(st.pending.schedules.len()) >= self.options.commit_batch
-            {
-                self.flush(&mut st)?;
-            }
-            if let Some(p) = &self.progress {
-                p(
-                    &st.report.watch,
-                    Progress {
-                        listed: st.report.folders_listed,
-                        queued: (queue.len() + in_flight.len()) as u64,
-                        changes: st.report.changes.len() as u64,
-                    },
-                );
-            }
-        }
+        self.drive(&source, &mut st, &mut queue, |st, v, r, q| {
+            self.visit(st, v, r, q)
+        })
+        .await?;
         // A baseline's root state is written last, so an interrupted first index is
         // simply a baseline again next time, never a flood of "created" scans.
         if let Some(root) = st.held_root.take() {
@@ -753,6 +725,31 @@ impl Engine {
             }
         }
 
+        self.drive(&source, &mut st, &mut queue, |st, v, r, q| {
+            self.visit_due(st, v, r, q, &mut room)
+        })
+        .await?;
+        self.flush(&mut st)?;
+        st.report.elapsed = started.elapsed();
+        Ok(st.report)
+    }
+
+    /// Lists the queued folders with bounded concurrency until none is left, hands each
+    /// result to `handle` (which may queue more), commits in batches and reports
+    /// progress. Shared by full and scheduled passes, which differ only in `handle`.
+    async fn drive(
+        &self,
+        source: &Arc<dyn DirectorySource>,
+        st: &mut PassState<'_>,
+        queue: &mut VecDeque<Visit>,
+        mut handle: impl FnMut(
+            &mut PassState<'_>,
+            Visit,
+            Result<Vec<Entry>>,
+            &mut VecDeque<Visit>,
+        ) -> Result<()>,
+    ) -> Result<()> {
+        let watch = st.watch;
         let mut in_flight = FuturesUnordered::new();
         let limit = self.options.concurrency.max(1);
         loop {
@@ -765,19 +762,26 @@ impl Engine {
                 });
             }
             let Some((visit, result)) = in_flight.next().await else {
-                break;
+                return Ok(());
             };
             st.report.folders_listed += 1;
             let result = result.map_err(|e| self.context(e, watch, &visit.path));
-            self.visit_due(&mut st, visit, result, &mut queue, &mut room)?;
+            handle(st, visit, result, queue)?;
             if st.pending.folders.len().max(st.pending.schedules.len()) >= self.options.commit_batch
             {
-                self.flush(&mut st)?;
+                self.flush(st)?;
+            }
+            if let Some(p) = &self.progress {
+                p(
+                    &st.report.watch,
+                    Progress {
+                        listed: st.report.folders_listed,
+                        queued: (queue.len() + in_flight.len()) as u64,
+                        changes: st.report.changes.len() as u64,
+                    },
+                );
             }
         }
-        self.flush(&mut st)?;
-        st.report.elapsed = started.elapsed();
-        Ok(st.report)
     }
 
     /// Handles one listing of a scheduled pass.
