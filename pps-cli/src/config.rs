@@ -1041,6 +1041,12 @@ kind = "stdout"
 # path_mapping = [{ from = "/115", to = "/mnt/user/CloudDrive/115" }]
 # scan_files = true              # false: send folders only
 
+# Health, metrics and triggers for `pps run` (cd2 webhooks, Sonarr/Radarr, manual).
+# [server]
+# listen = "127.0.0.1:8090"
+# token = "..."                  # or PPS_SERVER_TOKEN; every trigger must present it
+# arr_path_mapping = [{ from = "/tv", to = "/srv/media/TV" }]
+
 [[watch]]
 source = "nas"
 path = "/srv/media"
