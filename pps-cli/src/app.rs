@@ -81,19 +81,20 @@ pub fn target(name: &str, config: &TargetConfig) -> Result<Arc<dyn ScanTarget>> 
             url,
             api_key,
             timeout,
-        } => {
-            let mut c = EmbyConfig::new(url.clone(), api_key.clone());
-            c.timeout = *timeout;
-            Arc::new(EmbyTarget::new(c)?)
         }
-        TargetKind::Jellyfin {
+        | TargetKind::Jellyfin {
             url,
             api_key,
             timeout,
         } => {
+            // One protocol, two authentication headers: the target type picks it.
             let mut c = EmbyConfig::new(url.clone(), api_key.clone());
             c.timeout = *timeout;
-            Arc::new(JellyfinTarget::new(c)?)
+            if matches!(config.kind, TargetKind::Jellyfin { .. }) {
+                Arc::new(JellyfinTarget::new(c)?)
+            } else {
+                Arc::new(EmbyTarget::new(c)?)
+            }
         }
         TargetKind::Command {
             program,
