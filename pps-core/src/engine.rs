@@ -126,7 +126,8 @@ pub struct EngineOptions {
     /// and its scans always share a commit.
     pub commit_batch: usize,
     /// A watched root that lists empty or missing while the store knows at least this
-    /// many children is an outage, not a deletion.
+    /// many children is an outage, not a deletion. One by default: an unmounted drive
+    /// whose root held a single `TV/` is exactly the case the guard exists for.
     pub outage_min_children: usize,
     /// Queued scans taken per delivery round.
     pub delivery_batch: usize,
@@ -141,7 +142,7 @@ impl Default for EngineOptions {
         EngineOptions {
             concurrency: 8,
             commit_batch: 512,
-            outage_min_children: 2,
+            outage_min_children: 1,
             delivery_batch: 1000,
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
@@ -194,6 +195,10 @@ pub struct DeliveryReport {
     pub remaining: bool,
 }
 
+/// The source-name prefix of the staging scope a re-index writes into; no configured
+/// source name starts with a control character.
+const STAGING: &str = "\u{1}staging:";
+
 /// Progress of a pass, for progress bars.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -239,6 +244,10 @@ struct Visit {
     active: bool,
     /// A push hint asked for this folder: bypass the source's cache.
     force: bool,
+    /// Inside a baseline (a watch's first pass, a re-index, or the subtree of a folder
+    /// a baseline could not list): a listing that fails leaves a placeholder, so the
+    /// folder is baselined when it next lists instead of reported as created.
+    baseline: bool,
     /// The folder's schedule when the pass knows it.
     sched: Option<FolderSchedule>,
 }
@@ -250,6 +259,7 @@ impl Visit {
             silent,
             active,
             force: false,
+            baseline: false,
             sched: None,
         }
     }
@@ -280,6 +290,8 @@ struct PassState<'a> {
     planned: HashSet<String>,
     /// Folders given a baseline schedule so far.
     recorded: u64,
+    /// Folders of a baseline that could not be listed (placeholders were written).
+    unlisted: Vec<String>,
 }
 
 impl Engine {
@@ -373,9 +385,36 @@ impl Engine {
     /// A folder a push hint named is listed with `force_refresh`. This is the pass for
     /// `pps once --full`.
     pub async fn pass(&self, watch: &Watch) -> Result<PassReport> {
+        let scope = self.store.scope(&watch.source, &watch.root)?;
+        self.pass_in(watch, scope).await.map(|(r, _)| r)
+    }
+
+    /// Records the baseline of `watch` anew, replacing the old one only once the new one
+    /// is complete: the listing goes into a staging scope, and one atomic store step
+    /// swaps it in. Dropping the future, a failing root or an outage leaves the old
+    /// baseline whole (and the changes made since it are found by the next pass). A
+    /// folder the new baseline could not list keeps its old state. Nothing is scanned.
+    ///
+    /// # Errors
+    /// As [`pass`](Self::pass); on any error the old baseline is untouched.
+    pub async fn reindex(&self, watch: &Watch) -> Result<PassReport> {
+        let scope = self.store.scope(&watch.source, &watch.root)?;
+        let staging = self
+            .store
+            .scope(&format!("{STAGING}{}", watch.source), &watch.root)?;
+        // What an interrupted re-index left behind.
+        self.store.forget(staging, "/")?;
+        let (mut report, unlisted) = self.pass_in(watch, staging).await?;
+        self.store.replace_scope(scope, staging, &unlisted)?;
+        report.baseline = true;
+        Ok(report)
+    }
+
+    /// A full pass over `watch` with its state in `scope`; also returns the folders a
+    /// baseline could not list.
+    async fn pass_in(&self, watch: &Watch, scope: ScopeId) -> Result<(PassReport, Vec<String>)> {
         let started = Instant::now();
         let source = self.source(watch)?;
-        let scope = self.store.scope(&watch.source, &watch.root)?;
         let known = self.store.fingerprints(scope)?;
         let baseline = !known.contains_key(&watch.root);
         let now = self.clock.now();
@@ -392,7 +431,8 @@ impl Engine {
 
         // The root is listed alone first: its result decides between a pass and an
         // outage before anything else is looked at.
-        let root_visit = st.visit_of(watch.root.clone(), baseline, false);
+        let mut root_visit = st.visit_of(watch.root.clone(), baseline, false);
+        root_visit.baseline = baseline;
         let root_result = source.list(&watch.root, root_visit.options()).await;
         st.report.folders_listed += 1;
         self.check_outage(&st, &root_result)?;
@@ -415,7 +455,7 @@ impl Engine {
         }
         self.flush(&mut st)?;
         st.report.elapsed = started.elapsed();
-        Ok(st.report)
+        Ok((st.report, st.unlisted))
     }
 
     fn source(&self, watch: &Watch) -> Result<Arc<dyn DirectorySource>> {
@@ -459,6 +499,7 @@ impl Engine {
             due: HashMap::new(),
             planned: HashSet::new(),
             recorded: 0,
+            unlisted: Vec::new(),
         }
     }
 
@@ -511,12 +552,37 @@ impl Engine {
         queue: &mut VecDeque<Visit>,
     ) -> Result<()> {
         let watch = st.watch;
+        let mut visit = visit;
+        if result.is_ok()
+            && st
+                .known
+                .get(&visit.path)
+                .is_some_and(Fingerprint::is_unlisted)
+        {
+            // A placeholder: this first listing is its baseline.
+            st.known.remove(&visit.path);
+            visit.silent = true;
+            visit.baseline = true;
+        }
         let folder = visit.path;
         let mut entries = match result {
             Ok(e) => e,
             Err(err) => {
                 tracing::warn!(watch = %st.report.watch, error = %err, "listing failed; the folder keeps its old state");
                 st.report.errors.push(err);
+                if visit.baseline && !st.known.contains_key(&folder) {
+                    // Seen in its parent, never listed: recorded, silently, when it
+                    // next lists; until then it is due like a folder that just failed.
+                    let s = watch
+                        .schedule
+                        .failed(&watch.schedule.changed(st.now), st.now);
+                    st.pending
+                        .folders
+                        .push((folder.clone(), FolderRecord::unlisted()));
+                    st.pending.schedules.push((folder.clone(), s));
+                    st.unlisted.push(folder);
+                    return Ok(());
+                }
                 if let Some(s) = st.due.get(&folder) {
                     let s = watch.schedule.failed(s, st.now);
                     st.pending.schedules.push((folder.clone(), s));
@@ -528,11 +594,12 @@ impl Engine {
                 {
                     for e in listing::decode(&rec.listing)? {
                         if e.is_dir() && !watch.excludes.excludes(&folder, &e.name) {
-                            let v = st.visit_of(
+                            let mut v = st.visit_of(
                                 path::join(&folder, &e.name),
                                 visit.silent,
                                 visit.active,
                             );
+                            v.baseline = visit.baseline;
                             queue.push_back(v);
                         }
                     }
@@ -618,11 +685,12 @@ impl Engine {
         for e in &entries {
             if e.is_dir() {
                 let created = created_dirs.contains(&e.name);
-                let v = st.visit_of(
+                let mut v = st.visit_of(
                     path::join(&folder, &e.name),
                     children_silent || created,
                     children_active || created,
                 );
+                v.baseline = visit.baseline;
                 queue.push_back(v);
             }
         }
@@ -706,6 +774,7 @@ impl Engine {
                 silent: false,
                 active: false,
                 force: s.force_refresh,
+                baseline: false,
                 sched: Some(s),
             })
             .collect();
@@ -808,13 +877,15 @@ impl Engine {
         }
         let sched = visit.sched.unwrap_or_else(|| schedule.changed(now));
         let rec = self.store.folder(st.scope, &folder)?;
+        // A placeholder a baseline left: its first listing is its baseline too.
+        let placeholder = rec.as_ref().is_some_and(FolderRecord::is_unlisted);
         let mut entries = match result {
             Ok(e) => e,
             Err(err) => {
                 tracing::warn!(watch = %st.report.watch, error = %err, "listing failed; the folder keeps its old state");
                 let missing = err.kind() == ErrorKind::NotFound;
                 st.report.errors.push(err);
-                if missing && rec.is_none() {
+                if missing && rec.is_none() && !placeholder {
                     // Never recorded and gone again: nothing to keep.
                     st.pending.removed.push(folder.clone());
                 } else {
@@ -841,17 +912,26 @@ impl Engine {
             fingerprint: encoded.fingerprint,
             listing: encoded.bytes,
         };
+        let rec = rec.filter(|r| !r.is_unlisted());
         let Some(rec) = rec else {
             // First listing of a folder whose creation its parent already reported:
             // record it and, in turn, its subfolders. Listed in the pass that reported
             // it, that is all; left due for a later pass, it is reported created again,
             // since what arrived in it meanwhile may have missed the first scan.
-            if !visit.silent {
+            // A placeholder's subfolders get placeholders in turn, so however late they
+            // are listed, they are baselined, never reported.
+            if !visit.silent && !placeholder {
                 let again = Change::new(folder.clone(), Update::Created, true);
                 self.queue_scans(st, vec![again]);
             }
             for e in entries.iter().filter(|e| e.is_dir()) {
-                self.make_due(st, path::join(&folder, &e.name), None, true, queue, room);
+                let child = path::join(&folder, &e.name);
+                if placeholder {
+                    st.pending
+                        .folders
+                        .push((child.clone(), FolderRecord::unlisted()));
+                }
+                self.make_due(st, child, None, true, queue, room);
             }
             st.pending.folders.push((folder.clone(), record(encoded)));
             st.pending.schedules.push((folder, schedule.changed(now)));
@@ -945,6 +1025,7 @@ impl Engine {
                 silent,
                 active: true,
                 force: s.force_refresh,
+                baseline: false,
                 sched: Some(s),
             });
         } else {
@@ -1048,6 +1129,7 @@ impl Engine {
                 return Ok(report);
             }
         };
+        let attempts: HashMap<i64, u32> = queued.iter().map(|q| (q.id, q.attempts)).collect();
         let roots: Vec<String> = libraries.into_iter().flat_map(|l| l.locations).collect();
         let (planned, unplannable) = plan(&queued, spec.scans_files(), &spec.mapping, &roots);
         for u in &unplannable {
@@ -1079,7 +1161,15 @@ impl Engine {
                     Err(e) if e.is_temporary() => {
                         let msg = e.to_string();
                         tracing::warn!(target = name, path = %p.request.path, error = %msg, "scan failed; will retry");
-                        self.store.record_failure(&p.covers, &msg)?;
+                        let tried = p
+                            .covers
+                            .iter()
+                            .filter_map(|id| attempts.get(id))
+                            .max()
+                            .copied()
+                            .unwrap_or(0);
+                        let next = self.clock.now().plus(self.backoff_after(tried + 1));
+                        self.store.record_failure(&p.covers, &msg, next)?;
                         report.temporary_failure = Some(msg);
                     }
                     Err(e) => {
@@ -1098,6 +1188,16 @@ impl Engine {
         }
         report.remaining = !self.store.pending(name, 1)?.is_empty();
         Ok(report)
+    }
+
+    /// The delivery loop's wait after `failures` failed rounds in a row (before
+    /// jitter): the minimum backoff doubled per failure, up to the maximum.
+    fn backoff_after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.options
+            .min_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.options.max_backoff)
     }
 
     /// Delivers to `name` until its outbox is empty or a temporary failure stops it.

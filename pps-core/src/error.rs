@@ -167,13 +167,14 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.kind)?;
-        if !self.temporary {
-            // Only permanent errors say so: "temporary" is what a reader assumes of a
-            // network error, "permanent" is what tells them retrying will not help.
-            f.write_str(" (permanent)")?;
+        // A config error's message and its file/line/key say everything; "config
+        // invalid" in front of "pps.toml exists; not overwritten" only gets in the way.
+        // Whether a failure is temporary is for code to act on (`is_temporary`), not
+        // text for users: a message says what to do instead.
+        if self.kind != ErrorKind::ConfigInvalid {
+            write!(f, "{}: ", self.kind)?;
         }
-        write!(f, ": {}", self.message)?;
+        f.write_str(&self.message)?;
         if !self.context.is_empty() {
             f.write_str(" [")?;
             for (i, (k, v)) in self.context.iter().enumerate() {
@@ -235,14 +236,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn display_names_kind_permanence_and_context() {
+    fn display_names_kind_and_context() {
         let err = Error::new(ErrorKind::NotFound, "no such folder")
             .with("operation", "list")
             .with("path", "/115/TV");
         assert_eq!(
             err.to_string(),
-            "not found (permanent): no such folder [operation: list, path: /115/TV]"
+            "not found: no such folder [operation: list, path: /115/TV]"
         );
+        let config = Error::new(ErrorKind::ConfigInvalid, "pps.toml exists; not overwritten");
+        assert_eq!(config.to_string(), "pps.toml exists; not overwritten");
         assert!(!err.is_temporary());
         let throttled = Error::new(ErrorKind::Throttled, "429");
         assert!(throttled.is_temporary());

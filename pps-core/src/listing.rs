@@ -21,6 +21,19 @@ const FLAG_MTIME: u8 = 2;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 16]);
 
+impl Fingerprint {
+    /// The fingerprint of a placeholder: a folder a baseline saw in its parent but could
+    /// not list. Its first successful listing is recorded as a baseline (nothing is
+    /// reported), instead of every entry being reported as created. No encoding hashes
+    /// to it in practice (XXH3-128 of even an empty listing is not zero).
+    pub const UNLISTED: Fingerprint = Fingerprint([0; 16]);
+
+    /// True for [`Fingerprint::UNLISTED`].
+    pub fn is_unlisted(&self) -> bool {
+        *self == Self::UNLISTED
+    }
+}
+
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in &self.0[..6] {

@@ -4,7 +4,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::source::{DirectorySource, ListOptions};
 use crate::types::{Entry, EntryKind, Mtime};
 use async_trait::async_trait;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,19 +16,53 @@ use std::sync::{Arc, Mutex, PoisonError};
 ///   once, each draining the queue of waiting listings.
 /// - Symbolic links are never followed: a link is reported as a file with its own
 ///   (`lstat`) size and mtime, so a link loop cannot hang a pass.
-/// - Names that are not UTF-8 are skipped with a warning naming their folder (pps paths
-///   are UTF-8, and a media server would not take them either).
+/// - Names that are not UTF-8 are skipped with a warning naming their folder, once per
+///   folder for the life of the source (pps paths are UTF-8, and a media server would
+///   not take them either).
+/// - Paths given to [`hiding`](Self::hiding) are never listed: pps's own store files,
+///   which change on every pass, would otherwise be reported as changing forever when
+///   the store sits inside a watched folder.
 /// - mtimes keep nanoseconds. Folder sizes are reported as 0: a directory's own size is
 ///   a filesystem detail that changes with unrelated churn.
 #[derive(Debug, Clone, Default)]
 pub struct LocalSource {
     queue: Arc<Queue>,
+    /// Folder -> names in it never listed.
+    hidden: Arc<HashMap<String, HashSet<String>>>,
 }
 
 impl LocalSource {
     /// A local source.
     pub fn new() -> Self {
         LocalSource::default()
+    }
+
+    /// The same source, never listing these files (absolute paths; a relative one is
+    /// taken from the current folder). Each path's folder is resolved through symbolic
+    /// links, so the file is hidden however the watched root reaches it.
+    pub fn hiding(mut self, files: impl IntoIterator<Item = std::path::PathBuf>) -> Self {
+        let mut hidden: HashMap<String, HashSet<String>> = (*self.hidden).clone();
+        for f in files {
+            let (Some(parent), Some(name)) = (f.parent(), f.file_name()) else {
+                continue;
+            };
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            let (Ok(dir), Some(name)) = (fs::canonicalize(parent), name.to_str()) else {
+                continue;
+            };
+            if let Some(dir) = dir.to_str() {
+                hidden
+                    .entry(dir.to_owned())
+                    .or_default()
+                    .insert(name.to_owned());
+            }
+        }
+        self.hidden = Arc::new(hidden);
+        self
     }
 }
 
@@ -42,6 +76,8 @@ type Reply = tokio::sync::oneshot::Sender<Result<Vec<Entry>>>;
 #[derive(Debug, Default)]
 struct Queue {
     inner: Mutex<QueueState>,
+    /// Folders already warned about for names that are not UTF-8.
+    warned: Mutex<HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -87,7 +123,18 @@ impl Queue {
             let (path, reply) = next;
             // A caller that went away (a cancelled pass) does not want the result.
             if !reply.is_closed() {
-                let _ = reply.send(list_blocking(&path));
+                let mut skipped = Vec::new();
+                let result = list_folder(&path, &mut skipped);
+                if !skipped.is_empty()
+                    && self
+                        .warned
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(path.clone())
+                {
+                    tracing::warn!(folder = %path, names = ?skipped, "skipping names that are not UTF-8 (said once per folder)");
+                }
+                let _ = reply.send(result);
             }
         }
     }
@@ -129,8 +176,14 @@ fn entry_of(name: String, meta: &fs::Metadata) -> Entry {
     }
 }
 
-/// Lists one folder synchronously (the blocking half of [`LocalSource::list`]).
+/// Lists one folder synchronously (the blocking half of [`LocalSource::list`]); names
+/// that are not UTF-8 are left out.
 pub fn list_blocking(path: &str) -> Result<Vec<Entry>> {
+    list_folder(path, &mut Vec::new())
+}
+
+/// [`list_blocking`], collecting the names left out for not being UTF-8 in `skipped`.
+fn list_folder(path: &str, skipped: &mut Vec<std::ffi::OsString>) -> Result<Vec<Entry>> {
     let dir = fs::read_dir(path).map_err(|e| io_error(e, "list", path))?;
     let mut out = Vec::new();
     for item in dir {
@@ -138,7 +191,7 @@ pub fn list_blocking(path: &str) -> Result<Vec<Entry>> {
         let name = match item.file_name().into_string() {
             Ok(n) => n,
             Err(raw) => {
-                tracing::warn!(folder = path, name = ?raw, "skipping a name that is not UTF-8");
+                skipped.push(raw);
                 continue;
             }
         };
@@ -159,9 +212,17 @@ impl DirectorySource for LocalSource {
     async fn list(&self, path: &str, _options: ListOptions) -> Result<Vec<Entry>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.queue.push(path.to_owned(), tx);
-        rx.await.map_err(|_| {
+        let mut entries = rx.await.map_err(|_| {
             Error::new(ErrorKind::Unexpected, "the listing worker stopped").with("path", path)
-        })?
+        })??;
+        if let Some(names) = self
+            .hidden
+            .get(path.trim_end_matches('/'))
+            .or_else(|| self.hidden.get(path))
+        {
+            entries.retain(|e| !names.contains(&e.name));
+        }
+        Ok(entries)
     }
 
     async fn stat(&self, path: &str) -> Result<Entry> {

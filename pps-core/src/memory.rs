@@ -469,6 +469,7 @@ impl MtimeStore for MemoryStore {
                         change: scan.change.clone(),
                         attempts: 0,
                         last_error: None,
+                        next_try: None,
                     },
                     parked: false,
                 },
@@ -557,12 +558,13 @@ impl MtimeStore for MemoryStore {
         Ok(())
     }
 
-    fn record_failure(&self, ids: &[i64], error: &str) -> Result<()> {
+    fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()> {
         let mut st = lock(&self.state);
         for id in ids {
             if let Some(q) = st.outbox.get_mut(id) {
                 q.scan.attempts += 1;
                 q.scan.last_error = Some(error.to_owned());
+                q.scan.next_try = Some(next_try);
             }
         }
         Ok(())
@@ -587,6 +589,82 @@ impl MtimeStore for MemoryStore {
             .filter(|q| q.parked && q.scan.target == target)
             .map(|q| q.scan.clone())
             .collect())
+    }
+
+    fn failing(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>> {
+        let st = lock(&self.state);
+        Ok(st
+            .outbox
+            .values()
+            .filter(|q| !q.parked && q.scan.target == target && q.scan.attempts > 0)
+            .take(limit)
+            .map(|q| q.scan.clone())
+            .collect())
+    }
+
+    fn unpark(&self, target: Option<&str>) -> Result<u64> {
+        let mut st = lock(&self.state);
+        let mut n = 0;
+        for q in st.outbox.values_mut() {
+            if q.parked && target.is_none_or(|t| q.scan.target == t) {
+                q.parked = false;
+                q.scan.attempts = 0;
+                q.scan.last_error = None;
+                q.scan.next_try = None;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64> {
+        let mut st = lock(&self.state);
+        let before = st.outbox.len();
+        st.outbox.retain(|_, q| {
+            q.scan.target != target
+                || path.is_some_and(|p| !path::is_at_or_under(&q.scan.change.path, p))
+        });
+        Ok((before - st.outbox.len()) as u64)
+    }
+
+    fn replace_scope(&self, into: ScopeId, from: ScopeId, keep: &[String]) -> Result<()> {
+        let mut st = lock(&self.state);
+        let kept: Vec<&String> = keep
+            .iter()
+            .filter(|k| k.as_str() != "/" && st.folders.contains_key(&(into.0, (*k).clone())))
+            .collect();
+        for k in &kept {
+            for key in subtree_keys(&st.folders, from.0, k) {
+                st.folders.remove(&key);
+            }
+            st.remove_schedules(from.0, k);
+            for (_, p) in subtree_keys(&st.folders, into.0, k) {
+                if let Some(r) = st.folders.remove(&(into.0, p.clone())) {
+                    st.folders.insert((from.0, p), r);
+                }
+            }
+            for (_, p) in subtree_keys(&st.schedules, into.0, k) {
+                if let Some(s) = st.schedules.get(&(into.0, p.clone())).copied() {
+                    st.put_schedule(from.0, &p, s);
+                }
+            }
+        }
+        for key in subtree_keys(&st.folders, into.0, "/") {
+            st.folders.remove(&key);
+        }
+        st.remove_schedules(into.0, "/");
+        for (_, p) in subtree_keys(&st.folders, from.0, "/") {
+            if let Some(r) = st.folders.remove(&(from.0, p.clone())) {
+                st.folders.insert((into.0, p), r);
+            }
+        }
+        for (_, p) in subtree_keys(&st.schedules, from.0, "/") {
+            if let Some(s) = st.schedules.get(&(from.0, p.clone())).copied() {
+                st.put_schedule(into.0, &p, s);
+            }
+        }
+        st.remove_schedules(from.0, "/");
+        Ok(())
     }
 
     fn stats(&self) -> Result<StoreStats> {

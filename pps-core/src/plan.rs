@@ -188,6 +188,7 @@ mod tests {
             change: Change::new(path, update, is_dir),
             attempts: 0,
             last_error: None,
+            next_try: None,
         }
     }
 

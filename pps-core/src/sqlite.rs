@@ -27,7 +27,7 @@ use crate::store::{
     Settling, StoreStats,
 };
 use crate::types::{Change, Update};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -84,6 +84,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO schedule (scope, path, due, interval)
         SELECT scope, path, CAST(strftime('%s', 'now') AS INTEGER) + 1 + abs(random() % 86400), 0
         FROM folders;",
+    // v3: when a failed scan is tried again, for `status`.
+    "ALTER TABLE outbox ADD COLUMN next_try INTEGER;",
 ];
 
 /// The newest schema version this build reads and writes.
@@ -107,9 +109,30 @@ impl SqliteStore {
     /// or [`PermissionDenied`](ErrorKind::PermissionDenied) when it cannot be opened.
     /// Every error names the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path).map_err(|e| sql_error(e, &path))?;
-        Self::init(conn, path)
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Opens the store at `path` only if it exists: for commands that read state
+    /// (`status`, `ls`) and must not leave an empty store behind.
+    ///
+    /// # Errors
+    /// [`NotFound`](ErrorKind::NotFound) when there is no file; otherwise as
+    /// [`open`](Self::open).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<Self> {
+        let path = path.to_path_buf();
+        check_location(&path, create)?;
+        // No URI flag: a store named `file:x` is a file named `file:x`.
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| explain_open(sql_error(e, &path), &path))?;
+        Self::init(conn, path.clone()).map_err(|e| explain_open(e, &path))
     }
 
     /// A store in memory (for tests and one-off runs).
@@ -138,7 +161,11 @@ impl SqliteStore {
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(err)?;
-        if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
+        // Only a file pps made, or an empty one, is a store; anything else (another
+        // app's database, even one without tables) is refused before anything in it
+        // changes: the journal mode below rewrites header bytes.
+        let fresh = app_id == 0 && version == 0 && tables == 0;
+        if app_id != APPLICATION_ID && !fresh {
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 "this SQLite file is not a pps store; point --store (or [store] path) at a new or pps-made file",
@@ -223,6 +250,195 @@ impl SqliteStore {
     }
 }
 
+/// One writer per store: a lock held by the process that lists folders into a store
+/// (`pps run`, `once`, `index`), so a second one is refused instead of doubling the
+/// calls the cloud counts.
+///
+/// The lock is an advisory lock on a file of its own beside the store (`FILE.lock`,
+/// holding the holder's pid and command), never on the store file: closing any other
+/// descriptor of a SQLite file drops SQLite's own POSIX locks on it. The lock ends with
+/// the process (also on `kill -9`); the file stays, harmlessly, so no two processes
+/// ever race to create it.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl StoreLock {
+    /// The lock file of the store at `store`.
+    pub fn path_for(store: &Path) -> PathBuf {
+        let mut p = store.as_os_str().to_owned();
+        p.push(".lock");
+        PathBuf::from(p)
+    }
+
+    /// Takes the lock of the store at `store` for `holder` (e.g. `pps run`), without
+    /// waiting.
+    ///
+    /// # Errors
+    /// [`Unavailable`](ErrorKind::Unavailable) naming the pid and command of the holder
+    /// when another process has it; an I/O error when the lock file cannot be made.
+    pub fn acquire(store: &Path, holder: &str) -> Result<StoreLock> {
+        use std::io::{Read, Seek, Write};
+        let path = Self::path_for(store);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::from(e).with("lock", path.display().to_string()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut who = String::new();
+                let _ = file.read_to_string(&mut who);
+                let who = who.trim();
+                let who = if who.is_empty() {
+                    "another process"
+                } else {
+                    who
+                };
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "store {} is in use by {who}; stop it first (`pps status` and `pps ls` work beside it)",
+                        store.display()
+                    ),
+                )
+                .permanent());
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::from(e).with("lock", path.display().to_string()));
+            }
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = writeln!(file, "pid {} ({holder})", std::process::id());
+        let _ = file.flush();
+        Ok(StoreLock { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The files SQLite keeps for the store at `store` (the store, its `-wal`, `-shm` and
+/// `-journal`) and its lock file: what a local source never reports, wherever they are.
+pub fn store_files(store: &Path) -> Vec<PathBuf> {
+    let mut out = vec![store.to_path_buf()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = store.as_os_str().to_owned();
+        p.push(suffix);
+        out.push(PathBuf::from(p));
+    }
+    out.push(StoreLock::path_for(store));
+    out
+}
+
+/// Refuses a store path SQLite would mishandle, before SQLite touches it: a folder, a
+/// device (SQLite would create `/dev/null-journal`), a dangling link, a missing folder.
+/// Each gets its own message instead of SQLite's "unable to open database file".
+fn check_location(path: &Path, create: bool) -> Result<()> {
+    let shown = || path.display().to_string();
+    let fail = |kind: ErrorKind, msg: String| {
+        Err(Error::new(kind, msg).permanent().with("store", shown()))
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return fail(
+                ErrorKind::ConfigInvalid,
+                "the store path is a folder; name a file in it, e.g. FOLDER/pps.db".to_owned(),
+            );
+        }
+        Ok(m) if !m.is_file() => {
+            return fail(
+                ErrorKind::ConfigInvalid,
+                "the store path is not a regular file (a device or a pipe); name a file".to_owned(),
+            );
+        }
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::from(e).with("store", shown()));
+        }
+        Err(_) => {}
+    }
+    if let Ok(target) = std::fs::read_link(path) {
+        return fail(
+            ErrorKind::ConfigInvalid,
+            format!(
+                "the store path is a symbolic link to {}, which does not exist",
+                target.display()
+            ),
+        );
+    }
+    if !create {
+        return fail(
+            ErrorKind::NotFound,
+            "there is no store yet (`pps index`, `pps once` or `pps run` creates it)".to_owned(),
+        );
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return fail(
+            ErrorKind::ConfigInvalid,
+            format!(
+                "the folder {} does not exist; create it or point the store elsewhere",
+                parent.display()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A clearer message for an open that failed where the folder, not the file, is the
+/// problem: SQLite keeps its `-wal` and `-shm` files beside the store, so a read-only
+/// folder fails even when the file itself is writable.
+fn explain_open(err: Error, path: &Path) -> Error {
+    if !matches!(err.kind(), ErrorKind::PermissionDenied) {
+        return err;
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if folder_writable(parent) {
+        return err;
+    }
+    Error::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "the folder holding the store ({}) is not writable; SQLite keeps the store's -wal and -shm files beside it",
+            parent.display()
+        ),
+    )
+    .permanent()
+    .with("store", path.display().to_string())
+}
+
+/// Whether a file can be created in `dir` (tried, then removed at once): permission
+/// bits do not tell for root, ACLs or read-only mounts.
+fn folder_writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".pps-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 fn sql_error(e: rusqlite::Error, path: &Path) -> Error {
     let (kind, message) = match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
@@ -291,6 +507,7 @@ fn read_queued(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedScan> {
         },
         attempts: row.get(5)?,
         last_error: row.get(6)?,
+        next_try: row.get::<_, Option<i64>>(7)?.map(Timestamp::from_secs),
     })
 }
 
@@ -572,7 +789,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, target, path, update_kind, is_dir, attempts, last_error FROM outbox
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try FROM outbox
                  WHERE target = ?1 AND parked = 0 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -588,10 +805,13 @@ impl MtimeStore for SqliteStore {
         self.update_ids(ids, "DELETE FROM outbox WHERE id = ?1", None)
     }
 
-    fn record_failure(&self, ids: &[i64], error: &str) -> Result<()> {
+    fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()> {
         self.update_ids(
             ids,
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            &format!(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_try = {} WHERE id = ?1",
+                next_try.as_secs()
+            ),
             Some(error),
         )
     }
@@ -608,7 +828,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, target, path, update_kind, is_dir, attempts, last_error FROM outbox
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try FROM outbox
                  WHERE target = ?1 AND parked = 1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -617,6 +837,96 @@ impl MtimeStore for SqliteStore {
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
+    }
+
+    fn failing(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try FROM outbox
+                 WHERE target = ?1 AND parked = 0 AND attempts > 0 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![target, limit], read_queued)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn unpark(&self, target: Option<&str>) -> Result<u64> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "UPDATE outbox SET parked = 0, attempts = 0, last_error = NULL, next_try = NULL
+                 WHERE parked = 1 AND (?1 IS NULL OR target = ?1)",
+                params![target],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
+    fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64> {
+        let conn = self.conn();
+        let n = match path {
+            None | Some("/") => conn.execute("DELETE FROM outbox WHERE target = ?1", [target]),
+            Some(p) => {
+                let (lo, hi) = subtree_bounds(p);
+                conn.execute(
+                    "DELETE FROM outbox WHERE target = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
+                    params![target, p, lo, hi],
+                )
+            }
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
+    fn replace_scope(&self, into: ScopeId, from: ScopeId, keep: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let err = |e| sql_error(e, &self.path);
+        // Decided before anything moves: the folders `from` failed to list that `into`
+        // still knows.
+        let mut kept = Vec::new();
+        for k in keep.iter().filter(|k| k.as_str() != "/") {
+            let has_old: bool = tx
+                .query_row(
+                    "SELECT count(*) > 0 FROM folders WHERE scope = ?1 AND path = ?2",
+                    params![into.0, k],
+                    |r| r.get(0),
+                )
+                .map_err(err)?;
+            if has_old {
+                kept.push(k);
+            }
+        }
+        for table in ["folders", "schedule"] {
+            for k in &kept {
+                // The old subtree moves into `from`, in place of the placeholder there.
+                let (lo, hi) = subtree_bounds(k);
+                let within = "(path = ?2 OR (path >= ?3 AND path < ?4))";
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE scope = ?1 AND {within}"),
+                    params![from.0, k, lo, hi],
+                )
+                .map_err(err)?;
+                tx.execute(
+                    &format!("UPDATE {table} SET scope = ?5 WHERE scope = ?1 AND {within}"),
+                    params![into.0, k, lo, hi, from.0],
+                )
+                .map_err(err)?;
+            }
+            tx.execute(&format!("DELETE FROM {table} WHERE scope = ?1"), [into.0])
+                .map_err(err)?;
+            tx.execute(
+                &format!("UPDATE {table} SET scope = ?1 WHERE scope = ?2"),
+                params![into.0, from.0],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 
     fn stats(&self) -> Result<StoreStats> {

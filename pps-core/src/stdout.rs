@@ -6,16 +6,25 @@ use crate::target::{Capabilities, Library, ScanRequest, ScanTarget};
 use async_trait::async_trait;
 use std::fmt;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Writes `{"target":…,"path":…,"update":"created"|"modified"|"deleted","is_dir":…}`
 /// per request, one per line, and flushes after each call, so a reader sees every
-/// accepted scan at once. A write error (a closed pipe) fails the request, which then
-/// stays in the outbox.
+/// accepted scan at once. A write error fails the request, which then stays in the
+/// outbox. A closed pipe (`pps run | head -1`) also resolves [`closed`](Self::closed),
+/// so a program can end as Unix tools do instead of retrying a reader that is gone.
 #[derive(Clone)]
 pub struct JsonLinesTarget {
     name: String,
     out: Arc<Mutex<Box<dyn Write + Send>>>,
+    closed: Arc<Closed>,
+}
+
+#[derive(Default)]
+struct Closed {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
 }
 
 impl fmt::Debug for JsonLinesTarget {
@@ -37,6 +46,21 @@ impl JsonLinesTarget {
         JsonLinesTarget {
             name: name.into(),
             out: Arc::new(Mutex::new(out)),
+            closed: Arc::default(),
+        }
+    }
+
+    /// Resolves once a write found the reader gone (a broken pipe); at once if that has
+    /// happened already.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.closed.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.closed.flag.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
         }
     }
 }
@@ -73,6 +97,17 @@ impl ScanTarget for JsonLinesTarget {
         match out.write_all(&buf).and_then(|()| out.flush()) {
             Ok(()) => requests.iter().map(|_| Ok(())).collect(),
             Err(e) => {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    self.closed.flag.store(true, Ordering::SeqCst);
+                    self.closed.notify.notify_waiters();
+                    let err = Error::new(
+                        crate::ErrorKind::Unavailable,
+                        "the reader of standard output went away (a closed pipe); the scan stays queued",
+                    )
+                    .temporary()
+                    .with("target", self.name.clone());
+                    return crate::target::all_failed(requests.len(), &err);
+                }
                 let err = Error::from(e).temporary().with("target", self.name.clone());
                 crate::target::all_failed(requests.len(), &err)
             }

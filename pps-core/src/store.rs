@@ -23,6 +23,22 @@ pub struct FolderRecord {
     pub listing: Vec<u8>,
 }
 
+impl FolderRecord {
+    /// A placeholder for a folder a baseline could not list (see
+    /// [`Fingerprint::UNLISTED`]): an empty listing, so walking below it finds nothing.
+    pub fn unlisted() -> Self {
+        FolderRecord {
+            fingerprint: Fingerprint::UNLISTED,
+            listing: crate::listing::encode(&[]).bytes,
+        }
+    }
+
+    /// True for a placeholder.
+    pub fn is_unlisted(&self) -> bool {
+        self.fingerprint.is_unlisted()
+    }
+}
+
 /// A scan to enqueue: one change for one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewScan {
@@ -76,6 +92,9 @@ pub struct QueuedScan {
     pub attempts: u32,
     /// The last failure, or for a parked scan the reason it was parked.
     pub last_error: Option<String>,
+    /// After a failed attempt: about when delivery tries again (the delivery loop's
+    /// backoff, as estimated when the failure was recorded). `None` before any failure.
+    pub next_try: Option<Timestamp>,
 }
 
 /// Counts for `status`.
@@ -151,14 +170,35 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     /// Removes delivered scans. Unknown ids are ignored.
     fn complete(&self, ids: &[i64]) -> Result<()>;
 
-    /// Records a failed, retryable attempt for these scans.
-    fn record_failure(&self, ids: &[i64], error: &str) -> Result<()>;
+    /// Records a failed, retryable attempt for these scans, and about when the next
+    /// attempt is due (shown by `status`; delivery itself follows its own backoff).
+    fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()>;
 
     /// Parks these scans with a reason: kept and shown, never retried.
     fn park(&self, ids: &[i64], reason: &str) -> Result<()>;
 
     /// Parked scans of `target`, oldest first.
     fn parked(&self, target: &str) -> Result<Vec<QueuedScan>>;
+
+    /// Up to `limit` unparked scans of `target` that failed at least once, oldest
+    /// first: what `status` shows beside the parked ones.
+    fn failing(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>>;
+
+    /// Puts parked scans back in the queue (of `target`, or of every target), with
+    /// their attempts reset, for when the cause is fixed (a library added, a token
+    /// corrected). Returns how many.
+    fn unpark(&self, target: Option<&str>) -> Result<u64>;
+
+    /// Drops the queued scans (pending and parked) of `target` whose path is at or
+    /// under `path` (whole components), or all of them. Returns how many.
+    fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64>;
+
+    /// Replaces the folder states and schedules of `into` with those of `from`, in one
+    /// atomic step, leaving `from` empty: how a re-index swaps in its new baseline only
+    /// once it is complete. `keep` names folders `from` could not list: where `into`
+    /// holds state for one of them, that subtree of `into` is kept instead of `from`'s.
+    /// Queued scans are untouched.
+    fn replace_scope(&self, into: ScopeId, from: ScopeId, keep: &[String]) -> Result<()>;
 
     /// Counts of folders per scope and of scans per target.
     fn stats(&self) -> Result<StoreStats>;

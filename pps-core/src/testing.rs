@@ -346,12 +346,25 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     assert_eq!(store.pending("emby", 10).expect("pending").len(), 1);
     assert!(store.pending("jellyfin", 10).expect("pending").is_empty());
 
+    assert_eq!(pending[0].next_try, None, "no failure, no next try");
+    assert!(store.failing("plex", 10).expect("failing").is_empty());
     store
-        .record_failure(&[pending[0].id], "503 from server")
+        .record_failure(
+            &[pending[0].id],
+            "503 from server",
+            Timestamp::from_secs(1_700_000_060),
+        )
         .expect("record failure");
     let again = store.pending("plex", 10).expect("pending");
     assert_eq!(again[0].attempts, 1);
     assert_eq!(again[0].last_error.as_deref(), Some("503 from server"));
+    assert_eq!(again[0].next_try, Some(Timestamp::from_secs(1_700_000_060)));
+    let failing = store.failing("plex", 10).expect("failing");
+    assert_eq!(
+        failing.iter().map(|q| q.id).collect::<Vec<_>>(),
+        [pending[0].id],
+        "only scans that failed are failing"
+    );
 
     store
         .park(&[pending[1].id], "no library contains /w/2")
@@ -385,7 +398,171 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         .commit(s, &Commit::default())
         .expect("an empty commit is fine");
 
+    outbox_repair_conformance(open);
+    replace_conformance(open);
     schedule_conformance(open);
+}
+
+/// `unpark` and `drop_scans`: the ways out for parked scans.
+fn outbox_repair_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    let store = open();
+    let s = store.scope("src", "/w").expect("scope");
+    let scan = |t: &str, p: &str| NewScan {
+        target: t.into(),
+        change: Change::new(p, Update::Created, false),
+    };
+    let commit = Commit {
+        scans: vec![
+            scan("plex", "/w/TV/a"),
+            scan("plex", "/w/TV Shows/b"),
+            scan("plex", "/w/Movies/c"),
+            scan("emby", "/w/TV/a"),
+        ],
+        ..Commit::default()
+    };
+    store.commit(s, &commit).expect("commit scans");
+    let plex: Vec<i64> = store
+        .pending("plex", 10)
+        .expect("pending")
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    let emby: Vec<i64> = store
+        .pending("emby", 10)
+        .expect("pending")
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    store.park(&plex[..2], "no library").expect("park");
+    store.park(&emby, "401").expect("park");
+    assert_eq!(store.unpark(Some("plex")).expect("unpark"), 2);
+    let back = store.pending("plex", 10).expect("pending");
+    assert_eq!(back.len(), 3, "unparked scans are pending again");
+    assert!(
+        back.iter()
+            .all(|q| q.attempts == 0 && q.last_error.is_none()),
+        "a fresh start: {back:?}"
+    );
+    assert_eq!(
+        store.parked("emby").expect("parked").len(),
+        1,
+        "other targets keep theirs"
+    );
+    assert_eq!(store.unpark(None).expect("unpark all"), 1);
+    assert_eq!(store.unpark(None).expect("nothing parked"), 0);
+
+    // Dropping is on whole components: /w/TV never takes /w/TV Shows.
+    assert_eq!(store.drop_scans("plex", Some("/w/TV")).expect("drop"), 1);
+    let left: Vec<String> = store
+        .pending("plex", 10)
+        .expect("pending")
+        .into_iter()
+        .map(|q| q.change.path)
+        .collect();
+    assert_eq!(left, ["/w/TV Shows/b", "/w/Movies/c"]);
+    assert_eq!(
+        store.pending("emby", 10).expect("pending").len(),
+        1,
+        "per target"
+    );
+    assert_eq!(store.drop_scans("plex", None).expect("drop all"), 2);
+    assert!(store.pending("plex", 10).expect("pending").is_empty());
+}
+
+/// `replace_scope`: a re-index swaps its baseline in at once, keeping old state where it
+/// could not list.
+fn replace_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    let store = open();
+    let live = store.scope("cd2", "/w").expect("scope");
+    let staging = store.scope("\u{1}staging:cd2", "/w").expect("scope");
+    let other = store.scope("cd2", "/x").expect("scope");
+    let put = |scope, folders: &[(&str, u8)], schedules: &[(&str, i64)]| {
+        let commit = Commit {
+            folders: folders
+                .iter()
+                .map(|(p, r)| ((*p).to_owned(), record(*r)))
+                .collect(),
+            schedules: schedules
+                .iter()
+                .map(|(p, d)| ((*p).to_owned(), sched(*d, 60)))
+                .collect(),
+            ..Commit::default()
+        };
+        store.commit(scope, &commit).expect("commit");
+    };
+    put(
+        live,
+        &[
+            ("/w", 1),
+            ("/w/A", 1),
+            ("/w/B", 1),
+            ("/w/B/x", 1),
+            ("/w/Gone", 1),
+        ],
+        &[
+            ("/w", 10),
+            ("/w/A", 10),
+            ("/w/B", 10),
+            ("/w/B/x", 10),
+            ("/w/Gone", 10),
+        ],
+    );
+    put(other, &[("/x", 7)], &[("/x", 70)]);
+    // The new baseline: /w/B could not be listed (a placeholder), /w/New appeared.
+    let staged = Commit {
+        folders: vec![
+            ("/w".into(), record(2)),
+            ("/w/A".into(), record(2)),
+            ("/w/B".into(), FolderRecord::unlisted()),
+            ("/w/New".into(), record(2)),
+            ("/w/Never".into(), FolderRecord::unlisted()),
+        ],
+        schedules: vec![
+            ("/w".into(), sched(20, 60)),
+            ("/w/New".into(), sched(20, 60)),
+        ],
+        ..Commit::default()
+    };
+    store.commit(staging, &staged).expect("commit");
+    store
+        .replace_scope(live, staging, &["/w/B".to_owned(), "/w/Never".to_owned()])
+        .expect("replace");
+    assert_eq!(
+        folders(&*store, live),
+        ["/w", "/w/A", "/w/B", "/w/B/x", "/w/New", "/w/Never"]
+            .map(String::from)
+            .into(),
+        "new state, old state kept under the folder that failed, gone folders gone"
+    );
+    assert_eq!(store.folder(live, "/w").expect("folder"), Some(record(2)));
+    assert_eq!(
+        store.folder(live, "/w/B").expect("folder"),
+        Some(record(1)),
+        "the old state of a folder the re-index could not list survives"
+    );
+    assert!(
+        store
+            .folder(live, "/w/Never")
+            .expect("folder")
+            .is_some_and(|r| r.is_unlisted()),
+        "a folder with no old state keeps its placeholder"
+    );
+    assert_eq!(
+        due_paths(&*store, live, 15),
+        ["/w/B", "/w/B/x"],
+        "kept folders keep their schedules; the rest follow the new baseline"
+    );
+    assert_eq!(
+        due_paths(&*store, live, 25),
+        ["/w/B", "/w/B/x", "/w", "/w/New"]
+    );
+    assert!(
+        folders(&*store, staging).is_empty(),
+        "the staging scope is left empty"
+    );
+    assert!(due_paths(&*store, staging, i64::MAX).is_empty());
+    assert_eq!(folders(&*store, other).len(), 1, "other scopes untouched");
+    assert_eq!(due_paths(&*store, other, 100), ["/x"]);
 }
 
 fn sched(due: i64, interval: u64) -> FolderSchedule {

@@ -175,3 +175,69 @@ async fn local_source_never_follows_links_and_skips_non_utf8_names() {
         .unwrap_err();
     assert_eq!(err.kind(), pps_core::ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn local_source_hides_the_store_files_but_not_other_db_files() {
+    use pps_core::{DirectorySource, ListOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("w");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let store = root.join("sub/pps.db");
+    let _open = pps_core::sqlite::SqliteStore::open(&store).unwrap();
+    std::fs::write(root.join("sub/other.db"), b"x").unwrap();
+    std::fs::write(root.join("sub/pps.db.bak"), b"x").unwrap();
+    // Hidden however the store path is written: through a link to its folder.
+    std::os::unix::fs::symlink(root.join("sub"), dir.path().join("link")).unwrap();
+    let src = LocalSource::new().hiding(pps_core::sqlite::store_files(
+        &dir.path().join("link/pps.db"),
+    ));
+    let mut names: Vec<String> = src
+        .list(root.join("sub").to_str().unwrap(), ListOptions::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    assert!(
+        std::fs::read_dir(root.join("sub"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name() == "pps.db-wal"),
+        "the store has its WAL beside it"
+    );
+    assert_eq!(names, ["other.db", "pps.db.bak"]);
+}
+
+#[tokio::test]
+async fn json_lines_target_says_when_its_reader_went_away() {
+    use pps_core::{ScanRequest, ScanTarget, Update};
+    struct Gone;
+    impl std::io::Write for Gone {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let t = pps_core::stdout::JsonLinesTarget::new("out", Box::new(Gone));
+    let closed = t.clone();
+    let waiter = tokio::spawn(async move { closed.closed().await });
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished());
+    let r = t
+        .scan(&[ScanRequest {
+            path: "/x".into(),
+            update: Update::Created,
+            is_dir: false,
+        }])
+        .await;
+    let err = r[0].as_ref().unwrap_err();
+    assert!(err.is_temporary(), "the scan stays queued: {err}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("closed() resolves")
+        .unwrap();
+    // And at once for a caller that asks later.
+    t.closed().await;
+}

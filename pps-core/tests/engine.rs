@@ -249,15 +249,25 @@ async fn an_empty_or_missing_root_is_an_outage_not_a_mass_deletion() {
 }
 
 #[tokio::test]
-async fn a_small_root_emptied_is_a_real_deletion() {
+async fn a_root_that_held_one_entry_and_lists_empty_is_an_outage() {
+    // An unmounted drive whose root holds a single `TV/` is the case the guard is for.
     let rig = Rig::new();
-    rig.source.write_file("/w/only.mkv", 1);
+    rig.source.write_file("/w/TV/e1.mkv", 1);
     rig.cycle().await;
-    rig.source.remove("/w/only.mkv");
+    rig.source.remove("/w/TV");
+    let err = rig.engine.pass(&rig.watch).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Outage, "{err}");
+    assert!(
+        rig.store.pending("t", 10).unwrap().is_empty(),
+        "nothing is scanned during an outage"
+    );
+    // Back again: no deletion was ever reported.
+    rig.source.write_file("/w/TV/e1.mkv", 1);
     let r = rig.cycle().await;
-    assert_eq!(
-        r.changes,
-        vec![Change::new("/w/only.mkv", Update::Deleted, false)]
+    assert!(
+        r.changes.iter().all(|c| c.update != Update::Deleted),
+        "{:?}",
+        r.changes
     );
 }
 
@@ -483,5 +493,121 @@ async fn several_watches_share_one_sqlite_file() {
     assert_eq!(
         rig.store.pending("files", 100).unwrap().len(),
         3 + r.changes.len()
+    );
+}
+
+#[tokio::test]
+async fn a_folder_a_baseline_could_not_list_is_baselined_later_not_reported() {
+    for scheduled in [false, true] {
+        let clock = pps_core::ManualClock::new(pps_core::Timestamp::from_secs(1_800_000_000));
+        let rig = Rig::new();
+        let engine = rig.engine.clone().with_clock(Arc::new(clock.clone()));
+        for i in 0..3 {
+            rig.source.write_file(&format!("/w/Show {i}/S01/e1.mkv"), 1);
+        }
+        rig.source
+            .inject_fault("/w/Show 1", ErrorKind::Unavailable, None);
+        let r = engine.pass(&rig.watch).await.unwrap();
+        assert!(r.baseline);
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        rig.source.clear_fault("/w/Show 1");
+        // cd2 is back: the folder lists, and what it held all along is no news.
+        clock.advance(Duration::from_secs(3600));
+        let r = if scheduled {
+            engine.pass_due(&rig.watch, u64::MAX).await.unwrap()
+        } else {
+            engine.pass(&rig.watch).await.unwrap()
+        };
+        assert!(
+            r.changes.is_empty(),
+            "scheduled={scheduled}: nothing changed, nothing is reported: {:?}",
+            r.changes
+        );
+        assert!(rig.store.pending("files", 10).unwrap().is_empty());
+        if scheduled {
+            // Its subfolders were recorded silently as well, listed now or later.
+            clock.advance(Duration::from_secs(3600));
+            let r = engine.pass_due(&rig.watch, u64::MAX).await.unwrap();
+            assert!(r.changes.is_empty(), "{:?}", r.changes);
+        }
+        // From now on it is watched like every other folder.
+        rig.source.write_file("/w/Show 1/S01/e2.mkv", 1);
+        let r = engine.pass(&rig.watch).await.unwrap();
+        assert_eq!(
+            r.changes,
+            vec![Change::new("/w/Show 1/S01/e2.mkv", Update::Created, false)],
+            "scheduled={scheduled}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reindex_replaces_the_baseline_only_once_it_is_complete() {
+    let rig = Rig::new();
+    for i in 0..4 {
+        rig.source.write_file(&format!("/w/Show {i}/e1.mkv"), 1);
+    }
+    rig.cycle().await;
+    // Changes land, then a re-index is interrupted: by the root failing, and by being
+    // dropped mid-way (Ctrl-C).
+    rig.source.write_file("/w/Show 0/e2.mkv", 1);
+    rig.source.write_file("/w/Show 3/e2.mkv", 1);
+    rig.source
+        .inject_fault("/w", ErrorKind::Unavailable, Some(1));
+    assert!(rig.engine.reindex(&rig.watch).await.is_err());
+    // A source that never answers for one folder, so the re-index is mid-way (with
+    // commits made) when it is dropped.
+    #[derive(Debug)]
+    struct Stall(MemorySource, Arc<tokio::sync::Notify>);
+    #[async_trait::async_trait]
+    impl pps_core::DirectorySource for Stall {
+        async fn list(
+            &self,
+            path: &str,
+            o: pps_core::ListOptions,
+        ) -> pps_core::Result<Vec<pps_core::Entry>> {
+            if path == "/w/Show 3" {
+                self.1.notify_one();
+                std::future::pending::<()>().await;
+            }
+            self.0.list(path, o).await
+        }
+        async fn stat(&self, path: &str) -> pps_core::Result<pps_core::Entry> {
+            self.0.stat(path).await
+        }
+    }
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let slow = Engine::new(rig.store.clone())
+        .with_source("src", Arc::new(Stall(rig.source.clone(), gate.clone())))
+        .with_options({
+            let mut o = EngineOptions::default();
+            o.concurrency = 1;
+            o.commit_batch = 1;
+            o
+        });
+    tokio::select! {
+        _ = slow.reindex(&rig.watch) => panic!("the re-index should have been stopped"),
+        _ = gate.notified() => {}
+    }
+    // The old baseline is whole: the next pass finds both changes.
+    let r = rig.engine.pass(&rig.watch).await.unwrap();
+    let mut found: Vec<_> = r.changes.iter().map(|c| c.path.clone()).collect();
+    found.sort();
+    assert_eq!(found, ["/w/Show 0/e2.mkv", "/w/Show 3/e2.mkv"]);
+
+    // A complete re-index takes in what changed without scanning it; a folder it cannot
+    // list keeps its old state, so a change there is still found afterwards.
+    rig.source.write_file("/w/Show 1/e2.mkv", 1);
+    rig.source.write_file("/w/Show 2/e2.mkv", 1);
+    rig.source
+        .inject_fault("/w/Show 2", ErrorKind::Unavailable, Some(1));
+    let r = rig.engine.reindex(&rig.watch).await.unwrap();
+    assert!(r.baseline && r.changes.is_empty());
+    assert_eq!(r.errors.len(), 1);
+    let r = rig.engine.pass(&rig.watch).await.unwrap();
+    assert_eq!(
+        r.changes,
+        vec![Change::new("/w/Show 2/e2.mkv", Update::Created, false)],
+        "Show 1 was re-baselined; Show 2 kept its old state"
     );
 }

@@ -136,6 +136,83 @@ fn foreign_and_damaged_files_are_refused_with_their_path() {
 }
 
 #[test]
+fn a_foreign_sqlite_file_without_tables_is_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("app.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 1")
+        .unwrap();
+    let before = std::fs::read(&other).unwrap();
+    let err = SqliteStore::open(&other).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        before,
+        "not one byte changes (bytes 18-19 would turn to WAL)"
+    );
+    assert!(!dir.path().join("app.db-wal").exists());
+}
+
+#[test]
+fn unusable_store_paths_each_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let msg = |p: &std::path::Path| SqliteStore::open(p).unwrap_err().to_string();
+    assert!(
+        msg(dir.path()).contains("is a folder"),
+        "{}",
+        msg(dir.path())
+    );
+    let dev = std::path::Path::new("/dev/null");
+    assert!(msg(dev).contains("not a regular file"), "{}", msg(dev));
+    assert!(
+        !std::path::Path::new("/dev/null-journal").exists(),
+        "nothing is left beside a device"
+    );
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(dir.path().join("nowhere/x.db"), &link).unwrap();
+    assert!(msg(&link).contains("symbolic link"), "{}", msg(&link));
+    let missing = dir.path().join("no/such/folder/pps.db");
+    assert!(
+        msg(&missing).contains("does not exist"),
+        "{}",
+        msg(&missing)
+    );
+    // A folder that cannot take the -wal and -shm files (a read-only filesystem here:
+    // the tests may run as root, who ignores permission bits).
+    let ro = std::path::Path::new("/proc/pps-test.db");
+    let text = msg(ro);
+    assert!(
+        text.contains("folder holding the store") && text.contains("not writable"),
+        "{text}"
+    );
+    // Commands that only read never create a store.
+    let absent = dir.path().join("absent.db");
+    let err = SqliteStore::open_existing(&absent).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("no store yet"), "{err}");
+    assert!(!absent.exists(), "open_existing created the file");
+}
+
+#[test]
+fn one_writer_at_a_time_and_the_lock_names_its_holder() {
+    use pps_core::sqlite::StoreLock;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pps.db");
+    let held = StoreLock::acquire(&db, "pps run").unwrap();
+    let err = StoreLock::acquire(&db, "pps index").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("in use by pid {} (pps run)", std::process::id())),
+        "{text}"
+    );
+    drop(held);
+    let _again = StoreLock::acquire(&db, "pps index").expect("free once released");
+    // The lock never touches the store file: SQLite's own locks stay as they are.
+    assert!(!db.exists());
+}
+
+#[test]
 fn a_read_only_store_fails_clearly_and_keeps_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pps.db");
@@ -221,5 +298,5 @@ fn a_v1_store_migrates_and_keeps_its_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, pps_core::sqlite::SCHEMA_VERSION);
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
 }
