@@ -259,18 +259,27 @@ impl PlexTarget {
             if done.contains(&section.id) {
                 continue;
             }
-            if walked_up && http::is_root_of(&section, &folder) {
-                // Never a whole section because of a change below its root.
-                guarded.push(section.name.clone());
-                continue;
-            }
-            let key = (section.id.clone(), folder.clone());
+            // Never a whole section because of a change below its root. A folder
+            // deleted directly in the root (a show removed from a TV section) is
+            // scanned as its own path instead: Plex scans a path that is gone and
+            // drops what it held there. A file there has no folder of its own to scan.
+            let scan_path = if walked_up && http::is_root_of(&section, &folder) {
+                if req.is_dir && req.update == Update::Deleted {
+                    req.path.clone()
+                } else {
+                    guarded.push(section.name.clone());
+                    continue;
+                }
+            } else {
+                folder.clone()
+            };
+            let key = (section.id.clone(), scan_path.clone());
             if sent.contains(&key) {
                 // Two files of one folder in one call: Plex rescans the folder once.
                 done.push(section.id.clone());
                 continue;
             }
-            match self.refresh(&section.id, &folder).await {
+            match self.refresh(&section.id, &scan_path).await {
                 Ok(()) => {
                     done.push(section.id.clone());
                     sent.insert(key);
@@ -309,8 +318,9 @@ impl PlexTarget {
             return Err(Error::new(
                 ErrorKind::Rejected,
                 format!(
-                    "the change is directly in the root of section {:?}; pps never scans a \
-                     whole section for it (scan that section by hand if needed)",
+                    "the file is directly in the root of section {:?}, and Plex scans folders \
+                     only; pps never scans a whole section for it (scan that section by hand \
+                     if needed)",
                     guarded.join(", ")
                 ),
             )

@@ -180,9 +180,12 @@ async fn nested_locations_and_the_section_root_guard() {
 }
 
 #[tokio::test]
-async fn a_change_directly_in_the_only_sections_root_is_refused() {
+async fn a_file_directly_in_a_sections_root_is_refused_a_deleted_folder_is_scanned_as_itself() {
     let server = MockServer::start().await;
     mount_sections(&server, &[("1", "Movies", &["/movies"])]).await;
+    // A show or film folder deleted from the section root: scanned as its own path, so
+    // Plex drops it (its parent is the whole section, never scanned for it).
+    expect_refresh(&server, "1", "path=%2Fmovies%2FOld+Film", 1).await;
     let plex = target(&server.uri());
     let results = plex
         .scan(&[
@@ -190,19 +193,19 @@ async fn a_change_directly_in_the_only_sections_root_is_refused() {
             req("/movies/Old Film", Update::Deleted, true),
         ])
         .await;
-    for r in &results {
-        let err = r
-            .as_ref()
-            .expect_err("a section root is never scanned for a change below it");
-        assert_eq!(err.kind(), ErrorKind::Rejected);
-        assert!(!err.is_temporary());
-        assert!(err.message().contains("Movies"), "{err}");
-    }
+    let err = results[0]
+        .as_ref()
+        .expect_err("a section root is never scanned for a file in it");
+    assert_eq!(err.kind(), ErrorKind::Rejected);
+    assert!(!err.is_temporary());
+    assert!(err.message().contains("Movies"), "{err}");
+    assert!(results[1].is_ok(), "{:?}", results[1]);
     assert!(
         requests(&server)
             .await
             .iter()
-            .all(|(_, p, _)| !p.ends_with("/refresh"))
+            .all(|(_, p, q)| !p.ends_with("/refresh") || q.as_deref() != Some("path=%2Fmovies")),
+        "the section root itself is never scanned for a change below it"
     );
     // The root itself, asked for explicitly, is scanned.
     expect_refresh(&server, "1", "path=%2Fmovies", 1).await;
