@@ -294,7 +294,12 @@ impl ClientInner {
         loop {
             let token = self.bearer().await?;
             let auth = self.request((), token.as_ref())?;
-            let (status, phase) = match tokio::time::timeout(self.config.timeout, f(auth)).await {
+            let sent = Instant::now();
+            let outcome = tokio::time::timeout(self.config.timeout, f(auth)).await;
+            if operation == "list" {
+                self.counters.listing_latency.record(sent.elapsed());
+            }
+            let (status, phase) = match outcome {
                 Err(_) => return Err(self.timed_out(operation, path)),
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(failure)) => failure,
@@ -315,7 +320,9 @@ impl ClientInner {
                         Auth::None => {
                             "cd2 wants a token: set an api token or a user name and password"
                         }
-                        Auth::ApiToken(_) => "cd2 refused the api token: check it in cd2's web UI",
+                        Auth::ApiToken(_) => {
+                            "cd2 refused the API token: check it in cd2's web UI (and that it allows listing)"
+                        }
                         Auth::Password { .. } => "cd2 refused the token it just issued",
                     };
                     err = Error::new(

@@ -4,6 +4,7 @@
 use crate::proto;
 use pps_core::{Entry, EntryKind, Error, ErrorKind, Mtime};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tonic::{Code, Status};
 
 /// .NET's `DateTime.MinValue` (0001-01-01T00:00:00Z) in Unix seconds: cd2 sends it for
@@ -39,6 +40,9 @@ pub(crate) fn parse_error(
     source: &str,
 ) -> Error {
     let message = status.message();
+    if let Some(err) = connection_error(status, phase, operation, path, source) {
+        return err;
+    }
     let (kind, temporary) = match status.code() {
         Code::NotFound => (ErrorKind::NotFound, false),
         Code::PermissionDenied => (ErrorKind::PermissionDenied, false),
@@ -77,6 +81,68 @@ pub(crate) fn parse_error(
     } else {
         err.permanent()
     }
+}
+
+/// The plain-words error for a call that never reached a cd2 server: nothing listens on
+/// the port (cd2 not running, a wrong port), or what answers is not gRPC (a web server,
+/// a proxy without HTTP/2). tonic reports both as a bare "transport error" or "h2
+/// protocol error", which says nothing to a user; the cause sits in the error's source
+/// chain.
+fn connection_error(
+    status: &Status,
+    phase: Phase,
+    operation: &str,
+    path: &str,
+    source: &str,
+) -> Option<Error> {
+    let mut refused = false;
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            refused = true;
+        }
+        cause = e.source();
+    }
+    let authority = source
+        .split_once("://")
+        .map_or(source, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or(source);
+    let (kind, message, temporary) = if refused {
+        (
+            ErrorKind::Unavailable,
+            format!(
+                "nothing listens on {authority}: is CloudDrive2 running, and is this its port?"
+            ),
+            // cd2 restarting looks the same: worth retrying in a service.
+            true,
+        )
+    } else if phase == Phase::Call
+        && status.code() == Code::Internal
+        && status.message().starts_with("h2 protocol error")
+    {
+        (
+            ErrorKind::Unsupported,
+            format!(
+                "{authority} does not speak CloudDrive2's gRPC (an HTTP server without HTTP/2 answered); check the url's port"
+            ),
+            false,
+        )
+    } else {
+        return None;
+    };
+    let err = Error::new(kind, message)
+        .with("operation", operation)
+        .with("path", path)
+        .with("source", source);
+    Some(if temporary {
+        err.temporary()
+    } else {
+        err.permanent()
+    })
 }
 
 /// A cd2 time as an mtime: an absent time, the .NET minimum date (and anything before
@@ -138,6 +204,109 @@ pub(crate) struct Counters {
     pub(crate) retries: AtomicU64,
     pub(crate) logins: AtomicU64,
     pub(crate) rate_lowered: AtomicU64,
+    /// Time calls spent waiting for the rate limiter.
+    pub(crate) waited_nanos: AtomicU64,
+    /// How long each `GetSubFiles` call took on the wire (its own time, from sending
+    /// the request to the last reply), limiter waits excluded.
+    pub(crate) listing_latency: Histogram,
+}
+
+/// Buckets of a [`Histogram`]: each ~19% wider than the one before (four per doubling),
+/// from 100 µs up; the last one takes everything longer than ~10 minutes.
+const BUCKETS: usize = 96;
+
+fn bucket_bound(i: usize) -> Duration {
+    Duration::from_secs_f64(100e-6 * 2f64.powf(i as f64 / 4.0))
+}
+
+/// A latency histogram of fixed logarithmic buckets: constant memory however long a
+/// service runs, percentiles within one bucket (~19%), the maximum exact.
+#[derive(Debug)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BUCKETS],
+    max_nanos: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            max_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub(crate) fn record(&self, d: Duration) {
+        let i = (0..BUCKETS - 1)
+            .find(|&i| d <= bucket_bound(i))
+            .unwrap_or(BUCKETS - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.max_nanos
+            .fetch_max(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Latency {
+        Latency {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            max: Duration::from_nanos(self.max_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A snapshot of call latencies (see [`CloudDrive::listing_latency`](crate::CloudDrive::listing_latency)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Latency {
+    buckets: Vec<u64>,
+    max: Duration,
+}
+
+impl Latency {
+    /// Calls counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// The calls counted since `earlier` (a snapshot of the same source). The maximum
+    /// is this snapshot's, since maxima do not subtract.
+    pub fn since(&self, earlier: &Latency) -> Latency {
+        Latency {
+            buckets: self
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0)))
+                .collect(),
+            max: self.max,
+        }
+    }
+
+    /// The latency `p` (0 to 1) of the calls are at or below: the upper bound of its
+    /// bucket, never above the maximum. Zero when nothing was counted.
+    pub fn percentile(&self, p: f64) -> Duration {
+        let total = self.count();
+        if total == 0 {
+            return Duration::ZERO;
+        }
+        let want = ((total as f64) * p.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return bucket_bound(i).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    /// The longest call.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
 }
 
 impl Counters {
@@ -155,6 +324,7 @@ impl Counters {
             retries: get(&self.retries),
             logins: get(&self.logins),
             rate_lowered: get(&self.rate_lowered),
+            limiter_wait: Duration::from_nanos(get(&self.waited_nanos)),
         }
     }
 }
@@ -177,6 +347,8 @@ pub struct Stats {
     pub logins: u64,
     /// Times the rate limiter lowered its rate after a throttled answer.
     pub rate_lowered: u64,
+    /// Time calls spent waiting for the rate limiter, summed over calls.
+    pub limiter_wait: Duration,
 }
 
 /// A small random number source for backoff jitter. Seeded from std's per-process
@@ -255,6 +427,26 @@ mod tests {
             mtime_of(Some(&ts(1_700_000_000))),
             Some(Mtime::from_nanos(1_700_000_000_000_000_000))
         );
+    }
+
+    #[test]
+    fn latency_percentiles_fall_in_the_right_bucket() {
+        let h = Histogram::default();
+        for ms in 1..=100 {
+            h.record(Duration::from_millis(ms));
+        }
+        let l = h.snapshot();
+        assert_eq!(l.count(), 100);
+        let p50 = l.percentile(0.5).as_secs_f64() * 1000.0;
+        assert!((50.0..=50.0 * 1.2).contains(&p50), "{p50}");
+        assert_eq!(l.percentile(1.0), Duration::from_millis(100));
+        assert_eq!(l.max(), Duration::from_millis(100));
+        let before = l.clone();
+        h.record(Duration::from_secs(3));
+        let d = h.snapshot().since(&before);
+        assert_eq!(d.count(), 1);
+        assert_eq!(d.percentile(0.5), Duration::from_secs(3));
+        assert_eq!(Latency::default().percentile(0.5), Duration::ZERO);
     }
 
     #[test]

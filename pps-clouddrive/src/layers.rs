@@ -241,7 +241,14 @@ impl<S> RateLimit<S> {
     }
 
     async fn paced<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let asked = Instant::now();
         self.shaper.acquire().await;
+        // Kept apart from the calls' own latency: time spent waiting for the limiter
+        // says the rate is the bottleneck, not the cloud.
+        self.shaper.counters.waited_nanos.fetch_add(
+            asked.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let result = call.await;
         if let Err(err) = &result {
             if err.kind() == ErrorKind::Throttled {

@@ -50,7 +50,7 @@ pub mod proto {
 
 pub use crate::client::{CloudDriveClient, SystemInfo};
 pub use crate::config::{Auth, CloudDriveConfig};
-pub use crate::core::Stats;
+pub use crate::core::{Latency, Stats};
 pub use crate::layers::{RateLimit, RateLimitPolicy, Retry, RetryPolicy};
 
 use crate::core::Counters;
@@ -107,6 +107,23 @@ impl CloudDrive {
     /// is neither paced nor retried.
     pub async fn system_info(&self) -> Result<SystemInfo> {
         self.client().system_info().await
+    }
+
+    /// What `pps check` asks: cd2's health report, then one authenticated listing of
+    /// `/` (cd2 answers it from memory: no cloud call), neither retried, so a wrong
+    /// token, a wrong port or a server that is not cd2 is reported at once in plain
+    /// words instead of after a round of retries.
+    pub async fn check(&self) -> Result<SystemInfo> {
+        let info = self.client().system_info().await?;
+        self.stack.inner().list("/", ListOptions::default()).await?;
+        Ok(info)
+    }
+
+    /// How long `GetSubFiles` calls took on the wire since this source was made: each
+    /// call's own time, never the wait for the rate limiter (that is
+    /// [`Stats::limiter_wait`]).
+    pub fn listing_latency(&self) -> Latency {
+        self.counters.listing_latency.snapshot()
     }
 
     /// Counters since this source was made.

@@ -92,6 +92,8 @@ pub struct MockTree {
     /// A logical clock: each change gets a later mtime, one second apart, so tests see
     /// every change without reading the wall clock.
     tick: u64,
+    /// Serve this local folder as it is at each call, instead of `dirs`.
+    live: Option<std::path::PathBuf>,
 }
 
 impl Default for MockTree {
@@ -135,7 +137,11 @@ impl MockTree {
     pub fn new() -> Self {
         let mut dirs = HashMap::new();
         dirs.insert("/".to_owned(), BTreeMap::new());
-        MockTree { dirs, tick: 0 }
+        MockTree {
+            dirs,
+            tick: 0,
+            live: None,
+        }
     }
 
     /// Reads a local folder into a tree served under `/`: folders, files with their
@@ -175,6 +181,64 @@ impl MockTree {
             }
         }
         Ok(tree)
+    }
+
+    /// A tree that serves the local folder `root` under `/` as it is at each call: a
+    /// file added there shows in the next listing, so a user can try a configuration
+    /// against the mock by editing a folder. Names that are not UTF-8 are skipped; links
+    /// are files; `..` never leaves `root`. The edit methods of this type do not apply.
+    pub fn following(root: impl AsRef<Path>) -> std::io::Result<Self> {
+        let root = std::fs::canonicalize(root)?;
+        if !root.is_dir() {
+            return Err(std::io::Error::other("not a folder"));
+        }
+        let mut tree = MockTree::new();
+        tree.live = Some(root);
+        Ok(tree)
+    }
+
+    /// The local path of cd2 path `path` in a followed folder; `None` for a path with
+    /// `.` or `..` in it.
+    fn local(root: &Path, path: &str) -> Option<std::path::PathBuf> {
+        let mut out = root.to_path_buf();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            if part == "." || part == ".." {
+                return None;
+            }
+            out.push(part);
+        }
+        Some(out)
+    }
+
+    fn node_of(meta: &std::fs::Metadata) -> Node {
+        Node {
+            is_dir: meta.is_dir(),
+            size: if meta.is_dir() { 0 } else { meta.len() },
+            mtime: meta.modified().unwrap_or(UNIX_EPOCH),
+        }
+    }
+
+    /// The children of folder `path`, by name; `None` when it is not a folder.
+    fn children(&self, path: &str) -> Option<Vec<(String, Node)>> {
+        let Some(root) = &self.live else {
+            return self.dirs.get(path).map(|c| {
+                c.iter()
+                    .map(|(n, node)| (n.clone(), node.clone()))
+                    .collect()
+            });
+        };
+        let dir = Self::local(root, path)?;
+        let mut out = Vec::new();
+        for item in std::fs::read_dir(dir).ok()?.flatten() {
+            let Ok(name) = item.file_name().into_string() else {
+                continue;
+            };
+            if let Ok(meta) = item.path().symlink_metadata() {
+                out.push((name, Self::node_of(&meta)));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(out)
     }
 
     fn next_mtime(&mut self) -> SystemTime {
@@ -286,9 +350,13 @@ impl MockTree {
         self.dirs.len()
     }
 
-    fn node(&self, path: &str) -> Option<&Node> {
+    fn node(&self, path: &str) -> Option<Node> {
+        if let Some(root) = &self.live {
+            let meta = Self::local(root, path)?.symlink_metadata().ok()?;
+            return Some(Self::node_of(&meta));
+        }
         let (parent, name) = split(path)?;
-        self.dirs.get(&parent)?.get(&name)
+        self.dirs.get(&parent)?.get(&name).cloned()
     }
 }
 
@@ -818,8 +886,7 @@ impl CloudDriveFileSrv for Service {
         let files: Vec<CloudDriveFile> = {
             let tree = lock(&self.state.tree);
             let children = tree
-                .dirs
-                .get(&path)
+                .children(&path)
                 .ok_or_else(|| Status::not_found(format!("folder not found: {path}")))?;
             children
                 .iter()
@@ -870,8 +937,8 @@ impl CloudDriveFileSrv for Service {
         }
         let tree = lock(&self.state.tree);
         let found = split(&full).and_then(|(parent, name)| {
-            let node = tree.dirs.get(&parent)?.get(&name)?;
-            Some(record(&parent, &name, node, faults.unknown_times))
+            let node = tree.node(&full)?;
+            Some(record(&parent, &name, &node, faults.unknown_times))
         });
         match found {
             Some(file) => Ok(Response::new(file)),

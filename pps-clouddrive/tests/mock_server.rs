@@ -480,3 +480,130 @@ async fn a_token_that_looks_expired_is_used_until_refused() {
     );
     assert_eq!(server.calls(Method::GetSubFiles), 7);
 }
+
+#[tokio::test]
+async fn a_port_with_nothing_behind_it_and_a_web_server_are_named_plainly() {
+    // Nothing listens: a free port, closed again.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut c = CloudDriveConfig::new(format!("http://127.0.0.1:{port}"));
+    c.retries = 0;
+    let cd = CloudDrive::connect(c).unwrap();
+    let err = cd.check().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(
+        err.message().contains(&format!(
+            "nothing listens on 127.0.0.1:{port}: is CloudDrive2 running"
+        )),
+        "{err}"
+    );
+    // A plain HTTP/1 server on the port (a web UI, a proxy): not cd2's gRPC.
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = web.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = web.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 3\r\n\r\nbad")
+                    .await;
+                // Keep the connection open, as a real web server does.
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    let cd =
+        CloudDrive::connect(CloudDriveConfig::new(format!("http://127.0.0.1:{port}"))).unwrap();
+    let err = cd.check().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(
+        err.message().contains("does not speak CloudDrive2's gRPC"),
+        "{err}"
+    );
+    assert!(!err.is_temporary(), "retrying a web server helps nobody");
+}
+
+#[tokio::test]
+async fn check_proves_the_token_without_retrying() {
+    let server = MockServer::builder()
+        .api_token("right")
+        .start(standard_tree())
+        .await
+        .unwrap();
+    let cd = CloudDrive::connect(config(&server, token("wrong"))).unwrap();
+    let err = cd.check().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+    assert!(err.message().contains("cd2 refused the API token"), "{err}");
+    assert_eq!(
+        server.calls(Method::GetSubFiles),
+        1,
+        "asked once, no retries"
+    );
+    let cd = CloudDrive::connect(config(&server, token("right"))).unwrap();
+    let info = cd.check().await.unwrap();
+    assert!(info.is_login);
+}
+
+#[tokio::test]
+async fn the_mock_follows_a_local_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("TV/Show")).unwrap();
+    let server = MockServer::start(MockTree::following(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let cd = CloudDrive::connect(config(&server, Auth::None)).unwrap();
+    let names = |entries: Vec<pps_core::Entry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.name).collect()
+    };
+    assert!(
+        cd.list("/TV/Show", ListOptions::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    std::fs::write(dir.path().join("TV/Show/e1.mkv"), b"12345").unwrap();
+    let listed = cd.list("/TV/Show", ListOptions::default()).await.unwrap();
+    assert_eq!(
+        names(listed.clone()),
+        ["e1.mkv"],
+        "a file added later shows"
+    );
+    assert_eq!(listed[0].size, 5);
+    assert!(cd.stat("/TV/Show/e1.mkv").await.is_ok());
+    let err = cd
+        .list("/TV/../..", ListOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "never outside the folder");
+    std::fs::remove_file(dir.path().join("TV/Show/e1.mkv")).unwrap();
+    assert_eq!(
+        cd.stat("/TV/Show/e1.mkv").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn listing_latency_is_the_calls_own_time_not_the_wait_for_the_limiter() {
+    let server = MockServer::start(standard_tree()).await.unwrap();
+    let mut c = config(&server, Auth::None);
+    // Four calls at 10/s with no burst: about 0.3 s of waiting, for calls that each
+    // take a fraction of a millisecond.
+    c.max_queries_per_second = 10.0;
+    c.burst = 1;
+    let cd = CloudDrive::connect(c).unwrap();
+    for _ in 0..4 {
+        cd.list(ROOT, ListOptions::default()).await.unwrap();
+    }
+    let lat = cd.listing_latency();
+    assert_eq!(lat.count(), 4);
+    let waited = cd.stats().limiter_wait;
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(
+        lat.max() < waited,
+        "the slowest call ({:?}) took less than the waits ({waited:?}) together",
+        lat.max()
+    );
+}

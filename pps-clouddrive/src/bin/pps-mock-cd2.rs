@@ -6,7 +6,9 @@
 //!              [--token TOKEN] [--user NAME --password PASSWORD]
 //!              [--latency-ms MS] [--throttle-share 0.1] [--page-size N]
 //! ```
-//! `--dir` serves a local folder under `/`; `--folders N` serves N generated folders
+//! `--dir` serves a local folder under `/`, read afresh at every call (add a file there
+//! and the next listing shows it: a sandbox to try a pps configuration without cd2);
+//! `--folders N` serves N generated folders
 //! under `/mock`, each holding a few files; with neither, a small demo tree.
 
 use pps_clouddrive::mock::{Faults, MockServer, MockTree};
@@ -71,7 +73,7 @@ fn run() -> Result<(), String> {
     }
     let tree = match (dir, folders) {
         (Some(dir), _) => {
-            MockTree::from_dir(&dir).map_err(|e| format!("cannot read {dir}: {e}"))?
+            MockTree::following(&dir).map_err(|e| format!("cannot serve {dir}: {e}"))?
         }
         (None, Some(n)) => generated(n),
         (None, None) => demo(),
