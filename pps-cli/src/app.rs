@@ -3,7 +3,7 @@
 use crate::config::{Config, SourceConfig, TargetConfig, TargetKind, WatchConfig};
 use pps_clouddrive::{Auth, CloudDrive, CloudDriveConfig};
 use pps_core::local::LocalSource;
-use pps_core::sqlite::SqliteStore;
+use pps_core::sqlite::{SqliteStore, StoreLock};
 use pps_core::stdout::JsonLinesTarget;
 use pps_core::{
     DirectorySource, Engine, EngineOptions, Error, ErrorKind, Result, ScanTarget, TargetSpec, Watch,
@@ -34,12 +34,36 @@ pub struct App {
     /// users expect every change at the next pass); otherwise passes follow each
     /// folder's schedule.
     pub full_passes: bool,
+    /// The store's writer lock, held by commands that list folders into it.
+    pub lock: Option<StoreLock>,
+    /// The stdout targets, to notice when the reader of stdout went away.
+    pub stdout: Vec<JsonLinesTarget>,
 }
 
-/// Builds a source.
-pub fn source(config: &SourceConfig) -> Result<(Arc<dyn DirectorySource>, Option<CloudDrive>)> {
+/// How a command uses the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Lists folders into the store (`run`, `once`, `index`): takes its writer lock, so
+    /// a second such process is refused instead of doubling the cloud's calls.
+    Writer(&'static str),
+    /// A small write beside a running service (`scan`): creates a missing store, no lock.
+    Shared,
+    /// Reads or edits state that must exist (`status`, `ls`, `forget`, `retry`,
+    /// `drop`): never creates a store, no lock.
+    Existing,
+}
+
+/// Builds a source. A local source never lists the files in `hidden` (pps's own store
+/// files).
+pub fn source(
+    config: &SourceConfig,
+    hidden: &[std::path::PathBuf],
+) -> Result<(Arc<dyn DirectorySource>, Option<CloudDrive>)> {
     match config {
-        SourceConfig::Local { .. } => Ok((Arc::new(LocalSource::new()), None)),
+        SourceConfig::Local { .. } => Ok((
+            Arc::new(LocalSource::new().hiding(hidden.iter().cloned())),
+            None,
+        )),
         SourceConfig::CloudDrive2(c) => {
             let auth = match (&c.api_token, &c.username, &c.password) {
                 (Some(t), _, _) => Auth::ApiToken(t.clone()),
@@ -114,10 +138,24 @@ pub fn target(name: &str, config: &TargetConfig) -> Result<Arc<dyn ScanTarget>> 
 }
 
 impl App {
-    /// Builds everything and opens the store.
+    /// Builds everything and opens the store as a writer (`pps run`).
     pub fn build(config: Config) -> Result<App> {
-        let store = SqliteStore::open(&config.store)?;
-        Self::build_with_store(config, Arc::new(store))
+        Self::build_for(config, Access::Writer("pps run"))
+    }
+
+    /// Builds everything and opens the store for `access`.
+    pub fn build_for(config: Config, access: Access) -> Result<App> {
+        let lock = match access {
+            Access::Writer(holder) => Some(StoreLock::acquire(&config.store, holder)?),
+            _ => None,
+        };
+        let store = match access {
+            Access::Existing => SqliteStore::open_existing(&config.store)?,
+            _ => SqliteStore::open(&config.store)?,
+        };
+        let mut app = Self::build_with_store(config, Arc::new(store))?;
+        app.lock = lock;
+        Ok(app)
     }
 
     /// Builds everything over a given store.
@@ -125,8 +163,10 @@ impl App {
         let mut engine = Engine::new(store);
         let mut sources = BTreeMap::new();
         let mut clouddrives = BTreeMap::new();
+        let hidden = pps_core::sqlite::store_files(&config.store);
         for (name, sc) in &config.sources {
-            let (src, cd) = source(sc).map_err(|e| e.with_default("source", name.clone()))?;
+            let (src, cd) =
+                source(sc, &hidden).map_err(|e| e.with_default("source", name.clone()))?;
             engine = engine.with_source(name.clone(), src.clone());
             sources.insert(name.clone(), src);
             if let Some(cd) = cd {
@@ -134,8 +174,15 @@ impl App {
             }
         }
         let mut targets = BTreeMap::new();
+        let mut stdout = Vec::new();
         for (name, tc) in &config.targets {
-            let t = target(name, tc).map_err(|e| e.with_default("target", name.clone()))?;
+            let t = if matches!(tc.kind, TargetKind::Stdout) {
+                let j = JsonLinesTarget::stdout(name);
+                stdout.push(j.clone());
+                Arc::new(j) as Arc<dyn ScanTarget>
+            } else {
+                target(name, tc).map_err(|e| e.with_default("target", name.clone()))?
+            };
             let mut spec = TargetSpec::new(name.clone(), t.clone());
             spec.mapping = tc.mapping.clone();
             spec.scan_files = tc.scan_files;
@@ -161,7 +208,19 @@ impl App {
             targets,
             watches,
             full_passes: false,
+            lock: None,
+            stdout,
         })
+    }
+
+    /// Resolves when the reader of stdout went away (`pps run | head -1`), for a stdout
+    /// target; never when there is none.
+    pub async fn stdout_closed(&self) {
+        if self.stdout.is_empty() {
+            return std::future::pending().await;
+        }
+        let all = self.stdout.iter().map(|t| Box::pin(t.closed()));
+        futures_util::future::select_all(all).await;
     }
 
     /// Listing calls per second a source may spend on scheduled passes: its

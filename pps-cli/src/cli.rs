@@ -5,7 +5,7 @@
 //! This is the only place that prints errors and picks exit codes: 0 when all went
 //! well, 1 when a folder or a target failed, 2 on a usage or config error.
 
-use crate::app::App;
+use crate::app::{Access, App};
 use crate::commands;
 use crate::config::Config;
 use crate::duration;
@@ -68,6 +68,8 @@ enum Command {
     Ls {
         /// SOURCE:PATH
         path: String,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// Scan a path now, by hand, through the outbox.
     Scan {
@@ -77,16 +79,36 @@ enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Folders tracked, the outbox per target, parked scans with reasons.
+    /// Folders tracked, the outbox per target, failed and parked scans with reasons.
     Status {
         /// One JSON object on stdout.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// Drop stored state under a path (the next pass records it afresh).
     Forget {
         /// SOURCE:PATH
         path: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Queue parked scans again (of one target, or all), e.g. after adding a library.
+    Retry {
+        /// Only this target's parked scans.
+        target: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Give up queued scans (pending and parked) of a target, all or under a path.
+    Drop {
+        /// The target.
+        target: String,
+        /// Only scans at and under this source path (SOURCE:PATH or PATH).
+        path: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// Traverse a tree read-only and report its size and what listing it costs.
     Walk {
@@ -128,12 +150,21 @@ struct WatchArgs {
     exclude: Vec<String>,
 }
 
+/// `--store FILE` for the commands that read a store: without a config file (the
+/// store `pps run --watch DIR` made), its watches are the ones recorded in it.
+#[derive(Debug, Args)]
+struct StoreArg {
+    /// Use this store (as `--watch DIR` mode made it) instead of a config file.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
     watch: WatchArgs,
     /// In --watch mode: time between passes (90s, 10m, 2h, 1d).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse_interval)]
     interval: Duration,
     /// Serve health, metrics and triggers on this address (overrides `[server] listen`).
     #[arg(long, value_name = "ADDR")]
@@ -148,8 +179,20 @@ fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
         1 => "debug",
         _ => "trace",
     };
+    // pps's own crates at the level asked for; libraries (h2, hyper, tonic) at warn, so
+    // `-v` shows what pps does rather than HTTP/2 frames. PPS_LOG takes a full filter.
+    let ours = [
+        "pps_cli",
+        "pps_core",
+        "pps_clouddrive",
+        "pps_mediaserver",
+        "pps",
+    ]
+    .map(|c| format!("{c}={level}"))
+    .join(",");
+    let deps = if level == "error" { "error" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PPS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{deps},{ours}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -166,16 +209,30 @@ fn config_path(cli: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("pps.toml"))
 }
 
-fn load(cli: Option<PathBuf>) -> pps_core::Result<App> {
-    App::build(Config::load(&config_path(cli))?)
+fn load(cli: Option<PathBuf>, access: Access) -> pps_core::Result<App> {
+    App::build_for(Config::load(&config_path(cli))?, access)
 }
 
-fn load_or_watch(cli: Option<PathBuf>, w: WatchArgs, interval: Duration) -> pps_core::Result<App> {
+/// The app of a reading command: from `--store FILE` alone when given, else from the
+/// config file.
+fn load_or_store(cli: Option<PathBuf>, store: StoreArg, access: Access) -> pps_core::Result<App> {
+    match store.store {
+        Some(path) => App::build_for(commands::store_config(path)?, access),
+        None => load(cli, access),
+    }
+}
+
+fn load_or_watch(
+    cli: Option<PathBuf>,
+    w: WatchArgs,
+    interval: Duration,
+    access: Access,
+) -> pps_core::Result<App> {
     if w.watch.is_empty() {
-        load(cli)
+        load(cli, access)
     } else {
         let config = commands::watch_config(&w.watch, w.store, &w.exclude, interval)?;
-        let mut app = App::build(config)?;
+        let mut app = App::build_for(config, access)?;
         app.full_passes = true;
         Ok(app)
     }
@@ -185,19 +242,51 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
     let config = cli.config;
     match cli.command {
         Command::Init => commands::init(&config_path(config)),
-        Command::Check => commands::check(&load(config)?).await,
-        Command::Index { watches } => commands::index(&load(config)?, &watches).await,
+        Command::Check => {
+            let config = Config::load(&config_path(config))?;
+            // Checking opens no store that is not there yet.
+            let app = if config.store.exists() {
+                App::build_for(config, Access::Shared)?
+            } else {
+                let memory = pps_core::sqlite::SqliteStore::open_in_memory()?;
+                App::build_with_store(config, std::sync::Arc::new(memory))?
+            };
+            commands::check(&app).await
+        }
+        Command::Index { watches } => {
+            commands::index(&load(config, Access::Writer("pps index"))?, &watches).await
+        }
         Command::Once { watch: w, full } => {
-            commands::once(&load_or_watch(config, w, Duration::from_secs(600))?, full).await
+            let app = load_or_watch(
+                config,
+                w,
+                Duration::from_secs(600),
+                Access::Writer("pps once"),
+            )?;
+            commands::once(&app, full).await
         }
         Command::Run(r) => {
-            let mut app = load_or_watch(config, r.watch, r.interval)?;
+            let mut app = load_or_watch(config, r.watch, r.interval, Access::Writer("pps run"))?;
             if let Some(addr) = r.listen {
                 if app.config.server.token.is_none() {
-                    app.config.server.token = std::env::var("PPS_SERVER_TOKEN")
-                        .ok()
-                        .filter(|t| !t.is_empty())
-                        .map(pps_core::Secret::new);
+                    app.config.server.token = match std::env::var("PPS_SERVER_TOKEN") {
+                        Ok(t) if t.trim().is_empty() => {
+                            return Err(pps_core::Error::new(
+                                pps_core::ErrorKind::ConfigInvalid,
+                                "PPS_SERVER_TOKEN is blank; set a token (a long random string)",
+                            )
+                            .with("env", "PPS_SERVER_TOKEN"));
+                        }
+                        Ok(t) if t.trim() != t => {
+                            return Err(pps_core::Error::new(
+                                pps_core::ErrorKind::ConfigInvalid,
+                                "PPS_SERVER_TOKEN has spaces or line breaks before or after it; remove them",
+                            )
+                            .with("env", "PPS_SERVER_TOKEN"));
+                        }
+                        Ok(t) => Some(pps_core::Secret::new(t)),
+                        Err(_) => None,
+                    };
                 }
                 if app.config.server.token.is_none() {
                     return Err(pps_core::Error::new(
@@ -210,12 +299,34 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
             }
             commands::run(&app).await
         }
-        Command::Ls { path } => commands::ls(&load(config)?, &path).await,
-        Command::Scan { path, target } => {
-            commands::scan(&load(config)?, &path, target.as_deref()).await
+        Command::Ls { path, store } => {
+            commands::ls(&load_or_store(config, store, Access::Existing)?, &path).await
         }
-        Command::Status { json } => commands::status(&load(config)?, json),
-        Command::Forget { path } => commands::forget(&load(config)?, &path),
+        Command::Scan { path, target } => {
+            commands::scan(&load(config, Access::Shared)?, &path, target.as_deref()).await
+        }
+        Command::Status { json, store } => {
+            commands::status(&load_or_store(config, store, Access::Existing)?, json)
+        }
+        Command::Forget { path, store } => {
+            commands::forget(&load_or_store(config, store, Access::Existing)?, &path)
+        }
+        Command::Retry { target, store } => {
+            commands::retry(
+                &load_or_store(config, store, Access::Existing)?,
+                target.as_deref(),
+            )
+            .await
+        }
+        Command::Drop {
+            target,
+            path,
+            store,
+        } => commands::drop_scans(
+            &load_or_store(config, store, Access::Existing)?,
+            &target,
+            path.as_deref(),
+        ),
         Command::Walk {
             root,
             concurrency,

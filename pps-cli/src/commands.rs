@@ -4,6 +4,7 @@ use crate::app::App;
 use crate::config::{self, Config, SourceConfig, TargetConfig, TargetKind, WatchConfig};
 use pps_core::listing;
 use pps_core::mapping::target_contains;
+use pps_core::stdout::JsonLinesTarget;
 use pps_core::store::{Commit, NewScan};
 use pps_core::{Change, Entry, Error, ErrorKind, ListOptions, PassReport, Result, Update};
 use std::collections::BTreeMap;
@@ -100,21 +101,52 @@ pub fn watch_config(
     })
 }
 
+/// A config for `--store FILE` without a config file: the watches the store recorded
+/// (those of `--watch DIR` mode are local folders), the local source, and the stdout
+/// target. Only an existing store is read.
+pub fn store_config(store: PathBuf) -> Result<Config> {
+    let existing = pps_core::sqlite::SqliteStore::open_existing(&store)?;
+    let stats = pps_core::MtimeStore::stats(&existing)?;
+    drop(existing);
+    let mut config = watch_config(&[], store, &[], Duration::from_secs(600))?;
+    for (_, source, root, _) in stats.scopes {
+        // Other sources need their settings from the config file; a re-index's staging
+        // area is no watch.
+        if source != "local" {
+            continue;
+        }
+        config.watches.push(WatchConfig {
+            source,
+            path: root,
+            interval: Duration::from_secs(600),
+            max_interval: Duration::from_secs(86_400),
+            settle: Duration::ZERO,
+            exclude: Default::default(),
+            targets: vec!["stdout".into()],
+            line: 0,
+        });
+    }
+    Ok(config)
+}
+
 /// `pps init`: writes the commented template; never overwrites.
 pub fn init(path: &Path) -> Result<ExitCode> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| {
-            let msg = if e.kind() == std::io::ErrorKind::AlreadyExists {
-                "the file exists; pps init never overwrites (edit it, or pass --config NEW_FILE)"
-                    .to_owned()
-            } else {
-                format!("cannot create the file: {e}")
-            };
-            Error::new(ErrorKind::ConfigInvalid, msg).with("file", path.display().to_string())
-        })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // The config can hold tokens: readable by its owner only, whatever the umask.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(|e| {
+        let msg = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!(
+                "{} exists; not overwritten (edit it, or pass --config NEW_FILE)",
+                path.display()
+            )
+        } else {
+            format!("cannot create {}: {e}", path.display())
+        };
+        Error::new(ErrorKind::ConfigInvalid, msg)
+    })?;
     f.write_all(config::TEMPLATE.as_bytes())
         .map_err(|e| Error::from(e).with("file", path.display().to_string()))?;
     eprintln!("wrote {}; edit it, then run `pps check`", path.display());
@@ -189,7 +221,13 @@ pub async fn run_once(app: &App, full: bool) -> Result<OnceReport> {
 /// `pps once [--full]`: one pass over every watch (the folders due now, or with
 /// `full` every folder), delivery to every target, a summary.
 pub async fn once(app: &App, full: bool) -> Result<ExitCode> {
+    if app.watches.is_empty() {
+        return Err(no_watches(app));
+    }
     let report = run_once(app, full).await?;
+    if app.stdout.iter().any(JsonLinesTarget::is_closed) {
+        return Ok(stdout_gone());
+    }
     let (mut listed, mut changes, mut queued) = (0u64, 0usize, 0u64);
     for (label, r) in &report.passes {
         match r {
@@ -224,6 +262,14 @@ pub async fn once(app: &App, full: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Exit code 141 (128 + SIGPIPE), as a Unix tool killed by a closed pipe would end,
+/// after a line on stderr: the reader of stdout went away (`pps run | head -1`), and
+/// the scans that could not be printed stay queued.
+pub fn stdout_gone() -> ExitCode {
+    eprintln!("stdout was closed; stopping (scans not printed stay queued for the next run)");
+    ExitCode::from(141)
 }
 
 /// A future that resolves on SIGINT or SIGTERM. The handlers are registered when this
@@ -268,9 +314,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 /// delays another. SIGINT/SIGTERM abandon work between atomic commits; a second signal
 /// exits at once.
 pub async fn run(app: &App) -> Result<ExitCode> {
+    if app.watches.is_empty() {
+        return Err(no_watches(app));
+    }
     let first = shutdown_signal();
     serve(app, async {
-        first.await;
+        tokio::select! {
+            _ = first => {}
+            // `pps run | head -1`: the reader is gone, so end as Unix tools do instead
+            // of retrying a closed pipe every pass.
+            _ = app.stdout_closed() => return,
+        }
         // Listen for the second signal before saying it can be sent.
         let second = shutdown_signal();
         tracing::info!("stopping; press Ctrl-C again to exit at once");
@@ -281,6 +335,9 @@ pub async fn run(app: &App) -> Result<ExitCode> {
         });
     })
     .await?;
+    if app.stdout.iter().any(JsonLinesTarget::is_closed) {
+        return Ok(stdout_gone());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -458,6 +515,42 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             }
         });
     }
+    if !app.full_passes {
+        // Scheduled passes are quiet when nothing changes; one line a minute says the
+        // service is alive and what it spends of each source's budget.
+        let metrics = metrics.clone();
+        let rates: BTreeMap<String, f64> = app
+            .config
+            .sources
+            .iter()
+            .filter(|(_, s)| matches!(s, SourceConfig::CloudDrive2(_)))
+            .map(|(n, _)| (n.clone(), app.calls_per_second(n)))
+            .collect();
+        tasks.spawn(async move {
+            let every = Duration::from_secs(60);
+            let mut last = metrics.totals();
+            loop {
+                tokio::time::sleep(every).await;
+                let now = metrics.totals();
+                let listed: u64 = now.0.values().sum::<u64>() - last.0.values().sum::<u64>();
+                let budget: Vec<String> = rates
+                    .iter()
+                    .map(|(name, rate)| {
+                        let used = now.0.get(name).copied().unwrap_or(0)
+                            - last.0.get(name).copied().unwrap_or(0);
+                        format!("{name} {used} of {:.0}", rate * every.as_secs_f64())
+                    })
+                    .collect();
+                tracing::info!(
+                    folders_listed = listed,
+                    calls_of_budget = %budget.join(", "),
+                    changes = now.1 - last.1,
+                    "last minute"
+                );
+                last = now;
+            }
+        });
+    }
     tracing::info!(watches = app.watches.len(), targets = app.targets.len(), store = %app.config.store.display(), "pps running");
     stop.await;
     // Tasks only stop at await points, never inside a commit.
@@ -515,24 +608,19 @@ fn progress_printer() -> impl Fn(&str, pps_core::engine::Progress) + Send + Sync
 /// A progress callback: `(watch label, progress)` after every listing.
 pub type ProgressFn = Box<dyn Fn(&str, pps_core::engine::Progress) + Send + Sync>;
 
-/// Records the baseline of watch `i` anew: drops its stored state, then a pass that
-/// records everything and scans nothing. `progress` sees every listing.
+/// Records the baseline of watch `i` anew: a pass that records everything and scans
+/// nothing, swapped in for the old baseline only once complete
+/// ([`Engine::reindex`](pps_core::Engine::reindex)). `progress` sees every listing.
 pub async fn reindex(app: &App, i: usize, progress: Option<ProgressFn>) -> Result<PassReport> {
     let (wc, w) = app
         .watches
         .get(i)
         .ok_or_else(|| Error::new(ErrorKind::ConfigInvalid, "no such watch"))?;
-    let store = app.engine.store();
-    let scope = store.scope(&wc.source, &wc.path)?;
-    let dropped = store.forget(scope, &wc.path)?;
-    if dropped > 0 {
-        tracing::info!(watch = %wc.label(), folders = dropped, "dropped the old baseline");
-    }
     let mut engine = app.engine_for(wc);
     if let Some(p) = progress {
         engine = engine.with_progress(p);
     }
-    engine.pass(w).await
+    engine.reindex(w).await
 }
 
 /// `pps index [WATCH...]`: records the baseline of the named watches (all when none),
@@ -558,27 +646,45 @@ pub async fn index(app: &App, selected: &[String]) -> Result<ExitCode> {
             chosen.push(i);
         }
     }
+    if chosen.is_empty() {
+        return Err(no_watches(app));
+    }
     let mut failed = false;
+    let mut stop = std::pin::pin!(shutdown_signal());
     for i in chosen {
         let wc = &app.watches[i].0;
         let started = Instant::now();
-        let r = reindex(app, i, Some(Box::new(progress_printer()))).await;
+        let r = tokio::select! {
+            r = reindex(app, i, Some(Box::new(progress_printer()))) => r,
+            _ = &mut stop => {
+                if std::io::stderr().is_terminal() {
+                    eprintln!();
+                }
+                // Dropping the re-index stops it between atomic commits; what it wrote
+                // went to a staging area, so the old baseline is untouched.
+                eprintln!(
+                    "index of {} interrupted; its previous baseline is kept whole (run `pps index` again to finish)",
+                    wc.label()
+                );
+                return Ok(ExitCode::from(130));
+            }
+        };
         if std::io::stderr().is_terminal() {
             eprintln!();
         }
         match r {
             Ok(r) => {
                 eprintln!(
-                    "indexed {}: {} folders in {:.1}s{}",
+                    "indexed {}: {} in {:.1}s{}",
                     wc.label(),
-                    r.folders_listed,
+                    plural(r.folders_listed, "folder", "folders"),
                     started.elapsed().as_secs_f64(),
                     if r.errors.is_empty() {
                         String::new()
                     } else {
                         format!(
-                            ", {} folders failed (they are retried by the next pass)",
-                            r.errors.len()
+                            ", {} could not be listed (each keeps its earlier state, or is recorded when it next lists)",
+                            plural(r.errors.len() as u64, "folder", "folders")
                         )
                     }
                 );
@@ -600,8 +706,29 @@ pub async fn index(app: &App, selected: &[String]) -> Result<ExitCode> {
     })
 }
 
+/// `1 folder`, `2 folders`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The error for a config with no `[[watch]]`: nothing to do is a mistake, never a
+/// silent idle service.
+pub fn no_watches(app: &App) -> Error {
+    let file = app
+        .config
+        .file
+        .as_ref()
+        .map_or("the config".to_owned(), |f| f.display().to_string());
+    Error::new(
+        ErrorKind::ConfigInvalid,
+        format!(
+            "{file} has no [[watch]]: pps has nothing to watch; add one (see `pps init`'s template)"
+        ),
+    )
+}
+
 /// `pps check`: reaches every source and target and shows, per watch, where its scans
-/// land.
+/// land. Every problem is a line of its own; exit 1 when there is any.
 pub async fn check(app: &App) -> Result<ExitCode> {
     let mut ok = true;
     let mut out = String::new();
@@ -611,12 +738,17 @@ pub async fn check(app: &App) -> Result<ExitCode> {
         .as_ref()
         .map_or("(none)".to_owned(), |f| f.display().to_string());
     out.push_str(&format!(
-        "config {file}: {} sources, {} targets, {} watches; store {}\n",
-        app.config.sources.len(),
-        app.config.targets.len(),
-        app.config.watches.len(),
+        "config {file}: {}, {}, {}; store {}\n",
+        plural(app.config.sources.len() as u64, "source", "sources"),
+        plural(app.config.targets.len() as u64, "target", "targets"),
+        plural(app.config.watches.len() as u64, "watch", "watches"),
         app.config.store.display()
     ));
+    if app.watches.is_empty() {
+        ok = false;
+        out.push_str(&format!("problem: {}\n", no_watches(app)));
+    }
+    let mut down = std::collections::BTreeSet::new();
     for (name, sc) in &app.config.sources {
         match sc {
             SourceConfig::Local { .. } => out.push_str(&format!("source {name} (local): ok\n")),
@@ -624,7 +756,9 @@ pub async fn check(app: &App) -> Result<ExitCode> {
                 let Some(cd) = app.clouddrives.get(name) else {
                     continue;
                 };
-                match cd.system_info().await {
+                // Health, then one authenticated call, neither retried: a wrong token or
+                // port is said at once, in plain words.
+                match cd.check().await {
                     Ok(info) => {
                         let mut notes = Vec::new();
                         if !info.system_ready {
@@ -641,7 +775,7 @@ pub async fn check(app: &App) -> Result<ExitCode> {
                         }
                         if notes.is_empty() {
                             out.push_str(&format!(
-                                "source {name} (clouddrive2 {}): ok, cd2 ready\n",
+                                "source {name} (clouddrive2 {}): ok, cd2 ready, the token is accepted\n",
                                 c.url
                             ));
                         } else {
@@ -655,9 +789,11 @@ pub async fn check(app: &App) -> Result<ExitCode> {
                     }
                     Err(e) => {
                         ok = false;
+                        down.insert(name.clone());
                         out.push_str(&format!(
-                            "source {name} (clouddrive2 {}): FAILED: {e}\n",
-                            c.url
+                            "source {name} (clouddrive2 {}): FAILED: {}\n",
+                            c.url,
+                            e.message()
                         ));
                     }
                 }
@@ -670,13 +806,13 @@ pub async fn check(app: &App) -> Result<ExitCode> {
         match t.check().await {
             Ok(info) => {
                 out.push_str(&format!(
-                    "target {name} ({kind}): ok, {}{}, {} libraries\n",
+                    "target {name} ({kind}): ok, {}{}, {}\n",
                     info.server,
                     info.version
                         .as_deref()
                         .map(|v| format!(" {v}"))
                         .unwrap_or_default(),
-                    info.libraries.len()
+                    plural(info.libraries.len() as u64, "library", "libraries")
                 ));
                 for l in &info.libraries {
                     out.push_str(&format!(
@@ -690,7 +826,10 @@ pub async fn check(app: &App) -> Result<ExitCode> {
             }
             Err(e) => {
                 ok = false;
-                out.push_str(&format!("target {name} ({kind}): FAILED: {e}\n"));
+                out.push_str(&format!(
+                    "target {name} ({kind}): FAILED: {}\n",
+                    e.message()
+                ));
             }
         }
     }
@@ -705,10 +844,13 @@ pub async fn check(app: &App) -> Result<ExitCode> {
             }
         ));
         match app.sources.get(&wc.source) {
+            Some(_) if down.contains(&wc.source) => {
+                out.push_str("  source: not checked (the source failed, see above)\n");
+            }
             Some(src) => match src.list(&wc.path, ListOptions::default()).await {
                 Ok(entries) => out.push_str(&format!(
-                    "  source: ok, {} entries at the root\n",
-                    entries.len()
+                    "  source: ok, {} at the root\n",
+                    plural(entries.len() as u64, "entry", "entries")
                 )),
                 Err(e) => {
                     ok = false;
@@ -724,7 +866,9 @@ pub async fn check(app: &App) -> Result<ExitCode> {
                 continue;
             };
             match libraries.get(t) {
-                None => out.push_str(&format!("  {t}: {mapped} (target unreachable)\n")),
+                None => out.push_str(&format!(
+                    "  {t}: {mapped} (target not reached, see above)\n"
+                )),
                 Some(libs) if libs.is_empty() => out.push_str(&format!("  {t}: {mapped}\n")),
                 Some(libs) => {
                     let hit: Vec<String> = libs
@@ -738,7 +882,7 @@ pub async fn check(app: &App) -> Result<ExitCode> {
                         .collect();
                     if hit.is_empty() {
                         ok = false;
-                        out.push_str(&format!("  {t}: {mapped} is in no library of {t}; check path_mapping (scans would be parked)\n"));
+                        out.push_str(&format!("  {t}: WARNING: {mapped} is in no library of {t}; every scan of this watch would be parked (check `path_mapping`, or add the library)\n"));
                     } else {
                         out.push_str(&format!("  {t}: {mapped} -> {}\n", hit.join(", ")));
                     }
@@ -778,7 +922,8 @@ fn utc(secs: i64) -> String {
     )
 }
 
-fn size(n: u64) -> String {
+/// A size in bytes for people: `812 B`, `1.2 MB`, `9120.6 GB`.
+pub fn size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -818,8 +963,9 @@ pub async fn ls(app: &App, spec: &str) -> Result<ExitCode> {
     let store = app.engine.store();
     let scope = store.scope(&wc.source, &wc.path)?;
     let stored = match store.folder(scope, &path)? {
-        Some(rec) => Some(listing::decode(&rec.listing)?),
-        None => None,
+        // A placeholder: seen by a baseline, never listed; it holds nothing yet.
+        Some(rec) if !rec.is_unlisted() => Some(listing::decode(&rec.listing)?),
+        _ => None,
     };
     let mut live = src.list(&path, ListOptions::default()).await?;
     listing::sort_entries(&mut live);
@@ -888,7 +1034,10 @@ pub async fn ls(app: &App, spec: &str) -> Result<ExitCode> {
         wc.label(),
         match &stored {
             Some(_) if changes.is_empty() => "unchanged since the last pass".to_owned(),
-            Some(_) => format!("{} changes a pass would report", changes.len()),
+            Some(_) => format!(
+                "{} a pass would report",
+                plural(changes.len() as u64, "change", "changes")
+            ),
             None => "no stored state: the next pass records it".to_owned(),
         }
     ));
@@ -965,11 +1114,90 @@ pub async fn scan(app: &App, spec: &str, target: Option<&str>) -> Result<ExitCod
     })
 }
 
-/// What `pps status` shows, as JSON: the store, folders per watch, the outbox per
-/// target with parked scans and their reasons.
-pub fn status_json(app: &App) -> Result<serde_json::Value> {
+/// What `pps status` reports: the store, each watch's folders and schedule, each
+/// target's outbox with the scans that failed or were parked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusReport {
+    /// The store file.
+    pub store: String,
+    /// Its size in bytes (the WAL included).
+    pub store_bytes: u64,
+    /// Per watch.
+    pub watches: Vec<WatchStatus>,
+    /// Per target.
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One watch in [`StatusReport`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WatchStatus {
+    /// `source:path`.
+    pub watch: String,
+    /// The source's name.
+    pub source: String,
+    /// The watched root.
+    pub path: String,
+    /// Folders with stored state.
+    pub folders: u64,
+    /// Whether a baseline was recorded.
+    pub baseline: bool,
+    /// The schedule now.
+    pub schedule: ScheduleStatus,
+}
+
+/// A watch's schedule in [`WatchStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScheduleStatus {
+    /// Folders due now or overdue.
+    pub due_now: u64,
+    /// Folders due within the next hour (the due ones included).
+    pub due_next_hour: u64,
+    /// The longest current interval, in seconds.
+    pub longest_interval_s: u64,
+    /// Seconds until the next folder is due (negative: overdue).
+    pub next_due_in_s: Option<i64>,
+    /// Folders waiting for a forced re-list (push hints).
+    pub forced: u64,
+    /// Folders holding a change back for the settle time.
+    pub settling: u64,
+}
+
+/// One target in [`StatusReport`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetStatus {
+    /// The target's name.
+    pub target: String,
+    /// Scans waiting for delivery.
+    pub pending: u64,
+    /// Scans parked (never retried until `pps retry`).
+    pub parked: u64,
+    /// Pending scans that failed at least once (the first 20).
+    pub failing_scans: Vec<ScanStatus>,
+    /// Parked scans with their reasons (the first 20).
+    pub parked_scans: Vec<ScanStatus>,
+}
+
+/// One queued scan in [`TargetStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScanStatus {
+    /// The source path.
+    pub path: String,
+    /// `created`, `modified` or `deleted`.
+    pub update: pps_core::Update,
+    /// The last error, or why it was parked.
+    pub reason: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Seconds until the next attempt (pending scans; negative: due).
+    pub next_try_in_s: Option<i64>,
+}
+
+/// `pps status` as data: the store, folders per watch, the outbox per target with failed
+/// and parked scans and their reasons.
+pub fn status_report(app: &App) -> Result<StatusReport> {
     let store = app.engine.store();
     let stats = store.stats()?;
+    let now = app.engine.clock().now();
     let mut watches = Vec::new();
     for (wc, w) in &app.watches {
         let folders = stats
@@ -978,20 +1206,29 @@ pub fn status_json(app: &App) -> Result<serde_json::Value> {
             .find(|(_, s, r, _)| *s == wc.source && *r == wc.path)
             .map_or(0, |s| s.3);
         let sched = app.engine.schedule_summary(w, Duration::from_secs(3600))?;
-        let now = app.engine.clock().now();
-        watches.push(serde_json::json!({
-            "watch": wc.label(), "source": wc.source, "path": wc.path, "folders": folders,
-            "baseline": folders > 0,
-            "schedule": {
-                "due_now": sched.due_now,
-                "due_next_hour": sched.due_within,
-                "longest_interval_s": sched.longest_interval.as_secs(),
-                "next_due_in_s": sched.next_due.map(|d| d.as_secs() - now.as_secs()),
-                "forced": sched.forced,
-                "settling": sched.settling,
+        watches.push(WatchStatus {
+            watch: wc.label(),
+            source: wc.source.clone(),
+            path: wc.path.clone(),
+            folders,
+            baseline: folders > 0,
+            schedule: ScheduleStatus {
+                due_now: sched.due_now,
+                due_next_hour: sched.due_within,
+                longest_interval_s: sched.longest_interval.as_secs(),
+                next_due_in_s: sched.next_due.map(|d| d.as_secs() - now.as_secs()),
+                forced: sched.forced,
+                settling: sched.settling,
             },
-        }));
+        });
     }
+    let scan = |q: pps_core::store::QueuedScan| ScanStatus {
+        path: q.change.path,
+        update: q.change.update,
+        reason: q.last_error,
+        attempts: q.attempts,
+        next_try_in_s: q.next_try.map(|t| t.as_secs() - now.as_secs()),
+    };
     let mut targets = Vec::new();
     for name in app.targets.keys() {
         let (pending, parked) = stats
@@ -999,79 +1236,113 @@ pub fn status_json(app: &App) -> Result<serde_json::Value> {
             .iter()
             .find(|(t, _, _)| t == name)
             .map_or((0, 0), |o| (o.1, o.2));
-        let reasons: Vec<_> = store
-            .parked(name)?
-            .into_iter()
-            .take(20)
-            .map(|q| serde_json::json!({"path": q.change.path, "update": q.change.update, "reason": q.last_error}))
-            .collect();
-        targets.push(serde_json::json!({"target": name, "pending": pending, "parked": parked, "parked_scans": reasons}));
+        targets.push(TargetStatus {
+            target: name.clone(),
+            pending,
+            parked,
+            failing_scans: store.failing(name, 20)?.into_iter().map(scan).collect(),
+            parked_scans: store
+                .parked(name)?
+                .into_iter()
+                .take(20)
+                .map(|mut q| {
+                    q.next_try = None;
+                    scan(q)
+                })
+                .collect(),
+        });
     }
-    let store_size = std::fs::metadata(&app.config.store)
-        .map(|m| m.len())
-        .unwrap_or(0);
-    Ok(
-        serde_json::json!({"store": app.config.store.display().to_string(), "store_bytes": store_size, "watches": watches, "targets": targets}),
-    )
+    // The WAL holds recent commits until a checkpoint: part of what the store takes.
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let store_bytes = pps_core::sqlite::store_files(&app.config.store)
+        .iter()
+        .take(2)
+        .map(|p| size(p))
+        .sum();
+    Ok(StatusReport {
+        store: app.config.store.display().to_string(),
+        store_bytes,
+        watches,
+        targets,
+    })
 }
 
-/// `pps status [--json]`: folders per watch, the outbox per target (parked with reasons).
+/// `pps status [--json]`: folders per watch, the outbox per target (failed and parked
+/// scans with reasons).
 pub fn status(app: &App, json: bool) -> Result<ExitCode> {
-    let v = status_json(app)?;
+    let v = status_report(app)?;
     if json {
-        println!("{v}");
+        println!(
+            "{}",
+            serde_json::to_string(&v)
+                .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    let empty = Vec::new();
-    let mut out = format!(
-        "store {} ({})\n",
-        v["store"].as_str().unwrap_or(""),
-        size(v["store_bytes"].as_u64().unwrap_or(0))
-    );
-    for w in v["watches"].as_array().unwrap_or(&empty) {
+    let mut out = format!("store {} ({})\n", v.store, size(v.store_bytes));
+    for w in &v.watches {
         out.push_str(&format!(
-            "watch {}: {} folders{}\n",
-            w["watch"].as_str().unwrap_or(""),
-            w["folders"],
-            if w["baseline"] == true {
-                ""
-            } else {
-                " (no baseline yet)"
-            }
+            "watch {}: {}{}\n",
+            w.watch,
+            plural(w.folders, "folder", "folders"),
+            if w.baseline { "" } else { " (no baseline yet)" }
         ));
-        let sc = &w["schedule"];
-        let longest = Duration::from_secs(sc["longest_interval_s"].as_u64().unwrap_or(0));
-        let next = match sc["next_due_in_s"].as_i64() {
+        let sc = &w.schedule;
+        let next = match sc.next_due_in_s {
             Some(s) if s <= 0 => "now".to_owned(),
             Some(s) => format!("in {}", crate::walk::human(Duration::from_secs(s as u64))),
             None => "-".to_owned(),
         };
-        let count = |k: &str, what: &str| match sc[k].as_u64() {
-            Some(n) if n > 0 => format!(", {n} {what}"),
-            _ => String::new(),
+        let count = |n: u64, what: &str| {
+            if n > 0 {
+                format!(", {n} {what}")
+            } else {
+                String::new()
+            }
         };
         out.push_str(&format!(
             "  schedule: {} due now, {} due in the next hour, next {next}, longest interval {}{}{}\n",
-            sc["due_now"],
-            sc["due_next_hour"],
-            crate::walk::human(longest),
-            count("forced", "hinted"),
-            count("settling", "settling"),
+            sc.due_now,
+            sc.due_next_hour,
+            crate::walk::human(Duration::from_secs(sc.longest_interval_s)),
+            count(sc.forced, "hinted"),
+            count(sc.settling, "settling"),
         ));
     }
-    for t in v["targets"].as_array().unwrap_or(&empty) {
+    for t in &v.targets {
         out.push_str(&format!(
             "target {}: {} pending, {} parked\n",
-            t["target"].as_str().unwrap_or(""),
-            t["pending"],
-            t["parked"]
+            t.target, t.pending, t.parked
         ));
-        for p in t["parked_scans"].as_array().unwrap_or(&empty) {
+        for p in &t.failing_scans {
+            let next = match p.next_try_in_s {
+                Some(s) if s > 0 => format!(
+                    ", next try in {}",
+                    crate::walk::human(Duration::from_secs(s as u64))
+                ),
+                Some(_) => ", next try now".to_owned(),
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "  failing {} ({}): {} after {}{next}\n",
+                p.path,
+                p.update,
+                p.reason.as_deref().unwrap_or(""),
+                plural(u64::from(p.attempts), "attempt", "attempts"),
+            ));
+        }
+        for p in &t.parked_scans {
             out.push_str(&format!(
                 "  parked {} ({}): {}\n",
-                p["path"].as_str().unwrap_or(""),
-                p["update"].as_str().unwrap_or(""),
-                p["reason"].as_str().unwrap_or("")
+                p.path,
+                p.update,
+                p.reason.as_deref().unwrap_or("")
+            ));
+        }
+        if t.parked > 0 {
+            out.push_str(&format!(
+                "  (`pps retry {}` queues parked scans again; `pps drop {} [PATH]` gives them up)\n",
+                t.target, t.target
             ));
         }
     }
@@ -1089,15 +1360,82 @@ pub fn forget_path(app: &App, spec: &str) -> Result<u64> {
     store.forget(scope, &path)
 }
 
-/// `pps forget SOURCE:PATH`: drops stored state at and under that path.
+/// `pps forget SOURCE:PATH`: drops stored state at and under that path; exit 1 when
+/// nothing was stored there (a typo in the path, most likely).
 pub fn forget(app: &App, spec: &str) -> Result<ExitCode> {
     let n = forget_path(app, spec)?;
     let (i, path) = app.resolve(spec)?;
+    let source = &app.watches[i].0.source;
+    if n == 0 {
+        eprintln!("nothing stored under {source}:{path}");
+        return Ok(ExitCode::from(1));
+    }
     println!(
-        "forgot {n} folders at and under {}:{path}",
-        app.watches[i].0.source
+        "forgot {} at and under {source}:{path}",
+        plural(n, "folder", "folders")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `pps retry [TARGET]`: queues parked scans again (of one target, or all).
+pub async fn retry(app: &App, target: Option<&str>) -> Result<ExitCode> {
+    if let Some(t) = target
+        && !app.targets.contains_key(t)
+    {
+        return Err(unknown_target(app, t));
+    }
+    let n = app.engine.store().unpark(target)?;
+    println!(
+        "{} queued again{}",
+        plural(n, "parked scan", "parked scans"),
+        target.map(|t| format!(" for {t}")).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pps drop TARGET [PATH]`: gives up queued scans (pending and parked) of a target,
+/// all of them or those at and under a source path.
+pub fn drop_scans(app: &App, target: &str, path: Option<&str>) -> Result<ExitCode> {
+    if !app.targets.contains_key(target) {
+        return Err(unknown_target(app, target));
+    }
+    let path = match path {
+        Some(p) => {
+            let p = p
+                .split_once(':')
+                .filter(|(s, _)| app.sources.contains_key(*s))
+                .map_or(p, |(_, p)| p);
+            Some(pps_core::path::normalize(p).map_err(|e| e.with("argument", p.to_owned()))?)
+        }
+        None => None,
+    };
+    let n = app.engine.store().drop_scans(target, path.as_deref())?;
+    println!(
+        "dropped {} of {target}{}",
+        plural(n, "scan", "scans"),
+        path.map(|p| format!(" at and under {p}"))
+            .unwrap_or_default()
+    );
+    Ok(if n == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn unknown_target(app: &App, name: &str) -> Error {
+    let known: Vec<_> = app.targets.keys().cloned().collect();
+    Error::new(
+        ErrorKind::ConfigInvalid,
+        format!(
+            "no target named `{name}` (targets: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ),
+    )
 }
 
 /// What `pps walk` was asked.
@@ -1129,7 +1467,19 @@ pub async fn walk(config: &Path, args: &WalkArgs) -> Result<ExitCode> {
         )
         .with("argument", args.root.clone())
     })?;
-    let path = pps_core::path::normalize(path)?;
+    // A local folder may be written relative, as `--watch DIR` takes it.
+    let path = if name == "local" && !path.starts_with('/') {
+        std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .ok_or_else(|| {
+                Error::new(ErrorKind::ConfigInvalid, "the folder cannot be opened")
+                    .with("argument", args.root.clone())
+            })?
+    } else {
+        path.to_owned()
+    };
+    let path = pps_core::path::normalize(&path)?;
     let loaded = if config.exists() {
         Some(Config::load(config)?)
     } else {
@@ -1168,8 +1518,8 @@ pub async fn walk(config: &Path, args: &WalkArgs) -> Result<ExitCode> {
         SourceConfig::CloudDrive2(c) => Some(c.max_queries_per_second),
         SourceConfig::Local { .. } => None,
     };
-    let (source, cd) =
-        crate::app::source(&settings).map_err(|e| e.with_default("source", name.to_owned()))?;
+    let (source, cd) = crate::app::source(&settings, &[])
+        .map_err(|e| e.with_default("source", name.to_owned()))?;
     let opts = crate::walk::WalkOptions {
         concurrency: args
             .concurrency

@@ -313,6 +313,9 @@ struct RawTarget {
 /// folder (see BENCHMARKS.md, `local_handoff`).
 pub const LOCAL_CONCURRENCY: usize = 32;
 
+/// Keys that hold secrets: their values are never shown in an error.
+const SECRET_KEYS: &[&str] = &["api_token", "password", "token", "api_key"];
+
 /// Keys whose environment value is always a string (never parsed as a number).
 const STRING_KEYS: &[&str] = &[
     "url",
@@ -390,27 +393,64 @@ impl Ctx<'_> {
         self.err(Some(self.locate(table_at, short)), full_key, message)
     }
 
-    /// An error from deserialising the table at `table_at`: serde names the field in
-    /// backticks, which finds its line.
     /// Deserialises the table at `table_at` into `T`; an error names the field that
     /// failed (`sources.cd2.concurrency`) and points at its line.
+    ///
+    /// `from_env` maps keys set from the environment to their variable: an error about
+    /// one names the variable, not a line of the file it is not in. The value of a
+    /// secret key is never echoed (`token = 424242` would otherwise be shown back).
     fn typed<T: serde::de::DeserializeOwned>(
         &self,
         table: toml::Table,
         table_at: usize,
         table_key: &str,
+        from_env: &BTreeMap<String, String>,
     ) -> Result<T> {
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if path.is_empty() || path == "." {
-                self.table_err(table_at, table_key, &inner)
+            let msg = inner.message().trim().to_owned();
+            let field = if path.is_empty() || path == "." {
+                if msg.starts_with("unknown field") || msg.starts_with("missing field") {
+                    msg.split('`').nth(1).unwrap_or("").to_owned()
+                } else {
+                    String::new()
+                }
             } else {
-                let first = path.split(['.', '[']).next().unwrap_or(&path);
+                path.split(['.', '[']).next().unwrap_or(&path).to_owned()
+            };
+            let msg = if SECRET_KEYS.contains(&field.as_str()) && msg.starts_with("invalid type") {
+                format!(
+                    "`{field}` must be a string in quotes (its value is not shown: it is a secret)"
+                )
+            } else {
+                msg
+            };
+            if let Some(var) = from_env.get(&field) {
+                let mut err = Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("environment variable {var}: {msg}"),
+                )
+                .permanent()
+                .with("env", var.clone());
+                if let Some(f) = self.file {
+                    err = err.with("file", f.display().to_string());
+                }
+                return err.with("key", format!("{table_key}.{field}"));
+            }
+            if path.is_empty() || path == "." {
+                let mut key = table_key.to_owned();
+                let mut offset = table_at;
+                if !field.is_empty() {
+                    key = format!("{table_key}.{field}");
+                    offset = self.locate(table_at, &field);
+                }
+                self.err(Some(offset), &key, msg)
+            } else {
                 self.err(
-                    Some(self.locate(table_at, first)),
+                    Some(self.locate(table_at, &field)),
                     &format!("{table_key}.{path}"),
-                    inner.message().trim().to_owned(),
+                    msg,
                 )
             }
         })
@@ -453,23 +493,6 @@ impl Ctx<'_> {
         }
     }
 
-    fn table_err(&self, table_at: usize, table_key: &str, e: &toml::de::Error) -> Error {
-        let msg = e.message().trim().to_owned();
-        // serde names the field in backticks for unknown and missing fields; other
-        // messages quote values, not keys.
-        let field = if msg.starts_with("unknown field") || msg.starts_with("missing field") {
-            msg.split('`').nth(1).unwrap_or("")
-        } else {
-            ""
-        };
-        let (offset, key) = if field.is_empty() {
-            (table_at, table_key.to_owned())
-        } else {
-            (self.locate(table_at, field), format!("{table_key}.{field}"))
-        };
-        self.err(Some(offset), &key, msg)
-    }
-
     fn duration(
         &self,
         v: &Option<Spanned<String>>,
@@ -502,12 +525,14 @@ impl Config {
     /// Reads and validates a config file, with environment overrides from the process.
     pub fn load(file: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(file).map_err(|e| {
-            Error::new(
-                ErrorKind::ConfigInvalid,
-                format!("cannot read the config file: {e}"),
-            )
-            .permanent()
-            .with("file", file.display().to_string())
+            let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                "there is no config file here: `pps init` writes a commented one to edit; or watch a folder without one: `pps run --watch DIR`".to_owned()
+            } else {
+                format!("cannot read the config file: {e}")
+            };
+            Error::new(ErrorKind::ConfigInvalid, msg)
+                .permanent()
+                .with("file", file.display().to_string())
         })?;
         Self::parse(&text, Some(file), &std::env::vars().collect::<Vec<_>>())
     }
@@ -531,12 +556,13 @@ impl Config {
         for (name, table) in raw.sources {
             let at = table.span().start;
             let mut table = table.into_inner();
-            apply_env(&mut table, "SOURCES", &name, env);
+            let from_env = apply_env(&mut table, "SOURCES", &name, env);
             let key = |k: &str| format!("sources.{name}.{k}");
             let kind = kind_of(&table, &cx, at, &key("kind"))?;
             let source = match kind.as_str() {
                 "clouddrive2" => {
-                    let r: RawCloudDrive = cx.typed(table, at, &format!("sources.{name}"))?;
+                    let r: RawCloudDrive =
+                        cx.typed(table, at, &format!("sources.{name}"), &from_env)?;
                     if r.api_token.is_none()
                         && (r.username.is_none() || r.password.is_none())
                         && (r.username.is_some() || r.password.is_some())
@@ -598,7 +624,7 @@ impl Config {
                     })
                 }
                 "local" => {
-                    let r: RawLocal = cx.typed(table, at, &format!("sources.{name}"))?;
+                    let r: RawLocal = cx.typed(table, at, &format!("sources.{name}"), &from_env)?;
                     let concurrency = r.concurrency.unwrap_or(LOCAL_CONCURRENCY);
                     if concurrency == 0 {
                         return Err(cx.key_err(at, &key("concurrency"), "must be at least 1"));
@@ -622,10 +648,10 @@ impl Config {
             let at = table.span().start;
             target_at.insert(name.clone(), at);
             let mut table = table.into_inner();
-            apply_env(&mut table, "TARGETS", &name, env);
+            let from_env = apply_env(&mut table, "TARGETS", &name, env);
             let key = |k: &str| format!("targets.{name}.{k}");
             kind_of(&table, &cx, at, &key("kind"))?;
-            let r: RawTarget = cx.typed(table, at, &format!("targets.{name}"))?;
+            let r: RawTarget = cx.typed(table, at, &format!("targets.{name}"), &from_env)?;
             let need = |v: Option<String>, k: &str| -> Result<String> {
                 v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
                     cx.key_err(
@@ -784,8 +810,12 @@ impl Config {
                 &key("max_interval"),
                 Duration::from_secs(86_400),
             )?;
-            if interval.is_zero() {
-                return Err(cx.key_err(at, &key("interval"), "must be above zero"));
+            if interval < Duration::from_secs(1) {
+                return Err(cx.key_err(
+                    at,
+                    &key("interval"),
+                    "must be at least 1s (a shorter interval lists without pause)",
+                ));
             }
             if max_interval < interval {
                 return Err(cx.key_err(at, &key("max_interval"), "must be at least `interval`"));
@@ -859,14 +889,16 @@ impl Config {
             Some(table) => {
                 let at = table.span().start;
                 let mut table = table.into_inner();
+                let mut from_env = BTreeMap::new();
                 for (k, v) in env {
                     if let Some(key) = k.strip_prefix("PPS_SERVER_")
                         && !key.is_empty()
                     {
+                        from_env.insert(key.to_lowercase(), k.clone());
                         table.insert(key.to_lowercase(), toml::Value::String(v.clone()));
                     }
                 }
-                let r: RawServer = cx.typed(table, at, "server")?;
+                let r: RawServer = cx.typed(table, at, "server", &from_env)?;
                 let listen = match &r.listen {
                     None => None,
                     Some(l) => Some(l.parse::<std::net::SocketAddr>().map_err(|_| {
@@ -879,6 +911,18 @@ impl Config {
                         )
                     })?),
                 };
+                if r.token
+                    .as_ref()
+                    .is_some_and(|t| !t.trim().is_empty() && t.trim() != t)
+                {
+                    // A token a client sends trimmed would never match; say so at start
+                    // instead of refusing every trigger later.
+                    return Err(cx.key_err(
+                        at,
+                        "server.token",
+                        "`token` has spaces or line breaks before or after it; remove them",
+                    ));
+                }
                 let token = r.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
                 if listen.is_some() && token.is_none() {
                     return Err(cx.key_err(at, "server.token", "`token` is required when `listen` is set (or set PPS_SERVER_TOKEN): every trigger must present it"));
@@ -976,7 +1020,15 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-fn apply_env(table: &mut toml::Table, section: &str, name: &str, env: &[(String, String)]) {
+/// Sets keys of `table` from `PPS_{section}_{NAME}_{KEY}` variables; returns which keys
+/// came from which variable.
+fn apply_env(
+    table: &mut toml::Table,
+    section: &str,
+    name: &str,
+    env: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut from = BTreeMap::new();
     let prefix = format!("PPS_{section}_{}_", env_name(name));
     for (k, v) in env {
         let Some(key) = k.strip_prefix(&prefix) else {
@@ -995,8 +1047,10 @@ fn apply_env(table: &mut toml::Table, section: &str, name: &str, env: &[(String,
                 .or_else(|_| v.parse::<bool>().map(toml::Value::Boolean))
                 .unwrap_or_else(|_| toml::Value::String(v.clone()))
         };
+        from.insert(key.clone(), k.clone());
         table.insert(key, value);
     }
+    from
 }
 
 /// The commented file `pps init` writes. It parses as is (a test checks), watching a

@@ -36,6 +36,18 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// [`parse`] for a poll interval: at least one second, since a shorter one would list
+/// without pause and spin a core (and, on a cloud, spend the whole call budget).
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let d = parse(text)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "`{text}` is too short for an interval; the shortest is 1s"
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +64,8 @@ mod tests {
         assert!(parse("10x").unwrap_err().contains("not a unit"));
         assert!(parse("abc").is_err());
         assert!(parse("1e9d").is_err());
+        assert!(parse_interval("0s").unwrap_err().contains("shortest is 1s"));
+        assert!(parse_interval("500ms").is_err());
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
     }
 }

@@ -93,6 +93,18 @@ impl Metrics {
         });
     }
 
+    /// Listings so far per source (every outcome), and changes found so far: what the
+    /// service's once-a-minute heartbeat reports the growth of.
+    pub fn totals(&self) -> (BTreeMap<String, u64>, u64) {
+        self.with(|c| {
+            let mut per: BTreeMap<String, u64> = BTreeMap::new();
+            for ((source, _), n) in &c.listings {
+                *per.entry(source.clone()).or_default() += n;
+            }
+            (per, c.changes.values().sum())
+        })
+    }
+
     /// Records accepted hints.
     pub fn hints(&self, origin: &str, n: u64) {
         self.with(|c| *c.hints.entry(origin.to_owned()).or_default() += n);
@@ -210,25 +222,88 @@ fn authorize(
     }
 }
 
-/// Hints every watch that holds `paths` (source paths), each folder once; wakes the
-/// watches that got one. Returns (accepted, ignored).
-fn hint_all(
-    state: &ServerState,
-    origin: &str,
-    paths: BTreeSet<String>,
-) -> Result<(usize, usize), Reject> {
-    let (mut accepted, mut ignored) = (0, 0);
+/// One path a trigger named: as given, and as a source path after the trigger's path
+/// mapping (`None` when no rule covers it).
+struct Named {
+    given: String,
+    mapped: Option<String>,
+    /// The mapping key applied, for the reason of an ignored path.
+    mapping: &'static str,
+}
+
+impl Named {
+    /// A path taken as it is (a manual trigger).
+    fn plain(p: String) -> Self {
+        Named {
+            mapped: Some(p.clone()),
+            given: p,
+            mapping: "",
+        }
+    }
+
+    fn mapped(given: String, mapping: &PathMapping, key: &'static str) -> Self {
+        // An empty mapping passes paths through unchanged.
+        let mapped = if mapping.is_empty() {
+            Some(given.clone())
+        } else {
+            mapping.map(&given)
+        };
+        Named {
+            given,
+            mapped,
+            mapping: key,
+        }
+    }
+}
+
+/// What a trigger did: paths accepted, and each path ignored with its reason.
+struct Outcome {
+    accepted: usize,
+    ignored: Vec<(String, String)>,
+}
+
+/// Hints every watch that holds the named paths, each folder once; wakes the watches
+/// that got one. A path that reaches no watch is reported with the reason, in the
+/// answer and the log, never dropped silently.
+fn hint_all(state: &ServerState, origin: &str, paths: Vec<Named>) -> Result<Outcome, Reject> {
+    let mut out = Outcome {
+        accepted: 0,
+        ignored: Vec::new(),
+    };
     let mut marked: BTreeSet<(usize, String)> = BTreeSet::new();
-    for p in paths {
-        let Ok(p) = pps_core::path::normalize(&p) else {
-            ignored += 1;
+    let mut seen = BTreeSet::new();
+    for named in paths {
+        let after = |p: &str| {
+            if named.mapping.is_empty() || p == named.given {
+                String::new()
+            } else {
+                format!(" (after {}: {} -> {p})", named.mapping, named.given)
+            }
+        };
+        let Some(p) = named.mapped.as_deref() else {
+            out.ignored.push((
+                named.given.clone(),
+                format!("no `{}` rule covers it", named.mapping),
+            ));
             continue;
         };
+        let Ok(p) = pps_core::path::normalize(p) else {
+            out.ignored.push((
+                named.given.clone(),
+                format!("not an absolute path{}", after(p)),
+            ));
+            continue;
+        };
+        if !seen.insert(p.clone()) {
+            continue;
+        }
+        let mut inside = false;
         let mut any = false;
         for (i, (w, _)) in state.watches.iter().enumerate() {
             if !pps_core::path::is_at_or_under(&p, &w.root) {
                 continue;
             }
+            inside = true;
             match state.engine.hint(w, &p) {
                 Ok(Some(folder)) => {
                     any = true;
@@ -246,24 +321,38 @@ fn hint_all(
             }
         }
         if any {
-            accepted += 1;
+            out.accepted += 1;
+        } else if inside {
+            out.ignored.push((
+                named.given.clone(),
+                format!(
+                    "its watch has no baseline yet (the first pass records one){}",
+                    after(&p)
+                ),
+            ));
         } else {
-            ignored += 1;
+            out.ignored.push((
+                named.given.clone(),
+                format!("no watch contains {p}{}", after(&p)),
+            ));
         }
     }
     let woken: BTreeSet<usize> = marked.iter().map(|(i, _)| *i).collect();
     for i in woken {
         state.watches[i].1.notify_one();
     }
-    state.metrics.hints(origin, accepted as u64);
+    state.metrics.hints(origin, out.accepted as u64);
+    for (path, reason) in &out.ignored {
+        tracing::warn!(origin, path = %path, reason = %reason, "trigger path ignored");
+    }
     tracing::info!(
         origin,
-        accepted,
-        ignored,
+        accepted = out.accepted,
+        ignored = out.ignored.len(),
         folders = marked.len(),
-        "trigger accepted"
+        "trigger handled"
     );
-    Ok((accepted, ignored))
+    Ok(out)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Reject> {
@@ -275,10 +364,15 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Reject> {
     })
 }
 
-fn accepted(accepted: usize, ignored: usize) -> Response {
+fn accepted(out: &Outcome) -> Response {
+    let ignored: Vec<_> = out
+        .ignored
+        .iter()
+        .map(|(path, reason)| json!({"path": path, "reason": reason}))
+        .collect();
     reply(
         StatusCode::ACCEPTED,
-        json!({"accepted": accepted, "ignored": ignored}),
+        json!({"accepted": out.accepted, "ignored": ignored.len(), "ignored_paths": ignored}),
     )
 }
 
@@ -310,7 +404,7 @@ async fn trigger_clouddrive2(
     };
     // Every path named (both ends of a rename): the folder holding it is re-listed,
     // and its listing decides what happened.
-    let mut paths = BTreeSet::new();
+    let mut paths = Vec::new();
     for item in parsed.data {
         // cd2 fills `destination_file` with an empty string for anything but a rename.
         for p in [item.source_file, item.destination_file]
@@ -318,13 +412,15 @@ async fn trigger_clouddrive2(
             .flatten()
             .filter(|p| !p.is_empty())
         {
-            if let Some(mapped) = state.clouddrive2.map(&p) {
-                paths.insert(mapped);
-            }
+            paths.push(Named::mapped(
+                p,
+                &state.clouddrive2,
+                "server.clouddrive2_path_mapping",
+            ));
         }
     }
     match hint_all(&state, "clouddrive2", paths) {
-        Ok((a, i)) => accepted(a, i),
+        Ok(out) => accepted(&out),
         Err(r) => r.into_response(),
     }
 }
@@ -388,11 +484,12 @@ async fn trigger_arr(
         );
     }
     let unique: BTreeSet<String> = found.into_iter().collect();
-    // A path the arr mapping does not cover is outside every watch: ignored.
-    let paths: BTreeSet<String> = unique.iter().filter_map(|p| state.arr.map(p)).collect();
-    let unmapped = unique.len() - paths.len();
+    let paths = unique
+        .into_iter()
+        .map(|p| Named::mapped(p, &state.arr, "server.arr_path_mapping"))
+        .collect();
     match hint_all(&state, "arr", paths) {
-        Ok((a, i)) => accepted(a, i + unmapped),
+        Ok(out) => accepted(&out),
         Err(r) => r.into_response(),
     }
 }
@@ -419,8 +516,8 @@ async fn trigger_manual(
             Err(r) => return r.into_response(),
         },
     };
-    match hint_all(&state, "manual", BTreeSet::from([path])) {
-        Ok((a, i)) => accepted(a, i),
+    match hint_all(&state, "manual", vec![Named::plain(path)]) {
+        Ok(out) => accepted(&out),
         Err(r) => r.into_response(),
     }
 }

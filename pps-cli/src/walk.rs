@@ -58,8 +58,14 @@ pub struct WalkReport {
     pub failed: Vec<(String, String)>,
     /// Wall time.
     pub elapsed: Duration,
-    /// Latency of each successful listing (as seen by the walk, waits included).
+    /// Latency of each successful listing of a source without its own latency record
+    /// (a local folder), as the walk saw it.
     pub latencies: Vec<Duration>,
+    /// The listings' own time on the wire, from a cd2 source's record: never the wait
+    /// for its rate limiter.
+    pub wire_latency: Option<pps_clouddrive::Latency>,
+    /// Time the listings spent waiting for the source's rate limiter, summed.
+    pub limiter_wait: Duration,
     /// True when Ctrl-C stopped the walk early.
     pub interrupted: bool,
     /// The options used.
@@ -105,10 +111,18 @@ impl WalkReport {
         Duration::from_secs_f64(self.folders.max(1) as f64 / rate)
     }
 
-    fn sorted_latencies(&self) -> Vec<Duration> {
+    /// p50, p95 and the maximum of the listings' own latency.
+    fn latency(&self) -> (Duration, Duration, Duration) {
+        if let Some(l) = &self.wire_latency {
+            return (l.percentile(0.5), l.percentile(0.95), l.max());
+        }
         let mut v = self.latencies.clone();
         v.sort();
-        v
+        (
+            percentile(&v, 0.5),
+            percentile(&v, 0.95),
+            v.last().copied().unwrap_or_default(),
+        )
     }
 
     /// Calls per day of the adaptive schedule on this tree: every folder quiet (at the
@@ -121,7 +135,7 @@ impl WalkReport {
 
     /// The report as one JSON object.
     pub fn to_json(&self) -> serde_json::Value {
-        let lat = self.sorted_latencies();
+        let (p50, p95, max) = self.latency();
         let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
         let (quiet, active) = self.calls_per_day();
         let pass = |r: f64| (self.pass_time(r).as_secs_f64() * 10.0).round() / 10.0;
@@ -140,7 +154,8 @@ impl WalkReport {
             "failed_folders": self.failed.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
             "elapsed_s": self.elapsed.as_secs_f64(),
             "calls_per_second": self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9),
-            "latency_ms": {"p50": ms(percentile(&lat, 0.5)), "p95": ms(percentile(&lat, 0.95)), "max": ms(lat.last().copied().unwrap_or_default())},
+            "latency_ms": {"p50": ms(p50), "p95": ms(p95), "max": ms(max)},
+            "rate_limit_wait_s": (self.limiter_wait.as_secs_f64() * 10.0).round() / 10.0,
             "full_pass_s": {
                 "configured": self.rate.map(pass),
                 "at_0.5": pass(0.5), "at_1": pass(1.0), "at_5": pass(5.0),
@@ -155,7 +170,7 @@ impl WalkReport {
 
     /// The report as text.
     pub fn to_text(&self) -> String {
-        let lat = self.sorted_latencies();
+        let (p50, p95, max) = self.latency();
         let mut o = String::new();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         o.push_str(&format!(
@@ -168,20 +183,20 @@ impl WalkReport {
             }
         ));
         o.push_str(&format!(
-            "  tree:     {} folders, {} files, {:.2} GB, deepest level {}, largest folder {} entries ({})\n",
-            self.folders,
-            self.files,
-            self.bytes as f64 / 1e9,
+            "  tree:     {}, {}, {}, deepest level {}, largest folder {} ({})\n",
+            crate::commands::plural(self.folders, "folder", "folders"),
+            crate::commands::plural(self.files, "file", "files"),
+            crate::commands::size(self.bytes),
             self.deepest,
-            self.largest.1,
+            crate::commands::plural(self.largest.1 as u64, "entry", "entries"),
             self.largest.0
         ));
         o.push_str(&format!(
-            "  calls:    {} listing calls, {} throttled answers, {} retries, {} failed folders{}\n",
-            self.calls,
-            self.throttled,
-            self.retries,
-            self.failed.len(),
+            "  calls:    {}, {}, {}, {}{}\n",
+            crate::commands::plural(self.calls, "listing call", "listing calls"),
+            crate::commands::plural(self.throttled, "throttled answer", "throttled answers"),
+            crate::commands::plural(self.retries, "retry", "retries"),
+            crate::commands::plural(self.failed.len() as u64, "failed folder", "failed folders"),
             if self.errors.is_empty() {
                 String::new()
             } else {
@@ -196,12 +211,20 @@ impl WalkReport {
             }
         ));
         o.push_str(&format!(
-            "  speed:    {} elapsed, {:.2} calls/s; listing latency p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms\n",
+            "  speed:    {} elapsed, {:.2} calls/s; listing latency p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms{}\n",
             human(self.elapsed),
             self.calls as f64 / secs,
-            percentile(&lat, 0.5).as_secs_f64() * 1000.0,
-            percentile(&lat, 0.95).as_secs_f64() * 1000.0,
-            lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
+            p50.as_secs_f64() * 1000.0,
+            p95.as_secs_f64() * 1000.0,
+            max.as_secs_f64() * 1000.0,
+            if self.wire_latency.is_some() {
+                format!(
+                    " (each call's own time); {} waiting for the rate limit in all",
+                    human(self.limiter_wait)
+                )
+            } else {
+                String::new()
+            }
         ));
         let configured = match self.rate {
             Some(r) => format!(
@@ -247,6 +270,7 @@ pub async fn walk(
 ) -> WalkReport {
     let started = Instant::now();
     let before = clouddrive.map(CloudDrive::stats);
+    let latency_before = clouddrive.map(CloudDrive::listing_latency);
     let mut r = WalkReport {
         root: label.to_owned(),
         rate: opts.rate,
@@ -330,6 +354,8 @@ pub async fn walk(
             r.calls = a.listings - b.listings;
             r.throttled = a.throttled - b.throttled;
             r.retries = a.retries - b.retries;
+            r.limiter_wait = a.limiter_wait.saturating_sub(b.limiter_wait);
+            r.wire_latency = latency_before.map(|l| cd.listing_latency().since(&l));
         }
         _ => r.calls = local_calls - in_flight.len() as u64,
     }

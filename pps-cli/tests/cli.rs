@@ -225,7 +225,7 @@ fn run_reports_changes_and_stops_cleanly_on_sigterm() {
     let t = Tree::new();
     t.write("A/x.mkv", "a");
     let mut child = pps()
-        .args(["run", "--interval", "100ms", "--watch"])
+        .args(["run", "--interval", "1s", "--watch"])
         .arg(&t.root)
         .arg("--store")
         .arg(&t.store)

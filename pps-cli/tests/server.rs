@@ -286,7 +286,8 @@ async fn triggers_health_and_metrics() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    // A path outside every watch is accepted as ignored, and costs nothing.
+    // A path outside every watch is accepted as ignored, with the reason, and costs
+    // nothing.
     let r = svc
         .post("/triggers/manual")
         .bearer_auth(TOKEN)
@@ -296,7 +297,9 @@ async fn triggers_health_and_metrics() {
         .unwrap();
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({"accepted": 0, "ignored": 1})
+        json!({"accepted": 0, "ignored": 1, "ignored_paths": [
+            {"path": "/elsewhere", "reason": "no watch contains /elsewhere"}
+        ]})
     );
 
     // The last lines may be printed a moment before their scans leave the outbox.

@@ -174,10 +174,10 @@ impl ClientInner {
             Auth::ApiToken(token) => Ok(Some(token.clone())),
             Auth::Password { username, password } => {
                 let mut cached = self.token.lock().await;
-                if let Some(token) = cached.as_ref() {
-                    if token.renew_at.is_none_or(|at| Instant::now() < at) {
-                        return Ok(Some(token.value.clone()));
-                    }
+                if let Some(token) = cached.as_ref()
+                    && token.renew_at.is_none_or(|at| Instant::now() < at)
+                {
+                    return Ok(Some(token.value.clone()));
                 }
                 let fresh = self.login(username, password).await?;
                 let value = fresh.value.clone();

@@ -131,6 +131,17 @@ fn connection_error(
             ),
             false,
         )
+    } else if status.message().contains("grpc-status header missing") {
+        // An HTTP/2 server that is no gRPC server: its plain HTTP answer has no
+        // grpc-status, which tonic maps from the HTTP status.
+        (
+            ErrorKind::Unsupported,
+            format!(
+                "{authority} does not speak CloudDrive2's gRPC (a web server answered: {}); check the url's port",
+                status.message()
+            ),
+            false,
+        )
     } else {
         return None;
     };

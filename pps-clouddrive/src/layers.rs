@@ -250,10 +250,10 @@ impl<S> RateLimit<S> {
             std::sync::atomic::Ordering::Relaxed,
         );
         let result = call.await;
-        if let Err(err) = &result {
-            if err.kind() == ErrorKind::Throttled {
-                self.shaper.throttled();
-            }
+        if let Err(err) = &result
+            && err.kind() == ErrorKind::Throttled
+        {
+            self.shaper.throttled();
         }
         result
     }

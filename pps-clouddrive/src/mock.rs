@@ -373,6 +373,9 @@ pub struct Faults {
     pub throttle_next: u32,
     /// The next this many listings or lookups answer `UNAVAILABLE`.
     pub unavailable_next: u32,
+    /// Listings and lookups let through before `unavailable_next` starts (cd2 going
+    /// away mid-way through a walk).
+    pub unavailable_after: u32,
     /// The next this many listings send their first reply, then break the stream.
     pub cut_next: u32,
     /// Files carry the 0001-01-01 sentinel and folders no time at all.
@@ -807,8 +810,12 @@ impl Service {
             return Err(Status::internal(THROTTLE_MESSAGE));
         }
         if faults.unavailable_next > 0 {
-            faults.unavailable_next -= 1;
-            return Err(Status::unavailable("cloud unreachable (injected)"));
+            if faults.unavailable_after > 0 {
+                faults.unavailable_after -= 1;
+            } else {
+                faults.unavailable_next -= 1;
+                return Err(Status::unavailable("cloud unreachable (injected)"));
+            }
         }
         let share = faults.throttle_share.clamp(0.0, 1.0);
         if share > 0.0 && ((n as f64) * share).floor() > (((n - 1) as f64) * share).floor() {

@@ -185,6 +185,8 @@ pub struct PassReport {
 pub struct DeliveryReport {
     /// Requests the target accepted.
     pub sent: u64,
+    /// Those requests, as sent (mapped paths), in order.
+    pub requests: Vec<crate::target::ScanRequest>,
     /// Queued scans settled by those requests.
     pub settled: u64,
     /// Queued scans parked (never retried).
@@ -784,14 +786,14 @@ impl Engine {
 
         // A due root is listed alone first, as in a full pass: an outage stops the pass
         // before anything is committed.
-        if let Some(i) = queue.iter().position(|v| v.path == watch.root) {
-            if let Some(root) = queue.remove(i) {
-                let result = source.list(&root.path, root.options()).await;
-                st.report.folders_listed += 1;
-                self.check_outage(&st, &result)?;
-                let result = result.map_err(|e| self.context(e, watch, &watch.root));
-                self.visit_due(&mut st, root, result, &mut queue, &mut room)?;
-            }
+        if let Some(i) = queue.iter().position(|v| v.path == watch.root)
+            && let Some(root) = queue.remove(i)
+        {
+            let result = source.list(&root.path, root.options()).await;
+            st.report.folders_listed += 1;
+            self.check_outage(&st, &result)?;
+            let result = result.map_err(|e| self.context(e, watch, &watch.root));
+            self.visit_due(&mut st, root, result, &mut queue, &mut room)?;
         }
 
         self.drive(&source, &mut st, &mut queue, |st, v, r, q| {
@@ -834,6 +836,14 @@ impl Engine {
                 return Ok(());
             };
             st.report.folders_listed += 1;
+            match &result {
+                Ok(entries) => {
+                    tracing::debug!(watch = %st.report.watch, folder = %visit.path, entries = entries.len(), "listed")
+                }
+                Err(e) => {
+                    tracing::debug!(watch = %st.report.watch, folder = %visit.path, error = %e, "listing failed")
+                }
+            }
             let result = result.map_err(|e| self.context(e, watch, &visit.path));
             handle(st, visit, result, queue)?;
             if st.pending.folders.len().max(st.pending.schedules.len()) >= self.options.commit_batch
@@ -1156,6 +1166,7 @@ impl Engine {
                     Ok(()) => {
                         self.store.complete(&p.covers)?;
                         report.sent += 1;
+                        report.requests.push(p.request.clone());
                         report.settled += p.covers.len() as u64;
                     }
                     Err(e) if e.is_temporary() => {
@@ -1206,6 +1217,7 @@ impl Engine {
         loop {
             let r = self.deliver(name).await?;
             total.sent += r.sent;
+            total.requests.extend(r.requests);
             total.settled += r.settled;
             total.parked += r.parked;
             total.remaining = r.remaining;

@@ -288,7 +288,29 @@ impl StoreLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| Error::from(e).with("lock", path.display().to_string()))?;
+            .map_err(|e| {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) {
+                    let dir = store
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."));
+                    Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "the folder holding the store ({}) is not writable (read-only): pps keeps its lock file and SQLite its -wal and -shm files beside the store",
+                            dir.display()
+                        ),
+                    )
+                    .permanent()
+                    .with("store", store.display().to_string())
+                } else {
+                    Error::new(ErrorKind::Unavailable, format!("cannot create the lock file: {e}"))
+                        .with("lock", path.display().to_string())
+                }
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

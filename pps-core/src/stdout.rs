@@ -50,6 +50,11 @@ impl JsonLinesTarget {
         }
     }
 
+    /// True once a write found the reader gone (a broken pipe).
+    pub fn is_closed(&self) -> bool {
+        self.closed.flag.load(Ordering::SeqCst)
+    }
+
     /// Resolves once a write found the reader gone (a broken pipe); at once if that has
     /// happened already.
     pub async fn closed(&self) {

@@ -32,6 +32,14 @@ impl Service {
         }
     }
 
+    /// What the server's credential is called in its own UI.
+    fn credential(self) -> &'static str {
+        match self {
+            Service::Plex => "token",
+            Service::Emby | Service::Jellyfin => "API key",
+        }
+    }
+
     /// What a user should check when the server refuses the credentials.
     fn auth_hint(self) -> &'static str {
         match self {
@@ -111,7 +119,11 @@ pub(crate) fn parse_error(status: StatusCode, body: &str, service: Service) -> E
         401 => (
             ErrorKind::Unauthenticated,
             false,
-            format!("{service} refused the credentials; {}", service.auth_hint()),
+            format!(
+                "{service} refused the {}; {}",
+                service.credential(),
+                service.auth_hint()
+            ),
         ),
         403 => (
             ErrorKind::PermissionDenied,
@@ -516,10 +528,10 @@ impl LibraryCache {
         Fut: Future<Output = Result<Vec<Library>>>,
     {
         let mut state = self.state.lock().await;
-        if let (false, Some((at, libs))) = (force, state.as_ref()) {
-            if at.elapsed() < self.ttl {
-                return Ok(Arc::clone(libs));
-            }
+        if let (false, Some((at, libs))) = (force, state.as_ref())
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Arc::clone(libs));
         }
         let libs = Arc::new(fetch().await?);
         *state = Some((Instant::now(), Arc::clone(&libs)));

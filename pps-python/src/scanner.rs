@@ -4,6 +4,7 @@ use crate::config::PyConfig;
 use crate::errors::to_pyerr;
 use crate::runtime::{self, future, wait_pps};
 use crate::types::{PyOnceReport, PyPassReport, json_to_py, once_report, pass_report};
+use pps_cli::app::Access;
 use pps_cli::app::App;
 use pps_cli::commands;
 use pps_cli::config::Config;
@@ -110,7 +111,12 @@ impl PyScanner {
                     .map_err(|e| to_pyerr(py, e))?
             }
         };
-        let app = runtime::enter(py, || App::build(config)).map_err(|e| to_pyerr(py, e))?;
+        // A Scanner lists folders into its store, as `pps run` does: it takes the
+        // store's writer lock, so it never doubles the calls of a running service.
+        let app = runtime::enter(py, || {
+            App::build_for(config, Access::Writer("a Python pps.Scanner"))
+        })
+        .map_err(|e| to_pyerr(py, e))?;
         Ok(PyScanner { app: Arc::new(app) })
     }
 
@@ -191,7 +197,7 @@ impl PyScanner {
     fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let app = self.app.clone();
         let v = py
-            .detach(|| commands::status_json(&app))
+            .detach(|| status_value(&app))
             .map_err(|e| to_pyerr(py, e))?;
         json_to_py(py, &v)
     }
@@ -199,11 +205,9 @@ impl PyScanner {
     /// ``status()`` as a coroutine.
     fn status_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let app = self.app.clone();
-        future(
-            py,
-            blocking(move || commands::status_json(&app)),
-            |py, v| json_to_py(py, &v),
-        )
+        future(py, blocking(move || status_value(&app)), |py, v| {
+            json_to_py(py, &v)
+        })
     }
 
     /// Drops stored state at and under ``path`` (``source:path``, or a path inside a
@@ -352,4 +356,11 @@ pub(crate) fn seconds(py: Python<'_>, value: Option<f64>) -> PyResult<Option<Dur
             "must be a finite number of seconds, at least 0",
         )),
     }
+}
+
+/// `status()` as JSON: the same report `pps status --json` prints.
+fn status_value(app: &App) -> pps_core::Result<serde_json::Value> {
+    let report = commands::status_report(app)?;
+    serde_json::to_value(report)
+        .map_err(|e| pps_core::Error::new(pps_core::ErrorKind::Unexpected, e.to_string()))
 }

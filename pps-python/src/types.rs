@@ -318,12 +318,25 @@ pub struct PyDeliveryReport {
     /// ``True`` when queued scans are still waiting after the round.
     #[pyo3(get)]
     remaining: bool,
+    /// The scans the target accepted, as sent: paths as the server sees them (after
+    /// ``path_mapping``), folders for folder-only servers.
+    #[pyo3(get)]
+    scans: Vec<PyChange>,
 }
 
 impl PyDeliveryReport {
     fn new(target: String, d: DeliveryReport) -> Self {
         PyDeliveryReport {
             target,
+            scans: d
+                .requests
+                .iter()
+                .map(|r| PyChange {
+                    path: r.path.clone(),
+                    update: r.update.as_str(),
+                    is_dir: r.is_dir,
+                })
+                .collect(),
             sent: d.sent,
             settled: d.settled,
             parked: d.parked,
@@ -337,8 +350,9 @@ impl PyDeliveryReport {
 impl PyDeliveryReport {
     fn __repr__(&self) -> String {
         format!(
-            "DeliveryReport(target={}, sent={}, settled={}, parked={}, remaining={})",
+            "DeliveryReport(target={}, scans=<{} Change>, sent={}, settled={}, parked={}, remaining={})",
             repr_str(&self.target),
+            self.scans.len(),
             self.sent,
             self.settled,
             self.parked,
@@ -385,11 +399,18 @@ impl PyOnceReport {
     }
 
     fn __repr__(&self) -> String {
+        // The lists themselves, so the repr never suggests `changes` is a count.
+        let changes: Vec<String> = self.changes.iter().map(PyChange::__repr__).collect();
+        let deliveries: Vec<String> = self
+            .deliveries
+            .iter()
+            .map(PyDeliveryReport::__repr__)
+            .collect();
         format!(
-            "OnceReport(passes={}, changes={}, deliveries={}, errors={}, ok={})",
+            "OnceReport(changes=[{}], deliveries=[{}], passes=<{} PassReport>, errors=<{} PpsError>, ok={})",
+            changes.join(", "),
+            deliveries.join(", "),
             self.passes.len(),
-            self.changes.len(),
-            self.deliveries.len(),
             self.errors.len(),
             py_bool(self.ok)
         )

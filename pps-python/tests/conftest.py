@@ -195,5 +195,5 @@ path_mapping = [{{ from = "{media}", to = "/mnt/media" }}]
 [[watch]]
 source = "disk"
 path = "{media}"
-interval = "100ms"
+interval = "1s"
 """

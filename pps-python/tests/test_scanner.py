@@ -105,7 +105,7 @@ def test_status_and_forget(media: Path, tmp_path: Path, media_server: FakeMediaS
     status = scanner.status()
     assert status["watches"][0]["folders"] == 6
     assert status["targets"] == [
-        {"target": "plex", "pending": 0, "parked": 0, "parked_scans": []}
+        {"target": "plex", "pending": 0, "parked": 0, "failing_scans": [], "parked_scans": []}
     ]
     assert scanner.forget(f"disk:{media}/TV") == 3
     assert asyncio.run(scanner.status_async())["watches"][0]["folders"] == 3
