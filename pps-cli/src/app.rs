@@ -125,11 +125,13 @@ pub fn target(name: &str, config: &TargetConfig) -> Result<Arc<dyn ScanTarget>> 
             args,
             timeout,
             max_batch,
+            env,
         } => {
             let mut c = CommandConfig::new(program.clone());
             c.args = args.clone();
             c.timeout = *timeout;
             c.max_batch = *max_batch;
+            c.env = env.clone();
             Arc::new(CommandTarget::new(c)?)
         }
         TargetKind::Stdout => Arc::new(JsonLinesTarget::stdout(name)),

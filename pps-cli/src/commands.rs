@@ -96,6 +96,7 @@ pub fn watch_config(
         watches,
         server: crate::config::ServerConfig {
             max_body_bytes: 1 << 20,
+            max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
             ..Default::default()
         },
     })
@@ -507,13 +508,10 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             .zip(watch_wakes.iter().cloned())
             .collect();
         let state = crate::server::ServerState::new(app, watches, metrics.clone());
-        let router = crate::server::router(state, app.config.server.max_body_bytes);
-        tracing::info!(%addr, "listening for health, metrics and triggers");
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        let router = crate::server::router(state);
+        let cap = crate::server::connection_cap(app.config.server.max_connections);
+        tracing::info!(%addr, max_connections = cap, "listening for health, metrics and triggers");
+        tasks.spawn(crate::server::serve_http(listener, router, cap));
     }
     if !app.full_passes {
         // Scheduled passes are quiet when nothing changes; one line a minute says the

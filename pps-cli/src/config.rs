@@ -42,6 +42,12 @@ pub struct ServerConfig {
     pub token: Option<Secret>,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
+    /// The most HTTP connections open at once (held under a quarter of the process's
+    /// limit of open files).
+    pub max_connections: usize,
+    /// Whether `/metrics` answers without the token (off by default: it names watch
+    /// roots and targets).
+    pub public_metrics: bool,
     /// Maps Sonarr/Radarr/Lidarr paths to source paths.
     pub arr_mapping: PathMapping,
     /// Maps paths in cd2 webhooks to source paths (when the watch is a local mount of
@@ -174,6 +180,8 @@ pub enum TargetKind {
         timeout: Duration,
         /// Paths per run.
         max_batch: usize,
+        /// `PPS_*` variables passed on to the program (every other one is removed).
+        env: Vec<String>,
     },
     /// JSON lines on standard output.
     Stdout,
@@ -239,6 +247,8 @@ struct RawServer {
     listen: Option<String>,
     token: Option<String>,
     max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    public_metrics: Option<bool>,
     #[serde(default)]
     arr_path_mapping: Vec<MappingRule>,
     #[serde(default)]
@@ -300,6 +310,7 @@ struct RawTarget {
     api_key: Option<String>,
     program: Option<String>,
     args: Option<Vec<String>>,
+    env: Option<Vec<String>>,
     pacing: Option<String>,
     timeout: Option<String>,
     max_batch: Option<usize>,
@@ -312,6 +323,9 @@ struct RawTarget {
 /// blocking workers drain them back to back instead of paying a thread hand-off per
 /// folder (see BENCHMARKS.md, `local_handoff`).
 pub const LOCAL_CONCURRENCY: usize = 32;
+
+/// `[server] max_connections` by default: plenty for webhooks and a few browsers.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 /// Keys that hold secrets: their values are never shown in an error.
 const SECRET_KEYS: &[&str] = &["api_token", "password", "token", "api_key"];
@@ -683,6 +697,7 @@ impl Config {
                 "plex" => {
                     forbid(r.api_key.is_some(), "api_key")?;
                     forbid(r.program.is_some() || r.args.is_some(), "program")?;
+                    forbid(r.env.is_some(), "env")?;
                     if r.scan_files == Some(true) {
                         return Err(cx.key_err(
                             at,
@@ -708,6 +723,7 @@ impl Config {
                     forbid(r.token.is_some(), "token")?;
                     forbid(r.pacing.is_some(), "pacing")?;
                     forbid(r.program.is_some() || r.args.is_some(), "program")?;
+                    forbid(r.env.is_some(), "env")?;
                     let url = need(r.url.clone(), "url")?;
                     check_url(&url).map_err(|m| cx.key_err(at, &key("url"), m))?;
                     let api_key = Secret::new(need(r.api_key.clone(), "api_key")?);
@@ -738,6 +754,7 @@ impl Config {
                             Duration::from_secs(60),
                         )?,
                         max_batch: r.max_batch.unwrap_or(50).max(1),
+                        env: r.env.clone().unwrap_or_default(),
                     }
                 }
                 "stdout" => {
@@ -884,6 +901,7 @@ impl Config {
         let server = match raw.server {
             None => ServerConfig {
                 max_body_bytes: 1 << 20,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
                 ..ServerConfig::default()
             },
             Some(table) => {
@@ -935,6 +953,8 @@ impl Config {
                     listen,
                     token,
                     max_body_bytes: r.max_body_bytes.unwrap_or(1 << 20).max(1024),
+                    max_connections: r.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).max(1),
+                    public_metrics: r.public_metrics.unwrap_or(false),
                     arr_mapping: mapping(r.arr_path_mapping, "arr_path_mapping")?,
                     clouddrive2_mapping: mapping(
                         r.clouddrive2_path_mapping,

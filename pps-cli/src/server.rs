@@ -9,9 +9,10 @@
 
 use crate::app::App;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pps_clouddrive::CloudDrive;
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// Counters the service keeps for `/metrics`.
@@ -124,6 +125,11 @@ pub struct ServerState {
     arr: PathMapping,
     clouddrive2: PathMapping,
     metrics: Arc<Metrics>,
+    max_body: usize,
+    public_metrics: bool,
+    /// The last health answer and when it was made: monitors poll `/health`, and
+    /// each answer costs a store transaction and a cd2 call.
+    health: Arc<tokio::sync::Mutex<Option<(Instant, Health)>>>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -152,20 +158,102 @@ impl ServerState {
             arr: app.config.server.arr_mapping.clone(),
             clouddrive2: app.config.server.clouddrive2_mapping.clone(),
             metrics,
+            max_body: app.config.server.max_body_bytes,
+            public_metrics: app.config.server.public_metrics,
+            health: Arc::default(),
         }
     }
 }
 
+/// How long a client may take to send a request's headers (also how long an idle
+/// keep-alive connection is kept: the wait for the next request's headers).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take in all, its handler included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a health answer is reused.
+pub const HEALTH_CACHE: Duration = Duration::from_secs(5);
+
 /// The router: `/health`, `/metrics`, `/triggers/{clouddrive2,arr,manual}`.
-pub fn router(state: ServerState, max_body: usize) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+///
+/// Triggers (and `/metrics` unless `public_metrics`) check the token and the declared
+/// body length before any of the body is read, so a client without the token can make
+/// pps hold no more than a request head. Bodies are read up to `max_body_bytes`, with a
+/// timeout; the whole request has one too.
+pub fn router(state: ServerState) -> Router {
+    let triggers = Router::new()
         .route("/triggers/clouddrive2", post(trigger_clouddrive2))
         .route("/triggers/arr", post(trigger_arr))
         .route("/triggers/manual", post(trigger_manual))
-        .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    let metrics_route = if state.public_metrics {
+        Router::new().route("/metrics", get(metrics))
+    } else {
+        Router::new()
+            .route("/metrics", get(metrics))
+            .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+    };
+    Router::new()
+        .route("/health", get(health))
+        .merge(metrics_route)
+        .merge(triggers)
+        .fallback(|| async { Reject(StatusCode::NOT_FOUND, "no such endpoint".to_owned()) })
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_TIMEOUT,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
+}
+
+/// Serves `router` on `listener` until the task is dropped: HTTP/1 connections from
+/// hyper's connection builder, with [`HEADER_TIMEOUT`] for request heads (idle
+/// keep-alive connections included), and at most `max_connections` open at once; a
+/// connection beyond that waits in the kernel's queue. The cap is held well below the
+/// process's limit of open files, so sockets never take the descriptors the source's
+/// listings need.
+pub async fn serve_http(listener: tokio::net::TcpListener, router: Router, max_connections: usize) {
+    let cap = connection_cap(max_connections);
+    let permits = Arc::new(tokio::sync::Semaphore::new(cap));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: wait instead of spinning on the error.
+                tracing::warn!(error = %e, "could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// The connection cap in force: the configured one, but at most a quarter of the soft
+/// limit of open files, so the server never starves the rest of pps of descriptors.
+pub fn connection_cap(configured: usize) -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let quarter = usize::try_from(soft / 4).unwrap_or(usize::MAX).max(4);
+    configured.clamp(1, quarter)
 }
 
 /// Compares without an early exit, so the time taken says nothing about how much of
@@ -197,18 +285,34 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn authorize(
-    state: &ServerState,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<(), Reject> {
-    let given = headers
+/// The token a request presents: `Authorization: Bearer TOKEN` (the scheme in any
+/// case, RFC 7235) or `?token=`.
+fn presented<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<String> {
+    let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or_else(|| query.get("token").map(String::as_str));
-    match given {
+        .and_then(|v| {
+            let (scheme, rest) = v.trim_start().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim().to_owned())
+        });
+    from_header.or_else(|| {
+        query?
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "token")
+            .map(|(_, v)| {
+                url::form_urlencoded::parse(format!("t={v}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+    })
+}
+
+fn authorized(state: &ServerState, headers: &HeaderMap, query: Option<&str>) -> Result<(), Reject> {
+    match presented(headers, query) {
         Some(t)
             if !state.token.is_empty() && same(t.as_bytes(), state.token.expose().as_bytes()) =>
         {
@@ -219,6 +323,53 @@ fn authorize(
             StatusCode::UNAUTHORIZED,
             "a token is required: Authorization: Bearer TOKEN, or ?token=TOKEN".to_owned(),
         )),
+    }
+}
+
+/// Runs before a protected handler and before any of the body is read: the token,
+/// then the declared length.
+async fn guard(State(state): State<ServerState>, req: Request, next: Next) -> Response {
+    if let Err(r) = authorized(&state, req.headers(), req.uri().query()) {
+        return r.into_response();
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body as u64) {
+        return too_large(state.max_body);
+    }
+    next.run(req).await
+}
+
+fn too_large(max: usize) -> Response {
+    Reject(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than max_body_bytes ({max} bytes)"),
+    )
+    .into_response()
+}
+
+/// Reads a body of at most `max_body_bytes`; a longer one (sent without a length) is
+/// a 413, a stalled or broken one a 400 with the reason.
+async fn read_body(state: &ServerState, body: Body) -> Result<Bytes, Response> {
+    match axum::body::to_bytes(body, state.max_body).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let mut cause: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(c) = cause {
+                if c.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large(state.max_body));
+                }
+                cause = c.source();
+            }
+            Err(Reject(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            )
+            .into_response())
+        }
     }
 }
 
@@ -262,78 +413,102 @@ struct Outcome {
     ignored: Vec<(String, String)>,
 }
 
-/// Hints every watch that holds the named paths, each folder once; wakes the watches
-/// that got one. A path that reaches no watch is reported with the reason, in the
-/// answer and the log, never dropped silently.
+/// Hints every watch that holds the named paths, each folder once, with one store
+/// commit per watch; wakes the watches that got one. A path that reaches no watch is
+/// reported with the reason, in the answer and the log, never dropped silently.
+/// Synchronous store work: call it through [`hint_blocking`].
 fn hint_all(state: &ServerState, origin: &str, paths: Vec<Named>) -> Result<Outcome, Reject> {
     let mut out = Outcome {
         accepted: 0,
         ignored: Vec::new(),
     };
-    let mut marked: BTreeSet<(usize, String)> = BTreeSet::new();
+    let after = |named: &Named, p: &str| {
+        if named.mapping.is_empty() || p == named.given {
+            String::new()
+        } else {
+            format!(" (after {}: {} -> {p})", named.mapping, named.given)
+        }
+    };
+    // Each usable path once, with the watches that hold it.
+    let mut wanted: Vec<(Named, String, Vec<usize>)> = Vec::new();
     let mut seen = BTreeSet::new();
     for named in paths {
-        let after = |p: &str| {
-            if named.mapping.is_empty() || p == named.given {
-                String::new()
-            } else {
-                format!(" (after {}: {} -> {p})", named.mapping, named.given)
-            }
-        };
-        let Some(p) = named.mapped.as_deref() else {
+        let Some(p) = named.mapped.clone() else {
             out.ignored.push((
                 named.given.clone(),
                 format!("no `{}` rule covers it", named.mapping),
             ));
             continue;
         };
-        let Ok(p) = pps_core::path::normalize(p) else {
-            out.ignored.push((
-                named.given.clone(),
-                format!("not an absolute path{}", after(p)),
+        if p.len() > pps_core::engine::MAX_HINT_BYTES
+            || p.split('/').filter(|c| !c.is_empty()).count() > pps_core::engine::MAX_HINT_DEPTH
+        {
+            return Err(Reject(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "a path is longer than {} bytes or deeper than {} components; no folder is named like that",
+                    pps_core::engine::MAX_HINT_BYTES,
+                    pps_core::engine::MAX_HINT_DEPTH
+                ),
             ));
+        }
+        let Ok(p) = pps_core::path::normalize(&p) else {
+            let reason = format!("not an absolute path{}", after(&named, &p));
+            out.ignored.push((named.given.clone(), reason));
             continue;
         };
         if !seen.insert(p.clone()) {
             continue;
         }
-        let mut inside = false;
-        let mut any = false;
-        for (i, (w, _)) in state.watches.iter().enumerate() {
-            if !pps_core::path::is_at_or_under(&p, &w.root) {
-                continue;
-            }
-            inside = true;
-            match state.engine.hint(w, &p) {
-                Ok(Some(folder)) => {
-                    any = true;
-                    marked.insert((i, folder));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // Not accepted: the caller must retry (a crash could lose it otherwise).
-                    tracing::error!(error = %e, "could not record a hint");
-                    return Err(Reject(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("the store refused the hint: {e}"),
-                    ));
-                }
+        let holders: Vec<usize> = state
+            .watches
+            .iter()
+            .enumerate()
+            .filter(|(_, (w, _))| pps_core::path::is_at_or_under(&p, &w.root))
+            .map(|(i, _)| i)
+            .collect();
+        if holders.is_empty() {
+            let reason = format!("no watch contains {p}{}", after(&named, &p));
+            out.ignored.push((named.given.clone(), reason));
+            continue;
+        }
+        wanted.push((named, p, holders));
+    }
+    let mut hit = vec![false; wanted.len()];
+    let mut marked: BTreeSet<(usize, String)> = BTreeSet::new();
+    for (i, (w, _)) in state.watches.iter().enumerate() {
+        let mine: Vec<usize> = (0..wanted.len())
+            .filter(|&k| wanted[k].2.contains(&i))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = mine.iter().map(|&k| wanted[k].1.clone()).collect();
+        let folders = state.engine.hint_paths(w, &list).map_err(|e| {
+            // Not accepted: the caller must retry (a crash could lose it otherwise).
+            tracing::error!(error = %e, "could not record hints");
+            Reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store refused the hints: {}", e.message()),
+            )
+        })?;
+        for (k, folder) in mine.into_iter().zip(folders) {
+            if let Some(f) = folder {
+                hit[k] = true;
+                marked.insert((i, f));
             }
         }
-        if any {
+    }
+    for (k, (named, p, _)) in wanted.iter().enumerate() {
+        if hit[k] {
             out.accepted += 1;
-        } else if inside {
+        } else {
             out.ignored.push((
                 named.given.clone(),
                 format!(
                     "its watch has no baseline yet (the first pass records one){}",
-                    after(&p)
+                    after(named, p)
                 ),
-            ));
-        } else {
-            out.ignored.push((
-                named.given.clone(),
-                format!("no watch contains {p}{}", after(&p)),
             ));
         }
     }
@@ -353,6 +528,21 @@ fn hint_all(state: &ServerState, origin: &str, paths: Vec<Named>) -> Result<Outc
         "trigger handled"
     );
     Ok(out)
+}
+
+/// [`hint_all`] on a blocking thread: store work (a busy store waits up to its busy
+/// timeout) never stalls the async workers that answer `/health`.
+async fn hint_blocking(state: &ServerState, origin: &'static str, paths: Vec<Named>) -> Response {
+    let state = state.clone();
+    match tokio::task::spawn_blocking(move || hint_all(&state, origin, paths)).await {
+        Ok(Ok(out)) => accepted(&out),
+        Ok(Err(r)) => r.into_response(),
+        Err(_) => Reject(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "recording the hints failed".to_owned(),
+        )
+        .into_response(),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Reject> {
@@ -389,15 +579,11 @@ struct Cd2Item {
     destination_file: Option<String>,
 }
 
-async fn trigger_clouddrive2(
-    State(state): State<ServerState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, &query) {
-        return r.into_response();
-    }
+async fn trigger_clouddrive2(State(state): State<ServerState>, body: Body) -> Response {
+    let body = match read_body(&state, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let parsed: Cd2Body = match parse(&body) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -419,21 +605,14 @@ async fn trigger_clouddrive2(
             ));
         }
     }
-    match hint_all(&state, "clouddrive2", paths) {
-        Ok(out) => accepted(&out),
-        Err(r) => r.into_response(),
-    }
+    hint_blocking(&state, "clouddrive2", paths).await
 }
 
-async fn trigger_arr(
-    State(state): State<ServerState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, &query) {
-        return r.into_response();
-    }
+async fn trigger_arr(State(state): State<ServerState>, body: Body) -> Response {
+    let body = match read_body(&state, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let v: serde_json::Value = match parse(&body) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
@@ -488,10 +667,7 @@ async fn trigger_arr(
         .into_iter()
         .map(|p| Named::mapped(p, &state.arr, "server.arr_path_mapping"))
         .collect();
-    match hint_all(&state, "arr", paths) {
-        Ok(out) => accepted(&out),
-        Err(r) => r.into_response(),
-    }
+    hint_blocking(&state, "arr", paths).await
 }
 
 #[derive(Deserialize)]
@@ -501,66 +677,106 @@ struct ManualBody {
 
 async fn trigger_manual(
     State(state): State<ServerState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers, &query) {
-        return r.into_response();
-    }
     // autoscan's form: POST /triggers/manual?dir=/path
     let path = match query.get("dir") {
         Some(d) => d.clone(),
-        None => match parse::<ManualBody>(&body) {
-            Ok(b) => b.path,
-            Err(r) => return r.into_response(),
-        },
+        None => {
+            let body = match read_body(&state, body).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match parse::<ManualBody>(&body) {
+                Ok(b) => b.path,
+                Err(r) => return r.into_response(),
+            }
+        }
     };
-    match hint_all(&state, "manual", vec![Named::plain(path)]) {
-        Ok(out) => accepted(&out),
-        Err(r) => r.into_response(),
+    hint_blocking(&state, "manual", vec![Named::plain(path)]).await
+}
+
+/// A health answer: short reasons anyone may read (no paths, no addresses), and the
+/// full ones for a caller with the token.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    short: Vec<String>,
+    full: Vec<String>,
+}
+
+impl Health {
+    fn problem(&mut self, short: String, full: String) {
+        self.short.push(short);
+        self.full.push(full);
     }
 }
 
-async fn health(State(state): State<ServerState>) -> Response {
-    let mut problems = Vec::new();
-    // The store: readable, and its file writable.
-    if let Err(e) = state.engine.store().stats() {
-        problems.push(format!("store: {e}"));
-    } else if state.store.as_os_str() != ":memory:"
-        && let Err(e) = std::fs::OpenOptions::new().append(true).open(&state.store)
-    {
-        problems.push(format!(
-            "store {} is not writable: {e}",
-            state.store.display()
-        ));
+async fn check_health(state: &ServerState) -> Health {
+    let mut h = Health::default();
+    // The store is asked through its own open connection: opening the file by other
+    // means and closing it would drop SQLite's POSIX locks on it (see "How To Corrupt
+    // An SQLite Database File", 2.2).
+    let store = state.engine.store().clone();
+    match tokio::task::spawn_blocking(move || store.check_writable()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => h.problem(format!("store: {}", e.kind()), format!("store: {e}")),
+        Err(_) => h.problem("store: check failed".into(), "store: check failed".into()),
     }
     for (name, cd) in &state.clouddrives {
-        match tokio::time::timeout(Duration::from_secs(5), cd.system_info()).await {
+        // Paced like a listing: a monitor polling /health spends the same budget.
+        match tokio::time::timeout(Duration::from_secs(5), cd.system_info_paced()).await {
             Ok(Ok(info)) if info.is_login && !info.has_error => {}
-            Ok(Ok(_)) => problems.push(format!(
-                "source {name}: cd2 is not logged in to its cloud, or reports an error"
-            )),
-            Ok(Err(e)) => problems.push(format!("source {name}: {e}")),
-            Err(_) => problems.push(format!("source {name}: no answer within 5 s")),
+            Ok(Ok(_)) => h.problem(
+                format!("source {name}: cd2 not logged in or in error"),
+                format!("source {name}: cd2 is not logged in to its cloud, or reports an error"),
+            ),
+            Ok(Err(e)) => h.problem(
+                format!("source {name}: {}", e.kind()),
+                format!("source {name}: {e}"),
+            ),
+            Err(_) => h.problem(
+                format!("source {name}: no answer"),
+                format!("source {name}: no answer within 5 s"),
+            ),
         }
     }
-    for (w, _) in state.watches.iter() {
+    for (i, (w, _)) in state.watches.iter().enumerate() {
         if state.clouddrives.contains_key(&w.source) {
             continue;
         }
         if let Some(src) = state.sources.get(&w.source)
             && let Err(e) = src.stat(&w.root).await
         {
-            problems.push(format!("watch {}: {e}", w.label()));
+            h.problem(
+                format!("watch {} ({}): root {}", i + 1, w.source, e.kind()),
+                format!("watch {}: {e}", w.label()),
+            );
         }
     }
-    if problems.is_empty() {
+    h
+}
+
+async fn health(State(state): State<ServerState>, req: Request) -> Response {
+    let detailed = authorized(&state, req.headers(), req.uri().query()).is_ok();
+    let h = {
+        let mut cached = state.health.lock().await;
+        match cached.as_ref() {
+            Some((at, h)) if at.elapsed() < HEALTH_CACHE => h.clone(),
+            _ => {
+                let h = check_health(&state).await;
+                *cached = Some((Instant::now(), h.clone()));
+                h
+            }
+        }
+    };
+    if h.short.is_empty() {
         reply(StatusCode::OK, json!({"status": "ok"}))
     } else {
+        let reasons = if detailed { h.full } else { h.short };
         reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "unhealthy", "reasons": problems}),
+            json!({"status": "unhealthy", "reasons": reasons}),
         )
     }
 }
@@ -648,7 +864,9 @@ async fn metrics(State(state): State<ServerState>) -> Response {
     for (origin, n) in &hints {
         let _ = writeln!(o, "pps_hints_total{{origin=\"{origin}\"}} {n}");
     }
-    if let Ok(stats) = state.engine.store().stats() {
+    let store = state.engine.store().clone();
+    let stats = tokio::task::spawn_blocking(move || store.stats()).await;
+    if let Ok(Ok(stats)) = stats {
         family(
             &mut o,
             "pps_outbox_pending",

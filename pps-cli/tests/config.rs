@@ -269,6 +269,24 @@ fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
             "not an address",
         ),
         (
+            GOOD.replace("token = \"plex-secret\"", "token = 4242424242"),
+            "targets.plex.token",
+            Some(19),
+            "its value is not shown",
+        ),
+        (
+            GOOD.replace("api_key = \"emby-secret\"", "api_key = 777777777"),
+            "targets.emby.api_key",
+            Some(26),
+            "must be a string in quotes",
+        ),
+        (
+            format!("{GOOD}\n[server]\nlisten = \"127.0.0.1:8090\"\ntoken = \" tok-123 \"\n"),
+            "server.token",
+            None,
+            "spaces or line breaks",
+        ),
+        (
             format!("{GOOD}\n[server]\nlistn = \"x\"\n"),
             "server.listn",
             Some(48),

@@ -1,5 +1,6 @@
 //! Tests of the `pps` command: one test binary, so it links once.
 
+mod attack;
 mod cli;
 mod commands;
 mod config;

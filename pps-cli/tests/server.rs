@@ -308,6 +308,7 @@ async fn triggers_health_and_metrics() {
         let m = svc
             .http
             .get(format!("{}/metrics", svc.base))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap()
@@ -345,20 +346,55 @@ async fn triggers_health_and_metrics() {
     );
     assert!(!metrics.contains(TOKEN));
 
-    // Health turns 503 with a reason when the watched folder goes away.
-    let moved = dir.path().join("moved");
-    std::fs::rename(&media, &moved).unwrap();
+    // /metrics names roots and targets: it wants the token unless public_metrics.
     let r = svc
         .http
-        .get(format!("{}/health", svc.base))
+        .get(format!("{}/metrics", svc.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 503);
-    let v: Value = r.json().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Health turns 503 with a reason when the watched folder goes away (answers are
+    // reused for a few seconds); the public reason names no path.
+    let moved = dir.path().join("moved");
+    std::fs::rename(&media, &moved).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v: Value = loop {
+        let r = svc
+            .http
+            .get(format!("{}/health", svc.base))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 || Instant::now() > deadline {
+            assert_eq!(r.status(), 503);
+            break r.json().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let reason = v["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("not found"), "{v}");
     assert!(
-        v["reasons"][0].as_str().unwrap().contains("not found"),
-        "{v}"
+        !reason.contains(media.to_str().unwrap()),
+        "no path in public: {v}"
+    );
+    let full: Value = svc
+        .http
+        .get(format!("{}/health", svc.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        full["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains(media.to_str().unwrap()),
+        "with the token, the full reason: {full}"
     );
     std::fs::rename(&moved, &media).unwrap();
     svc.stop();

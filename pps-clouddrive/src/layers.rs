@@ -240,7 +240,9 @@ impl<S> RateLimit<S> {
         &self.inner
     }
 
-    async fn paced<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+    /// Runs `call` once the limiter lets it through: for calls that are not listings
+    /// but cost the server all the same (a health probe).
+    pub async fn paced<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
         let asked = Instant::now();
         self.shaper.acquire().await;
         // Kept apart from the calls' own latency: time spent waiting for the limiter

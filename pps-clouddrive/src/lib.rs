@@ -109,6 +109,12 @@ impl CloudDrive {
         self.client().system_info().await
     }
 
+    /// [`system_info`](Self::system_info) through the rate limiter, so a health check
+    /// polled by a monitor counts against the source's budget like any other call.
+    pub async fn system_info_paced(&self) -> Result<SystemInfo> {
+        self.stack.inner().paced(self.client().system_info()).await
+    }
+
     /// What `pps check` asks: cd2's health report, then one authenticated listing of
     /// `/` (cd2 answers it from memory: no cloud call), neither retried, so a wrong
     /// token, a wrong port or a server that is not cd2 is reported at once in plain

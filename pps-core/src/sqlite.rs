@@ -861,6 +861,56 @@ impl MtimeStore for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn nearest_schedule(
+        &self,
+        scope: ScopeId,
+        candidates: &[String],
+    ) -> Result<Option<(String, FolderSchedule)>> {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let conn = self.conn();
+        // Candidates come in chunks below SQLite's bound on parameters; the deepest
+        // chunk is asked first, since the deepest match wins.
+        for chunk in candidates.chunks(500).rev() {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!(
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since
+                 FROM schedule WHERE scope = ?1 AND path IN ({}) ORDER BY length(path) DESC LIMIT 1",
+                marks.join(", ")
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&scope.0];
+            values.extend(chunk.iter().map(|c| c as &dyn rusqlite::ToSql));
+            let found = stmt
+                .query_row(values.as_slice(), |r| Ok((r.get(0)?, read_schedule(r, 1)?)))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        let conn = self.conn();
+        // Taking the write lock and letting it go proves the file is writable and not
+        // held by another writer; the wait is short, so /health never hangs for the
+        // ten seconds a pass would wait.
+        conn.busy_timeout(std::time::Duration::from_millis(500))
+            .map_err(|e| self.err(e))?;
+        let result = conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| self.err(e));
+        if result.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        result
+    }
+
     fn failing(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>> {
         let conn = self.conn();
         let mut stmt = conn

@@ -139,6 +139,30 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     /// One folder's schedule, `None` when it has none.
     fn schedule(&self, scope: ScopeId, path: &str) -> Result<Option<FolderSchedule>>;
 
+    /// Of `candidates` (paths of one scope), the one with a schedule that comes last
+    /// in the slice, with its schedule: one query for a hint's nearest known folder,
+    /// however deep the path (the caller passes the path and its ancestors, shortest
+    /// first). `None` when none has a schedule.
+    fn nearest_schedule(
+        &self,
+        scope: ScopeId,
+        candidates: &[String],
+    ) -> Result<Option<(String, FolderSchedule)>> {
+        for c in candidates.iter().rev() {
+            if let Some(s) = self.schedule(scope, c)? {
+                return Ok(Some((c.clone(), s)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Proves the store can be written now, asking the store itself (a write
+    /// transaction begun and rolled back), never by opening its files another way:
+    /// for `/health`. An error says why (locked, read-only, full, damaged).
+    fn check_writable(&self) -> Result<()> {
+        self.stats().map(|_| ())
+    }
+
     /// Up to `limit` folders of `scope` whose `next_due` is at or before `now`, with
     /// their schedules, oldest due first (ties by path, so the order is stable).
     ///

@@ -616,6 +616,36 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     };
     store.commit(a, &commit).expect("commit schedules");
     assert_eq!(store.schedule(a, "/a/TV").expect("schedule"), Some(full));
+    // The nearest scheduled folder of a chain of ancestors, in one call.
+    let chain = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let near = store
+        .nearest_schedule(a, &chain(&["/a", "/a/TV", "/a/TV/S9", "/a/TV/S9/e1.mkv"]))
+        .expect("nearest");
+    assert_eq!(
+        near,
+        Some(("/a/TV".to_owned(), full)),
+        "the deepest that has one"
+    );
+    assert_eq!(
+        store
+            .nearest_schedule(b, &chain(&["/a", "/a/TV"]))
+            .expect("nearest"),
+        None,
+        "per scope"
+    );
+    assert_eq!(store.nearest_schedule(a, &[]).expect("nearest"), None);
+    let deep: Vec<String> = (0..1200).map(|i| format!("/a/TV/{i}")).collect();
+    let mut long = chain(&["/a"]);
+    long.extend(deep);
+    assert_eq!(
+        store
+            .nearest_schedule(a, &long)
+            .expect("nearest")
+            .map(|(p, _)| p),
+        Some("/a".to_owned()),
+        "more candidates than one query takes"
+    );
+    store.check_writable().expect("a fresh store is writable");
     assert_eq!(
         store.schedule(a, "/a/TV Shows").expect("schedule"),
         Some(sched(100, 0)),

@@ -611,3 +611,24 @@ async fn a_reindex_replaces_the_baseline_only_once_it_is_complete() {
         "Show 1 was re-baselined; Show 2 kept its old state"
     );
 }
+
+#[tokio::test]
+async fn ten_thousand_hints_are_one_commit_and_absurd_paths_are_refused() {
+    let store = Arc::new(MemoryStore::new());
+    let rig = Rig::with_store(store.clone());
+    rig.source.write_file("/w/TV/Show/e1.mkv", 1);
+    rig.cycle().await;
+    let paths: Vec<String> = (0..10_000)
+        .map(|i| format!("/w/TV/Show/new {i}.mkv"))
+        .collect();
+    // The next commit passes, the one after fails: one commit or it errs.
+    store.fail_commits_after(1, 1);
+    let marked = rig.engine.hint_paths(&rig.watch, &paths).unwrap();
+    assert!(marked.iter().all(|m| m.as_deref() == Some("/w/TV/Show")));
+    let deep = format!("/w/{}", "a/".repeat(300));
+    let err = rig.engine.hint(&rig.watch, &deep).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
+    assert!(err.message().contains("256 components"), "{err}");
+    let long = format!("/w/{}", "x".repeat(5000));
+    assert!(rig.engine.hint(&rig.watch, &long).is_err());
+}

@@ -28,6 +28,10 @@ pub struct CommandConfig {
     pub timeout: Duration,
     /// The most paths given to one run (at least 1).
     pub max_batch: usize,
+    /// Environment variables starting with `PPS_` passed on to the program anyway.
+    /// Every other `PPS_*` variable (the server token, API keys given through the
+    /// environment) is removed from the program's environment.
+    pub env: Vec<String>,
 }
 
 impl CommandConfig {
@@ -38,6 +42,7 @@ impl CommandConfig {
             args: Vec::new(),
             timeout: Duration::from_secs(60),
             max_batch: 50,
+            env: Vec::new(),
         }
     }
 }
@@ -50,6 +55,7 @@ impl fmt::Debug for CommandConfig {
             .field("args", &format_args!("[{} hidden]", self.args.len()))
             .field("timeout", &self.timeout)
             .field("max_batch", &self.max_batch)
+            .field("env", &self.env)
             .finish()
     }
 }
@@ -109,6 +115,20 @@ impl CommandTarget {
             .stderr(Stdio::piped())
             // A timed-out run is dropped; this makes the drop kill the program.
             .kill_on_drop(true);
+        // pps's own secrets may sit in PPS_* variables: a script gets none of them but
+        // those the user lists.
+        for (k, _) in std::env::vars_os() {
+            if let Some(name) = k.to_str()
+                && name.starts_with("PPS_")
+                && !self.config.env.iter().any(|e| e == name)
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        // Its own process group, so a timeout ends what the program started too (a
+        // script's `sleep`), not just the program.
+        #[cfg(unix)]
+        cmd.process_group(0);
         let child = cmd.spawn().map_err(|e| {
             let kind = match e.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::ConfigInvalid,
@@ -121,6 +141,7 @@ impl CommandTarget {
                 .with("program", program.clone())
         })?;
         tracing::debug!(%program, paths = paths.len(), "running scan command");
+        let pid = child.id();
         let output = match tokio::time::timeout(self.config.timeout, child.wait_with_output()).await
         {
             Ok(Ok(output)) => output,
@@ -133,6 +154,14 @@ impl CommandTarget {
                 .with("program", program));
             }
             Err(_) => {
+                #[cfg(unix)]
+                if let Some(pgid) = pid
+                    .and_then(|p| i32::try_from(p).ok())
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ =
+                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+                }
                 return Err(Error::new(
                     ErrorKind::Unavailable,
                     format!(

@@ -16,6 +16,7 @@ fn sh(script: &str, fixed: &[&str], max_batch: usize) -> CommandTarget {
         args,
         timeout: Duration::from_secs(20),
         max_batch,
+        env: Vec::new(),
     })
     .expect("config")
 }
@@ -110,6 +111,7 @@ async fn a_program_past_its_timeout_is_killed_and_retried() {
         args: vec!["-c".into(), "sleep 30".into()],
         timeout: Duration::from_secs(5),
         max_batch: 1,
+        env: Vec::new(),
     })
     .expect("config");
     let started = std::time::Instant::now();
@@ -167,4 +169,41 @@ async fn conformance() {
     };
     pps_core::testing::target_conformance(&target, requests, &received).await;
     assert_eq!(runs(&log).len(), 2, "5 paths in runs of 3");
+}
+
+#[tokio::test]
+async fn a_timeout_ends_what_the_program_started_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pidfile = dir.path().join("pid");
+    // The script starts a long sleep and waits for it: killing only the shell would
+    // leave the sleep running.
+    let script = format!("sleep 300 & echo $! > '{}'; wait", pidfile.display());
+    let target = CommandTarget::new(CommandConfig {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script, "sh".into()],
+        timeout: Duration::from_millis(500),
+        max_batch: 1,
+        env: Vec::new(),
+    })
+    .expect("config");
+    let r = target.scan(&[req("/tv/x", Update::Modified, true)]).await;
+    let err = r[0].as_ref().expect_err("timed out");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let pid = std::fs::read_to_string(&pidfile).expect("the script ran");
+    let pid = pid.trim();
+    // The group was sent SIGKILL; give the kernel a moment to reap it.
+    let mut alive = true;
+    for _ in 0..100 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for its parent: either way it runs no more.
+        if stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z") {
+            alive = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !alive,
+        "the sleep {pid} started by the script is still running"
+    );
 }
