@@ -196,6 +196,7 @@ impl App {
             let schedule = pps_core::Schedule::default()
                 .with_base_interval(wc.interval)
                 .with_max_interval(wc.max_interval)
+                .with_active_max_interval(wc.active_max_interval)
                 .with_settle(wc.settle);
             let mut w = Watch::new(wc.source.clone(), &wc.path)?.with_schedule(schedule);
             w.excludes = wc.exclude.clone();
@@ -232,6 +233,17 @@ impl App {
         match self.config.sources.get(source) {
             Some(SourceConfig::CloudDrive2(c)) => c.max_queries_per_second,
             _ => 1000.0,
+        }
+    }
+
+    /// Calls a day a source's spare listings may bring the total to (`None`: only its
+    /// rate limits them), and whether it gets spare listings at all: a local folder
+    /// does not (listing it costs nothing worth saving, and re-listing it without pause
+    /// would only keep its disk busy).
+    pub fn spare_policy(&self, source: &str) -> Option<Option<u64>> {
+        match self.config.sources.get(source) {
+            Some(SourceConfig::CloudDrive2(c)) => Some(c.max_calls_per_day),
+            _ => None,
         }
     }
 

@@ -64,6 +64,7 @@ pub fn watch_config(
             path: pps_core::path::normalize(root)?,
             interval,
             max_interval: interval.max(Duration::from_secs(86_400)),
+            active_max_interval: interval.max(Duration::from_secs(3600)),
             settle: Duration::ZERO,
             exclude: exclude.clone(),
             targets: vec!["stdout".into()],
@@ -121,6 +122,7 @@ pub fn store_config(store: PathBuf) -> Result<Config> {
             path: root,
             interval: Duration::from_secs(600),
             max_interval: Duration::from_secs(86_400),
+            active_max_interval: Duration::from_secs(3600),
             settle: Duration::ZERO,
             exclude: Default::default(),
             targets: vec!["stdout".into()],
@@ -371,6 +373,9 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
     // more listings than the source's rate allows (its rate limit layer paces them too).
     let mut budgets: BTreeMap<String, Arc<std::sync::Mutex<pps_core::CallBudget>>> =
         BTreeMap::new();
+    // Per source with a daily ceiling: a day's bucket, which spare listings need and
+    // every listing spends.
+    let mut daily: BTreeMap<String, Arc<std::sync::Mutex<pps_core::CallBudget>>> = BTreeMap::new();
     let mut watch_wakes: Vec<Arc<tokio::sync::Notify>> = Vec::new();
     for (wc, w) in &app.watches {
         let engine = app.engine_for(wc);
@@ -416,22 +421,56 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 )))
             })
             .clone();
+        let spare_policy = app.spare_policy(&wc.source);
+        let day = match spare_policy {
+            Some(Some(cap)) => Some(
+                daily
+                    .entry(wc.source.clone())
+                    .or_insert_with(|| {
+                        Arc::new(std::sync::Mutex::new(pps_core::CallBudget::new(
+                            cap,
+                            Duration::from_secs(86_400),
+                        )))
+                    })
+                    .clone(),
+            ),
+            _ => None,
+        };
         tasks.spawn(async move {
-            loop {
-                let now = engine.clock().now();
-                let n = budget
-                    .lock()
+            let lock = |b: &Arc<std::sync::Mutex<pps_core::CallBudget>>| {
+                b.lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .available(now);
+                    .available(engine.clock().now())
+            };
+            loop {
+                let n = lock(&budget);
+                // Spare listings spend what the due folders leave of the rate, within the
+                // daily ceiling when there is one; never for a local source.
+                // At most about a second's worth per pass: the loop comes back every
+                // second, and a big batch of spare listings would hold up the due ones
+                // (a new episode) until the rate limit had let it all through.
+                let per_pass = rate.ceil().max(1.0) as u64;
+                let spare = match (&spare_policy, &day) {
+                    (None, _) => 0,
+                    (Some(_), Some(d)) => lock(d).min(per_pass),
+                    (Some(_), None) => per_pass,
+                };
+                let mut spared = 0;
                 if n > 0 {
-                    match engine.pass_due(&w, n).await {
+                    match engine.pass_due_spare(&w, n, spare).await {
                         Ok(r) => {
                             metrics.pass(&wc.source, &wc.label(), &r);
+                            spared = r.folders_spare;
                             budget
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .spend(r.folders_listed);
-                            if r.folders_listed > 0 {
+                            if let Some(d) = &day {
+                                d.lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .spend(r.folders_listed);
+                            }
+                            if r.folders_listed > r.folders_spare {
                                 log_pass(&r);
                             }
                             if r.scans_queued > 0 {
@@ -442,8 +481,10 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                     }
                 }
                 // Sleep until the next folder is due (at most a minute, so a changed
-                // clock or a refilled budget is noticed), or until a hint arrives.
+                // clock or a refilled budget is noticed), or until a hint arrives; not
+                // at all while spare listings are being made (the rate limit paces them).
                 let wait = match engine.schedule_summary(&w, Duration::ZERO) {
+                    _ if spared > 0 => Duration::ZERO,
                     Ok(s) if s.due_now > 0 => Duration::from_secs(1),
                     Ok(s) => s
                         .next_due
@@ -1158,6 +1199,31 @@ pub struct ScheduleStatus {
     pub forced: u64,
     /// Folders holding a change back for the settle time.
     pub settling: u64,
+    /// Folders per interval: up to 15 minutes, an hour, 6 hours, a day, longer.
+    pub bands: IntervalBands,
+    /// Listings a day the schedule is on course to spend (due listings; spare ones
+    /// come on top, up to the budget).
+    pub calls_per_day: u64,
+    /// What the source's rate allows a day (`None` for a local folder), and its daily
+    /// ceiling when one is set.
+    pub budget_per_day: Option<u64>,
+    /// The source's `max_calls_per_day`.
+    pub max_calls_per_day: Option<u64>,
+}
+
+/// Folders per interval band in [`ScheduleStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IntervalBands {
+    /// Intervals up to 15 minutes.
+    pub up_to_15m: u64,
+    /// Over 15 minutes, up to an hour.
+    pub up_to_1h: u64,
+    /// Over an hour, up to 6 hours.
+    pub up_to_6h: u64,
+    /// Over 6 hours, up to a day.
+    pub up_to_1d: u64,
+    /// Longer than a day.
+    pub longer: u64,
 }
 
 /// One target in [`StatusReport`].
@@ -1217,6 +1283,18 @@ pub fn status_report(app: &App) -> Result<StatusReport> {
                 next_due_in_s: sched.next_due.map(|d| d.as_secs() - now.as_secs()),
                 forced: sched.forced,
                 settling: sched.settling,
+                bands: IntervalBands {
+                    up_to_15m: sched.bands[0],
+                    up_to_1h: sched.bands[1],
+                    up_to_6h: sched.bands[2],
+                    up_to_1d: sched.bands[3],
+                    longer: sched.bands[4],
+                },
+                calls_per_day: sched.calls_per_day.round() as u64,
+                budget_per_day: app
+                    .spare_policy(&wc.source)
+                    .map(|_| (app.calls_per_second(&wc.source) * 86_400.0).round() as u64),
+                max_calls_per_day: app.spare_policy(&wc.source).flatten(),
             },
         });
     }
@@ -1305,6 +1383,18 @@ pub fn status(app: &App, json: bool) -> Result<ExitCode> {
             crate::walk::human(Duration::from_secs(sc.longest_interval_s)),
             count(sc.forced, "hinted"),
             count(sc.settling, "settling"),
+        ));
+        let b = &sc.bands;
+        let budget = match (sc.budget_per_day, sc.max_calls_per_day) {
+            (Some(r), Some(cap)) => format!(
+                " of the {r} the rate allows (spare listings fill it up to max_calls_per_day = {cap})"
+            ),
+            (Some(r), None) => format!(" of the {r} the rate allows (spare listings use the rest)"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  intervals: {} up to 15 min, {} up to 1 h, {} up to 6 h, {} up to a day, {} longer; on course for {} calls a day{budget}\n",
+            b.up_to_15m, b.up_to_1h, b.up_to_6h, b.up_to_1d, b.longer, sc.calls_per_day
         ));
     }
     for t in &v.targets {

@@ -92,6 +92,9 @@ pub struct CloudDriveSettings {
     pub password: Option<Secret>,
     /// The source's call budget.
     pub max_queries_per_second: f64,
+    /// A daily ceiling on calls, which spare listings respect (due ones are never held
+    /// back by it). `None`: only the rate limits them.
+    pub max_calls_per_day: Option<u64>,
     /// Calls allowed at once after a quiet spell.
     pub burst: u32,
     /// Listings in flight at once.
@@ -116,6 +119,7 @@ impl fmt::Debug for CloudDriveSettings {
             .field("username", &self.username.as_ref().map(|_| "***"))
             .field("password", &self.password)
             .field("max_queries_per_second", &self.max_queries_per_second)
+            .field("max_calls_per_day", &self.max_calls_per_day)
             .field("burst", &self.burst)
             .field("concurrency", &self.concurrency)
             .field("push", &self.push)
@@ -211,6 +215,8 @@ pub struct WatchConfig {
     pub interval: Duration,
     /// Longest interval an unchanged folder grows to.
     pub max_interval: Duration,
+    /// Longest interval of a folder that changed in the last two weeks.
+    pub active_max_interval: Duration,
     /// How long a changed folder must stay unchanged before it is scanned.
     pub settle: Duration,
     /// Exclude patterns.
@@ -268,6 +274,7 @@ struct RawWatch {
     path: Spanned<String>,
     interval: Option<Spanned<String>>,
     max_interval: Option<Spanned<String>>,
+    active_max_interval: Option<Spanned<String>>,
     settle: Option<Spanned<String>>,
     #[serde(default)]
     exclude: Vec<String>,
@@ -284,6 +291,7 @@ struct RawCloudDrive {
     username: Option<String>,
     password: Option<String>,
     max_queries_per_second: Option<f64>,
+    max_calls_per_day: Option<u64>,
     burst: Option<u32>,
     concurrency: Option<usize>,
     push: Option<bool>,
@@ -613,6 +621,7 @@ impl Config {
                         username: r.username,
                         password: r.password.map(Secret::from),
                         max_queries_per_second: qps,
+                        max_calls_per_day: r.max_calls_per_day,
                         burst: r.burst.unwrap_or(2).max(1),
                         concurrency,
                         push: r.push.unwrap_or(true),
@@ -834,6 +843,18 @@ impl Config {
                     "must be at least 1s (a shorter interval lists without pause)",
                 ));
             }
+            let active_max_interval = cx.duration(
+                &w.active_max_interval,
+                &key("active_max_interval"),
+                Duration::from_secs(3600),
+            )?;
+            if active_max_interval < interval {
+                return Err(cx.key_err(
+                    at,
+                    &key("active_max_interval"),
+                    "must be at least `interval`",
+                ));
+            }
             if max_interval < interval {
                 return Err(cx.key_err(at, &key("max_interval"), "must be at least `interval`"));
             }
@@ -892,6 +913,7 @@ impl Config {
                 path,
                 interval,
                 max_interval,
+                active_max_interval,
                 settle,
                 exclude,
                 targets: names,
@@ -1094,6 +1116,7 @@ kind = "local"
 # url = "http://127.0.0.1:19798"
 # api_token = "..."              # or: username = "..." and password = "..."
 # max_queries_per_second = 0.9   # 115 bans accounts that call too often
+# max_calls_per_day = 40000      # cap what spare listings add to the due ones (default: the rate)
 # concurrency = 2
 # push = true                    # use cd2's change events as hints
 
@@ -1126,6 +1149,7 @@ source = "nas"
 path = "/srv/media"
 interval = "10m"                 # base interval between listings of a folder
 # max_interval = "24h"           # unchanged folders are listed less often, up to this
+# active_max_interval = "1h"     # ...but a folder that changed in the last two weeks, up to this
 # settle = "0s"                  # wait until a changed folder stays unchanged this long
 exclude = ["@eaDir", ".*", "*.part"]
 # targets = ["print"]            # default: every target

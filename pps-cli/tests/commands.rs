@@ -213,6 +213,21 @@ async fn every_subcommand_against_mock_servers() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["watches"][0]["folders"], 3);
     assert_eq!(v["targets"][0]["pending"], 0);
+    // The schedule's bands and what it is on course to spend, next to the budget.
+    let sc = &v["watches"][0]["schedule"];
+    let bands = &sc["bands"];
+    let total: u64 = ["up_to_15m", "up_to_1h", "up_to_6h", "up_to_1d", "longer"]
+        .iter()
+        .map(|k| bands[*k].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{sc}");
+    assert!(sc["calls_per_day"].as_u64().unwrap() >= 3, "{sc}");
+    assert_eq!(sc["budget_per_day"], 50 * 86_400, "{sc}");
+    let shown = text(&s.pps(&["status"]).stdout);
+    assert!(
+        shown.contains("  intervals: ") && shown.contains("of the 4320000 the rate allows"),
+        "{shown}"
+    );
 
     // ls shows a change before a pass reports it.
     cd2.write_file("/115/TV/Show & Co/S01/e3.mkv", 5);

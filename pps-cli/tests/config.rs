@@ -365,3 +365,38 @@ fn every_mistake_names_its_key_and_line() {
         }
     }
 }
+
+#[test]
+fn the_schedule_keys_of_the_first_hour() {
+    let text = GOOD
+        .replace(
+            "max_queries_per_second = 0.9",
+            "max_queries_per_second = 0.9\nmax_calls_per_day = 40000",
+        )
+        .replace(
+            "interval = \"10m\"",
+            "interval = \"10m\"\nactive_max_interval = \"30m\"",
+        );
+    let c = parse(&text).unwrap();
+    let SourceConfig::CloudDrive2(cd) = &c.sources["cd2"] else {
+        panic!("cd2")
+    };
+    assert_eq!(cd.max_calls_per_day, Some(40_000));
+    assert_eq!(c.watches[0].active_max_interval, Duration::from_secs(1800));
+    let d = parse(GOOD).unwrap();
+    assert_eq!(
+        d.watches[0].active_max_interval,
+        Duration::from_secs(3600),
+        "default"
+    );
+    let bad = GOOD.replace(
+        "interval = \"10m\"",
+        "interval = \"10m\"\nactive_max_interval = \"5m\"",
+    );
+    let err = parse(&bad).unwrap_err();
+    assert_eq!(
+        err.context_value("key"),
+        Some("watch[0].active_max_interval"),
+        "{err}"
+    );
+}

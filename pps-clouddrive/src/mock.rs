@@ -297,6 +297,19 @@ impl MockTree {
         );
     }
 
+    /// Adds or replaces a file of `size` bytes with the given mtime (a library's
+    /// history: last week's episode).
+    pub fn write_file_at(&mut self, path: &str, size: u64, mtime: SystemTime) {
+        self.put(
+            path,
+            Node {
+                is_dir: false,
+                size,
+                mtime,
+            },
+        );
+    }
+
     /// Removes a file or a folder with everything below it. Returns whether it existed
     /// and whether it was a folder.
     pub fn remove(&mut self, path: &str) -> Option<bool> {

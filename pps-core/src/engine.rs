@@ -26,12 +26,12 @@ use crate::schedule::{FolderSchedule, Schedule, ScheduleSummary, Settling};
 use crate::source::{DirectorySource, Hint, ListOptions};
 use crate::store::{Commit, FolderRecord, MtimeStore, NewScan, ScopeId};
 use crate::target::{Library, ScanTarget};
-use crate::types::{Change, Entry, Update};
+use crate::types::{Change, Entry, Mtime, Update};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 /// One watched tree: a root folder of a named source, what to leave out, and which
@@ -172,6 +172,8 @@ pub struct PassReport {
     pub folders_promoted: u64,
     /// Of those, folders left due for a later pass because the budget was spent.
     pub folders_deferred: u64,
+    /// Folders listed before they were due, with budget the due ones left unused.
+    pub folders_spare: u64,
     /// Folders whose change is held back by the settle time.
     pub folders_settling: u64,
     /// Folders that could not be listed; each kept its old state.
@@ -245,7 +247,17 @@ pub struct Engine {
     options: EngineOptions,
     progress: Option<ProgressFn>,
     clock: Arc<dyn Clock>,
+    /// Per watch scope, the folders ranked for spare listings and when they were
+    /// ranked: re-ranked at most every [`SPARE_RERANK`], since ranking reads every
+    /// schedule of the watch.
+    spare: Arc<std::sync::Mutex<HashMap<ScopeId, Ranking>>>,
 }
+
+/// Folders ranked for spare listings, best first, and when they were ranked.
+type Ranking = (Timestamp, VecDeque<String>);
+
+/// How often spare candidates are ranked anew.
+pub const SPARE_RERANK: Duration = Duration::from_secs(60);
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -272,6 +284,8 @@ struct Visit {
     /// a baseline could not list): a listing that fails leaves a placeholder, so the
     /// folder is baselined when it next lists instead of reported as created.
     baseline: bool,
+    /// A spare listing, before the folder was due: unchanged, it keeps its interval.
+    early: bool,
     /// The folder's schedule when the pass knows it.
     sched: Option<FolderSchedule>,
 }
@@ -284,6 +298,7 @@ impl Visit {
             active,
             force: false,
             baseline: false,
+            early: false,
             sched: None,
         }
     }
@@ -328,6 +343,7 @@ impl Engine {
             options: EngineOptions::default(),
             progress: None,
             clock: Arc::new(SystemClock),
+            spare: Arc::default(),
         }
     }
 
@@ -698,8 +714,13 @@ impl Engine {
                 new_schedule = Some(if visit.active || !visit.silent {
                     schedule.changed(st.now)
                 } else {
+                    // A baseline: the listing's mtimes say how active the folder is.
                     st.recorded += 1;
-                    schedule.recorded(st.recorded - 1, st.now)
+                    schedule.first(
+                        entries.iter().map(|e| e.mtime.map(Mtime::to_timestamp)),
+                        st.recorded - 1,
+                        st.now,
+                    )
                 });
             }
         }
@@ -780,6 +801,22 @@ impl Engine {
     /// # Errors
     /// As [`pass`](Self::pass).
     pub async fn pass_due(&self, watch: &Watch, max_listings: u64) -> Result<PassReport> {
+        self.pass_due_spare(watch, max_listings, 0).await
+    }
+
+    /// [`pass_due`](Self::pass_due), then, with what is left of `max_listings` (at most
+    /// `spare`), **spare listings**: the folders not yet due with the most changes
+    /// expected since they were last listed ([`FolderSchedule::expected`]), none listed
+    /// less than a base interval ago. A spare listing handles changes as any other;
+    /// unchanged, the folder keeps its interval
+    /// ([`Schedule::unchanged_early`]). The ranking is refreshed every
+    /// [`SPARE_RERANK`].
+    pub async fn pass_due_spare(
+        &self,
+        watch: &Watch,
+        max_listings: u64,
+        spare: u64,
+    ) -> Result<PassReport> {
         let started = Instant::now();
         let source = self.source(watch)?;
         let scope = self.store.scope(&watch.source, &watch.root)?;
@@ -799,6 +836,7 @@ impl Engine {
                 active: false,
                 force: s.force_refresh,
                 baseline: false,
+                early: false,
                 sched: Some(s),
             })
             .collect();
@@ -822,9 +860,85 @@ impl Engine {
             self.visit_due(st, v, r, q, &mut room)
         })
         .await?;
+        let spare = room.min(usize::try_from(spare).unwrap_or(usize::MAX));
+        if spare > 0 {
+            // Decided after the due folders and their promotions: those come first.
+            self.flush(&mut st)?;
+            let picked = self.spare_candidates(&st, spare)?;
+            st.report.folders_spare = picked.len() as u64;
+            for (path, s) in picked {
+                st.planned.insert(path.clone());
+                queue.push_back(Visit {
+                    path,
+                    silent: false,
+                    active: false,
+                    force: false,
+                    baseline: false,
+                    early: true,
+                    sched: Some(s),
+                });
+            }
+            room -= queue.len();
+            self.drive(&source, &mut st, &mut queue, |st, v, r, q| {
+                self.visit_due(st, v, r, q, &mut room)
+            })
+            .await?;
+        }
         self.flush(&mut st)?;
         st.report.elapsed = started.elapsed();
         Ok(st.report)
+    }
+
+    /// Up to `n` folders for spare listings, best first, from the watch's ranking (made
+    /// anew when older than [`SPARE_RERANK`]); each with its current schedule, never the
+    /// root (its listing decides outages), never one planned in this pass or listed less
+    /// than a base interval ago.
+    fn spare_candidates(
+        &self,
+        st: &PassState<'_>,
+        n: usize,
+    ) -> Result<Vec<(String, FolderSchedule)>> {
+        let now = st.now;
+        let base = st.watch.schedule.base();
+        let mut ranked = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let stale = ranked
+            .get(&st.scope)
+            .is_none_or(|(at, q)| q.is_empty() || now.since(*at) >= SPARE_RERANK || now < *at);
+        if stale {
+            let mut all: Vec<(f64, String)> = self
+                .store
+                .schedules(st.scope)?
+                .into_iter()
+                .filter(|(p, s)| {
+                    *p != st.watch.root
+                        && s.next_due > now
+                        && s.listed.is_none_or(|l| now.since(l) >= base)
+                })
+                .map(|(p, s)| (s.expected(now), p))
+                .collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            // Enough for a re-rank period at a generous rate, no more.
+            all.truncate(4096);
+            ranked.insert(st.scope, (now, all.into_iter().map(|(_, p)| p).collect()));
+        }
+        let Some((_, queue)) = ranked.get_mut(&st.scope) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        while out.len() < n {
+            let Some(p) = queue.pop_front() else { break };
+            if st.planned.contains(&p) {
+                continue;
+            }
+            // Re-read: it may have been listed, hinted or dropped since the ranking.
+            if let Some(s) = self.store.schedule(st.scope, &p)?
+                && s.next_due > now
+                && s.listed.is_none_or(|l| now.since(l) >= base)
+            {
+                out.push((p, s));
+            }
+        }
+        Ok(out)
     }
 
     /// Lists the queued folders with bounded concurrency until none is left, hands each
@@ -970,9 +1084,12 @@ impl Engine {
             return Ok(());
         };
         if rec.fingerprint == encoded.fingerprint {
-            st.pending
-                .schedules
-                .push((folder, schedule.unchanged(&sched, now)));
+            let next = if visit.early {
+                schedule.unchanged_early(&sched, now)
+            } else {
+                schedule.unchanged(&sched, now)
+            };
+            st.pending.schedules.push((folder, next));
             return Ok(());
         }
         if let Some(hold) = settle_hold(schedule, Some(sched), encoded.fingerprint, now) {
@@ -1058,6 +1175,7 @@ impl Engine {
                 active: true,
                 force: s.force_refresh,
                 baseline: false,
+                early: false,
                 sched: Some(s),
             });
         } else {
@@ -1390,6 +1508,9 @@ fn settle_hold(
                 fingerprint,
                 since: now,
             }),
+            burst: current.and_then(|s| s.burst),
+            cadence: current.and_then(|s| s.cadence),
+            listed: Some(now),
         }),
     }
 }

@@ -47,6 +47,8 @@ struct Tree {
     faults: HashMap<String, (ErrorKind, Option<u32>)>,
     /// A logical clock for mtimes: every mutation is one tick (one second).
     clock: i64,
+    /// When set, mtimes are this clock's time instead (simulations on virtual time).
+    time: Option<Arc<dyn crate::clock::Clock>>,
 }
 
 impl Tree {
@@ -91,7 +93,20 @@ impl MemorySource {
 
     fn tick(tree: &mut Tree) -> Mtime {
         tree.clock += 1;
-        Mtime::from_nanos(1_600_000_000_000_000_000 + tree.clock * 1_000_000_000)
+        match &tree.time {
+            // The clock's second, with the tick in the nanoseconds so that two writes
+            // in one second still differ.
+            Some(c) => {
+                Mtime::from_nanos(c.now().as_secs() * 1_000_000_000 + tree.clock % 1_000_000_000)
+            }
+            None => Mtime::from_nanos(1_600_000_000_000_000_000 + tree.clock * 1_000_000_000),
+        }
+    }
+
+    /// Stamps mtimes from `clock` from now on (a simulation's virtual time), instead of
+    /// the logical clock.
+    pub fn set_clock(&self, clock: Arc<dyn crate::clock::Clock>) {
+        lock(&self.tree).time = Some(clock);
     }
 
     /// A tree given folder by folder: `(folder path, its children)`. Every folder named
@@ -488,6 +503,15 @@ impl MtimeStore for MemoryStore {
         Ok(keys.len() as u64)
     }
 
+    fn schedules(&self, scope: ScopeId) -> Result<Vec<(String, FolderSchedule)>> {
+        let st = lock(&self.state);
+        Ok(st
+            .schedules
+            .range((scope.0, String::new())..(scope.0 + 1, String::new()))
+            .map(|((_, p), s)| (p.clone(), *s))
+            .collect())
+    }
+
     fn schedule(&self, scope: ScopeId, path: &str) -> Result<Option<FolderSchedule>> {
         let st = lock(&self.state);
         Ok(st.schedules.get(&(scope.0, path.to_owned())).copied())
@@ -535,6 +559,21 @@ impl MtimeStore for MemoryStore {
             sum.next_due = Some(sum.next_due.map_or(s.next_due, |d| d.min(s.next_due)));
             sum.forced += u64::from(s.force_refresh);
             sum.settling += u64::from(s.settling.is_some());
+            let secs = s.interval.as_secs();
+            let band = if secs == 0 {
+                crate::schedule::BANDS.len()
+            } else {
+                crate::schedule::BANDS
+                    .iter()
+                    .position(|b| secs <= *b)
+                    .unwrap_or(crate::schedule::BANDS.len())
+            };
+            sum.bands[band] += 1;
+            sum.calls_per_day += if secs == 0 {
+                1.0
+            } else {
+                86_400.0 / secs as f64
+            };
         }
         Ok(sum)
     }

@@ -2,25 +2,39 @@
 //!
 //! Every folder has its own poll interval and next-due time, kept in the store
 //! ([`FolderSchedule`]) so a restart resumes where it stopped:
-//! - a folder found **unchanged** when due has its interval doubled, up to the watch's
-//!   ceiling ([`Schedule::max_interval`]);
+//! - a folder first recorded by a **baseline** starts from what its listing says: the
+//!   age of its newest entry sets the first interval (a sixteenth of the age, between
+//!   the base and the ceiling; a folder whose newest entry is from the last two weeks
+//!   starts at most at [`Schedule::active_max_interval`]), and regular gaps between its
+//!   entries' mtimes (a weekly show's episodes) give it a cadence at once. A listing
+//!   without mtimes (a source that reports none) starts at the ceiling, first due times
+//!   spread out ([`Schedule::recorded`]), and the spare budget reaches it earlier;
+//! - a folder found **unchanged** when due has its interval doubled, up to the ceiling,
+//!   or up to [`Schedule::active_max_interval`] while its last change is less than two
+//!   weeks old;
 //! - a folder found **changed** drops back to the base interval; one that changes
 //!   repeatedly (an airing show, a category where new titles land) holds the base
-//!   interval for four times its gap between changes, so a daily show is polled at the
-//!   base until past its next episode instead of growing away from it (a quick second
-//!   change, like subtitles after an episode, never shortens a hold);
+//!   interval for four times its gap between changes;
+//! - a folder whose changes come in bursts at regular gaps (a weekly show: an episode,
+//!   its subtitles minutes later, and again a week on) has a **cadence**: around its next
+//!   expected change (a tenth of the gap either side, 30 minutes to 12 hours) it is
+//!   listed at the base interval, and before that it is never due later than the
+//!   window's start, so it cannot drift to the ceiling between episodes;
 //! - a folder whose own entry moved in its parent's listing (mtime or size), a folder
 //!   just created, and a folder a push hint names are **due at once** (a hint also asks
-//!   the source to bypass its cache, [`ListOptions::force_refresh`](crate::ListOptions));
-//! - a folder first recorded by a baseline starts at the ceiling, its first due time
-//!   spread out ([`Schedule::recorded`]), so a fresh index does not come due all at
-//!   once.
+//!   the source to bypass its cache, [`ListOptions::force_refresh`](crate::ListOptions)).
 //!
 //! Due folders are listed oldest due first ([`Engine::pass_due`](crate::Engine::pass_due)),
 //! at most a given number per call, which a [`CallBudget`] hands out. Since a listed
 //! folder is due again only after its interval, each folder is in the due queue at most
 //! once; a folder due at `t` is therefore listed before `t` plus the time to list every
 //! folder of the watch once. No folder waits longer than its ceiling plus one pass.
+//!
+//! Budget the due folders leave unused goes to **spare listings**
+//! ([`Engine::pass_due_spare`](crate::Engine::pass_due_spare)): the folders with the
+//! most changes expected since they were last listed ([`FolderSchedule::expected`]: the
+//! time since listed over the folder's typical gap between changes), never more than
+//! the budget. A spare listing that finds nothing keeps the folder's interval.
 
 use crate::clock::{Timestamp, secs};
 use crate::listing::Fingerprint;
@@ -35,6 +49,9 @@ pub struct Schedule {
     /// The ceiling an unchanged folder's interval grows to; it bounds the worst-case
     /// detection delay (plus one pass under a backlog). Default 24 hours.
     pub max_interval: Duration,
+    /// The longest interval of a folder that changed in the last [`ACTIVE_WINDOW`]
+    /// (two weeks). Default 1 hour.
+    pub active_max_interval: Duration,
     /// How long a changed folder must stay unchanged before its changes are committed
     /// and scanned (uploads in progress). Default 0: scan at once.
     pub settle: Duration,
@@ -45,10 +62,19 @@ impl Default for Schedule {
         Schedule {
             base_interval: Duration::from_secs(600),
             max_interval: Duration::from_secs(24 * 3600),
+            active_max_interval: Duration::from_secs(3600),
             settle: Duration::ZERO,
         }
     }
 }
+
+/// A folder whose last change is younger than this is *active*: its interval stays at
+/// or under [`Schedule::active_max_interval`].
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(14 * 86_400);
+
+/// Changes less than this apart are one burst (an episode and its subtitles); the
+/// cadence is measured between the starts of bursts.
+pub const BURST: Duration = Duration::from_secs(3600);
 
 impl Schedule {
     /// The default schedule with another base interval.
@@ -60,6 +86,12 @@ impl Schedule {
     /// The default schedule with another ceiling.
     pub fn with_max_interval(mut self, d: Duration) -> Self {
         self.max_interval = d;
+        self
+    }
+
+    /// With another longest interval for active folders.
+    pub fn with_active_max_interval(mut self, d: Duration) -> Self {
+        self.active_max_interval = d;
         self
     }
 
@@ -80,6 +112,17 @@ impl Schedule {
         Duration::from_secs(self.max_interval.as_secs()).max(self.base())
     }
 
+    /// The ceiling of a folder at `now`: [`active_max_interval`](Self::active_max_interval)
+    /// while its last change is within [`ACTIVE_WINDOW`], else the ceiling.
+    fn ceiling_for(&self, last_change: Option<Timestamp>, now: Timestamp) -> Duration {
+        let active = last_change.is_some_and(|c| now.since(c) < ACTIVE_WINDOW);
+        if active {
+            self.active_max_interval.clamp(self.base(), self.ceiling())
+        } else {
+            self.ceiling()
+        }
+    }
+
     fn clamp(&self, d: Duration) -> Duration {
         d.clamp(self.base(), self.ceiling())
     }
@@ -94,22 +137,62 @@ impl Schedule {
         }
     }
 
-    /// The schedule of the `ordinal`-th folder (from 0) recorded by a baseline: at the
-    /// ceiling, first due [`BASELINE_SPREAD`] apart in recording order, wrapping within
-    /// one ceiling. A fresh index of 20,000 folders thus comes due over about a day, at
-    /// most one folder every few seconds, instead of all at once; and due times that
-    /// grow in recording order keep the store's due index cheap to fill.
+    /// The schedule of the `ordinal`-th folder (from 0) recorded by a baseline whose
+    /// listing tells nothing of its age (no mtimes): at the ceiling, first due
+    /// [`BASELINE_SPREAD`] apart in recording order, wrapping within one ceiling. A
+    /// fresh index of 20,000 such folders thus comes due over about a day instead of
+    /// all at once.
     pub fn recorded(&self, ordinal: u64, now: Timestamp) -> FolderSchedule {
         let ceiling = self.ceiling().as_secs().max(1);
         let offset = ordinal.wrapping_mul(BASELINE_SPREAD.as_secs()) % ceiling + 1;
         FolderSchedule {
             interval: self.ceiling(),
             next_due: now.plus(Duration::from_secs(offset)),
-            last_change: None,
-            hold_until: None,
-            force_refresh: false,
-            settling: None,
+            listed: Some(now),
+            ..FolderSchedule::default()
         }
+    }
+
+    /// The schedule of the `ordinal`-th folder recorded by a baseline, from its entries'
+    /// mtimes (`None` each where unknown): the age of the newest sets the first interval
+    /// (a sixteenth of it, between the base and the ceiling, at most
+    /// [`active_max_interval`](Self::active_max_interval) for an entry from the last two
+    /// weeks); regular gaps between bursts of entries give a cadence. The first due
+    /// time is spread within that interval by `ordinal`. Without any mtime it is
+    /// [`recorded`](Self::recorded).
+    pub fn first(
+        &self,
+        mtimes: impl IntoIterator<Item = Option<Timestamp>>,
+        ordinal: u64,
+        now: Timestamp,
+    ) -> FolderSchedule {
+        let mut times: Vec<Timestamp> = mtimes.into_iter().flatten().collect();
+        let Some(newest) = times.iter().max().copied() else {
+            return self.recorded(ordinal, now);
+        };
+        // A clock ahead of ours makes an entry look new: that is age zero, not an error.
+        let newest = newest.min(now);
+        let age = now.since(newest);
+        let interval = self
+            .clamp(age / 16)
+            .min(self.ceiling_for(Some(newest), now));
+        let offset =
+            ordinal.wrapping_mul(BASELINE_SPREAD.as_secs()) % interval.as_secs().max(1) + 1;
+        times.sort_unstable();
+        let (burst, cadence) = cadence_of(&times);
+        let mut s = FolderSchedule {
+            interval,
+            next_due: now.plus(Duration::from_secs(offset)),
+            last_change: Some(newest),
+            burst: burst.map(|b| b.min(now)),
+            cadence,
+            listed: Some(now),
+            ..FolderSchedule::default()
+        };
+        if let Some(start) = self.window(&s, now).map(|(start, _)| start) {
+            s.next_due = s.next_due.min(start.max(now));
+        }
+        s
     }
 
     /// The schedule of a folder just created: base interval, due after one base
@@ -119,17 +202,20 @@ impl Schedule {
             interval: self.base(),
             next_due: now.plus(self.base()),
             last_change: Some(now),
-            hold_until: None,
-            force_refresh: false,
-            settling: None,
+            burst: Some(now),
+            listed: Some(now),
+            ..FolderSchedule::default()
         }
     }
 
     /// The schedule of a folder found changed, given its schedule before: as
-    /// [`changed`](Self::changed), and when it had changed before, within two ceilings,
-    /// it holds the base interval for four times that gap: it is likely to change again
-    /// on the same rhythm. Four, not two: arrivals are irregular, and a hold costs only
-    /// the few folders that change repeatedly. A running hold is never shortened.
+    /// [`changed`](Self::changed), and:
+    /// - when it had changed before, within two ceilings, it holds the base interval
+    ///   for four times that gap: it is likely to change again on the same rhythm. A
+    ///   running hold is never shortened;
+    /// - a change [`BURST`] or more after the start of the last burst starts a new one,
+    ///   and the gap between the two starts is the cadence (averaged with the one before
+    ///   when it is within a quarter of it); a change within the burst keeps both.
     pub fn changed_again(&self, previous: &FolderSchedule, now: Timestamp) -> FolderSchedule {
         let mut s = self.changed(now);
         s.hold_until = previous.hold_until.filter(|h| *h > now);
@@ -140,25 +226,87 @@ impl Schedule {
                 s.hold_until = Some(s.hold_until.map_or(until, |h| h.max(until)));
             }
         }
+        match previous.burst {
+            Some(start) if now.since(start) < BURST => {
+                s.burst = Some(start);
+                s.cadence = previous.cadence;
+            }
+            Some(start) => {
+                let gap = now.since(start);
+                s.cadence = Some(match previous.cadence {
+                    Some(c) if gap.abs_diff(c) <= c / 4 => (c * 3 + gap) / 4,
+                    _ => gap,
+                });
+            }
+            None => s.cadence = previous.cadence,
+        }
         s
     }
 
-    /// The schedule of a folder found unchanged when due: interval doubled up to the
-    /// ceiling, due after the new interval, a pending hint cleared.
+    /// The schedule of a folder found unchanged when due: interval doubled up to its
+    /// ceiling (two weeks after its last change, the watch's ceiling; before, the
+    /// active one), due after the new interval but never after the start of its cadence
+    /// window; inside the window, at the base interval. A pending hint is cleared.
     pub fn unchanged(&self, s: &FolderSchedule, now: Timestamp) -> FolderSchedule {
-        let interval = match s.hold_until {
+        let grown = match s.hold_until {
             Some(until) if now < until => self.base(),
-            _ => self.clamp(self.current(s).saturating_mul(2)),
+            _ => self
+                .clamp(self.current(s).saturating_mul(2))
+                .min(self.ceiling_for(s.last_change, now)),
         };
-        FolderSchedule {
+        self.next_after(s, grown, now)
+    }
+
+    /// The schedule of a folder a spare listing found unchanged: listed early, so its
+    /// interval stays as it was (an early look says less than a due one), and it is
+    /// due again one interval from now.
+    pub fn unchanged_early(&self, s: &FolderSchedule, now: Timestamp) -> FolderSchedule {
+        let kept = self.current(s).min(self.ceiling_for(s.last_change, now));
+        self.next_after(s, kept, now)
+    }
+
+    fn next_after(&self, s: &FolderSchedule, interval: Duration, now: Timestamp) -> FolderSchedule {
+        let mut next = FolderSchedule {
             interval,
             next_due: now.plus(interval),
-            last_change: s.last_change,
-            hold_until: s.hold_until,
             force_refresh: false,
             // The listing equals the stored one again: whatever was settling is moot.
             settling: None,
+            listed: Some(now),
+            ..*s
+        };
+        if let Some((start, end)) = self.window(s, now) {
+            if now >= start && now <= end {
+                next.interval = self.base();
+                next.next_due = now.plus(self.base());
+            } else if start > now {
+                next.next_due = next.next_due.min(start);
+            }
         }
+        next
+    }
+
+    /// The window around a folder's next expected change, from its cadence: the next
+    /// `burst + k × cadence` whose window has not ended, a tenth of the cadence either
+    /// side (30 minutes to 12 hours). `None` without a cadence.
+    pub fn window(&self, s: &FolderSchedule, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
+        let (burst, cadence) = (s.burst?, s.cadence?);
+        if cadence < BURST {
+            return None;
+        }
+        let tolerance =
+            (cadence / 10).clamp(Duration::from_secs(1800), Duration::from_secs(12 * 3600));
+        let cad = cadence.as_secs().max(1) as i64;
+        // The first expected change whose window ends after now.
+        let since = now.as_secs() - tolerance.as_secs() as i64 - burst.as_secs();
+        let k = if since <= 0 {
+            1
+        } else {
+            (since + cad - 1) / cad
+        }
+        .max(1);
+        let expected = Timestamp::from_secs(burst.as_secs().saturating_add(k.saturating_mul(cad)));
+        Some((expected.minus(tolerance), expected.plus(tolerance)))
     }
 
     /// The schedule of a folder whose listing failed: due again after its current
@@ -171,6 +319,41 @@ impl Schedule {
             ..*s
         }
     }
+}
+
+/// The start of the newest burst of `times` (sorted) and, when the bursts before it
+/// came at regular gaps (at least three bursts, the longest of the last gaps at most
+/// one and a half times the shortest), the median gap.
+fn cadence_of(times: &[Timestamp]) -> (Option<Timestamp>, Option<Duration>) {
+    let mut starts: Vec<Timestamp> = Vec::new();
+    let mut last: Option<Timestamp> = None;
+    for t in times {
+        if last.is_none_or(|l| t.since(l) >= BURST) {
+            starts.push(*t);
+        }
+        last = Some(*t);
+    }
+    let burst = starts.last().copied();
+    // The last few gaps: a show's rhythm now, not when it began years ago.
+    let gaps: Vec<Duration> = starts
+        .windows(2)
+        .rev()
+        .take(4)
+        .map(|w| w[1].since(w[0]))
+        .collect();
+    if gaps.len() < 2 {
+        return (burst, None);
+    }
+    let (min, max) = (
+        gaps.iter().min().copied().unwrap_or_default(),
+        gaps.iter().max().copied().unwrap_or_default(),
+    );
+    if min.is_zero() || max > min.mul_f64(1.5) {
+        return (burst, None);
+    }
+    let mut sorted = gaps.clone();
+    sorted.sort();
+    (burst, Some(sorted[sorted.len() / 2]))
 }
 
 /// How far apart the first due times of a baseline's folders are (see
@@ -188,7 +371,7 @@ pub struct Settling {
 }
 
 /// One folder's schedule, as the store keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FolderSchedule {
     /// The current poll interval. Zero means unknown (a store migrated from before
     /// scheduling) and counts as the ceiling.
@@ -203,9 +386,32 @@ pub struct FolderSchedule {
     pub force_refresh: bool,
     /// A change held back by the settle time.
     pub settling: Option<Settling>,
+    /// The start of the latest burst of changes (changes less than [`BURST`] apart).
+    pub burst: Option<Timestamp>,
+    /// The gap between bursts, when they come regularly (a weekly show: a week).
+    pub cadence: Option<Duration>,
+    /// When the folder was last listed; `None` when unknown (an older store).
+    pub listed: Option<Timestamp>,
 }
 
 impl FolderSchedule {
+    /// The changes expected since the folder was last listed: the time since then
+    /// over its typical gap between changes (its cadence, else the age of its last
+    /// change, at least an hour; a folder never seen changing counts as changing once
+    /// in ten of its intervals). What spare listings rank by.
+    pub fn expected(&self, now: Timestamp) -> f64 {
+        let listed = self
+            .listed
+            .unwrap_or_else(|| self.next_due.minus(self.interval));
+        let since = now.since(listed).as_secs_f64();
+        let gap = match (self.cadence, self.last_change) {
+            (Some(c), _) => c.as_secs_f64(),
+            (None, Some(c)) => now.since(c).as_secs_f64(),
+            (None, None) => self.interval.as_secs_f64() * 10.0,
+        };
+        since / gap.max(3600.0)
+    }
+
     /// This schedule made due by `now` at the latest, with `force_refresh` added when
     /// `force` is set. An earlier due time is kept, so a promotion never pushes a
     /// folder back in the queue.
@@ -217,7 +423,7 @@ impl FolderSchedule {
 }
 
 /// Counts for `status`: how the schedule of one watch looks now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ScheduleSummary {
     /// Folders with a schedule.
@@ -234,7 +440,16 @@ pub struct ScheduleSummary {
     pub forced: u64,
     /// Folders holding a change back for the settle time.
     pub settling: u64,
+    /// Folders per interval band: up to 15 minutes, up to an hour, up to 6 hours, up to
+    /// a day, longer.
+    pub bands: [u64; 5],
+    /// Listings a day the schedule is on course to spend: the sum of a day over each
+    /// folder's interval.
+    pub calls_per_day: f64,
 }
+
+/// The upper bounds of [`ScheduleSummary::bands`], in seconds (the last band is open).
+pub const BANDS: [u64; 4] = [15 * 60, 3600, 6 * 3600, 86_400];
 
 /// A token bucket of listing calls over virtual or real time: `calls` per `per`, with
 /// at most one window's worth saved up.
@@ -348,6 +563,160 @@ mod tests {
         assert!(dues.iter().all(|d| (1..=1000).contains(d)));
         assert!(dues.iter().filter(|d| **d <= 500).count() > 50);
         assert!(dues.iter().filter(|d| **d > 500).count() > 50);
+    }
+
+    const H: i64 = 3600;
+    const D: i64 = 86_400;
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp::from_secs(s)
+    }
+
+    #[test]
+    fn a_baseline_starts_from_the_age_of_the_newest_entry() {
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(300))
+            .with_max_interval(Duration::from_secs(D as u64));
+        let now = ts(1_800_000_000);
+        let first =
+            |ages: &[i64]| s.first(ages.iter().map(|a| Some(ts(now.as_secs() - a))), 0, now);
+        // Minutes old: the base. A sixteenth of the age in between; two weeks or less:
+        // at most the active ceiling (1 h); a year: the ceiling.
+        assert_eq!(first(&[60]).interval.as_secs(), 300);
+        assert_eq!(first(&[8 * H]).interval.as_secs(), 1800);
+        assert_eq!(first(&[5 * D]).interval.as_secs(), 3600);
+        assert_eq!(first(&[365 * D]).interval.as_secs(), D as u64);
+        assert_eq!(
+            first(&[365 * D, 60]).interval.as_secs(),
+            300,
+            "the newest counts"
+        );
+        let f = first(&[8 * H]);
+        assert!(
+            f.next_due > now && f.next_due <= now.plus(f.interval),
+            "{f:?}"
+        );
+        assert_eq!(f.last_change, Some(ts(now.as_secs() - 8 * H)));
+        // No mtimes at all: the ceiling, spread, as before.
+        let none = s.first([None, None], 3, now);
+        assert_eq!(none, s.recorded(3, now));
+        // An entry from the future (another clock) is new, not an error.
+        assert_eq!(first(&[-3600]).interval.as_secs(), 300);
+    }
+
+    #[test]
+    fn regular_bursts_in_a_listing_give_a_cadence_and_a_window() {
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(300))
+            .with_max_interval(Duration::from_secs(D as u64));
+        let now = ts(1_800_000_000);
+        // A weekly show: an episode each week and its subtitles ten minutes later.
+        let mut mtimes = Vec::new();
+        for w in 1..=4 {
+            let t = now.as_secs() - w * 7 * D + 2 * D;
+            mtimes.push(Some(ts(t)));
+            mtimes.push(Some(ts(t + 600)));
+        }
+        let f = s.first(mtimes.clone(), 0, now);
+        assert_eq!(f.cadence, Some(Duration::from_secs(7 * D as u64)));
+        let expected = f.burst.unwrap().plus(Duration::from_secs(7 * D as u64));
+        let (start, end) = s.window(&f, now).unwrap();
+        assert_eq!(start, expected.minus(Duration::from_secs(12 * H as u64)));
+        assert_eq!(end, expected.plus(Duration::from_secs(12 * H as u64)));
+        // Between episodes it grows, but is never due after the window opens...
+        let mut g = f;
+        let mut t = now;
+        while t < start {
+            g = s.unchanged(&g, t);
+            assert!(g.next_due <= start.max(t.plus(s.base())), "{g:?} at {t}");
+            t = g.next_due;
+        }
+        // ...and inside the window it is listed at the base interval.
+        let inside = s.unchanged(&g, start.plus(Duration::from_secs(60)));
+        assert_eq!(inside.interval.as_secs(), 300);
+        // Irregular gaps are no cadence.
+        let irregular = [D, 3 * D, 10 * D, 11 * D].map(|a| Some(ts(now.as_secs() - a)));
+        assert_eq!(s.first(irregular, 0, now).cadence, None);
+    }
+
+    #[test]
+    fn bursts_not_single_changes_set_the_cadence() {
+        let s = Schedule::default().with_max_interval(Duration::from_secs(D as u64));
+        let t0 = ts(1_800_000_000);
+        let ep1 = s.changed(t0);
+        let sub1 = s.changed_again(&ep1, t0.plus(Duration::from_secs(600)));
+        assert_eq!(
+            sub1.burst,
+            Some(t0),
+            "subtitles belong to the episode's burst"
+        );
+        let ep2 = s.changed_again(&sub1, t0.plus(Duration::from_secs(7 * D as u64)));
+        assert_eq!(ep2.cadence, Some(Duration::from_secs(7 * D as u64)));
+        let sub2 = s.changed_again(&ep2, t0.plus(Duration::from_secs(7 * D as u64 + 300)));
+        assert_eq!(
+            sub2.cadence, ep2.cadence,
+            "a quick second change keeps the cadence"
+        );
+        // An episode a little late: averaged, not replaced.
+        let ep3 = s.changed_again(
+            &sub2,
+            t0.plus(Duration::from_secs(14 * D as u64 + 4 * H as u64)),
+        );
+        let c = ep3.cadence.unwrap().as_secs() as i64;
+        assert!(c > 7 * D && c < 7 * D + 4 * H, "{c}");
+    }
+
+    #[test]
+    fn a_folder_that_changed_in_the_last_two_weeks_waits_at_most_an_hour() {
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(300))
+            .with_max_interval(Duration::from_secs(D as u64));
+        let t0 = ts(1_800_000_000);
+        let mut f = s.changed(t0);
+        let mut t = t0;
+        while t.since(t0) <= ACTIVE_WINDOW + Duration::from_secs(D as u64) {
+            t = f.next_due;
+            f = s.unchanged(&f, t);
+            if t.since(t0) < ACTIVE_WINDOW {
+                assert!(f.interval.as_secs() <= 3600, "{f:?}");
+            }
+        }
+        assert!(t.since(t0) > ACTIVE_WINDOW);
+        assert_eq!(f.interval.as_secs(), D as u64, "then the ceiling again");
+        // A spare listing that finds nothing keeps the interval.
+        let g = s.unchanged_early(&f, t.plus(Duration::from_secs(60)));
+        assert_eq!(g.interval, f.interval);
+        assert_eq!(g.listed, Some(t.plus(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn expected_changes_rank_active_folders_first() {
+        let now = ts(1_800_000_000);
+        let listed = Some(now.minus(Duration::from_secs(H as u64)));
+        let active = FolderSchedule {
+            last_change: Some(now.minus(Duration::from_secs(D as u64))),
+            listed,
+            interval: Duration::from_secs(3600),
+            ..FolderSchedule::default()
+        };
+        let old = FolderSchedule {
+            last_change: Some(now.minus(Duration::from_secs(1000 * D as u64))),
+            ..active
+        };
+        let weekly = FolderSchedule {
+            cadence: Some(Duration::from_secs(7 * D as u64)),
+            ..old
+        };
+        assert!(active.expected(now) > weekly.expected(now));
+        assert!(weekly.expected(now) > old.expected(now));
+        let later = FolderSchedule {
+            listed: Some(now.minus(Duration::from_secs(10 * H as u64))),
+            ..active
+        };
+        assert!(
+            later.expected(now) > active.expected(now),
+            "longer unlisted, more expected"
+        );
     }
 
     #[test]

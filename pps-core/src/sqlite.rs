@@ -21,7 +21,7 @@
 use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
-use crate::schedule::duration_secs;
+use crate::schedule::{BANDS, duration_secs};
 use crate::store::{
     Commit, FolderRecord, FolderSchedule, MtimeStore, QueuedScan, ScheduleSummary, ScopeId,
     Settling, StoreStats,
@@ -86,6 +86,11 @@ const MIGRATIONS: &[&str] = &[
         FROM folders;",
     // v3: when a failed scan is tried again, for `status`.
     "ALTER TABLE outbox ADD COLUMN next_try INTEGER;",
+    // v4: cadences (the start of the latest burst of changes, the gap between bursts)
+    // and when each folder was last listed, for spare listings.
+    "ALTER TABLE schedule ADD COLUMN burst INTEGER;
+     ALTER TABLE schedule ADD COLUMN cadence INTEGER;
+     ALTER TABLE schedule ADD COLUMN listed INTEGER;",
 ];
 
 /// The newest schema version this build reads and writes.
@@ -555,6 +560,11 @@ fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderS
         hold_until: row.get::<_, Option<i64>>(at + 3)?.map(Timestamp::from_secs),
         force_refresh: row.get(at + 4)?,
         settling,
+        burst: row.get::<_, Option<i64>>(at + 7)?.map(Timestamp::from_secs),
+        cadence: row
+            .get::<_, Option<i64>>(at + 8)?
+            .map(|c| std::time::Duration::from_secs(c.max(0) as u64)),
+        listed: row.get::<_, Option<i64>>(at + 9)?.map(Timestamp::from_secs),
     })
 }
 
@@ -688,8 +698,8 @@ impl MtimeStore for SqliteStore {
             }
             let mut sched = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(err)?;
             for (path, s) in &commit.schedules {
@@ -706,6 +716,9 @@ impl MtimeStore for SqliteStore {
                         s.force_refresh,
                         s.settling.map(|x| x.fingerprint.0.to_vec()),
                         s.settling.map(|x| x.since.as_secs()),
+                        s.burst.map(Timestamp::as_secs),
+                        s.cadence.map(duration_secs),
+                        s.listed.map(Timestamp::as_secs),
                     ])
                     .map_err(err)?;
             }
@@ -745,7 +758,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since FROM schedule
+                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed FROM schedule
                  WHERE scope = ?1 AND path = ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -763,7 +776,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since FROM schedule
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed FROM schedule
                  WHERE scope = ?1 AND due <= ?2 ORDER BY due, path LIMIT ?3",
             )
             .map_err(|e| self.err(e))?;
@@ -788,9 +801,23 @@ impl MtimeStore for SqliteStore {
         conn.query_row(
             "SELECT count(*), coalesce(sum(due <= ?2), 0), coalesce(sum(due <= ?3), 0),
                     coalesce(max(interval), 0), min(due), coalesce(sum(force), 0),
-                    coalesce(sum(settle_fp IS NOT NULL), 0)
+                    coalesce(sum(settle_fp IS NOT NULL), 0),
+                    coalesce(sum(interval > 0 AND interval <= ?4), 0),
+                    coalesce(sum(interval > ?4 AND interval <= ?5), 0),
+                    coalesce(sum(interval > ?5 AND interval <= ?6), 0),
+                    coalesce(sum(interval > ?6 AND interval <= ?7), 0),
+                    coalesce(sum(interval = 0 OR interval > ?7), 0),
+                    coalesce(sum(CASE WHEN interval > 0 THEN 86400.0 / interval ELSE 1.0 END), 0.0)
              FROM schedule WHERE scope = ?1",
-            params![scope.0, now.as_secs(), horizon.as_secs()],
+            params![
+                scope.0,
+                now.as_secs(),
+                horizon.as_secs(),
+                BANDS[0] as i64,
+                BANDS[1] as i64,
+                BANDS[2] as i64,
+                BANDS[3] as i64
+            ],
             |r| {
                 let count = |i: usize| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
                 Ok(ScheduleSummary {
@@ -801,6 +828,8 @@ impl MtimeStore for SqliteStore {
                     next_due: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_secs),
                     forced: count(5)?,
                     settling: count(6)?,
+                    bands: [count(7)?, count(8)?, count(9)?, count(10)?, count(11)?],
+                    calls_per_day: r.get(12)?,
                 })
             },
         )
@@ -861,6 +890,21 @@ impl MtimeStore for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn schedules(&self, scope: ScopeId) -> Result<Vec<(String, FolderSchedule)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed
+                 FROM schedule WHERE scope = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([scope.0], |r| Ok((r.get(0)?, read_schedule(r, 1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
     fn nearest_schedule(
         &self,
         scope: ScopeId,
@@ -875,7 +919,7 @@ impl MtimeStore for SqliteStore {
         for chunk in candidates.chunks(500).rev() {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed
                  FROM schedule WHERE scope = ?1 AND path IN ({}) ORDER BY length(path) DESC LIMIT 1",
                 marks.join(", ")
             );

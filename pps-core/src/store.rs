@@ -163,6 +163,10 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
         self.stats().map(|_| ())
     }
 
+    /// Every folder schedule of `scope`: what spare listings are ranked from. Scales
+    /// with the folders stored; the engine calls it about once a minute per watch.
+    fn schedules(&self, scope: ScopeId) -> Result<Vec<(String, FolderSchedule)>>;
+
     /// Up to `limit` folders of `scope` whose `next_due` is at or before `now`, with
     /// their schedules, oldest due first (ties by path, so the order is stable).
     ///

@@ -569,10 +569,7 @@ fn sched(due: i64, interval: u64) -> FolderSchedule {
     FolderSchedule {
         interval: Duration::from_secs(interval),
         next_due: Timestamp::from_secs(due),
-        last_change: None,
-        hold_until: None,
-        force_refresh: false,
-        settling: None,
+        ..FolderSchedule::default()
     }
 }
 
@@ -602,6 +599,9 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
             fingerprint: record(7).fingerprint,
             since: Timestamp::from_secs(1_699_999_500),
         }),
+        burst: Some(Timestamp::from_secs(1_699_998_000)),
+        cadence: Some(Duration::from_secs(7 * 86_400)),
+        listed: Some(Timestamp::from_secs(1_699_999_900)),
     };
     let commit = Commit {
         folders: vec![("/a".into(), record(1)), ("/a/TV".into(), record(2))],
@@ -646,6 +646,15 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         "more candidates than one query takes"
     );
     store.check_writable().expect("a fresh store is writable");
+    let mut all = store.schedules(a).expect("schedules");
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        all.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        ["/a", "/a/TV", "/a/TV Shows", "/a/TV/S1", "/a/TV/S2"],
+        "every schedule of the scope, no other's"
+    );
+    assert_eq!(all[1].1, full);
+    assert!(store.schedules(b).expect("schedules").is_empty());
     assert_eq!(
         store.schedule(a, "/a/TV Shows").expect("schedule"),
         Some(sched(100, 0)),

@@ -22,6 +22,11 @@ pub enum EntryKind {
 pub struct Mtime(i64);
 
 impl Mtime {
+    /// The whole second it falls in, as the scheduler's clock counts.
+    pub fn to_timestamp(self) -> crate::clock::Timestamp {
+        crate::clock::Timestamp::from_secs(self.0.div_euclid(1_000_000_000))
+    }
+
     /// From nanoseconds since the Unix epoch.
     pub const fn from_nanos(nanos: i64) -> Self {
         Mtime(nanos)

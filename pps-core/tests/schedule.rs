@@ -653,3 +653,63 @@ async fn a_created_folder_left_due_is_reported_again_when_first_recorded() {
         );
     }
 }
+
+#[tokio::test]
+async fn spare_budget_goes_to_the_likeliest_folders_and_never_beyond_it() {
+    let rig = Rig::memory();
+    for i in 0..40 {
+        rig.source
+            .inner
+            .write_file(&format!("/w/Old {i:02}/a.mkv"), 1);
+    }
+    rig.source.inner.write_file("/w/Airing/S01/e1.mkv", 1);
+    rig.engine.pass(&rig.watch).await.unwrap();
+    // Known history: the airing season changed a day ago, the rest years ago; nothing
+    // is due for an hour.
+    let now = rig.now();
+    let mut commit = pps_core::store::Commit::default();
+    for (p, mut s) in rig.store.schedules(rig.scope).unwrap() {
+        s.next_due = now.plus(Duration::from_secs(3600));
+        s.interval = Duration::from_secs(3600);
+        s.listed = Some(now);
+        s.last_change = Some(if p == "/w/Airing/S01" {
+            now.minus(Duration::from_secs(86_400))
+        } else {
+            now.minus(Duration::from_secs(1000 * 86_400))
+        });
+        commit.schedules.push((p, s));
+    }
+    rig.store.commit(rig.scope, &commit).unwrap();
+    rig.advance(20 * MIN);
+    rig.source.take_listed();
+    // Nothing is due: without spare budget, nothing is listed.
+    let r = rig.engine.pass_due(&rig.watch, 10).await.unwrap();
+    assert_eq!(r.folders_listed, 0);
+    // With it, the airing season first, and never more than was given.
+    rig.source.inner.write_file("/w/Airing/S01/e2.mkv", 1);
+    let r = rig.engine.pass_due_spare(&rig.watch, 10, 3).await.unwrap();
+    assert_eq!(r.folders_spare, 3);
+    assert_eq!(r.folders_listed, 3, "the budget given, no more");
+    let listed = rig.source.take_listed();
+    assert!(listed.contains(&"/w/Airing/S01".to_owned()), "{listed:?}");
+    assert_eq!(
+        r.changes,
+        vec![Change::new("/w/Airing/S01/e2.mkv", Update::Created, false)],
+        "a spare listing reports what it finds"
+    );
+    // A spare listing that finds nothing keeps the folder's interval.
+    let other = listed
+        .iter()
+        .find(|p| p.starts_with("/w/Old"))
+        .expect("an old folder got a spare listing too");
+    assert_eq!(rig.interval(other), 3600);
+    // A folder just listed is not listed again before a base interval passed.
+    let r = rig
+        .engine
+        .pass_due_spare(&rig.watch, 100, 100)
+        .await
+        .unwrap();
+    let again = rig.source.take_listed();
+    assert!(!again.iter().any(|p| listed.contains(p)), "{again:?}");
+    assert!(r.folders_spare <= 100);
+}
