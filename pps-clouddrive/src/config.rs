@@ -114,10 +114,11 @@ impl CloudDriveConfig {
         if !scheme_ok {
             return invalid("url", "the cd2 url must start with http:// or https://");
         }
-        if !(self.max_queries_per_second.is_finite() && self.max_queries_per_second > 0.0) {
+        let qps = self.max_queries_per_second;
+        if !(qps.is_finite() && qps > 0.0 && qps <= 1000.0) {
             return invalid(
                 "max_queries_per_second",
-                "max_queries_per_second must be a positive number",
+                &format!("must be above 0 and at most 1000, not {qps}"),
             );
         }
         if self.burst == 0 {
@@ -139,7 +140,101 @@ impl CloudDriveConfig {
 
     /// The url as it may appear in errors and logs: user info and query removed.
     pub fn display_url(&self) -> String {
-        redact_url(&self.url)
+        pps_core::secret::redact_url(&self.url)
+    }
+}
+
+/// The keys of a `[sources.NAME]` table of kind `clouddrive2`, as written: the
+/// credentials are three flat keys there, one [`Auth`] here. Every key may be left out;
+/// [`CloudDriveConfig::default`] holds every default.
+#[derive(serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Toml {
+    url: String,
+    api_token: Option<Secret>,
+    username: Option<String>,
+    password: Option<Secret>,
+    max_queries_per_second: f64,
+    burst: u32,
+    retries: u32,
+    #[serde(deserialize_with = "pps_core::duration::serde")]
+    timeout: Duration,
+    push: bool,
+    #[serde(deserialize_with = "pps_core::duration::serde")]
+    backoff: Duration,
+    #[serde(deserialize_with = "pps_core::duration::serde")]
+    throttle_backoff: Duration,
+    #[serde(deserialize_with = "pps_core::duration::serde")]
+    max_backoff: Duration,
+    #[serde(deserialize_with = "pps_core::duration::serde")]
+    throttle_cooldown: Duration,
+}
+
+impl Default for Toml {
+    fn default() -> Self {
+        let d = CloudDriveConfig::default();
+        Toml {
+            url: String::new(),
+            api_token: None,
+            username: None,
+            password: None,
+            max_queries_per_second: d.max_queries_per_second,
+            burst: d.burst,
+            retries: d.retries,
+            timeout: d.timeout,
+            push: d.push,
+            backoff: d.backoff,
+            throttle_backoff: d.throttle_backoff,
+            max_backoff: d.max_backoff,
+            throttle_cooldown: d.throttle_cooldown,
+        }
+    }
+}
+
+impl TryFrom<Toml> for CloudDriveConfig {
+    type Error = String;
+
+    fn try_from(t: Toml) -> std::result::Result<Self, String> {
+        let auth = match (t.api_token, t.username, t.password) {
+            (Some(_), Some(_), _) => {
+                return Err("give either `api_token` or `username`/`password`, not both".to_owned());
+            }
+            (Some(token), None, _) => Auth::ApiToken(token),
+            (None, Some(username), Some(password)) => Auth::Password { username, password },
+            (None, Some(_), None) | (None, None, Some(_)) => {
+                return Err(
+                    "`password` and `username` go together: give both, or an `api_token`"
+                        .to_owned(),
+                );
+            }
+            (None, None, None) => Auth::None,
+        };
+        if t.url.trim().is_empty() {
+            return Err("`url` is required, e.g. http://127.0.0.1:19798".to_owned());
+        }
+        Ok(CloudDriveConfig {
+            url: t.url,
+            auth,
+            max_queries_per_second: t.max_queries_per_second,
+            burst: t.burst,
+            retries: t.retries,
+            timeout: t.timeout,
+            push: t.push,
+            backoff: t.backoff,
+            throttle_backoff: t.throttle_backoff,
+            max_backoff: t.max_backoff,
+            throttle_cooldown: t.throttle_cooldown,
+        })
+    }
+}
+
+/// Reads the keys of a `[sources.NAME]` table (all but `kind` and pps's own
+/// `concurrency` and `max_calls_per_day`), with the defaults of
+/// [`CloudDriveConfig::default`]. Unknown keys are errors; durations are text (`"60s"`).
+impl<'de> serde::Deserialize<'de> for CloudDriveConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let t = Toml::deserialize(d)?;
+        CloudDriveConfig::try_from(t).map_err(serde::de::Error::custom)
     }
 }
 
@@ -158,25 +253,6 @@ impl fmt::Debug for CloudDriveConfig {
             .field("max_backoff", &self.max_backoff)
             .field("throttle_cooldown", &self.throttle_cooldown)
             .finish()
-    }
-}
-
-/// Strips `user:password@` and any `?query` or `#fragment` from a url, so a token a user
-/// put there never reaches a log or an error.
-pub(crate) fn redact_url(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or(url);
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    match scheme {
-        Some(scheme) => format!("{scheme}://{host}{path}"),
-        None => format!("{host}{path}"),
     }
 }
 

@@ -212,11 +212,7 @@ pub(crate) struct Counters {
     pub(crate) lookups: AtomicU64,
     pub(crate) throttled: AtomicU64,
     pub(crate) transient: AtomicU64,
-    pub(crate) retries: AtomicU64,
     pub(crate) logins: AtomicU64,
-    pub(crate) rate_lowered: AtomicU64,
-    /// Time calls spent waiting for the rate limiter.
-    pub(crate) waited_nanos: AtomicU64,
     /// How long each `GetSubFiles` call took on the wire (its own time, from sending
     /// the request to the last reply), limiter waits excluded.
     pub(crate) listing_latency: Histogram,
@@ -325,17 +321,17 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> Stats {
+    pub(crate) fn snapshot(&self, layers: &pps_core::layers::LayerStats) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             listings: get(&self.listings),
             lookups: get(&self.lookups),
             throttled: get(&self.throttled),
             transient: get(&self.transient),
-            retries: get(&self.retries),
+            retries: layers.retries(),
             logins: get(&self.logins),
-            rate_lowered: get(&self.rate_lowered),
-            limiter_wait: Duration::from_nanos(get(&self.waited_nanos)),
+            rate_lowered: layers.rate_lowered(),
+            limiter_wait: layers.limiter_wait(),
         }
     }
 }
@@ -360,32 +356,6 @@ pub struct Stats {
     pub rate_lowered: u64,
     /// Time calls spent waiting for the rate limiter, summed over calls.
     pub limiter_wait: Duration,
-}
-
-/// A small random number source for backoff jitter. Seeded from std's per-process
-/// random hash keys, so it needs no extra dependency; jitter needs no cryptography.
-#[derive(Debug)]
-pub(crate) struct Jitter(std::sync::Mutex<u64>);
-
-impl Jitter {
-    pub(crate) fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x9e37_79b9_7f4a_7c15);
-        Jitter(std::sync::Mutex::new(h.finish() | 1))
-    }
-
-    /// A value in `[0, 1)`.
-    pub(crate) fn next_f64(&self) -> f64 {
-        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        // xorshift64*
-        let mut x = *state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        *state = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 #[cfg(test)]
@@ -458,14 +428,5 @@ mod tests {
         assert_eq!(d.count(), 1);
         assert_eq!(d.percentile(0.5), Duration::from_secs(3));
         assert_eq!(Latency::default().percentile(0.5), Duration::ZERO);
-    }
-
-    #[test]
-    fn jitter_stays_in_range() {
-        let j = Jitter::new();
-        for _ in 0..1000 {
-            let x = j.next_f64();
-            assert!((0.0..1.0).contains(&x));
-        }
     }
 }

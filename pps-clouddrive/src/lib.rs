@@ -32,7 +32,6 @@
 mod client;
 mod config;
 mod core;
-mod layers;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod push;
@@ -51,7 +50,7 @@ pub mod proto {
 pub use crate::client::{CloudDriveClient, SystemInfo};
 pub use crate::config::{Auth, CloudDriveConfig};
 pub use crate::core::{Latency, Stats};
-pub use crate::layers::{RateLimit, RateLimitPolicy, Retry, RetryPolicy};
+pub use pps_core::layers::{RateLimit, RateLimitPolicy, Retry, RetryPolicy};
 
 use crate::core::Counters;
 use async_trait::async_trait;
@@ -66,6 +65,7 @@ use std::sync::Arc;
 pub struct CloudDrive {
     stack: Retry<RateLimit<CloudDriveClient>>,
     counters: Arc<Counters>,
+    layers: Arc<pps_core::layers::LayerStats>,
 }
 
 impl fmt::Debug for CloudDrive {
@@ -91,11 +91,13 @@ impl CloudDrive {
             config.throttle_backoff,
             config.max_backoff,
         );
+        let layers = Arc::new(pps_core::layers::LayerStats::default());
         let client = CloudDriveClient::with_counters(config, counters.clone())?;
-        let limited = RateLimit::with_counters(client, rate, counters.clone());
+        let limited = RateLimit::with_stats(client, rate, layers.clone());
         Ok(CloudDrive {
-            stack: Retry::with_counters(limited, retry, counters.clone()),
+            stack: Retry::with_stats(limited, retry, layers.clone()),
             counters,
+            layers,
         })
     }
 
@@ -134,7 +136,7 @@ impl CloudDrive {
 
     /// Counters since this source was made.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        self.counters.snapshot(&self.layers)
     }
 
     /// The rate in force now (lower than configured for a while after throttling).

@@ -8,12 +8,13 @@
 //! source of truth either way.
 
 use crate::client::ClientInner;
-use crate::core::{Jitter, Phase, parse_error};
+use crate::core::{Phase, parse_error};
 use crate::proto::cloud_drive_push_message::{Data, MessageType};
 use crate::proto::file_system_change::ChangeType;
 use crate::proto::{CloudDrivePushMessage, FileSystemChange};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use pps_core::layers::Jitter;
 use pps_core::{ErrorKind, Hint};
 use std::sync::Arc;
 use std::time::Duration;

@@ -73,8 +73,11 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod duration;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "layers")]
+pub mod layers;
 pub mod listing;
 pub mod local;
 pub mod mapping;

@@ -776,3 +776,61 @@ pub async fn target_conformance(
     assert_eq!(got, want, "the server received exactly the requests");
     target.libraries().await.expect("libraries");
 }
+
+/// How the server behind a target is made to answer, for [`target_outcome_conformance`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Overloaded or down for a moment (5xx, a timeout, exit status 75): retry later.
+    Temporary,
+    /// The credentials refused (401/403, a permanent failure): never retried.
+    Refused,
+    /// Reachable, but no library holds the path.
+    NoLibrary,
+}
+
+/// The failure half of the target conformance suite: `target_for(answer)` gives a target
+/// whose server answers that way (the test sets up its mock accordingly; `None` when the
+/// target has no such case, as a command has no libraries). One `request` is scanned
+/// against each, and the outcome must be what [`ScanTarget::scan`] promises: a
+/// temporary error to retry, a permanent one to park, and for a path in no library a
+/// permanent `Rejected` error that says so.
+pub async fn target_outcome_conformance<F, Fut>(target_for: F, request: ScanRequest)
+where
+    F: Fn(Answer) -> Fut,
+    Fut: std::future::Future<Output = Option<Arc<dyn ScanTarget>>>,
+{
+    for answer in [Answer::Temporary, Answer::Refused, Answer::NoLibrary] {
+        let Some(target) = target_for(answer).await else {
+            continue;
+        };
+        let results = target.scan(std::slice::from_ref(&request)).await;
+        assert_eq!(results.len(), 1, "{answer:?}: one result per request");
+        let err = results
+            .into_iter()
+            .next()
+            .and_then(|r| r.err())
+            .unwrap_or_else(|| panic!("{answer:?}: the scan must fail"));
+        match answer {
+            Answer::Temporary => {
+                assert!(err.is_temporary(), "{answer:?}: retried later, got {err}");
+            }
+            Answer::Refused => {
+                assert!(!err.is_temporary(), "{answer:?}: parked, got {err}");
+                assert!(
+                    matches!(
+                        err.kind(),
+                        ErrorKind::Unauthenticated
+                            | ErrorKind::PermissionDenied
+                            | ErrorKind::Rejected
+                    ),
+                    "{answer:?}: {err}"
+                );
+            }
+            Answer::NoLibrary => {
+                assert!(!err.is_temporary(), "{answer:?}: parked, got {err}");
+                assert_eq!(err.kind(), ErrorKind::Rejected, "{answer:?}: {err}");
+                assert!(err.message().contains("no library"), "{answer:?}: {err}");
+            }
+        }
+    }
+}

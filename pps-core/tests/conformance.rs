@@ -241,3 +241,24 @@ async fn json_lines_target_says_when_its_reader_went_away() {
     // And at once for a caller that asks later.
     t.closed().await;
 }
+
+#[tokio::test]
+async fn memory_target_failures() {
+    use pps_core::testing::Answer;
+    testing::target_outcome_conformance(
+        |answer| async move {
+            let t = MemoryTarget::new(Capabilities::files(2));
+            let err = match answer {
+                Answer::Temporary => pps_core::Error::new(pps_core::ErrorKind::Unavailable, "503"),
+                Answer::Refused => {
+                    pps_core::Error::new(pps_core::ErrorKind::Unauthenticated, "401").permanent()
+                }
+                Answer::NoLibrary => pps_core::target::not_in_any_library("/tv/x"),
+            };
+            t.script([Some(err)]);
+            Some(Arc::new(t) as Arc<dyn pps_core::ScanTarget>)
+        },
+        requests().remove(0),
+    )
+    .await;
+}

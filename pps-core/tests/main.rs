@@ -1,7 +1,11 @@
 //! Integration tests of pps-core: one test binary, so it links once.
 
+// Test helpers are documented by the tests that use them.
+#![allow(missing_docs)]
+
 mod conformance;
 mod engine;
+mod layers;
 mod props;
 mod schedule;
 mod store;

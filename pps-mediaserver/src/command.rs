@@ -16,8 +16,11 @@ pub const EXIT_TEMPORARY: i32 = 75;
 /// How much of the end of stderr goes into an error.
 const STDERR_TAIL_CHARS: usize = 500;
 
-/// What to run for a scan.
-#[derive(Clone)]
+/// What to run for a scan. As read from a `[targets.NAME]` table of kind `command`
+/// (every key but `kind`, `path_mapping` and `scan_files`), with the defaults of
+/// [`CommandConfig::default`]; durations are text (`"60s"`).
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CommandConfig {
     /// The program: a path, or a bare name looked up in `PATH`. Run directly, never
     /// through a shell, so paths with `&`, `;` or spaces arrive intact.
@@ -25,6 +28,7 @@ pub struct CommandConfig {
     /// Fixed arguments, placed before the paths.
     pub args: Vec<String>,
     /// The longest one run may take; then the program is killed and the scan retried.
+    #[serde(deserialize_with = "pps_core::duration::serde")]
     pub timeout: Duration,
     /// The most paths given to one run (at least 1).
     pub max_batch: usize,
@@ -34,16 +38,45 @@ pub struct CommandConfig {
     pub env: Vec<String>,
 }
 
-impl CommandConfig {
-    /// A config with no fixed arguments, a 60 s timeout and up to 50 paths per run.
-    pub fn new(program: impl Into<PathBuf>) -> Self {
+impl Default for CommandConfig {
+    /// No program yet; no fixed arguments, a 60 s timeout, up to 50 paths per run.
+    fn default() -> Self {
         CommandConfig {
-            program: program.into(),
+            program: PathBuf::new(),
             args: Vec::new(),
             timeout: Duration::from_secs(60),
             max_batch: 50,
             env: Vec::new(),
         }
+    }
+}
+
+impl CommandConfig {
+    /// A config with no fixed arguments, a 60 s timeout and up to 50 paths per run.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        CommandConfig {
+            program: program.into(),
+            ..CommandConfig::default()
+        }
+    }
+
+    /// Checks every value; a mistake is a `ConfigInvalid` error naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |key: &'static str, why: &str| {
+            Err(Error::new(ErrorKind::ConfigInvalid, why.to_owned())
+                .permanent()
+                .with("key", key))
+        };
+        if self.program.as_os_str().is_empty() {
+            return invalid("program", "`program` is required");
+        }
+        if self.timeout.is_zero() {
+            return invalid("timeout", "`timeout` must be above zero");
+        }
+        if self.max_batch == 0 {
+            return invalid("max_batch", "`max_batch` must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -84,20 +117,7 @@ impl CommandTarget {
     /// An empty program, a zero timeout or a `max_batch` of 0 is a `ConfigInvalid` error
     /// naming the key.
     pub fn new(config: CommandConfig) -> Result<Self> {
-        let invalid = |key: &'static str, why: &str| {
-            Err(Error::new(ErrorKind::ConfigInvalid, why.to_owned())
-                .permanent()
-                .with("key", key))
-        };
-        if config.program.as_os_str().is_empty() {
-            return invalid("program", "`program` is empty");
-        }
-        if config.timeout.is_zero() {
-            return invalid("timeout", "`timeout` must be above zero");
-        }
-        if config.max_batch == 0 {
-            return invalid("max_batch", "`max_batch` must be at least 1");
-        }
+        config.validate()?;
         Ok(CommandTarget { config })
     }
 

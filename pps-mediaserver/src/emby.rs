@@ -35,8 +35,11 @@ impl Flavor {
     }
 }
 
-/// How to reach an Emby or Jellyfin server.
-#[derive(Clone)]
+/// How to reach an Emby or Jellyfin server. As read from a `[targets.NAME]` table of
+/// kind `emby` or `jellyfin` (every key but `kind`, `path_mapping` and `scan_files`),
+/// with the defaults of [`EmbyConfig::default`]; durations are text (`"30s"`).
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EmbyConfig {
     /// Base URL, e.g. `http://nas:8096` (Emby also answers below `/emby`; a prefix is
     /// kept). No user, password or query: the key has its own field.
@@ -44,16 +47,31 @@ pub struct EmbyConfig {
     /// An API key made by an administrator (reading the libraries needs one).
     pub api_key: Secret,
     /// The longest one HTTP request may take.
+    #[serde(deserialize_with = "pps_core::duration::serde")]
     pub timeout: Duration,
     /// The most paths sent in one `/Library/Media/Updated` request (at least 1).
     pub max_batch: usize,
     /// How long the library list is trusted before it is read again. A path that no
     /// cached library contains re-reads it at once, whatever this says.
+    #[serde(deserialize_with = "pps_core::duration::serde")]
     pub libraries_ttl: Duration,
 }
 
 /// Jellyfin takes the same settings as Emby.
 pub type JellyfinConfig = EmbyConfig;
+
+impl Default for EmbyConfig {
+    /// No URL or key yet; timeout 30 s, batches of 100 paths, library TTL 5 min.
+    fn default() -> Self {
+        EmbyConfig {
+            url: String::new(),
+            api_key: Secret::default(),
+            timeout: Duration::from_secs(30),
+            max_batch: 100,
+            libraries_ttl: Duration::from_secs(300),
+        }
+    }
+}
 
 impl EmbyConfig {
     /// A config with the default timeout (30 s), batch size (100) and library TTL
@@ -62,17 +80,30 @@ impl EmbyConfig {
         EmbyConfig {
             url: url.into(),
             api_key: api_key.into(),
-            timeout: Duration::from_secs(30),
-            max_batch: 100,
-            libraries_ttl: Duration::from_secs(300),
+            ..EmbyConfig::default()
         }
+    }
+
+    /// Checks every value; a mistake is a `ConfigInvalid` error naming the key.
+    pub fn validate(&self) -> Result<()> {
+        crate::http::check_url_key(&self.url, "url")?;
+        crate::http::require(&self.api_key, "api_key")?;
+        crate::http::positive(self.timeout, "timeout")?;
+        if self.max_batch == 0 {
+            return Err(
+                Error::new(ErrorKind::ConfigInvalid, "`max_batch` must be at least 1")
+                    .permanent()
+                    .with("key", "max_batch"),
+            );
+        }
+        Ok(())
     }
 }
 
 impl fmt::Debug for EmbyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbyConfig")
-            .field("url", &http::redact_str(&self.url))
+            .field("url", &pps_core::secret::redact_url(&self.url))
             .field("api_key", &self.api_key)
             .field("timeout", &self.timeout)
             .field("max_batch", &self.max_batch)
@@ -153,13 +184,7 @@ fn update_type(update: Update) -> &'static str {
 
 impl EmbyLike {
     fn new(flavor: Flavor, config: EmbyConfig) -> Result<Self> {
-        if config.max_batch == 0 {
-            return Err(
-                Error::new(ErrorKind::ConfigInvalid, "`max_batch` must be at least 1")
-                    .permanent()
-                    .with("key", "max_batch"),
-            );
-        }
+        config.validate()?;
         let http = Http::new(
             flavor.service(),
             &config.url,

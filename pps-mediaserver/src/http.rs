@@ -238,21 +238,48 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// A URL as it may be shown: scheme, host, port and path, without user, password, query
 /// or fragment.
 pub(crate) fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    // Both calls only fail for URLs that cannot have credentials; nothing to strip then.
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string()
+    pps_core::secret::redact_url(url.as_str())
 }
 
-/// [`redact`] for a configured URL string that may not parse.
-pub(crate) fn redact_str(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(u) => redact(&u),
-        Err(_) => "<not a valid url>".to_owned(),
+/// A configured URL, checked: the error names `key` and never echoes a credential.
+pub(crate) fn check_url_key(url: &str, key: &'static str) -> Result<()> {
+    if url.trim().is_empty() {
+        return Err(
+            Error::new(ErrorKind::ConfigInvalid, format!("`{key}` is required"))
+                .permanent()
+                .with("key", key),
+        );
     }
+    pps_core::secret::check_url(url.trim()).map_err(|why| {
+        Error::new(ErrorKind::ConfigInvalid, why)
+            .permanent()
+            .with("key", key)
+    })
+}
+
+/// A credential that must be given.
+pub(crate) fn require(secret: &Secret, key: &'static str) -> Result<()> {
+    if secret.expose().trim().is_empty() {
+        return Err(
+            Error::new(ErrorKind::ConfigInvalid, format!("`{key}` is required"))
+                .permanent()
+                .with("key", key),
+        );
+    }
+    Ok(())
+}
+
+/// A duration that must be above zero.
+pub(crate) fn positive(d: std::time::Duration, key: &'static str) -> Result<()> {
+    if d.is_zero() {
+        return Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!("`{key}` must be above zero"),
+        )
+        .permanent()
+        .with("key", key));
+    }
+    Ok(())
 }
 
 /// Parses and checks a server URL from the config. Errors name `key` and never echo a
@@ -620,7 +647,7 @@ mod tests {
             assert!(!err.to_string().contains("secret-pw"), "{err}");
         }
         assert_eq!(
-            redact_str("http://u:pw@h/x?t=1#f"),
+            redact(&Url::parse("http://u:pw@h/x?t=1#f").unwrap()),
             "http://h/x",
             "credentials, query and fragment stripped"
         );

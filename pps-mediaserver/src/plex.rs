@@ -19,8 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// How to reach a Plex Media Server.
-#[derive(Clone)]
+/// How to reach a Plex Media Server. As read from a `[targets.NAME]` table of kind
+/// `plex` (every key but `kind`, `path_mapping` and `scan_files`), with the defaults of
+/// [`PlexConfig::default`]; durations are text (`"1s"`).
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PlexConfig {
     /// Base URL, e.g. `http://nas:32400` (a path prefix such as a reverse proxy's
     /// `/plex` is kept). No user, password or query: the token has its own field.
@@ -29,12 +32,28 @@ pub struct PlexConfig {
     pub token: Secret,
     /// The least time between two scan requests, so a burst of changes does not
     /// hammer the server. Zero sends without waiting.
+    #[serde(deserialize_with = "pps_core::duration::serde")]
     pub pacing: Duration,
     /// How long the section list is trusted before it is read again. A path that no
     /// cached section contains re-reads it at once, whatever this says.
+    #[serde(deserialize_with = "pps_core::duration::serde")]
     pub sections_ttl: Duration,
     /// The longest one HTTP request may take.
+    #[serde(deserialize_with = "pps_core::duration::serde")]
     pub timeout: Duration,
+}
+
+impl Default for PlexConfig {
+    /// No URL or token yet; pacing 1 s, section TTL 5 min, timeout 30 s.
+    fn default() -> Self {
+        PlexConfig {
+            url: String::new(),
+            token: Secret::default(),
+            pacing: Duration::from_secs(1),
+            sections_ttl: Duration::from_secs(300),
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl PlexConfig {
@@ -43,17 +62,22 @@ impl PlexConfig {
         PlexConfig {
             url: url.into(),
             token: token.into(),
-            pacing: Duration::from_secs(1),
-            sections_ttl: Duration::from_secs(300),
-            timeout: Duration::from_secs(30),
+            ..PlexConfig::default()
         }
+    }
+
+    /// Checks every value; a mistake is a `ConfigInvalid` error naming the key.
+    pub fn validate(&self) -> Result<()> {
+        crate::http::check_url_key(&self.url, "url")?;
+        crate::http::require(&self.token, "token")?;
+        crate::http::positive(self.timeout, "timeout")
     }
 }
 
 impl fmt::Debug for PlexConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlexConfig")
-            .field("url", &http::redact_str(&self.url))
+            .field("url", &pps_core::secret::redact_url(&self.url))
             .field("token", &self.token)
             .field("pacing", &self.pacing)
             .field("sections_ttl", &self.sections_ttl)
@@ -148,6 +172,7 @@ impl PlexTarget {
     /// A bad URL or an empty token is a `ConfigInvalid` error naming the key (`url`,
     /// `token`).
     pub fn new(config: PlexConfig) -> Result<Self> {
+        config.validate()?;
         let http = Http::new(
             Service::Plex,
             &config.url,

@@ -4,6 +4,7 @@ use crate::common::req;
 use pps_core::{ErrorKind, ScanRequest, ScanTarget, Update};
 use pps_mediaserver::{CommandConfig, CommandTarget};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A target running `sh -c script sh <fixed...> <paths...>`: the script sees the
@@ -206,4 +207,24 @@ async fn a_timeout_ends_what_the_program_started_too() {
         !alive,
         "the sleep {pid} started by the script is still running"
     );
+}
+
+#[tokio::test]
+async fn command_failures_are_what_the_trait_promises() {
+    use pps_core::ScanTarget;
+    use pps_core::testing::Answer;
+    pps_core::testing::target_outcome_conformance(
+        |answer| async move {
+            // Exit 75 asks for a retry; any other failure is permanent; a command has
+            // no libraries, so "no library" does not apply.
+            let script = match answer {
+                Answer::Temporary => "exit 75",
+                Answer::Refused => "echo 'token refused' >&2; exit 3",
+                Answer::NoLibrary => return None,
+            };
+            Some(Arc::new(sh(script, &[], 1)) as Arc<dyn ScanTarget>)
+        },
+        req("/m/Film", Update::Modified, true),
+    )
+    .await;
 }

@@ -502,3 +502,57 @@ async fn jellyfin_conformance() {
     pps_core::testing::target_conformance(&target, conformance_requests(), &received).await;
     logs.assert_no_token();
 }
+
+/// An Emby or Jellyfin server that answers `answer`: 503 to scans, 401 to everything,
+/// or libraries that do not hold `/tv`.
+async fn answering(answer: pps_core::testing::Answer, jellyfin: bool) -> MockServer {
+    use pps_core::testing::Answer;
+    let server = MockServer::start().await;
+    let libs: &[(&str, &str, &[&str])] = match answer {
+        Answer::NoLibrary => &[("1", "Movies", &["/movies"])],
+        _ => &[("1", "TV", &["/tv"])],
+    };
+    if answer == Answer::Refused {
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(401))
+            .mount(&server)
+            .await;
+        return server;
+    }
+    if jellyfin {
+        mount_jellyfin_folders(&server, libs).await;
+    } else {
+        mount_emby_folders(&server, libs).await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/Library/Media/Updated"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn emby_and_jellyfin_failures_are_what_the_trait_promises() {
+    use pps_core::ScanTarget;
+    for jf in [false, true] {
+        let servers = Arc::new(Mutex::new(Vec::new()));
+        pps_core::testing::target_outcome_conformance(
+            |answer| {
+                let servers = servers.clone();
+                async move {
+                    let server = answering(answer, jf).await;
+                    let t: Arc<dyn ScanTarget> = if jf {
+                        Arc::new(jellyfin(&server.uri()))
+                    } else {
+                        Arc::new(emby(&server.uri()))
+                    };
+                    servers.lock().unwrap().push(server);
+                    Some(t)
+                }
+            },
+            req("/tv/Show/S01/e1.mkv", Update::Created, false),
+        )
+        .await;
+    }
+}

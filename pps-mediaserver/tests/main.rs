@@ -2,6 +2,9 @@
 //! program that receives real requests, checking the exact method, path, headers,
 //! query and body.
 
+// Test helpers are documented by the tests that use them.
+#![allow(missing_docs)]
+
 mod command;
 mod common;
 mod emby;

@@ -621,3 +621,42 @@ async fn conformance() {
     pps_core::testing::target_conformance(&plex, requests, &received).await;
     logs.assert_no_token();
 }
+
+#[tokio::test]
+async fn plex_failures_are_what_the_trait_promises() {
+    use pps_core::ScanTarget;
+    use pps_core::testing::Answer;
+    let servers = Arc::new(Mutex::new(Vec::new()));
+    pps_core::testing::target_outcome_conformance(
+        |answer| {
+            let servers = servers.clone();
+            async move {
+                let server = MockServer::start().await;
+                match answer {
+                    Answer::Refused => {
+                        Mock::given(wiremock::matchers::any())
+                            .respond_with(ResponseTemplate::new(401))
+                            .mount(&server)
+                            .await;
+                    }
+                    Answer::Temporary => {
+                        mount_sections(&server, &[("1", "TV", &["/tv"])]).await;
+                        Mock::given(method("GET"))
+                            .and(path("/library/sections/1/refresh"))
+                            .respond_with(ResponseTemplate::new(503))
+                            .mount(&server)
+                            .await;
+                    }
+                    Answer::NoLibrary => {
+                        mount_sections(&server, &[("1", "Movies", &["/movies"])]).await;
+                    }
+                }
+                let t: Arc<dyn ScanTarget> = Arc::new(target(&server.uri()));
+                servers.lock().unwrap().push(server);
+                Some(t)
+            }
+        },
+        req("/tv/Show/S01", Update::Modified, true),
+    )
+    .await;
+}

@@ -1,4 +1,5 @@
-//! Durations as users write them: `90s`, `10m`, `2h`, `1d`, `500ms`.
+//! Durations as users write them: `90s`, `10m`, `2h`, `1d`, `500ms`. Shared by the
+//! config file and every adapter's own configuration.
 
 use std::time::Duration;
 
@@ -46,6 +47,13 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
+}
+
+/// For `#[serde(deserialize_with = "pps_core::duration::serde")]`: a duration
+/// written as text (`"90s"`), with [`parse`]'s message on a mistake.
+pub fn serde<'de, D: ::serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = <String as ::serde::Deserialize>::deserialize(d)?;
+    parse(&text).map_err(::serde::de::Error::custom)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! paused clock: every instant below is exact.
 
 use async_trait::async_trait;
-use pps_clouddrive::{RateLimit, RateLimitPolicy, Retry, RetryPolicy};
+use pps_core::layers::{RateLimit, RateLimitPolicy, Retry, RetryPolicy};
 use pps_core::{DirectorySource, Entry, Error, ErrorKind, ListOptions, Result};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,9 @@
 //! are one themselves, so each is tested on its own with a fake inner source and
 //! tokio's paused clock.
 //!
-//! [`CloudDrive`](crate::CloudDrive) stacks them as `Retry(RateLimit(client))`: every
+//! They live in core so any source can use them (a local source, a third-party one),
+//! behind the `layers` feature (the limiter is governor's). CloudDrive2 stacks them as
+//! `Retry(RateLimit(client))`: every
 //! attempt the retry layer makes passes through the limiter (a retry costs a cloud
 //! call like any other, so it must pay for it), and the limiter sees every throttled
 //! answer first, so it can lower the rate before the retry layer tries again.
@@ -11,7 +13,7 @@
 //! with `#[tokio::test(start_paused = true)]` runs hours of pacing in microseconds and
 //! sees exact instants.
 
-use crate::core::{Counters, Jitter};
+use crate::{DirectorySource, Entry, ErrorKind, Hint, ListOptions, Result};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use governor::clock::Clock;
@@ -19,13 +21,76 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use pps_core::{DirectorySource, Entry, ErrorKind, Hint, ListOptions, Result};
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// What the layers of one source did; shared by its layers (and their clones) and
+/// read by whoever reports on the source. Every counter only grows.
+#[derive(Debug, Default)]
+pub struct LayerStats {
+    retries: AtomicU64,
+    rate_lowered: AtomicU64,
+    waited_nanos: AtomicU64,
+}
+
+impl LayerStats {
+    /// Attempts repeated by [`Retry`].
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Times [`RateLimit`] lowered its rate after a throttled answer.
+    pub fn rate_lowered(&self) -> u64 {
+        self.rate_lowered.load(Ordering::Relaxed)
+    }
+
+    /// Time calls spent waiting for [`RateLimit`], summed.
+    pub fn limiter_wait(&self) -> Duration {
+        Duration::from_nanos(self.waited_nanos.load(Ordering::Relaxed))
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A small random number source for backoff jitter. Seeded from std's per-process
+/// random hash keys, so it needs no extra dependency; jitter needs no cryptography.
+#[derive(Debug)]
+pub struct Jitter(Mutex<u64>);
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Jitter {
+    /// A source seeded afresh.
+    pub fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x9e37_79b9_7f4a_7c15);
+        Jitter(Mutex::new(h.finish() | 1))
+    }
+
+    /// A value in `[0, 1)`.
+    pub fn next_f64(&self) -> f64 {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // xorshift64*
+        let mut x = *state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        *state = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
 
 /// governor's clock, read from tokio's clock so that paused time pauses the limiter too.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +143,7 @@ const MAX_SLOWDOWN: u32 = 3;
 struct Shaper {
     policy: RateLimitPolicy,
     clock: TokioClock,
-    counters: Arc<Counters>,
+    counters: Arc<LayerStats>,
     state: Mutex<ShaperState>,
 }
 
@@ -91,7 +156,7 @@ struct ShaperState {
 }
 
 impl Shaper {
-    fn new(policy: RateLimitPolicy, counters: Arc<Counters>) -> Self {
+    fn new(policy: RateLimitPolicy, counters: Arc<LayerStats>) -> Self {
         let clock = TokioClock {
             start: Instant::now(),
         };
@@ -172,7 +237,7 @@ impl Shaper {
         if state.level < MAX_SLOWDOWN {
             state.level += 1;
             state.limiter = Arc::new(Self::limiter(&self.policy, self.clock, state.level, true));
-            Counters::bump(&self.counters.rate_lowered);
+            LayerStats::bump(&self.counters.rate_lowered);
             tracing::warn!(
                 rate = Self::rate(&self.policy, state.level),
                 "cd2 throttled a call; lowering the rate for a while"
@@ -215,14 +280,12 @@ impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
 impl<S> RateLimit<S> {
     /// Wraps `inner` with `policy`.
     pub fn new(inner: S, policy: RateLimitPolicy) -> Self {
-        Self::with_counters(inner, policy, Arc::new(Counters::default()))
+        Self::with_stats(inner, policy, Arc::new(LayerStats::default()))
     }
 
-    pub(crate) fn with_counters(
-        inner: S,
-        policy: RateLimitPolicy,
-        counters: Arc<Counters>,
-    ) -> Self {
+    /// Wraps `inner` with `policy`, counting into `stats` (shared with other layers of
+    /// the same source).
+    pub fn with_stats(inner: S, policy: RateLimitPolicy, counters: Arc<LayerStats>) -> Self {
         RateLimit {
             inner,
             shaper: Arc::new(Shaper::new(policy, counters)),
@@ -247,10 +310,10 @@ impl<S> RateLimit<S> {
         self.shaper.acquire().await;
         // Kept apart from the calls' own latency: time spent waiting for the limiter
         // says the rate is the bottleneck, not the cloud.
-        self.shaper.counters.waited_nanos.fetch_add(
-            asked.elapsed().as_nanos() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.shaper
+            .counters
+            .waited_nanos
+            .fetch_add(asked.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let result = call.await;
         if let Err(err) = &result
             && err.kind() == ErrorKind::Throttled
@@ -336,7 +399,7 @@ impl RetryPolicy {
 pub struct Retry<S> {
     inner: S,
     policy: RetryPolicy,
-    counters: Arc<Counters>,
+    counters: Arc<LayerStats>,
     jitter: Arc<Jitter>,
 }
 
@@ -363,10 +426,12 @@ impl<S: fmt::Debug> fmt::Debug for Retry<S> {
 impl<S> Retry<S> {
     /// Wraps `inner` with `policy`.
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
-        Self::with_counters(inner, policy, Arc::new(Counters::default()))
+        Self::with_stats(inner, policy, Arc::new(LayerStats::default()))
     }
 
-    pub(crate) fn with_counters(inner: S, policy: RetryPolicy, counters: Arc<Counters>) -> Self {
+    /// Wraps `inner` with `policy`, counting into `stats` (shared with other layers of
+    /// the same source).
+    pub fn with_stats(inner: S, policy: RetryPolicy, counters: Arc<LayerStats>) -> Self {
         Retry {
             inner,
             policy,
@@ -396,7 +461,7 @@ impl<S> Retry<S> {
                     // in lockstep.
                     let wait = delay / 2 + delay.mul_f64(self.jitter.next_f64() / 2.0);
                     tracing::debug!(error = %err, ?wait, attempt, "retrying after a temporary failure");
-                    Counters::bump(&self.counters.retries);
+                    LayerStats::bump(&self.counters.retries);
                     attempt += 1;
                     tokio::time::sleep(wait).await;
                 }
@@ -432,6 +497,15 @@ impl<S: DirectorySource> DirectorySource for Retry<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let j = Jitter::new();
+        for _ in 0..1000 {
+            let x = j.next_f64();
+            assert!((0.0..1.0).contains(&x));
+        }
+    }
 
     #[test]
     fn delays_double_and_cap() {
