@@ -5,11 +5,10 @@
 //! This is the only place that prints errors and picks exit codes: 0 when all went
 //! well, 1 when a folder or a target failed, 2 on a usage or config error.
 
-use crate::app::{Access, App};
 use crate::commands;
-use crate::config::Config;
-use crate::duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use pps::{Access, App, Config};
+use pps_core::duration;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -217,7 +216,7 @@ fn load(cli: Option<PathBuf>, access: Access) -> pps_core::Result<App> {
 /// config file.
 fn load_or_store(cli: Option<PathBuf>, store: StoreArg, access: Access) -> pps_core::Result<App> {
     match store.store {
-        Some(path) => App::build_for(commands::store_config(path)?, access),
+        Some(path) => App::build_for(Config::from_store(path)?, access),
         None => load(cli, access),
     }
 }
@@ -231,7 +230,7 @@ fn load_or_watch(
     if w.watch.is_empty() {
         load(cli, access)
     } else {
-        let config = commands::watch_config(&w.watch, w.store, &w.exclude, interval)?;
+        let config = Config::for_folders(&w.watch, w.store, &w.exclude, interval)?;
         let mut app = App::build_for(config, access)?;
         app.full_passes = true;
         Ok(app)
@@ -311,13 +310,10 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
         Command::Forget { path, store } => {
             commands::forget(&load_or_store(config, store, Access::Existing)?, &path)
         }
-        Command::Retry { target, store } => {
-            commands::retry(
-                &load_or_store(config, store, Access::Existing)?,
-                target.as_deref(),
-            )
-            .await
-        }
+        Command::Retry { target, store } => commands::retry(
+            &load_or_store(config, store, Access::Existing)?,
+            target.as_deref(),
+        ),
         Command::Drop {
             target,
             path,
@@ -336,16 +332,15 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
             max_interval,
             json,
         } => {
-            let args = commands::WalkArgs {
+            let args = pps::walk::WalkArgs {
                 root,
                 concurrency,
                 max_queries_per_second,
                 max_depth,
                 interval,
                 max_interval,
-                json,
             };
-            commands::walk(&config_path(config), &args).await
+            commands::walk(&config_path(config), &args, json).await
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `pps.Config`: a validated `pps.toml`.
 
 use crate::errors::to_pyerr;
-use pps_cli::config::Config;
+use pps::Config;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use std::collections::BTreeMap;

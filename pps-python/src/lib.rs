@@ -5,8 +5,8 @@
 //!
 //! | Python | Rust |
 //! |---|---|
-//! | `Config.load` / `Config.from_toml` | `pps_cli::config::Config::{load, parse}` |
-//! | `Scanner` (`index`, `run_once`, `status`, `forget`, `serve`) | `pps_cli::app::App` and `pps_cli::commands` |
+//! | `Config.load` / `Config.from_toml` | `pps::Config::{load, parse}` |
+//! | `Scanner` (`index`, `run_once`, `status`, `forget`, `serve`) | `pps::App` and the operations of the `pps` crate |
 //! | `LocalSource`, `CloudDrive` (`list`, `stat`) | `pps_core::local::LocalSource`, `pps_clouddrive::CloudDrive` |
 //! | `Plex`, `Emby`, `Jellyfin` (`libraries`, `check`, `scan`) | `pps_mediaserver` targets |
 //! | `PathMapping` | `pps_core::mapping::PathMapping` |

@@ -1,14 +1,11 @@
-//! `pps.Scanner`: the whole library over one config (what `pps_cli::app::App` holds).
+//! `pps.Scanner`: the whole library over one config (what `pps::App` holds).
 
 use crate::config::PyConfig;
 use crate::errors::to_pyerr;
 use crate::runtime::{self, future, wait_pps};
 use crate::types::{PyOnceReport, PyPassReport, json_to_py, once_report, pass_report};
-use pps_cli::app::Access;
-use pps_cli::app::App;
-use pps_cli::commands;
-use pps_cli::config::Config;
-use pps_core::engine::Progress;
+use pps::index::ProgressFn;
+use pps::{Access, App, Config};
 use pps_core::{Error, ErrorKind, Result};
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -16,8 +13,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 use tokio::sync::oneshot;
-
-type ProgressFn = Box<dyn Fn(&str, Progress) + Send + Sync>;
 
 /// Watches folders, finds what changed, and asks media servers to rescan only that.
 ///
@@ -54,23 +49,8 @@ fn progress_fn(cb: Arc<Py<PyAny>>) -> ProgressFn {
 impl PyScanner {
     /// The watches `index` works on: all, or the one named by `source:path` or path.
     fn chosen(&self, watch: Option<&str>) -> Result<Vec<usize>> {
-        match watch {
-            None => Ok((0..self.app.watches.len()).collect()),
-            Some(s) => self
-                .app
-                .watches
-                .iter()
-                .position(|(wc, _)| wc.label() == s || wc.path == s)
-                .map(|i| vec![i])
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::ConfigInvalid,
-                        "no watch has that name; use SOURCE:PATH as Scanner.watches shows it",
-                    )
-                    .permanent()
-                    .with("watch", s)
-                }),
-        }
+        let names: Vec<String> = watch.into_iter().map(str::to_owned).collect();
+        pps::index::select(&self.app, &names)
     }
 
     fn index_future(
@@ -85,7 +65,7 @@ impl PyScanner {
             let mut out = Vec::with_capacity(chosen.len());
             for i in chosen {
                 let p = progress.clone().map(progress_fn);
-                out.push(commands::reindex(&app, i, p).await?);
+                out.push(pps::index::reindex(&app, i, p).await?);
             }
             Ok(out)
         })
@@ -177,7 +157,7 @@ impl PyScanner {
     #[pyo3(signature = (*, full = false))]
     fn run_once(&self, py: Python<'_>, full: bool) -> PyResult<PyOnceReport> {
         let app = self.app.clone();
-        let r = wait_pps(py, async move { commands::run_once(&app, full).await })?;
+        let r = wait_pps(py, async move { pps::once::once(&app, full).await })?;
         once_report(py, r)
     }
 
@@ -187,7 +167,7 @@ impl PyScanner {
         let app = self.app.clone();
         future(
             py,
-            async move { commands::run_once(&app, full).await },
+            async move { pps::once::once(&app, full).await },
             once_report,
         )
     }
@@ -215,7 +195,7 @@ impl PyScanner {
     /// the number of folders dropped.
     fn forget(&self, py: Python<'_>, path: String) -> PyResult<u64> {
         let app = self.app.clone();
-        py.detach(|| commands::forget_path(&app, &path))
+        py.detach(|| pps::outbox::forget(&app, &path).map(|(n, _)| n))
             .map_err(|e| to_pyerr(py, e))
     }
 
@@ -224,7 +204,7 @@ impl PyScanner {
         let app = self.app.clone();
         future(
             py,
-            blocking(move || commands::forget_path(&app, &path)),
+            blocking(move || pps::outbox::forget(&app, &path).map(|(n, _)| n)),
             |_, n| Ok(n),
         )
     }
@@ -240,7 +220,7 @@ impl PyScanner {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (tx, mut rx) = sync_channel(1);
         runtime::runtime().spawn(async move {
-            let r = commands::serve(&app, stop_when(stop_rx, duration)).await;
+            let r = pps::service::serve(&app, stop_when(stop_rx, duration)).await;
             let _ = tx.send(r);
         });
         let mut stop_tx = Some(stop_tx);
@@ -299,7 +279,7 @@ impl PyScanner {
                 // (cancelled), dropping `stop_tx` lets it stop cleanly instead of being
                 // cut off.
                 let task = tokio::spawn(async move {
-                    commands::serve(&app, stop_when(stop_rx, duration)).await
+                    pps::service::serve(&app, stop_when(stop_rx, duration)).await
                 });
                 let _stop = stop_tx;
                 task.await.map_err(|e| {
@@ -360,7 +340,7 @@ pub(crate) fn seconds(py: Python<'_>, value: Option<f64>) -> PyResult<Option<Dur
 
 /// `status()` as JSON: the same report `pps status --json` prints.
 fn status_value(app: &App) -> pps_core::Result<serde_json::Value> {
-    let report = commands::status_report(app)?;
+    let report = pps::status::status(app)?;
     serde_json::to_value(report)
         .map_err(|e| pps_core::Error::new(pps_core::ErrorKind::Unexpected, e.to_string()))
 }

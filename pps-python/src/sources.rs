@@ -97,7 +97,9 @@ impl PyLocalSource {
 /// ``max_queries_per_second`` (fractional; 115 tolerates about one a second) with up to
 /// ``burst`` calls at once after a quiet spell; throttled and transient failures are
 /// retried ``retries`` times with backoff; one call (a whole listing) may take
-/// ``timeout`` seconds. Nothing is contacted until the first call.
+/// ``timeout`` seconds. Each left out (``None``) takes the default of a ``pps.toml``
+/// source (0.9 per second, a burst of 2, 4 retries, 60 s). Nothing is contacted until
+/// the first call.
 ///
 /// ``repr`` and every error show the URL without credentials, never the token or
 /// password.
@@ -112,7 +114,7 @@ pub struct PyCloudDrive {
 #[pymethods]
 impl PyCloudDrive {
     #[new]
-    #[pyo3(signature = (url, *, api_token = None, username = None, password = None, max_queries_per_second = 0.9, burst = 2, retries = 4, timeout = 60.0))]
+    #[pyo3(signature = (url, *, api_token = None, username = None, password = None, max_queries_per_second = None, burst = None, retries = None, timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -120,10 +122,10 @@ impl PyCloudDrive {
         api_token: Option<String>,
         username: Option<String>,
         password: Option<String>,
-        max_queries_per_second: f64,
-        burst: u32,
-        retries: u32,
-        timeout: f64,
+        max_queries_per_second: Option<f64>,
+        burst: Option<u32>,
+        retries: Option<u32>,
+        timeout: Option<f64>,
     ) -> PyResult<Self> {
         let (auth, kind) = match (api_token, username, password) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
@@ -146,12 +148,20 @@ impl PyCloudDrive {
             }
             (None, None, None) => (Auth::None, "none"),
         };
-        let timeout = seconds(py, Some(timeout))?.unwrap_or_default();
+        // The defaults are the adapter's own, as a pps.toml source gets them.
         let mut cfg = CloudDriveConfig::new(url).with_auth(auth);
-        cfg.max_queries_per_second = max_queries_per_second;
-        cfg.burst = burst;
-        cfg.retries = retries;
-        cfg.timeout = timeout;
+        if let Some(q) = max_queries_per_second {
+            cfg.max_queries_per_second = q;
+        }
+        if let Some(b) = burst {
+            cfg.burst = b;
+        }
+        if let Some(r) = retries {
+            cfg.retries = r;
+        }
+        if let Some(t) = seconds(py, timeout)? {
+            cfg.timeout = t;
+        }
         cfg.validate().map_err(|e| to_pyerr(py, e))?;
         let shown = cfg.display_url();
         let cd = runtime::enter(py, || CloudDrive::connect(cfg)).map_err(|e| to_pyerr(py, e))?;

@@ -9,24 +9,6 @@ use pps_mediaserver::{EmbyConfig, EmbyTarget, JellyfinTarget, PlexConfig, PlexTa
 use pyo3::prelude::*;
 use std::sync::Arc;
 
-/// The url as it may be shown: user info, query and fragment removed.
-fn redact_url(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or(url);
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (Some(s), r),
-        None => (None, url),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    match scheme {
-        Some(s) => format!("{s}://{host}{path}"),
-        None => format!("{host}{path}"),
-    }
-}
-
 fn libraries(_py: Python<'_>, v: Vec<Library>) -> PyResult<Vec<PyLibrary>> {
     Ok(v.into_iter().map(PyLibrary::from).collect())
 }
@@ -186,7 +168,7 @@ fn base(inner: Arc<dyn ScanTarget>, kind: &'static str, url: &str) -> PyTarget {
     PyTarget {
         inner,
         kind,
-        shown: redact_url(url),
+        shown: pps_core::secret::redact_url(url),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The values pps hands back: entries, changes, libraries, reports. All frozen.
 
 use crate::errors::error_object;
-use pps_cli::commands::OnceReport;
+use pps::once::OnceReport;
 use pps_core::engine::DeliveryReport;
 use pps_core::{Change, Entry, Library, PassReport, TargetInfo};
 use pyo3::prelude::*;

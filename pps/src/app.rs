@@ -1,16 +1,14 @@
 //! From a validated [`Config`] to a running engine: sources, targets, watches.
 
 use crate::config::{Config, SourceConfig, TargetConfig, TargetKind, WatchConfig};
-use pps_clouddrive::{Auth, CloudDrive, CloudDriveConfig};
+use pps_clouddrive::CloudDrive;
 use pps_core::local::LocalSource;
 use pps_core::sqlite::{SqliteStore, StoreLock};
 use pps_core::stdout::JsonLinesTarget;
 use pps_core::{
     DirectorySource, Engine, EngineOptions, Error, ErrorKind, Result, ScanTarget, TargetSpec, Watch,
 };
-use pps_mediaserver::{
-    CommandConfig, CommandTarget, EmbyConfig, EmbyTarget, JellyfinTarget, PlexConfig, PlexTarget,
-};
+use pps_mediaserver::{CommandTarget, EmbyTarget, JellyfinTarget, PlexTarget};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -64,24 +62,8 @@ pub fn source(
             Arc::new(LocalSource::new().hiding(hidden.iter().cloned())),
             None,
         )),
-        SourceConfig::CloudDrive2(c) => {
-            let auth = match (&c.api_token, &c.username, &c.password) {
-                (Some(t), _, _) => Auth::ApiToken(t.clone()),
-                (None, Some(u), Some(p)) => Auth::Password {
-                    username: u.clone(),
-                    password: p.clone(),
-                },
-                _ => Auth::None,
-            };
-            let mut cfg = CloudDriveConfig::new(c.url.clone()).with_auth(auth);
-            cfg.max_queries_per_second = c.max_queries_per_second;
-            cfg.burst = c.burst;
-            cfg.push = c.push;
-            cfg.timeout = c.timeout;
-            cfg.retries = c.retries;
-            cfg.backoff = c.backoff;
-            cfg.throttle_backoff = c.throttle_backoff;
-            let cd = CloudDrive::connect(cfg)?;
+        SourceConfig::CloudDrive2 { settings, .. } => {
+            let cd = CloudDrive::connect(settings.clone())?;
             Ok((Arc::new(cd.clone()), Some(cd)))
         }
     }
@@ -90,50 +72,11 @@ pub fn source(
 /// Builds a target.
 pub fn target(name: &str, config: &TargetConfig) -> Result<Arc<dyn ScanTarget>> {
     let t: Arc<dyn ScanTarget> = match &config.kind {
-        TargetKind::Plex {
-            url,
-            token,
-            pacing,
-            timeout,
-        } => {
-            let mut c = PlexConfig::new(url.clone(), token.clone());
-            c.pacing = *pacing;
-            c.timeout = *timeout;
-            Arc::new(PlexTarget::new(c)?)
-        }
-        TargetKind::Emby {
-            url,
-            api_key,
-            timeout,
-        }
-        | TargetKind::Jellyfin {
-            url,
-            api_key,
-            timeout,
-        } => {
-            // One protocol, two authentication headers: the target type picks it.
-            let mut c = EmbyConfig::new(url.clone(), api_key.clone());
-            c.timeout = *timeout;
-            if matches!(config.kind, TargetKind::Jellyfin { .. }) {
-                Arc::new(JellyfinTarget::new(c)?)
-            } else {
-                Arc::new(EmbyTarget::new(c)?)
-            }
-        }
-        TargetKind::Command {
-            program,
-            args,
-            timeout,
-            max_batch,
-            env,
-        } => {
-            let mut c = CommandConfig::new(program.clone());
-            c.args = args.clone();
-            c.timeout = *timeout;
-            c.max_batch = *max_batch;
-            c.env = env.clone();
-            Arc::new(CommandTarget::new(c)?)
-        }
+        TargetKind::Plex(c) => Arc::new(PlexTarget::new(c.clone())?),
+        // One protocol, two authentication headers: the target type picks it.
+        TargetKind::Emby(c) => Arc::new(EmbyTarget::new(c.clone())?),
+        TargetKind::Jellyfin(c) => Arc::new(JellyfinTarget::new(c.clone())?),
+        TargetKind::Command(c) => Arc::new(CommandTarget::new(c.clone())?),
         TargetKind::Stdout => Arc::new(JsonLinesTarget::stdout(name)),
     };
     Ok(t)
@@ -216,6 +159,43 @@ impl App {
         })
     }
 
+    /// The error for a config with no `[[watch]]`: nothing to do is a mistake, never a
+    /// silent idle service. `Ok` when there are watches.
+    pub fn require_watches(&self) -> Result<()> {
+        if !self.watches.is_empty() {
+            return Ok(());
+        }
+        let file = self
+            .config
+            .file
+            .as_ref()
+            .map_or("the config".to_owned(), |f| f.display().to_string());
+        Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            format!(
+                "{file} has no [[watch]]: pps has nothing to watch; add one (see `pps init`'s template)"
+            ),
+        ))
+    }
+
+    /// The target called `name`, or an error listing the configured ones.
+    pub fn target_named(&self, name: &str) -> Result<&Arc<dyn ScanTarget>> {
+        self.targets.get(name).ok_or_else(|| {
+            let known: Vec<_> = self.targets.keys().cloned().collect();
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "no target named `{name}` (targets: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })
+    }
+
     /// Resolves when the reader of stdout went away (`pps run | head -1`), for a stdout
     /// target; never when there is none.
     pub async fn stdout_closed(&self) {
@@ -231,7 +211,7 @@ impl App {
     /// only the disk pays.
     pub fn calls_per_second(&self, source: &str) -> f64 {
         match self.config.sources.get(source) {
-            Some(SourceConfig::CloudDrive2(c)) => c.max_queries_per_second,
+            Some(SourceConfig::CloudDrive2 { settings, .. }) => settings.max_queries_per_second,
             _ => 1000.0,
         }
     }
@@ -242,7 +222,9 @@ impl App {
     /// would only keep its disk busy).
     pub fn spare_policy(&self, source: &str) -> Option<Option<u64>> {
         match self.config.sources.get(source) {
-            Some(SourceConfig::CloudDrive2(c)) => Some(c.max_calls_per_day),
+            Some(SourceConfig::CloudDrive2 {
+                max_calls_per_day, ..
+            }) => Some(*max_calls_per_day),
             _ => None,
         }
     }

@@ -4,14 +4,21 @@
 //! context names the file, the line and the key. Secrets are held as [`Secret`] and can
 //! come from the environment instead of the file: `PPS_SOURCES_<NAME>_<KEY>` and
 //! `PPS_TARGETS_<NAME>_<KEY>` (upper case, `-` as `_`), e.g. `PPS_TARGETS_PLEX_TOKEN`.
+//!
+//! Each adapter owns its settings: a source or target table (but for `kind` and the
+//! keys pps itself reads, such as `concurrency` or `path_mapping`) is the adapter's
+//! config type deserialised, defaults and checks included
+//! ([`CloudDriveConfig`], [`PlexConfig`], [`EmbyConfig`], [`CommandConfig`]). This
+//! module dispatches on `kind` and adds the file, the line and the key to every error.
 
-use crate::duration;
+use pps_clouddrive::CloudDriveConfig;
+use pps_core::duration;
 use pps_core::mapping::{MappingRule, PathMapping};
 use pps_core::path::Excludes;
 use pps_core::{Error, ErrorKind, Result, Secret};
+use pps_mediaserver::{CommandConfig, EmbyConfig, PlexConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -57,11 +64,30 @@ pub struct ServerConfig {
     pub line: usize,
 }
 
+impl ServerConfig {
+    /// No HTTP surface, the default limits.
+    pub fn off() -> Self {
+        ServerConfig {
+            max_body_bytes: 1 << 20,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            ..ServerConfig::default()
+        }
+    }
+}
+
 /// One `[sources.NAME]`.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// `kind = "clouddrive2"`.
-    CloudDrive2(CloudDriveSettings),
+    CloudDrive2 {
+        /// The adapter's own settings (url, credentials, rate, retries).
+        settings: CloudDriveConfig,
+        /// Listings in flight at once.
+        concurrency: usize,
+        /// A daily ceiling on calls, which spare listings respect (due ones are never
+        /// held back by it). `None`: only the rate limits them.
+        max_calls_per_day: Option<u64>,
+    },
     /// `kind = "local"`.
     Local {
         /// Listings in flight at once.
@@ -73,57 +99,10 @@ impl SourceConfig {
     /// Listings in flight at once for watches of this source.
     pub fn concurrency(&self) -> usize {
         match self {
-            SourceConfig::CloudDrive2(c) => c.concurrency,
-            SourceConfig::Local { concurrency } => *concurrency,
+            SourceConfig::CloudDrive2 { concurrency, .. } | SourceConfig::Local { concurrency } => {
+                *concurrency
+            }
         }
-    }
-}
-
-/// `[sources.NAME]` with `kind = "clouddrive2"`.
-#[derive(Clone)]
-pub struct CloudDriveSettings {
-    /// `http://HOST:19798` or `https://…`.
-    pub url: String,
-    /// An API token made in cd2's web UI.
-    pub api_token: Option<Secret>,
-    /// Or a cd2 account.
-    pub username: Option<String>,
-    /// Its password.
-    pub password: Option<Secret>,
-    /// The source's call budget.
-    pub max_queries_per_second: f64,
-    /// A daily ceiling on calls, which spare listings respect (due ones are never held
-    /// back by it). `None`: only the rate limits them.
-    pub max_calls_per_day: Option<u64>,
-    /// Calls allowed at once after a quiet spell.
-    pub burst: u32,
-    /// Listings in flight at once.
-    pub concurrency: usize,
-    /// Use cd2's push events as hints.
-    pub push: bool,
-    /// Longest time for one call.
-    pub timeout: Duration,
-    /// Retries of a throttled or transient failure.
-    pub retries: u32,
-    /// First wait after a transient failure (doubles per retry).
-    pub backoff: Duration,
-    /// First wait after a throttled answer (doubles per retry).
-    pub throttle_backoff: Duration,
-}
-
-impl fmt::Debug for CloudDriveSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CloudDriveSettings")
-            .field("url", &self.url)
-            .field("api_token", &self.api_token)
-            .field("username", &self.username.as_ref().map(|_| "***"))
-            .field("password", &self.password)
-            .field("max_queries_per_second", &self.max_queries_per_second)
-            .field("max_calls_per_day", &self.max_calls_per_day)
-            .field("burst", &self.burst)
-            .field("concurrency", &self.concurrency)
-            .field("push", &self.push)
-            .finish()
     }
 }
 
@@ -142,51 +121,17 @@ pub struct TargetConfig {
     pub line: usize,
 }
 
-/// The kind-specific part of a target.
+/// The kind-specific part of a target: the adapter's own settings.
 #[derive(Debug, Clone)]
 pub enum TargetKind {
     /// Plex Media Server.
-    Plex {
-        /// Server URL.
-        url: String,
-        /// `X-Plex-Token` (the owner's).
-        token: Secret,
-        /// Pause between two refresh requests.
-        pacing: Duration,
-        /// Request timeout.
-        timeout: Duration,
-    },
+    Plex(PlexConfig),
     /// Emby.
-    Emby {
-        /// Server URL.
-        url: String,
-        /// API key.
-        api_key: Secret,
-        /// Request timeout.
-        timeout: Duration,
-    },
+    Emby(EmbyConfig),
     /// Jellyfin.
-    Jellyfin {
-        /// Server URL.
-        url: String,
-        /// API key.
-        api_key: Secret,
-        /// Request timeout.
-        timeout: Duration,
-    },
+    Jellyfin(EmbyConfig),
     /// A program run with the scan paths as arguments.
-    Command {
-        /// The program (a path, or a name looked up in `PATH`).
-        program: String,
-        /// Fixed arguments before the paths.
-        args: Vec<String>,
-        /// Longest run.
-        timeout: Duration,
-        /// Paths per run.
-        max_batch: usize,
-        /// `PPS_*` variables passed on to the program (every other one is removed).
-        env: Vec<String>,
-    },
+    Command(CommandConfig),
     /// JSON lines on standard output.
     Stdout,
 }
@@ -195,10 +140,10 @@ impl TargetKind {
     /// `plex`, `emby`, `jellyfin`, `command` or `stdout`.
     pub fn name(&self) -> &'static str {
         match self {
-            TargetKind::Plex { .. } => "plex",
-            TargetKind::Emby { .. } => "emby",
-            TargetKind::Jellyfin { .. } => "jellyfin",
-            TargetKind::Command { .. } => "command",
+            TargetKind::Plex(_) => "plex",
+            TargetKind::Emby(_) => "emby",
+            TargetKind::Jellyfin(_) => "jellyfin",
+            TargetKind::Command(_) => "command",
             TargetKind::Stdout => "stdout",
         }
     }
@@ -231,6 +176,22 @@ impl WatchConfig {
     /// `source:path`.
     pub fn label(&self) -> String {
         format!("{}:{}", self.source, self.path)
+    }
+
+    /// A watch of `source:path` with the defaults of a `[[watch]]` that names only
+    /// those, sending to `targets`.
+    pub fn new(source: &str, path: &str, targets: Vec<String>) -> Result<Self> {
+        Ok(WatchConfig {
+            source: source.to_owned(),
+            path: pps_core::path::normalize(path)?,
+            interval: Duration::from_secs(600),
+            max_interval: Duration::from_secs(86_400),
+            active_max_interval: Duration::from_secs(3600),
+            settle: Duration::ZERO,
+            exclude: Excludes::default(),
+            targets,
+            line: 0,
+        })
     }
 }
 
@@ -281,48 +242,18 @@ struct RawWatch {
     targets: Option<Vec<Spanned<String>>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCloudDrive {
-    #[allow(dead_code)]
-    kind: String,
-    url: String,
-    api_token: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    max_queries_per_second: Option<f64>,
+/// The keys of a source table pps reads itself; the rest is the adapter's.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SourceKeys {
+    concurrency: Option<usize>,
     max_calls_per_day: Option<u64>,
-    burst: Option<u32>,
-    concurrency: Option<usize>,
-    push: Option<bool>,
-    timeout: Option<String>,
-    retries: Option<u32>,
-    backoff: Option<String>,
-    throttle_backoff: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLocal {
-    #[allow(dead_code)]
-    kind: String,
-    concurrency: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTarget {
-    kind: String,
-    url: Option<String>,
-    token: Option<String>,
-    api_key: Option<String>,
-    program: Option<String>,
-    args: Option<Vec<String>>,
-    env: Option<Vec<String>>,
-    pacing: Option<String>,
-    timeout: Option<String>,
-    max_batch: Option<usize>,
-    #[serde(default)]
+/// The keys of a target table pps reads itself; the rest is the adapter's.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TargetKeys {
     path_mapping: Vec<MappingRule>,
     scan_files: Option<bool>,
 }
@@ -331,6 +262,10 @@ struct RawTarget {
 /// blocking workers drain them back to back instead of paying a thread hand-off per
 /// folder (see BENCHMARKS.md, `local_handoff`).
 pub const LOCAL_CONCURRENCY: usize = 32;
+
+/// Listings in flight for a CloudDrive2 source: the rate, not parallelism, sets the
+/// pace, and 115 frowns on many parallel listings.
+pub const CLOUDDRIVE_CONCURRENCY: usize = 2;
 
 /// `[server] max_connections` by default: plenty for webhooks and a few browsers.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -347,6 +282,22 @@ const STRING_KEYS: &[&str] = &[
     "token",
     "api_key",
     "program",
+];
+
+/// Every adapter key of any target kind: one that another kind takes "does not apply",
+/// rather than being unknown.
+const TARGET_KEYS: &[&str] = &[
+    "url",
+    "token",
+    "api_key",
+    "pacing",
+    "timeout",
+    "sections_ttl",
+    "max_batch",
+    "libraries_ttl",
+    "program",
+    "args",
+    "env",
 ];
 
 /// The directory `pps.toml` paths are relative to.
@@ -433,11 +384,14 @@ impl Ctx<'_> {
             let inner = e.into_inner();
             let msg = inner.message().trim().to_owned();
             let field = if path.is_empty() || path == "." {
-                if msg.starts_with("unknown field") || msg.starts_with("missing field") {
-                    msg.split('`').nth(1).unwrap_or("").to_owned()
-                } else {
-                    String::new()
-                }
+                // serde names the field in backticks (unknown, missing); so do the
+                // adapters' own checks of a whole table ("`password` and `username`
+                // go together").
+                msg.split('`')
+                    .nth(1)
+                    .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or("")
+                    .to_owned()
             } else {
                 path.split(['.', '[']).next().unwrap_or(&path).to_owned()
             };
@@ -528,19 +482,6 @@ impl Ctx<'_> {
             }
         }
     }
-
-    fn duration_in(
-        &self,
-        v: &Option<String>,
-        table_at: usize,
-        key: &str,
-        default: Duration,
-    ) -> Result<Duration> {
-        match v {
-            None => Ok(default),
-            Some(s) => duration::parse(s).map_err(|m| self.key_err(table_at, key, m)),
-        }
-    }
 }
 
 impl Config {
@@ -560,7 +501,7 @@ impl Config {
     }
 
     /// Parses and validates config text. `env` holds `(name, value)` pairs for the
-    /// `PPS_SOURCES_*` / `PPS_TARGETS_*` overrides.
+    /// `PPS_SOURCES_*` / `PPS_TARGETS_*` / `PPS_SERVER_*` overrides.
     pub fn parse(text: &str, file: Option<&Path>, env: &[(String, String)]) -> Result<Config> {
         let cx = Ctx { text, file };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
@@ -573,418 +514,25 @@ impl Config {
             .store
             .and_then(|s| s.path)
             .map_or_else(|| base.join("pps.db"), |p| base.join(p));
-
         let mut sources = BTreeMap::new();
         for (name, table) in raw.sources {
-            let at = table.span().start;
-            let mut table = table.into_inner();
-            let from_env = apply_env(&mut table, "SOURCES", &name, env);
-            let key = |k: &str| format!("sources.{name}.{k}");
-            let kind = kind_of(&table, &cx, at, &key("kind"))?;
-            let source = match kind.as_str() {
-                "clouddrive2" => {
-                    let r: RawCloudDrive =
-                        cx.typed(table, at, &format!("sources.{name}"), &from_env)?;
-                    if r.api_token.is_none()
-                        && (r.username.is_none() || r.password.is_none())
-                        && (r.username.is_some() || r.password.is_some())
-                    {
-                        return Err(cx.key_err(
-                            at,
-                            &key("password"),
-                            "give both `username` and `password`, or an `api_token`",
-                        ));
-                    }
-                    if r.api_token.is_some() && r.username.is_some() {
-                        return Err(cx.key_err(
-                            at,
-                            &key("api_token"),
-                            "give either `api_token` or `username`/`password`, not both",
-                        ));
-                    }
-                    let qps = r.max_queries_per_second.unwrap_or(0.9);
-                    if !(qps > 0.0 && qps <= 1000.0) {
-                        return Err(cx.key_err(
-                            at,
-                            &key("max_queries_per_second"),
-                            format!("must be above 0 and at most 1000, not {qps}"),
-                        ));
-                    }
-                    let concurrency = r.concurrency.unwrap_or(2);
-                    if concurrency == 0 {
-                        return Err(cx.key_err(at, &key("concurrency"), "must be at least 1"));
-                    }
-                    check_url(&r.url).map_err(|m| cx.key_err(at, &key("url"), m))?;
-                    SourceConfig::CloudDrive2(CloudDriveSettings {
-                        url: r.url,
-                        api_token: r.api_token.map(Secret::from),
-                        username: r.username,
-                        password: r.password.map(Secret::from),
-                        max_queries_per_second: qps,
-                        max_calls_per_day: r.max_calls_per_day,
-                        burst: r.burst.unwrap_or(2).max(1),
-                        concurrency,
-                        push: r.push.unwrap_or(true),
-                        timeout: cx.duration_in(
-                            &r.timeout,
-                            at,
-                            &key("timeout"),
-                            Duration::from_secs(60),
-                        )?,
-                        retries: r.retries.unwrap_or(4),
-                        backoff: cx.duration_in(
-                            &r.backoff,
-                            at,
-                            &key("backoff"),
-                            Duration::from_millis(500),
-                        )?,
-                        throttle_backoff: cx.duration_in(
-                            &r.throttle_backoff,
-                            at,
-                            &key("throttle_backoff"),
-                            Duration::from_secs(5),
-                        )?,
-                    })
-                }
-                "local" => {
-                    let r: RawLocal = cx.typed(table, at, &format!("sources.{name}"), &from_env)?;
-                    let concurrency = r.concurrency.unwrap_or(LOCAL_CONCURRENCY);
-                    if concurrency == 0 {
-                        return Err(cx.key_err(at, &key("concurrency"), "must be at least 1"));
-                    }
-                    SourceConfig::Local { concurrency }
-                }
-                other => {
-                    return Err(cx.key_err(
-                        at,
-                        &key("kind"),
-                        format!("unknown source kind `{other}`; use \"clouddrive2\" or \"local\""),
-                    ));
-                }
-            };
+            let source = cx.source(&name, table, env)?;
             sources.insert(name, source);
         }
-
         let mut targets = BTreeMap::new();
         let mut target_at = BTreeMap::new();
         for (name, table) in raw.targets {
-            let at = table.span().start;
-            target_at.insert(name.clone(), at);
-            let mut table = table.into_inner();
-            let from_env = apply_env(&mut table, "TARGETS", &name, env);
-            let key = |k: &str| format!("targets.{name}.{k}");
-            kind_of(&table, &cx, at, &key("kind"))?;
-            let r: RawTarget = cx.typed(table, at, &format!("targets.{name}"), &from_env)?;
-            let need = |v: Option<String>, k: &str| -> Result<String> {
-                v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                    cx.key_err(
-                        at,
-                        &key(k),
-                        format!(
-                            "`{k}` is required for a {} target (or set PPS_TARGETS_{}_{})",
-                            r.kind,
-                            env_name(&name),
-                            k.to_uppercase()
-                        ),
-                    )
-                })
-            };
-            let forbid = |present: bool, k: &str| -> Result<()> {
-                if present {
-                    Err(cx.key_err(
-                        at,
-                        &key(k),
-                        format!("`{k}` does not apply to a {} target", r.kind),
-                    ))
-                } else {
-                    Ok(())
-                }
-            };
-            let timeout =
-                cx.duration_in(&r.timeout, at, &key("timeout"), Duration::from_secs(30))?;
-            let kind = match r.kind.as_str() {
-                "plex" => {
-                    forbid(r.api_key.is_some(), "api_key")?;
-                    forbid(r.program.is_some() || r.args.is_some(), "program")?;
-                    forbid(r.env.is_some(), "env")?;
-                    if r.scan_files == Some(true) {
-                        return Err(cx.key_err(
-                            at,
-                            &key("scan_files"),
-                            "Plex scans folders only; remove `scan_files` or set it to false",
-                        ));
-                    }
-                    let url = need(r.url.clone(), "url")?;
-                    check_url(&url).map_err(|m| cx.key_err(at, &key("url"), m))?;
-                    TargetKind::Plex {
-                        url,
-                        token: Secret::new(need(r.token.clone(), "token")?),
-                        pacing: cx.duration_in(
-                            &r.pacing,
-                            at,
-                            &key("pacing"),
-                            Duration::from_secs(1),
-                        )?,
-                        timeout,
-                    }
-                }
-                "emby" | "jellyfin" => {
-                    forbid(r.token.is_some(), "token")?;
-                    forbid(r.pacing.is_some(), "pacing")?;
-                    forbid(r.program.is_some() || r.args.is_some(), "program")?;
-                    forbid(r.env.is_some(), "env")?;
-                    let url = need(r.url.clone(), "url")?;
-                    check_url(&url).map_err(|m| cx.key_err(at, &key("url"), m))?;
-                    let api_key = Secret::new(need(r.api_key.clone(), "api_key")?);
-                    if r.kind == "emby" {
-                        TargetKind::Emby {
-                            url,
-                            api_key,
-                            timeout,
-                        }
-                    } else {
-                        TargetKind::Jellyfin {
-                            url,
-                            api_key,
-                            timeout,
-                        }
-                    }
-                }
-                "command" => {
-                    forbid(r.url.is_some(), "url")?;
-                    forbid(r.token.is_some() || r.api_key.is_some(), "token")?;
-                    TargetKind::Command {
-                        program: need(r.program.clone(), "program")?,
-                        args: r.args.clone().unwrap_or_default(),
-                        timeout: cx.duration_in(
-                            &r.timeout,
-                            at,
-                            &key("timeout"),
-                            Duration::from_secs(60),
-                        )?,
-                        max_batch: r.max_batch.unwrap_or(50).max(1),
-                        env: r.env.clone().unwrap_or_default(),
-                    }
-                }
-                "stdout" => {
-                    forbid(r.url.is_some(), "url")?;
-                    forbid(r.token.is_some() || r.api_key.is_some(), "token")?;
-                    TargetKind::Stdout
-                }
-                other => {
-                    return Err(cx.key_err(at, &key("kind"), format!("unknown target kind `{other}`; use plex, emby, jellyfin, command or stdout")));
-                }
-            };
-            let mapping = PathMapping::new(r.path_mapping.clone()).map_err(|e| {
-                cx.key_err(
-                    at,
-                    &key("path_mapping"),
-                    format!(
-                        "{} ({})",
-                        e.message(),
-                        e.context()
-                            .iter()
-                            .map(|(k, v)| format!("{k}: {v}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
-            let scan_files = r.scan_files.unwrap_or(!matches!(
-                kind,
-                TargetKind::Plex { .. } | TargetKind::Command { .. }
-            ));
-            targets.insert(
-                name,
-                TargetConfig {
-                    kind,
-                    mapping,
-                    rules: r.path_mapping,
-                    scan_files,
-                    line: cx.line(at),
-                },
-            );
+            target_at.insert(name.clone(), table.span().start);
+            let target = cx.target(&name, table, env)?;
+            targets.insert(name, target);
         }
-
         let mut watches = Vec::new();
         for (i, w) in raw.watch.into_iter().enumerate() {
-            let at = w.span().start;
-            let w = w.into_inner();
-            let key = |k: &str| format!("watch[{i}].{k}");
-            let source = w.source.get_ref().clone();
-            if !sources.contains_key(&source) {
-                let known: Vec<_> = sources.keys().cloned().collect();
-                return Err(cx.err(
-                    Some(w.source.span().start),
-                    &key("source"),
-                    format!(
-                        "no source named `{source}` is configured (sources: {})",
-                        list(&known)
-                    ),
-                ));
-            }
-            let path = pps_core::path::normalize(w.path.get_ref()).map_err(|e| {
-                cx.err(
-                    Some(w.path.span().start),
-                    &key("path"),
-                    e.message().to_owned(),
-                )
-            })?;
-            let interval = cx.duration(&w.interval, &key("interval"), Duration::from_secs(600))?;
-            let max_interval = cx.duration(
-                &w.max_interval,
-                &key("max_interval"),
-                Duration::from_secs(86_400),
-            )?;
-            if interval < Duration::from_secs(1) {
-                return Err(cx.key_err(
-                    at,
-                    &key("interval"),
-                    "must be at least 1s (a shorter interval lists without pause)",
-                ));
-            }
-            let active_max_interval = cx.duration(
-                &w.active_max_interval,
-                &key("active_max_interval"),
-                Duration::from_secs(3600),
-            )?;
-            if active_max_interval < interval {
-                return Err(cx.key_err(
-                    at,
-                    &key("active_max_interval"),
-                    "must be at least `interval`",
-                ));
-            }
-            if max_interval < interval {
-                return Err(cx.key_err(at, &key("max_interval"), "must be at least `interval`"));
-            }
-            let settle = cx.duration(&w.settle, &key("settle"), Duration::ZERO)?;
-            let exclude = Excludes::new(&w.exclude).map_err(|e| {
-                cx.key_err(
-                    at,
-                    &key("exclude"),
-                    format!(
-                        "{} {}",
-                        e.message(),
-                        e.context_value("pattern")
-                            .map(|p| format!("(`{p}`)"))
-                            .unwrap_or_default()
-                    ),
-                )
-            })?;
-            let names: Vec<String> = match &w.targets {
-                Some(given) => {
-                    let mut names = Vec::new();
-                    for t in given {
-                        if !targets.contains_key(t.get_ref()) {
-                            let known: Vec<_> = targets.keys().cloned().collect();
-                            return Err(cx.err(
-                                Some(t.span().start),
-                                &key("targets"),
-                                format!(
-                                    "no target named `{}` is configured (targets: {})",
-                                    t.get_ref(),
-                                    list(&known)
-                                ),
-                            ));
-                        }
-                        names.push(t.get_ref().clone());
-                    }
-                    names
-                }
-                None => targets.keys().cloned().collect(),
-            };
-            for t in &names {
-                let tc = &targets[t];
-                // A rule below the watched root maps part of it, which is fine (the rest
-                // is parked with its reason); a mapping that covers none of it is a
-                // mistake worth stopping for.
-                let partly = tc.rules.iter().any(|r| {
-                    pps_core::path::normalize(&r.from)
-                        .is_ok_and(|f| pps_core::path::is_at_or_under(&f, &path))
-                });
-                if !tc.mapping.is_empty() && tc.mapping.map(&path).is_none() && !partly {
-                    let t_at = target_at.get(t).copied().unwrap_or(at);
-                    return Err(cx.key_err(t_at, &format!("targets.{t}.path_mapping"), format!("maps nothing of watch `{source}:{path}` (line {}): no `from` covers that path, so every scan would be parked; add a rule or leave this target out of the watch's `targets`", cx.line(at))));
-                }
-            }
-            watches.push(WatchConfig {
-                source,
-                path,
-                interval,
-                max_interval,
-                active_max_interval,
-                settle,
-                exclude,
-                targets: names,
-                line: cx.line(at),
-            });
+            watches.push(cx.watch(i, w, &sources, &targets, &target_at)?);
         }
         let server = match raw.server {
-            None => ServerConfig {
-                max_body_bytes: 1 << 20,
-                max_connections: DEFAULT_MAX_CONNECTIONS,
-                ..ServerConfig::default()
-            },
-            Some(table) => {
-                let at = table.span().start;
-                let mut table = table.into_inner();
-                let mut from_env = BTreeMap::new();
-                for (k, v) in env {
-                    if let Some(key) = k.strip_prefix("PPS_SERVER_")
-                        && !key.is_empty()
-                    {
-                        from_env.insert(key.to_lowercase(), k.clone());
-                        table.insert(key.to_lowercase(), toml::Value::String(v.clone()));
-                    }
-                }
-                let r: RawServer = cx.typed(table, at, "server", &from_env)?;
-                let listen = match &r.listen {
-                    None => None,
-                    Some(l) => Some(l.parse::<std::net::SocketAddr>().map_err(|_| {
-                        cx.key_err(
-                            at,
-                            "server.listen",
-                            format!(
-                                "`{l}` is not an address; write e.g. 127.0.0.1:8090 or [::]:8090"
-                            ),
-                        )
-                    })?),
-                };
-                if r.token
-                    .as_ref()
-                    .is_some_and(|t| !t.trim().is_empty() && t.trim() != t)
-                {
-                    // A token a client sends trimmed would never match; say so at start
-                    // instead of refusing every trigger later.
-                    return Err(cx.key_err(
-                        at,
-                        "server.token",
-                        "`token` has spaces or line breaks before or after it; remove them",
-                    ));
-                }
-                let token = r.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
-                if listen.is_some() && token.is_none() {
-                    return Err(cx.key_err(at, "server.token", "`token` is required when `listen` is set (or set PPS_SERVER_TOKEN): every trigger must present it"));
-                }
-                let mapping = |rules: Vec<MappingRule>, k: &str| {
-                    PathMapping::new(rules)
-                        .map_err(|e| cx.key_err(at, &format!("server.{k}"), e.message().to_owned()))
-                };
-                ServerConfig {
-                    listen,
-                    token,
-                    max_body_bytes: r.max_body_bytes.unwrap_or(1 << 20).max(1024),
-                    max_connections: r.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).max(1),
-                    public_metrics: r.public_metrics.unwrap_or(false),
-                    arr_mapping: mapping(r.arr_path_mapping, "arr_path_mapping")?,
-                    clouddrive2_mapping: mapping(
-                        r.clouddrive2_path_mapping,
-                        "clouddrive2_path_mapping",
-                    )?,
-                    line: cx.line(at),
-                }
-            }
+            None => ServerConfig::off(),
+            Some(table) => cx.server(table, env)?,
         };
         Ok(Config {
             file: file.map(Path::to_path_buf),
@@ -995,6 +543,525 @@ impl Config {
             server,
         })
     }
+
+    /// A config for `--watch DIR` without a file: the local source, the stdout target
+    /// and one watch per folder (made absolute), every pass listing the whole tree.
+    pub fn for_folders(
+        dirs: &[PathBuf],
+        store: PathBuf,
+        excludes: &[String],
+        interval: Duration,
+    ) -> Result<Config> {
+        let exclude = Excludes::new(excludes).map_err(|e| e.with("option", "--exclude"))?;
+        let mut watches = Vec::new();
+        for dir in dirs {
+            let shown = dir.display().to_string();
+            let abs = std::fs::canonicalize(dir).map_err(|e| {
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("the watched folder cannot be opened: {e}"),
+                )
+                .with("option", "--watch")
+                .with("path", shown.clone())
+            })?;
+            if !abs.is_dir() {
+                return Err(Error::new(
+                    ErrorKind::ConfigInvalid,
+                    "the watched path is not a folder",
+                )
+                .with("option", "--watch")
+                .with("path", shown));
+            }
+            let root = abs.to_str().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    "the watched path is not valid UTF-8",
+                )
+                .with("option", "--watch")
+                .with("path", shown.clone())
+            })?;
+            let mut w = WatchConfig::new("local", root, vec!["stdout".into()])?;
+            w.interval = interval;
+            w.max_interval = interval.max(Duration::from_secs(86_400));
+            w.active_max_interval = interval.max(Duration::from_secs(3600));
+            w.exclude = exclude.clone();
+            watches.push(w);
+        }
+        let sources = BTreeMap::from([(
+            "local".to_owned(),
+            SourceConfig::Local {
+                concurrency: LOCAL_CONCURRENCY,
+            },
+        )]);
+        let targets = BTreeMap::from([(
+            "stdout".to_owned(),
+            TargetConfig {
+                kind: TargetKind::Stdout,
+                mapping: PathMapping::default(),
+                rules: Vec::new(),
+                scan_files: true,
+                line: 0,
+            },
+        )]);
+        Ok(Config {
+            file: None,
+            store,
+            sources,
+            targets,
+            watches,
+            server: ServerConfig::off(),
+        })
+    }
+
+    /// A config for `--store FILE` without a config file: the watches of local folders
+    /// the store recorded (what `--watch DIR` mode made), the local source and the
+    /// stdout target. Only an existing store is read.
+    pub fn from_store(store: PathBuf) -> Result<Config> {
+        let existing = pps_core::sqlite::SqliteStore::open_existing(&store)?;
+        let stats = pps_core::MtimeStore::stats(&existing)?;
+        drop(existing);
+        let mut config = Self::for_folders(&[], store, &[], Duration::from_secs(600))?;
+        for (_, source, root, _) in stats.scopes {
+            // Other sources need their settings from the config file; a re-index's
+            // staging area is no watch.
+            if source == "local" {
+                config
+                    .watches
+                    .push(WatchConfig::new(&source, &root, vec!["stdout".into()])?);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Writes [`TEMPLATE`] to `path`, readable by its owner only (it will hold tokens);
+/// never overwrites.
+///
+/// # Errors
+/// `ConfigInvalid` naming the file when it exists or cannot be made.
+pub fn write_template(path: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(|e| {
+        let msg = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!(
+                "{} exists; not overwritten (edit it, or pass --config NEW_FILE)",
+                path.display()
+            )
+        } else {
+            format!("cannot create {}: {e}", path.display())
+        };
+        Error::new(ErrorKind::ConfigInvalid, msg)
+    })?;
+    f.write_all(TEMPLATE.as_bytes())
+        .map_err(|e| Error::from(e).with("file", path.display().to_string()))
+}
+
+impl Ctx<'_> {
+    /// One `[sources.NAME]`: `kind`, pps's own keys, the rest the adapter's.
+    fn source(
+        &self,
+        name: &str,
+        table: Spanned<toml::Table>,
+        env: &[(String, String)],
+    ) -> Result<SourceConfig> {
+        let at = table.span().start;
+        let mut table = table.into_inner();
+        let from_env = apply_env(&mut table, "SOURCES", name, env);
+        let key = |k: &str| format!("sources.{name}.{k}");
+        let kind = kind_of(&mut table, self, at, &key("kind"))?;
+        let ours: SourceKeys = self.typed(
+            take(&mut table, &["concurrency", "max_calls_per_day"]),
+            at,
+            &format!("sources.{name}"),
+            &from_env,
+        )?;
+        let concurrency = |default: usize| -> Result<usize> {
+            match ours.concurrency {
+                Some(0) => Err(self.key_err(at, &key("concurrency"), "must be at least 1")),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        match kind.as_str() {
+            "clouddrive2" => {
+                let settings: CloudDriveConfig =
+                    self.typed(table, at, &format!("sources.{name}"), &from_env)?;
+                // In a config file the URL carries no credentials or query: they have
+                // keys of their own (a program may still hand them in a URL).
+                pps_core::secret::check_url(&settings.url)
+                    .map_err(|m| self.key_err(at, &key("url"), m))?;
+                settings.validate().map_err(|e| {
+                    self.adapter_err(at, &format!("sources.{name}"), name, "SOURCES", e)
+                })?;
+                Ok(SourceConfig::CloudDrive2 {
+                    settings,
+                    concurrency: concurrency(CLOUDDRIVE_CONCURRENCY)?,
+                    max_calls_per_day: ours.max_calls_per_day,
+                })
+            }
+            "local" => {
+                let _: LocalKeys = self.typed(table, at, &format!("sources.{name}"), &from_env)?;
+                if ours.max_calls_per_day.is_some() {
+                    return Err(self.key_err(
+                        at,
+                        &key("max_calls_per_day"),
+                        "`max_calls_per_day` applies to clouddrive2 sources only",
+                    ));
+                }
+                Ok(SourceConfig::Local {
+                    concurrency: concurrency(LOCAL_CONCURRENCY)?,
+                })
+            }
+            other => Err(self.key_err(
+                at,
+                &key("kind"),
+                format!("unknown source kind `{other}`; use \"clouddrive2\" or \"local\""),
+            )),
+        }
+    }
+
+    /// One `[targets.NAME]`: `kind`, `path_mapping` and `scan_files`, the rest the
+    /// adapter's.
+    fn target(
+        &self,
+        name: &str,
+        table: Spanned<toml::Table>,
+        env: &[(String, String)],
+    ) -> Result<TargetConfig> {
+        let at = table.span().start;
+        let mut table = table.into_inner();
+        let from_env = apply_env(&mut table, "TARGETS", name, env);
+        let key = |k: &str| format!("targets.{name}.{k}");
+        let table_key = format!("targets.{name}");
+        let kind = kind_of(&mut table, self, at, &key("kind"))?;
+        let ours: TargetKeys = self.typed(
+            take(&mut table, &["path_mapping", "scan_files"]),
+            at,
+            &table_key,
+            &from_env,
+        )?;
+        // A key another kind of target takes "does not apply" here; anything else
+        // unknown is the adapter deserialiser's to report.
+        let foreign = |accepted: &[&str], table: &toml::Table| -> Result<()> {
+            match table
+                .keys()
+                .find(|k| !accepted.contains(&k.as_str()) && TARGET_KEYS.contains(&k.as_str()))
+            {
+                Some(k) => Err(self.key_err(
+                    at,
+                    &key(k),
+                    format!("`{k}` does not apply to a {kind} target"),
+                )),
+                None => Ok(()),
+            }
+        };
+        let check =
+            |r: Result<()>| r.map_err(|e| self.adapter_err(at, &table_key, name, "TARGETS", e));
+        let kind = match kind.as_str() {
+            "plex" => {
+                foreign(
+                    &["url", "token", "pacing", "timeout", "sections_ttl"],
+                    &table,
+                )?;
+                if ours.scan_files == Some(true) {
+                    return Err(self.key_err(
+                        at,
+                        &key("scan_files"),
+                        "Plex scans folders only; remove `scan_files` or set it to false",
+                    ));
+                }
+                let c: PlexConfig = self.typed(table, at, &table_key, &from_env)?;
+                check(c.validate())?;
+                TargetKind::Plex(c)
+            }
+            "emby" | "jellyfin" => {
+                foreign(
+                    &["url", "api_key", "timeout", "max_batch", "libraries_ttl"],
+                    &table,
+                )?;
+                let c: EmbyConfig = self.typed(table, at, &table_key, &from_env)?;
+                check(c.validate())?;
+                if kind == "emby" {
+                    TargetKind::Emby(c)
+                } else {
+                    TargetKind::Jellyfin(c)
+                }
+            }
+            "command" => {
+                foreign(&["program", "args", "timeout", "max_batch", "env"], &table)?;
+                let c: CommandConfig = self.typed(table, at, &table_key, &from_env)?;
+                check(c.validate())?;
+                TargetKind::Command(c)
+            }
+            "stdout" => {
+                foreign(&[], &table)?;
+                let _: LocalKeys = self.typed(table, at, &table_key, &from_env)?;
+                TargetKind::Stdout
+            }
+            other => {
+                return Err(self.key_err(
+                    at,
+                    &key("kind"),
+                    format!(
+                        "unknown target kind `{other}`; use plex, emby, jellyfin, command or stdout"
+                    ),
+                ));
+            }
+        };
+        let mapping = PathMapping::new(ours.path_mapping.clone()).map_err(|e| {
+            self.key_err(
+                at,
+                &key("path_mapping"),
+                format!(
+                    "{} ({})",
+                    e.message(),
+                    e.context()
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        let scan_files = ours.scan_files.unwrap_or(!matches!(
+            kind,
+            TargetKind::Plex(_) | TargetKind::Command(_)
+        ));
+        Ok(TargetConfig {
+            kind,
+            mapping,
+            rules: ours.path_mapping,
+            scan_files,
+            line: self.line(at),
+        })
+    }
+
+    /// An adapter's own check of its settings, with the file, the line of the key it
+    /// names and, for a missing credential, the environment variable that can give it.
+    fn adapter_err(
+        &self,
+        at: usize,
+        table_key: &str,
+        name: &str,
+        section: &str,
+        e: Error,
+    ) -> Error {
+        let k = e.context_value("key").unwrap_or("").to_owned();
+        let mut msg = e.message().to_owned();
+        if msg.ends_with("is required") && STRING_KEYS.contains(&k.as_str()) {
+            msg.push_str(&format!(
+                " (or set PPS_{section}_{}_{})",
+                env_name(name),
+                k.to_uppercase()
+            ));
+        }
+        if k.is_empty() {
+            self.err(Some(at), table_key, msg)
+        } else {
+            self.key_err(at, &format!("{table_key}.{k}"), msg)
+        }
+    }
+
+    /// One `[[watch]]`, checked against the sources and targets.
+    fn watch(
+        &self,
+        i: usize,
+        w: Spanned<RawWatch>,
+        sources: &BTreeMap<String, SourceConfig>,
+        targets: &BTreeMap<String, TargetConfig>,
+        target_at: &BTreeMap<String, usize>,
+    ) -> Result<WatchConfig> {
+        let cx = self;
+        let at = w.span().start;
+        let w = w.into_inner();
+        let key = |k: &str| format!("watch[{i}].{k}");
+        let source = w.source.get_ref().clone();
+        if !sources.contains_key(&source) {
+            let known: Vec<_> = sources.keys().cloned().collect();
+            return Err(cx.err(
+                Some(w.source.span().start),
+                &key("source"),
+                format!(
+                    "no source named `{source}` is configured (sources: {})",
+                    list(&known)
+                ),
+            ));
+        }
+        let path = pps_core::path::normalize(w.path.get_ref()).map_err(|e| {
+            cx.err(
+                Some(w.path.span().start),
+                &key("path"),
+                e.message().to_owned(),
+            )
+        })?;
+        let interval = cx.duration(&w.interval, &key("interval"), Duration::from_secs(600))?;
+        let max_interval = cx.duration(
+            &w.max_interval,
+            &key("max_interval"),
+            Duration::from_secs(86_400),
+        )?;
+        if interval < Duration::from_secs(1) {
+            return Err(cx.key_err(
+                at,
+                &key("interval"),
+                "must be at least 1s (a shorter interval lists without pause)",
+            ));
+        }
+        let active_max_interval = cx.duration(
+            &w.active_max_interval,
+            &key("active_max_interval"),
+            Duration::from_secs(3600),
+        )?;
+        if active_max_interval < interval {
+            return Err(cx.key_err(
+                at,
+                &key("active_max_interval"),
+                "must be at least `interval`",
+            ));
+        }
+        if max_interval < interval {
+            return Err(cx.key_err(at, &key("max_interval"), "must be at least `interval`"));
+        }
+        let settle = cx.duration(&w.settle, &key("settle"), Duration::ZERO)?;
+        let exclude = Excludes::new(&w.exclude).map_err(|e| {
+            cx.key_err(
+                at,
+                &key("exclude"),
+                format!(
+                    "{} {}",
+                    e.message(),
+                    e.context_value("pattern")
+                        .map(|p| format!("(`{p}`)"))
+                        .unwrap_or_default()
+                ),
+            )
+        })?;
+        let names: Vec<String> = match &w.targets {
+            Some(given) => {
+                let mut names = Vec::new();
+                for t in given {
+                    if !targets.contains_key(t.get_ref()) {
+                        let known: Vec<_> = targets.keys().cloned().collect();
+                        return Err(cx.err(
+                            Some(t.span().start),
+                            &key("targets"),
+                            format!(
+                                "no target named `{}` is configured (targets: {})",
+                                t.get_ref(),
+                                list(&known)
+                            ),
+                        ));
+                    }
+                    names.push(t.get_ref().clone());
+                }
+                names
+            }
+            None => targets.keys().cloned().collect(),
+        };
+        for t in &names {
+            let tc = &targets[t];
+            // A rule below the watched root maps part of it, which is fine (the rest is
+            // parked with its reason); a mapping that covers none of it is a mistake
+            // worth stopping for.
+            let partly = tc.rules.iter().any(|r| {
+                pps_core::path::normalize(&r.from)
+                    .is_ok_and(|f| pps_core::path::is_at_or_under(&f, &path))
+            });
+            if !tc.mapping.is_empty() && tc.mapping.map(&path).is_none() && !partly {
+                let t_at = target_at.get(t).copied().unwrap_or(at);
+                return Err(cx.key_err(t_at, &format!("targets.{t}.path_mapping"), format!("maps nothing of watch `{source}:{path}` (line {}): no `from` covers that path, so every scan would be parked; add a rule or leave this target out of the watch's `targets`", cx.line(at))));
+            }
+        }
+        Ok(WatchConfig {
+            source,
+            path,
+            interval,
+            max_interval,
+            active_max_interval,
+            settle,
+            exclude,
+            targets: names,
+            line: cx.line(at),
+        })
+    }
+
+    /// `[server]`, with `PPS_SERVER_*` overrides.
+    fn server(
+        &self,
+        table: Spanned<toml::Table>,
+        env: &[(String, String)],
+    ) -> Result<ServerConfig> {
+        let cx = self;
+        let at = table.span().start;
+        let mut table = table.into_inner();
+        let mut from_env = BTreeMap::new();
+        for (k, v) in env {
+            if let Some(key) = k.strip_prefix("PPS_SERVER_")
+                && !key.is_empty()
+            {
+                from_env.insert(key.to_lowercase(), k.clone());
+                table.insert(key.to_lowercase(), toml::Value::String(v.clone()));
+            }
+        }
+        let r: RawServer = cx.typed(table, at, "server", &from_env)?;
+        let listen = match &r.listen {
+            None => None,
+            Some(l) => Some(l.parse::<std::net::SocketAddr>().map_err(|_| {
+                cx.key_err(
+                    at,
+                    "server.listen",
+                    format!("`{l}` is not an address; write e.g. 127.0.0.1:8090 or [::]:8090"),
+                )
+            })?),
+        };
+        if r.token
+            .as_ref()
+            .is_some_and(|t| !t.trim().is_empty() && t.trim() != t)
+        {
+            // A token a client sends trimmed would never match; say so at start instead
+            // of refusing every trigger later.
+            return Err(cx.key_err(
+                at,
+                "server.token",
+                "`token` has spaces or line breaks before or after it; remove them",
+            ));
+        }
+        let token = r.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
+        if listen.is_some() && token.is_none() {
+            return Err(cx.key_err(at, "server.token", "`token` is required when `listen` is set (or set PPS_SERVER_TOKEN): every trigger must present it"));
+        }
+        let mapping = |rules: Vec<MappingRule>, k: &str| {
+            PathMapping::new(rules)
+                .map_err(|e| cx.key_err(at, &format!("server.{k}"), e.message().to_owned()))
+        };
+        Ok(ServerConfig {
+            listen,
+            token,
+            max_body_bytes: r.max_body_bytes.unwrap_or(1 << 20).max(1024),
+            max_connections: r.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).max(1),
+            public_metrics: r.public_metrics.unwrap_or(false),
+            arr_mapping: mapping(r.arr_path_mapping, "arr_path_mapping")?,
+            clouddrive2_mapping: mapping(r.clouddrive2_path_mapping, "clouddrive2_path_mapping")?,
+            line: cx.line(at),
+        })
+    }
+}
+
+/// A table with no keys of its own left (a local source, a stdout target): anything
+/// in it is unknown.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalKeys {}
+
+/// Moves `keys` out of `table` into a table of their own.
+fn take(table: &mut toml::Table, keys: &[&str]) -> toml::Table {
+    keys.iter()
+        .filter_map(|k| table.remove(*k).map(|v| ((*k).to_owned(), v)))
+        .collect()
 }
 
 fn list(names: &[String]) -> String {
@@ -1009,56 +1076,12 @@ fn env_name(name: &str) -> String {
     name.to_uppercase().replace('-', "_")
 }
 
-fn kind_of(table: &toml::Table, cx: &Ctx<'_>, at: usize, key: &str) -> Result<String> {
-    match table.get("kind") {
-        Some(toml::Value::String(s)) => Ok(s.clone()),
+/// The table's `kind`, taken out of it.
+fn kind_of(table: &mut toml::Table, cx: &Ctx<'_>, at: usize, key: &str) -> Result<String> {
+    match table.remove("kind") {
+        Some(toml::Value::String(s)) => Ok(s),
         Some(_) => Err(cx.key_err(at, key, "`kind` must be a string")),
         None => Err(cx.key_err(at, key, "`kind` is required")),
-    }
-}
-
-fn check_url(url: &str) -> std::result::Result<(), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(format!(
-            "`{}` is not a URL; write e.g. http://127.0.0.1:32400",
-            redact_url(url)
-        ));
-    };
-    if scheme != "http" && scheme != "https" {
-        return Err(format!(
-            "the URL scheme must be http or https, not `{scheme}`"
-        ));
-    }
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() {
-        return Err("the URL has no host".to_owned());
-    }
-    if let Err(e) = url::Url::parse(url) {
-        return Err(format!("`{}` is not a valid URL: {e}", redact_url(url)));
-    }
-    if host.contains('@') {
-        return Err("put credentials in `token`/`api_key`/`api_token`, not in the URL".to_owned());
-    }
-    if rest.contains('?') {
-        return Err("the URL may not carry a query (credentials belong in `token`/`api_key`, never in a URL)".to_owned());
-    }
-    Ok(())
-}
-
-/// A URL as it may be shown: anything before an `@` in the authority is dropped.
-fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_owned(),
-        },
-        None => {
-            if url.contains('@') {
-                "***".to_owned()
-            } else {
-                url.to_owned()
-            }
-        }
     }
 }
 

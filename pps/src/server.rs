@@ -8,6 +8,7 @@
 //! replayed event costs at most one listing.
 
 use crate::app::App;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
@@ -16,101 +17,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pps_clouddrive::CloudDrive;
-use pps_core::engine::DeliveryReport;
 use pps_core::mapping::PathMapping;
-use pps_core::{DirectorySource, Engine, PassReport, Secret, Watch};
+use pps_core::{DirectorySource, Engine, Secret, Watch};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-
-/// Counters the service keeps for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    inner: Mutex<Counters>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    /// (source, outcome) -> listings.
-    listings: BTreeMap<(String, String), u64>,
-    /// change kind -> count.
-    changes: BTreeMap<String, u64>,
-    /// (target, outcome) -> scan requests.
-    scans: BTreeMap<(String, String), u64>,
-    /// watch -> (sum of seconds, passes).
-    passes: BTreeMap<String, (f64, u64)>,
-    /// origin -> hints accepted.
-    hints: BTreeMap<String, u64>,
-}
-
-impl Metrics {
-    fn with<R>(&self, f: impl FnOnce(&mut Counters) -> R) -> R {
-        f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Records a pass of a watch on `source`.
-    pub fn pass(&self, source: &str, watch: &str, r: &PassReport) {
-        self.with(|c| {
-            let failed = r.errors.len() as u64;
-            *c.listings
-                .entry((source.to_owned(), "ok".into()))
-                .or_default() += r.folders_listed.saturating_sub(failed);
-            *c.listings
-                .entry((source.to_owned(), "error".into()))
-                .or_default() += failed;
-            for ch in &r.changes {
-                let kind = format!(
-                    "{}_{}",
-                    if ch.is_dir { "folder" } else { "file" },
-                    ch.update
-                );
-                *c.changes.entry(kind).or_default() += 1;
-            }
-            let p = c.passes.entry(watch.to_owned()).or_default();
-            p.0 += r.elapsed.as_secs_f64();
-            p.1 += 1;
-        });
-    }
-
-    /// Records a delivery round of `target`.
-    pub fn delivery(&self, target: &str, r: &DeliveryReport) {
-        self.with(|c| {
-            *c.scans
-                .entry((target.to_owned(), "sent".into()))
-                .or_default() += r.sent;
-            *c.scans
-                .entry((target.to_owned(), "parked".into()))
-                .or_default() += r.parked;
-            if r.temporary_failure.is_some() {
-                *c.scans
-                    .entry((target.to_owned(), "failed".into()))
-                    .or_default() += 1;
-            }
-        });
-    }
-
-    /// Listings so far per source (every outcome), and changes found so far: what the
-    /// service's once-a-minute heartbeat reports the growth of.
-    pub fn totals(&self) -> (BTreeMap<String, u64>, u64) {
-        self.with(|c| {
-            let mut per: BTreeMap<String, u64> = BTreeMap::new();
-            for ((source, _), n) in &c.listings {
-                *per.entry(source.clone()).or_default() += n;
-            }
-            (per, c.changes.values().sum())
-        })
-    }
-
-    /// Records accepted hints.
-    pub fn hints(&self, origin: &str, n: u64) {
-        self.with(|c| *c.hints.entry(origin.to_owned()).or_default() += n);
-    }
-}
 
 /// What the HTTP handlers share.
 #[derive(Clone)]

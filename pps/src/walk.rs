@@ -10,12 +10,11 @@ use pps_core::{DirectorySource, ListOptions};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How to walk.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WalkOptions {
     /// Listings in flight at once.
     pub concurrency: usize,
@@ -27,8 +26,38 @@ pub struct WalkOptions {
     pub interval: Duration,
     /// Ceiling for the calls-per-day estimate.
     pub max_interval: Duration,
-    /// Print a progress line on stderr.
-    pub progress: bool,
+    /// Called about every 100 ms while the walk goes on, and once at its end.
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for WalkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalkOptions")
+            .field("concurrency", &self.concurrency)
+            .field("max_depth", &self.max_depth)
+            .field("rate", &self.rate)
+            .field("interval", &self.interval)
+            .field("max_interval", &self.max_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A progress callback of a walk.
+pub type ProgressFn = Arc<dyn Fn(&WalkProgress) + Send + Sync>;
+
+/// How far a walk got, for progress lines.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkProgress {
+    /// Folders listed.
+    pub folders: u64,
+    /// Files seen.
+    pub files: u64,
+    /// Folders queued or in flight.
+    pub waiting: usize,
+    /// Time since the walk began.
+    pub elapsed: Duration,
+    /// True for the last call, when the walk is over.
+    pub done: bool,
 }
 
 /// What a walk found.
@@ -107,12 +136,13 @@ pub fn human(d: Duration) -> String {
 }
 
 impl WalkReport {
-    fn pass_time(&self, rate: f64) -> Duration {
+    /// How long one full pass over the walked tree takes at `rate` calls a second.
+    pub fn pass_time(&self, rate: f64) -> Duration {
         Duration::from_secs_f64(self.folders.max(1) as f64 / rate)
     }
 
     /// p50, p95 and the maximum of the listings' own latency.
-    fn latency(&self) -> (Duration, Duration, Duration) {
+    pub fn latency(&self) -> (Duration, Duration, Duration) {
         if let Some(l) = &self.wire_latency {
             return (l.percentile(0.5), l.percentile(0.95), l.max());
         }
@@ -167,95 +197,6 @@ impl WalkReport {
             },
         })
     }
-
-    /// The report as text.
-    pub fn to_text(&self) -> String {
-        let (p50, p95, max) = self.latency();
-        let mut o = String::new();
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        o.push_str(&format!(
-            "walk of {}{}\n",
-            self.root,
-            if self.interrupted {
-                " (interrupted: figures so far)"
-            } else {
-                ""
-            }
-        ));
-        o.push_str(&format!(
-            "  tree:     {}, {}, {}, deepest level {}, largest folder {} ({})\n",
-            crate::commands::plural(self.folders, "folder", "folders"),
-            crate::commands::plural(self.files, "file", "files"),
-            crate::commands::size(self.bytes),
-            self.deepest,
-            crate::commands::plural(self.largest.1 as u64, "entry", "entries"),
-            self.largest.0
-        ));
-        o.push_str(&format!(
-            "  calls:    {}, {}, {}, {}{}\n",
-            crate::commands::plural(self.calls, "listing call", "listing calls"),
-            crate::commands::plural(self.throttled, "throttled answer", "throttled answers"),
-            crate::commands::plural(self.retries, "retry", "retries"),
-            crate::commands::plural(self.failed.len() as u64, "failed folder", "failed folders"),
-            if self.errors.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({})",
-                    self.errors
-                        .iter()
-                        .map(|(k, n)| format!("{n} {k}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        ));
-        o.push_str(&format!(
-            "  speed:    {} elapsed, {:.2} calls/s; listing latency p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms{}\n",
-            human(self.elapsed),
-            self.calls as f64 / secs,
-            p50.as_secs_f64() * 1000.0,
-            p95.as_secs_f64() * 1000.0,
-            max.as_secs_f64() * 1000.0,
-            if self.wire_latency.is_some() {
-                format!(
-                    " (each call's own time); {} waiting for the rate limit in all",
-                    human(self.limiter_wait)
-                )
-            } else {
-                String::new()
-            }
-        ));
-        let configured = match self.rate {
-            Some(r) => format!(
-                "{} at the configured {r} calls/s; ",
-                human(self.pass_time(r))
-            ),
-            None => String::new(),
-        };
-        o.push_str(&format!(
-            "  schedule: one full pass takes {configured}{} at 0.5/s, {} at 1/s, {} at 5/s\n",
-            human(self.pass_time(0.5)),
-            human(self.pass_time(1.0)),
-            human(self.pass_time(5.0))
-        ));
-        let (quiet, active) = self.calls_per_day();
-        o.push_str(&format!(
-            "            with interval {} and max_interval {}: {:.0} calls/day when every folder is quiet, {:.0} when every folder is active{}\n",
-            human(self.interval),
-            human(self.max_interval),
-            quiet,
-            active,
-            match self.rate {
-                Some(r) => format!("; the configured rate allows {:.0}/day", r * 86_400.0),
-                None => String::new(),
-            }
-        ));
-        for (p, e) in &self.failed {
-            o.push_str(&format!("  failed:   {p}: {e}\n"));
-        }
-        o
-    }
 }
 
 /// Walks `root` read-only until done or until `stop` resolves (the report then holds
@@ -281,7 +222,6 @@ pub async fn walk(
     let mut queue: VecDeque<(String, usize)> = VecDeque::from([(root.to_owned(), 0)]);
     let mut in_flight = FuturesUnordered::new();
     let mut stop = std::pin::pin!(stop);
-    let tty = opts.progress && std::io::stderr().is_terminal();
     let mut last_print = Instant::now();
     let mut local_calls = 0u64;
     loop {
@@ -329,23 +269,27 @@ pub async fn walk(
                 r.failed.push((path, e.to_string()));
             }
         }
-        if tty && last_print.elapsed() >= Duration::from_millis(100) {
+        if let Some(p) = &opts.progress
+            && last_print.elapsed() >= Duration::from_millis(100)
+        {
             last_print = Instant::now();
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r\x1b[2Kwalk: {} folders, {} files, {:.1} listings/s, {} waiting",
-                r.folders,
-                r.files,
-                r.folders as f64 / secs,
-                queue.len() + in_flight.len()
-            );
-            let _ = err.flush();
+            p(&WalkProgress {
+                folders: r.folders,
+                files: r.files,
+                waiting: queue.len() + in_flight.len(),
+                elapsed: started.elapsed(),
+                done: false,
+            });
         }
     }
-    if tty {
-        eprintln!();
+    if let Some(p) = &opts.progress {
+        p(&WalkProgress {
+            folders: r.folders,
+            files: r.files,
+            waiting: 0,
+            elapsed: started.elapsed(),
+            done: true,
+        });
     }
     r.elapsed = started.elapsed();
     match (clouddrive, before) {
@@ -360,4 +304,108 @@ pub async fn walk(
         _ => r.calls = local_calls - in_flight.len() as u64,
     }
     r
+}
+
+/// What `pps walk` is asked.
+#[derive(Debug, Clone)]
+pub struct WalkArgs {
+    /// `SOURCE:PATH`: a source of the config file, or `local:PATH` (relative is fine).
+    pub root: String,
+    /// Listings in flight at once (default: the source's `concurrency`).
+    pub concurrency: Option<usize>,
+    /// Override of a clouddrive2 source's `max_queries_per_second`.
+    pub max_queries_per_second: Option<f64>,
+    /// Do not list below this depth.
+    pub max_depth: Option<usize>,
+    /// Base interval for the calls-per-day estimate.
+    pub interval: Duration,
+    /// Ceiling for the calls-per-day estimate.
+    pub max_interval: Duration,
+}
+
+/// Walks `args.root` read-only through the source stack a pass uses, until done or
+/// `stop` resolves. `config` is read when it exists; `local:PATH` works without one.
+pub async fn walk_root(
+    config: &std::path::Path,
+    args: &WalkArgs,
+    progress: Option<ProgressFn>,
+    stop: impl Future<Output = ()>,
+) -> pps_core::Result<WalkReport> {
+    use crate::config::{Config, LOCAL_CONCURRENCY, SourceConfig};
+    use pps_core::{Error, ErrorKind};
+    let (name, path) = args.root.split_once(':').ok_or_else(|| {
+        Error::new(
+            ErrorKind::ConfigInvalid,
+            "write the root as SOURCE:PATH, e.g. cd2:/115/TV or local:/mnt/media",
+        )
+        .with("argument", args.root.clone())
+    })?;
+    // A local folder may be written relative, as `--watch DIR` takes it.
+    let path = if name == "local" && !path.starts_with('/') {
+        std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .ok_or_else(|| {
+                Error::new(ErrorKind::ConfigInvalid, "the folder cannot be opened")
+                    .with("argument", args.root.clone())
+            })?
+    } else {
+        path.to_owned()
+    };
+    let path = pps_core::path::normalize(&path)?;
+    let loaded = if config.exists() {
+        Some(Config::load(config)?)
+    } else {
+        None
+    };
+    let mut settings = match loaded.as_ref().and_then(|c| c.sources.get(name)) {
+        Some(s) => s.clone(),
+        None if name == "local" => SourceConfig::Local {
+            concurrency: LOCAL_CONCURRENCY,
+        },
+        None => {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "no source named `{name}` (use a source of the config file, or local:PATH)"
+                ),
+            )
+            .with("file", config.display().to_string()));
+        }
+    };
+    if let Some(q) = args.max_queries_per_second {
+        match &mut settings {
+            SourceConfig::CloudDrive2 { settings, .. } if q > 0.0 => {
+                settings.max_queries_per_second = q;
+            }
+            SourceConfig::CloudDrive2 { .. } => {
+                return Err(Error::new(ErrorKind::ConfigInvalid, "must be above 0")
+                    .with("option", "--max-queries-per-second"));
+            }
+            SourceConfig::Local { .. } => {
+                tracing::warn!(
+                    "--max-queries-per-second applies to clouddrive2 sources only; ignored"
+                );
+            }
+        }
+    }
+    let rate = match &settings {
+        SourceConfig::CloudDrive2 { settings, .. } => Some(settings.max_queries_per_second),
+        SourceConfig::Local { .. } => None,
+    };
+    let (source, cd) = crate::app::source(&settings, &[])
+        .map_err(|e| e.with_default("source", name.to_owned()))?;
+    let opts = WalkOptions {
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| settings.concurrency())
+            .max(1),
+        max_depth: args.max_depth,
+        rate,
+        interval: args.interval,
+        max_interval: args.max_interval,
+        progress,
+    };
+    let label = format!("{name}:{path}");
+    Ok(walk(&label, source, cd.as_ref(), &path, &opts, stop).await)
 }

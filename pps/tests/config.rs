@@ -1,7 +1,8 @@
 //! Every config mistake names the key and the line; secrets come from the environment;
 //! the template `pps init` writes parses.
 
-use pps_cli::config::{Config, SourceConfig, TEMPLATE, TargetKind};
+use pps::config::{Config, SourceConfig, TEMPLATE, TargetKind};
+use pps_clouddrive::Auth;
 use std::path::Path;
 use std::time::Duration;
 
@@ -73,8 +74,8 @@ fn the_documented_example_parses() {
     assert_eq!(c.watches[1].max_interval, Duration::from_secs(7200));
     assert_eq!(c.watches[0].line, 29);
     match &c.sources["cd2"] {
-        SourceConfig::CloudDrive2(s) => {
-            assert_eq!(s.api_token.as_ref().unwrap().expose(), "tok-123");
+        SourceConfig::CloudDrive2 { settings: s, .. } => {
+            assert!(matches!(&s.auth, Auth::ApiToken(t) if t.expose() == "tok-123"));
             assert_eq!(s.max_queries_per_second, 0.9);
         }
         other => panic!("{other:?}"),
@@ -116,14 +117,13 @@ fn secrets_from_the_environment() {
     ];
     let c = Config::parse(&text, None, &env).unwrap();
     match &c.targets["plex"].kind {
-        TargetKind::Plex { token, .. } => assert_eq!(token.expose(), "from-env"),
+        TargetKind::Plex(p) => assert_eq!(p.token.expose(), "from-env"),
         other => panic!("{other:?}"),
     }
     match &c.sources["cd2"] {
-        SourceConfig::CloudDrive2(s) => {
-            assert_eq!(
-                s.api_token.as_ref().unwrap().expose(),
-                "12345",
+        SourceConfig::CloudDrive2 { settings: s, .. } => {
+            assert!(
+                matches!(&s.auth, Auth::ApiToken(t) if t.expose() == "12345"),
                 "a numeric token stays a string"
             );
             assert_eq!(s.max_queries_per_second, 0.5);
@@ -378,10 +378,13 @@ fn the_schedule_keys_of_the_first_hour() {
             "interval = \"10m\"\nactive_max_interval = \"30m\"",
         );
     let c = parse(&text).unwrap();
-    let SourceConfig::CloudDrive2(cd) = &c.sources["cd2"] else {
+    let SourceConfig::CloudDrive2 {
+        max_calls_per_day, ..
+    } = &c.sources["cd2"]
+    else {
         panic!("cd2")
     };
-    assert_eq!(cd.max_calls_per_day, Some(40_000));
+    assert_eq!(*max_calls_per_day, Some(40_000));
     assert_eq!(c.watches[0].active_max_interval, Duration::from_secs(1800));
     let d = parse(GOOD).unwrap();
     assert_eq!(
@@ -399,4 +402,93 @@ fn the_schedule_keys_of_the_first_hour() {
         Some("watch[0].active_max_interval"),
         "{err}"
     );
+}
+
+#[test]
+fn every_adapter_option_can_be_set_and_the_defaults_are_the_adapters() {
+    let text = GOOD
+        .replace(
+            "push = true",
+            "push = true\nmax_backoff = \"30s\"\nthrottle_cooldown = \"10m\"",
+        )
+        .replace(
+            "scan_files = false",
+            "scan_files = false\nsections_ttl = \"1m\"",
+        )
+        .replace(
+            "api_key = \"emby-secret\"",
+            "api_key = \"emby-secret\"\nmax_batch = 7\nlibraries_ttl = \"2m\"",
+        );
+    let c = parse(&text).unwrap();
+    let SourceConfig::CloudDrive2 { settings, .. } = &c.sources["cd2"] else {
+        panic!("cd2")
+    };
+    assert_eq!(settings.max_backoff, Duration::from_secs(30));
+    assert_eq!(settings.throttle_cooldown, Duration::from_secs(600));
+    let TargetKind::Plex(plex) = &c.targets["plex"].kind else {
+        panic!("plex")
+    };
+    assert_eq!(plex.sections_ttl, Duration::from_secs(60));
+    let TargetKind::Emby(emby) = &c.targets["emby"].kind else {
+        panic!("emby")
+    };
+    assert_eq!(
+        (emby.max_batch, emby.libraries_ttl),
+        (7, Duration::from_secs(120))
+    );
+    // Left out, each is the adapter's own default: one place for them.
+    let d = parse(GOOD).unwrap();
+    let SourceConfig::CloudDrive2 {
+        settings,
+        concurrency,
+        ..
+    } = &d.sources["cd2"]
+    else {
+        panic!("cd2")
+    };
+    let defaults = pps_clouddrive::CloudDriveConfig::default();
+    assert_eq!(settings.burst, defaults.burst);
+    assert_eq!(settings.retries, defaults.retries);
+    assert_eq!(settings.throttle_backoff, defaults.throttle_backoff);
+    assert_eq!(*concurrency, pps::config::CLOUDDRIVE_CONCURRENCY);
+    let TargetKind::Plex(plex) = &d.targets["plex"].kind else {
+        panic!("plex")
+    };
+    assert_eq!(plex.pacing, pps_mediaserver::PlexConfig::default().pacing);
+    // An unknown key of an adapter is named with its line.
+    let bad = GOOD.replace("push = true", "push = true\nretrys = 3");
+    let err = parse(&bad).unwrap_err();
+    assert_eq!(
+        err.context_value("key"),
+        Some("sources.cd2.retrys"),
+        "{err}"
+    );
+    assert_eq!(err.context_value("line"), Some("12"), "{err}");
+}
+
+#[test]
+fn a_url_with_a_token_and_a_bad_port_never_echoes_the_token() {
+    for (from, to) in [
+        (
+            "url = \"http://127.0.0.1:32400\"",
+            "url = \"http://plex.lan:99999/?X-Plex-Token=abc-SECRET\"",
+        ),
+        (
+            "url = \"http://127.0.0.1:19798\"",
+            "url = \"http://cd2.lan:99999/?token=abc-SECRET\"",
+        ),
+        (
+            "url = \"http://127.0.0.1:32400\"",
+            "url = \"http://plex.lan:99x\"",
+        ),
+    ] {
+        let err = parse(&GOOD.replace(from, to)).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("abc-SECRET"), "{shown}");
+        assert!(
+            err.context_value("key")
+                .is_some_and(|k| k.ends_with(".url")),
+            "{shown}"
+        );
+    }
 }

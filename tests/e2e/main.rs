@@ -4,6 +4,9 @@
 //! `s7_secrets`, each printing a one-line summary (`--nocapture`). `PPS_SOAK=1` runs the
 //! longer variant.
 
+// Test helpers are documented by the tests that use them.
+#![allow(missing_docs)]
+
 mod common;
 mod crash;
 mod s1_crash;

@@ -231,10 +231,10 @@ class CloudDrive:
         api_token: str | None = None,
         username: str | None = None,
         password: str | None = None,
-        max_queries_per_second: float = 0.9,
-        burst: int = 2,
-        retries: int = 4,
-        timeout: float = 60.0,
+        max_queries_per_second: float | None = None,
+        burst: int | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
     ) -> CloudDrive: ...
     @property
     def url(self) -> str: ...

@@ -1,0 +1,371 @@
+//! Reports as text: what the terminal shows. Everything here is a pure function of a
+//! report (`pps --json` prints the reports' own JSON instead).
+
+use pps::check::{CheckReport, Landing, RootOutcome, SourceOutcome};
+use pps::inspect::LsReport;
+use pps::status::StatusReport;
+use pps::walk::{WalkReport, human};
+use pps_core::Entry;
+use std::time::Duration;
+
+/// `1 folder`, `2 folders`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Civil date and time (UTC) of a Unix time, `YYYY-MM-DD HH:MM:SS`.
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-from-civil, inverted.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A size in bytes for people: `812 B`, `1.2 MB`, `9120.6 GB`.
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn describe(e: &Entry) -> (String, String, String) {
+    let kind = if e.is_dir() { "dir" } else { "file" };
+    let sz = if e.is_dir() {
+        "-".to_owned()
+    } else {
+        size(e.size)
+    };
+    let mt = e.mtime.map_or("unknown".to_owned(), |m| {
+        utc(m.as_nanos().div_euclid(1_000_000_000))
+    });
+    (kind.to_owned(), sz, mt)
+}
+
+/// `pps walk`'s text.
+pub fn walk(r: &WalkReport) -> String {
+    let (p50, p95, max) = r.latency();
+    let mut o = String::new();
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    o.push_str(&format!(
+        "walk of {}{}\n",
+        r.root,
+        if r.interrupted {
+            " (interrupted: figures so far)"
+        } else {
+            ""
+        }
+    ));
+    o.push_str(&format!(
+        "  tree:     {}, {}, {}, deepest level {}, largest folder {} ({})\n",
+        plural(r.folders, "folder", "folders"),
+        plural(r.files, "file", "files"),
+        size(r.bytes),
+        r.deepest,
+        plural(r.largest.1 as u64, "entry", "entries"),
+        r.largest.0
+    ));
+    o.push_str(&format!(
+        "  calls:    {}, {}, {}, {}{}\n",
+        plural(r.calls, "listing call", "listing calls"),
+        plural(r.throttled, "throttled answer", "throttled answers"),
+        plural(r.retries, "retry", "retries"),
+        plural(r.failed.len() as u64, "failed folder", "failed folders"),
+        if r.errors.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                r.errors
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    ));
+    o.push_str(&format!(
+        "  speed:    {} elapsed, {:.2} calls/s; listing latency p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms{}\n",
+        human(r.elapsed),
+        r.calls as f64 / secs,
+        p50.as_secs_f64() * 1000.0,
+        p95.as_secs_f64() * 1000.0,
+        max.as_secs_f64() * 1000.0,
+        if r.wire_latency.is_some() {
+            format!(
+                " (each call's own time); {} waiting for the rate limit in all",
+                human(r.limiter_wait)
+            )
+        } else {
+            String::new()
+        }
+    ));
+    let configured = match r.rate {
+        Some(rate) => format!(
+            "{} at the configured {rate} calls/s; ",
+            human(r.pass_time(rate))
+        ),
+        None => String::new(),
+    };
+    o.push_str(&format!(
+        "  schedule: one full pass takes {configured}{} at 0.5/s, {} at 1/s, {} at 5/s\n",
+        human(r.pass_time(0.5)),
+        human(r.pass_time(1.0)),
+        human(r.pass_time(5.0))
+    ));
+    let (quiet, active) = r.calls_per_day();
+    o.push_str(&format!(
+        "            with interval {} and max_interval {}: {:.0} calls/day when every folder is quiet, {:.0} when every folder is active{}\n",
+        human(r.interval),
+        human(r.max_interval),
+        quiet,
+        active,
+        match r.rate {
+            Some(rate) => format!("; the configured rate allows {:.0}/day", rate * 86_400.0),
+            None => String::new(),
+        }
+    ));
+    for (p, e) in &r.failed {
+        o.push_str(&format!("  failed:   {p}: {e}\n"));
+    }
+    o
+}
+
+/// `pps status`'s text.
+pub fn status(v: &StatusReport) -> String {
+    let mut out = format!("store {} ({})\n", v.store, size(v.store_bytes));
+    for w in &v.watches {
+        out.push_str(&format!(
+            "watch {}: {}{}\n",
+            w.watch,
+            plural(w.folders, "folder", "folders"),
+            if w.baseline { "" } else { " (no baseline yet)" }
+        ));
+        let sc = &w.schedule;
+        let next = match sc.next_due_in_s {
+            Some(s) if s <= 0 => "now".to_owned(),
+            Some(s) => format!("in {}", human(Duration::from_secs(s as u64))),
+            None => "-".to_owned(),
+        };
+        let count = |n: u64, what: &str| {
+            if n > 0 {
+                format!(", {n} {what}")
+            } else {
+                String::new()
+            }
+        };
+        out.push_str(&format!(
+            "  schedule: {} due now, {} due in the next hour, next {next}, longest interval {}{}{}\n",
+            sc.due_now,
+            sc.due_next_hour,
+            human(Duration::from_secs(sc.longest_interval_s)),
+            count(sc.forced, "hinted"),
+            count(sc.settling, "settling"),
+        ));
+        let b = &sc.bands;
+        let budget = match (sc.budget_per_day, sc.max_calls_per_day) {
+            (Some(r), Some(cap)) => format!(
+                " of the {r} the rate allows (spare listings fill it up to max_calls_per_day = {cap})"
+            ),
+            (Some(r), None) => format!(" of the {r} the rate allows (spare listings use the rest)"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  intervals: {} up to 15 min, {} up to 1 h, {} up to 6 h, {} up to a day, {} longer; on course for {} calls a day{budget}\n",
+            b.up_to_15m, b.up_to_1h, b.up_to_6h, b.up_to_1d, b.longer, sc.calls_per_day
+        ));
+    }
+    for t in &v.targets {
+        out.push_str(&format!(
+            "target {}: {} pending, {} parked\n",
+            t.target, t.pending, t.parked
+        ));
+        for p in &t.failing_scans {
+            let next = match p.next_try_in_s {
+                Some(s) if s > 0 => {
+                    format!(", next try in {}", human(Duration::from_secs(s as u64)))
+                }
+                Some(_) => ", next try now".to_owned(),
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "  failing {} ({}): {} after {}{next}\n",
+                p.path,
+                p.update,
+                p.reason.as_deref().unwrap_or(""),
+                plural(u64::from(p.attempts), "attempt", "attempts"),
+            ));
+        }
+        for p in &t.parked_scans {
+            out.push_str(&format!(
+                "  parked {} ({}): {}\n",
+                p.path,
+                p.update,
+                p.reason.as_deref().unwrap_or("")
+            ));
+        }
+        if t.parked > 0 {
+            out.push_str(&format!(
+                "  (`pps retry {}` queues parked scans again; `pps drop {} [PATH]` gives them up)\n",
+                t.target, t.target
+            ));
+        }
+    }
+    out
+}
+
+/// `pps ls`'s text: a header, then one row per entry.
+pub fn ls(r: &LsReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{}:{}  (watch {}; {})\n",
+        r.source,
+        r.path,
+        r.watch,
+        if !r.stored {
+            "no stored state: the next pass records it".to_owned()
+        } else if r.changes == 0 {
+            "unchanged since the last pass".to_owned()
+        } else {
+            format!(
+                "{} a pass would report",
+                plural(r.changes as u64, "change", "changes")
+            )
+        }
+    ));
+    out.push_str(&format!(
+        "{:<9} {:<4} {:>10}  {:<19}  NAME\n",
+        "STATE", "KIND", "SIZE", "MTIME (UTC)"
+    ));
+    for row in &r.rows {
+        let (k, s, m) = describe(&row.entry);
+        let st = row.state.as_str();
+        let n = &row.entry.name;
+        out.push_str(&format!("{st:<9} {k:<4} {s:>10}  {m:<19}  {n}\n"));
+    }
+    out
+}
+
+/// `pps check`'s text: a line per source, target and watch, each problem on its own.
+pub fn check(r: &CheckReport) -> String {
+    let mut out = String::new();
+    let (s, t, w) = r.counts;
+    out.push_str(&format!(
+        "config {}: {}, {}, {}; store {}\n",
+        r.file,
+        plural(s as u64, "source", "sources"),
+        plural(t as u64, "target", "targets"),
+        plural(w as u64, "watch", "watches"),
+        r.store
+    ));
+    if let Some(p) = &r.no_watches {
+        out.push_str(&format!("problem: {p}\n"));
+    }
+    for s in &r.sources {
+        match &s.outcome {
+            SourceOutcome::Local => out.push_str(&format!("source {} (local): ok\n", s.name)),
+            SourceOutcome::Ready => out.push_str(&format!(
+                "source {} ({}): ok, cd2 ready, the token is accepted\n",
+                s.name, s.what
+            )),
+            SourceOutcome::Reachable(notes) => out.push_str(&format!(
+                "source {} ({}): reachable, but {}\n",
+                s.name,
+                s.what,
+                notes.join("; ")
+            )),
+            SourceOutcome::Failed(why) => {
+                out.push_str(&format!("source {} ({}): FAILED: {why}\n", s.name, s.what));
+            }
+        }
+    }
+    for t in &r.targets {
+        match &t.result {
+            Ok(info) => {
+                out.push_str(&format!(
+                    "target {} ({}): ok, {}{}, {}\n",
+                    t.name,
+                    t.kind,
+                    info.server,
+                    info.version
+                        .as_deref()
+                        .map(|v| format!(" {v}"))
+                        .unwrap_or_default(),
+                    plural(info.libraries.len() as u64, "library", "libraries")
+                ));
+                for l in &info.libraries {
+                    out.push_str(&format!(
+                        "  {} [{}]: {}\n",
+                        l.name,
+                        l.id,
+                        l.locations.join(", ")
+                    ));
+                }
+            }
+            Err(why) => {
+                out.push_str(&format!("target {} ({}): FAILED: {why}\n", t.name, t.kind));
+            }
+        }
+    }
+    for w in &r.watches {
+        out.push_str(&format!(
+            "watch {}{}\n",
+            w.label,
+            if w.line > 0 {
+                format!(" (line {})", w.line)
+            } else {
+                String::new()
+            }
+        ));
+        match &w.root {
+            RootOutcome::NotChecked => {
+                out.push_str("  source: not checked (the source failed, see above)\n");
+            }
+            RootOutcome::Listed(n) => out.push_str(&format!(
+                "  source: ok, {} at the root\n",
+                plural(*n as u64, "entry", "entries")
+            )),
+            RootOutcome::Failed(e) => out.push_str(&format!("  source: FAILED: {e}\n")),
+            RootOutcome::NoSource => {}
+        }
+        for (t, landing) in &w.targets {
+            match landing {
+                Landing::Unmapped => out.push_str(&format!("  {t}: the watch root is not mapped (only paths under a rule's `from` reach this target)\n")),
+                Landing::Unreached(mapped) => out.push_str(&format!("  {t}: {mapped} (target not reached, see above)\n")),
+                Landing::Anywhere(mapped) => out.push_str(&format!("  {t}: {mapped}\n")),
+                Landing::NoLibrary(mapped) => out.push_str(&format!("  {t}: WARNING: {mapped} is in no library of {t}; every scan of this watch would be parked (check `path_mapping`, or add the library)\n")),
+                Landing::Libraries(mapped, hit) => {
+                    let hit: Vec<String> = hit
+                        .iter()
+                        .map(|(name, id)| format!("\"{name}\" [{id}]"))
+                        .collect();
+                    out.push_str(&format!("  {t}: {mapped} -> {}\n", hit.join(", ")));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,123 @@
+//! A folder's live listing beside its stored state: `pps ls`, and the web UI's browser.
+
+use crate::app::App;
+use pps_core::{Entry, Error, ErrorKind, Result, Update};
+
+/// How one entry of a folder compares with the stored state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryState {
+    /// The folder has no stored state (never listed): nothing to compare with.
+    Unknown,
+    /// As stored.
+    Same,
+    /// Not in the stored state: a pass would report it created.
+    New,
+    /// Its size or mtime moved: a pass would report it modified.
+    Modified,
+    /// Stored, no longer listed: a pass would report it deleted.
+    Gone,
+    /// Left out by the watch's excludes.
+    Excluded,
+}
+
+impl EntryState {
+    /// `same`, `new`, `modified`, `gone`, `excluded` or `unknown`, as `pps ls` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Unknown => "unknown",
+            EntryState::Same => "same",
+            EntryState::New => "new",
+            EntryState::Modified => "modified",
+            EntryState::Gone => "gone",
+            EntryState::Excluded => "excluded",
+        }
+    }
+}
+
+/// One row of [`LsReport`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LsRow {
+    /// How it compares.
+    pub state: EntryState,
+    /// The entry (the stored one for a gone entry).
+    pub entry: Entry,
+}
+
+/// What `pps ls SOURCE:PATH` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LsReport {
+    /// The source's name.
+    pub source: String,
+    /// The folder listed.
+    pub path: String,
+    /// The watch holding it, `source:root`.
+    pub watch: String,
+    /// Whether the folder has stored state.
+    pub stored: bool,
+    /// Changes a pass listing it now would report.
+    pub changes: usize,
+    /// The live entries the watch keeps, then the gone ones, then the excluded ones.
+    pub rows: Vec<LsRow>,
+}
+
+/// Lists `SOURCE:PATH` (one call to the source) and compares it with its stored state
+/// as a pass would, changing nothing.
+pub async fn ls(app: &App, spec: &str) -> Result<LsReport> {
+    let (i, path) = app.resolve(spec)?;
+    let (wc, w) = &app.watches[i];
+    if !app.sources.contains_key(&wc.source) {
+        return Err(Error::new(ErrorKind::ConfigInvalid, "unknown source"));
+    }
+    let cmp = app.engine.compare(w, &path).await?;
+    let state_of = |e: &Entry| -> EntryState {
+        let p = pps_core::path::join(&path, &e.name);
+        let mut s = EntryState::Same;
+        for c in cmp.changes.iter().filter(|c| c.path == p) {
+            s = match (c.update, c.is_dir == e.is_dir()) {
+                (Update::Created, true) => EntryState::New,
+                (Update::Modified, _) => EntryState::Modified,
+                (Update::Deleted, true) => EntryState::Gone,
+                _ => s,
+            };
+        }
+        s
+    };
+    let mut rows: Vec<LsRow> = cmp
+        .live
+        .iter()
+        .map(|e| LsRow {
+            state: if cmp.stored.is_none() {
+                EntryState::Unknown
+            } else {
+                state_of(e)
+            },
+            entry: e.clone(),
+        })
+        .collect();
+    for e in cmp.stored.iter().flatten() {
+        let p = pps_core::path::join(&path, &e.name);
+        if cmp
+            .changes
+            .iter()
+            .any(|c| c.path == p && c.update == Update::Deleted && c.is_dir == e.is_dir())
+        {
+            rows.push(LsRow {
+                state: EntryState::Gone,
+                entry: e.clone(),
+            });
+        }
+    }
+    rows.extend(cmp.excluded.iter().map(|e| LsRow {
+        state: EntryState::Excluded,
+        entry: e.clone(),
+    }));
+    Ok(LsReport {
+        source: wc.source.clone(),
+        path,
+        watch: wc.label(),
+        stored: cmp.stored.is_some(),
+        changes: cmp.changes.len(),
+        rows,
+    })
+}

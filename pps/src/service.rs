@@ -1,0 +1,307 @@
+//! The service: scheduled passes within each source's call budget, push hints, a
+//! delivery loop per target, the HTTP surface when `[server] listen` is set, and a clean
+//! stop between atomic commits. `pps run` and `Scanner.serve()` are this.
+
+use crate::app::App;
+use crate::config::SourceConfig;
+use crate::metrics::Metrics;
+use pps_core::{Error, ErrorKind, PassReport, Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Logs what a pass did: a baseline and changes at info, a quiet pass at debug, each
+/// folder that failed at warn.
+pub fn log_pass(report: &PassReport) {
+    if report.baseline {
+        tracing::info!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "baseline recorded; changes from now on will be scanned");
+    } else if report.changes.is_empty() {
+        tracing::debug!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "pass: no change");
+    } else {
+        tracing::info!(watch = %report.watch, folders = report.folders_listed, changes = report.changes.len(), scans = report.scans_queued, elapsed_ms = report.elapsed.as_millis() as u64, "pass found changes");
+    }
+    for e in &report.errors {
+        tracing::warn!(watch = %report.watch, error = %e, "folder not listed; it keeps its old state");
+    }
+}
+
+/// The service until `stop` resolves: passes on schedule and a delivery loop per
+/// target, then a short, bounded last delivery. Work stops between atomic commits, so
+/// nothing committed is lost and nothing is half-written.
+pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let wakes: BTreeMap<String, Arc<tokio::sync::Notify>> = app
+        .targets
+        .keys()
+        .map(|n| (n.clone(), Arc::new(tokio::sync::Notify::new())))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, wake) in &wakes {
+        let engine = app.engine.clone();
+        let (name, wake) = (name.clone(), wake.clone());
+        let metrics = metrics.clone();
+        tasks.spawn(async move {
+            let observe = |r: &pps_core::engine::DeliveryReport| metrics.delivery(&name, r);
+            if let Err(e) = engine
+                .run_delivery_observed(&name, wake, Duration::from_secs(30), observe)
+                .await
+            {
+                tracing::error!(target = %name, error = %e, "delivery stopped");
+            }
+        });
+    }
+    // One call budget per source, shared by its watches: scheduled passes never plan
+    // more listings than the source's rate allows (its rate limit layer paces them too).
+    let mut budgets: BTreeMap<String, Arc<std::sync::Mutex<pps_core::CallBudget>>> =
+        BTreeMap::new();
+    // Per source with a daily ceiling: a day's bucket, which spare listings need and
+    // every listing spends.
+    let mut daily: BTreeMap<String, Arc<std::sync::Mutex<pps_core::CallBudget>>> = BTreeMap::new();
+    let mut watch_wakes: Vec<Arc<tokio::sync::Notify>> = Vec::new();
+    for (wc, w) in &app.watches {
+        let engine = app.engine_for(wc);
+        let (wc, w) = (wc.clone(), w.clone());
+        let wake: Vec<_> = wc
+            .targets
+            .iter()
+            .filter_map(|t| wakes.get(t).cloned())
+            .collect();
+        let own = Arc::new(tokio::sync::Notify::new());
+        watch_wakes.push(own.clone());
+        let metrics = metrics.clone();
+        if app.full_passes {
+            tasks.spawn(async move {
+                loop {
+                    match engine.pass(&w).await {
+                        Ok(r) => {
+                            log_pass(&r);
+                            metrics.pass(&wc.source, &wc.label(), &r);
+                            if r.scans_queued > 0 {
+                                wake.iter().for_each(|n| n.notify_one());
+                            }
+                        }
+                        Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wc.interval) => {}
+                        _ = own.notified() => {}
+                    }
+                }
+            });
+            continue;
+        }
+        let rate = app.calls_per_second(&wc.source);
+        let budget = budgets
+            .entry(wc.source.clone())
+            .or_insert_with(|| {
+                // A minute's worth of calls at most is saved up.
+                let calls = (rate * 60.0).round().max(1.0) as u64;
+                Arc::new(std::sync::Mutex::new(pps_core::CallBudget::new(
+                    calls,
+                    Duration::from_secs(60),
+                )))
+            })
+            .clone();
+        let spare_policy = app.spare_policy(&wc.source);
+        let day = match spare_policy {
+            Some(Some(cap)) => Some(
+                daily
+                    .entry(wc.source.clone())
+                    .or_insert_with(|| {
+                        Arc::new(std::sync::Mutex::new(pps_core::CallBudget::new(
+                            cap,
+                            Duration::from_secs(86_400),
+                        )))
+                    })
+                    .clone(),
+            ),
+            _ => None,
+        };
+        tasks.spawn(async move {
+            let lock = |b: &Arc<std::sync::Mutex<pps_core::CallBudget>>| {
+                b.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .available(engine.clock().now())
+            };
+            loop {
+                let n = lock(&budget);
+                // Spare listings spend what the due folders leave of the rate, within the
+                // daily ceiling when there is one; never for a local source.
+                // At most about a second's worth per pass: the loop comes back every
+                // second, and a big batch of spare listings would hold up the due ones
+                // (a new episode) until the rate limit had let it all through.
+                let per_pass = rate.ceil().max(1.0) as u64;
+                let spare = match (&spare_policy, &day) {
+                    (None, _) => 0,
+                    (Some(_), Some(d)) => lock(d).min(per_pass),
+                    (Some(_), None) => per_pass,
+                };
+                let mut spared = 0;
+                if n > 0 {
+                    match engine.pass_due_spare(&w, n, spare).await {
+                        Ok(r) => {
+                            metrics.pass(&wc.source, &wc.label(), &r);
+                            spared = r.folders_spare;
+                            budget
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .spend(r.folders_listed);
+                            if let Some(d) = &day {
+                                d.lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .spend(r.folders_listed);
+                            }
+                            if r.folders_listed > r.folders_spare {
+                                log_pass(&r);
+                            }
+                            if r.scans_queued > 0 {
+                                wake.iter().for_each(|n| n.notify_one());
+                            }
+                        }
+                        Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
+                    }
+                }
+                // Sleep until the next folder is due (at most a minute, so a changed
+                // clock or a refilled budget is noticed), or until a hint arrives; not
+                // at all while spare listings are being made (the rate limit paces them).
+                let wait = match engine.schedule_summary(&w, Duration::ZERO) {
+                    _ if spared > 0 => Duration::ZERO,
+                    Ok(s) if s.due_now > 0 => Duration::from_secs(1),
+                    Ok(s) => s
+                        .next_due
+                        .map_or(Duration::from_secs(60), |d| d.since(engine.clock().now()))
+                        .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+                    Err(_) => Duration::from_secs(60),
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = own.notified() => {}
+                }
+            }
+        });
+    }
+    // Push hints (cd2's change events) make the named folders due at once; the listing
+    // still decides what changed.
+    for (name, src) in &app.sources {
+        let Some(mut hints) = src.hints() else {
+            continue;
+        };
+        let mine: Vec<(pps_core::Watch, Arc<tokio::sync::Notify>)> = app
+            .watches
+            .iter()
+            .zip(&watch_wakes)
+            .filter(|((wc, _), _)| wc.source == *name)
+            .map(|((_, w), n)| (w.clone(), n.clone()))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let engine = app.engine.clone();
+        let name = name.clone();
+        tasks.spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(hint) = hints.next().await {
+                for (w, wake) in &mine {
+                    match engine.hint_event(w, &hint) {
+                        Ok(marked) if !marked.is_empty() => {
+                            tracing::debug!(source = %name, path = %hint.path, "push hint: folder due now");
+                            wake.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(source = %name, error = %e, "could not record a push hint"),
+                    }
+                }
+            }
+            tracing::info!(source = %name, "push events ended; polling continues");
+        });
+    }
+    if let Some(addr) = app.config.server.listen {
+        #[cfg(feature = "http")]
+        {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("cannot listen on {addr}: {e}"),
+                )
+                .with("key", "server.listen")
+            })?;
+            let watches: Vec<_> = app
+                .watches
+                .iter()
+                .map(|(_, w)| w.clone())
+                .zip(watch_wakes.iter().cloned())
+                .collect();
+            let state = crate::server::ServerState::new(app, watches, metrics.clone());
+            let router = crate::server::router(state);
+            let cap = crate::server::connection_cap(app.config.server.max_connections);
+            tracing::info!(%addr, max_connections = cap, "listening for health, metrics and triggers");
+            tasks.spawn(crate::server::serve_http(listener, router, cap));
+        }
+        #[cfg(not(feature = "http"))]
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "this build of pps has no HTTP surface (feature `http`); cannot listen on {addr}"
+            ),
+        )
+        .with("key", "server.listen"));
+    }
+    if !app.full_passes {
+        // Scheduled passes are quiet when nothing changes; one line a minute says the
+        // service is alive and what it spends of each source's budget.
+        let metrics = metrics.clone();
+        let rates: BTreeMap<String, f64> = app
+            .config
+            .sources
+            .iter()
+            .filter(|(_, s)| matches!(s, SourceConfig::CloudDrive2 { .. }))
+            .map(|(n, _)| (n.clone(), app.calls_per_second(n)))
+            .collect();
+        tasks.spawn(async move {
+            let every = Duration::from_secs(60);
+            let mut last = metrics.totals();
+            loop {
+                tokio::time::sleep(every).await;
+                let now = metrics.totals();
+                let listed: u64 = now.0.values().sum::<u64>() - last.0.values().sum::<u64>();
+                let budget: Vec<String> = rates
+                    .iter()
+                    .map(|(name, rate)| {
+                        let used = now.0.get(name).copied().unwrap_or(0)
+                            - last.0.get(name).copied().unwrap_or(0);
+                        format!("{name} {used} of {:.0}", rate * every.as_secs_f64())
+                    })
+                    .collect();
+                tracing::info!(
+                    folders_listed = listed,
+                    calls_of_budget = %budget.join(", "),
+                    changes = now.1 - last.1,
+                    "last minute"
+                );
+                last = now;
+            }
+        });
+    }
+    tracing::info!(watches = app.watches.len(), targets = app.targets.len(), store = %app.config.store.display(), "pps running");
+    stop.await;
+    // Tasks only stop at await points, never inside a commit.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    // Queued scans get a short, bounded last chance, every target at once.
+    let mut last = tokio::task::JoinSet::new();
+    for name in app.targets.keys() {
+        let engine = app.engine.clone();
+        let name = name.clone();
+        last.spawn(async move {
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_secs(5), engine.deliver_all(&name)).await
+                && r.remaining
+            {
+                tracing::info!(target = %name, "some scans stay queued for the next start");
+            }
+        });
+    }
+    while last.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}

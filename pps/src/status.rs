@@ -1,0 +1,203 @@
+//! The state of a store: folders and schedules per watch, the outbox per target.
+
+use crate::app::App;
+use pps_core::{Error, ErrorKind, Result};
+use std::path::Path;
+use std::time::Duration;
+
+/// What `pps status` reports: the store, each watch's folders and schedule, each
+/// target's outbox with the scans that failed or were parked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusReport {
+    /// The store file.
+    pub store: String,
+    /// Its size in bytes (the WAL included).
+    pub store_bytes: u64,
+    /// Per watch.
+    pub watches: Vec<WatchStatus>,
+    /// Per target.
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One watch in [`StatusReport`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WatchStatus {
+    /// `source:path`.
+    pub watch: String,
+    /// The source's name.
+    pub source: String,
+    /// The watched root.
+    pub path: String,
+    /// Folders with stored state.
+    pub folders: u64,
+    /// Whether a baseline was recorded.
+    pub baseline: bool,
+    /// The schedule now.
+    pub schedule: ScheduleStatus,
+}
+
+/// A watch's schedule in [`WatchStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScheduleStatus {
+    /// Folders due now or overdue.
+    pub due_now: u64,
+    /// Folders due within the next hour (the due ones included).
+    pub due_next_hour: u64,
+    /// The longest current interval, in seconds.
+    pub longest_interval_s: u64,
+    /// Seconds until the next folder is due (negative: overdue).
+    pub next_due_in_s: Option<i64>,
+    /// Folders waiting for a forced re-list (push hints).
+    pub forced: u64,
+    /// Folders holding a change back for the settle time.
+    pub settling: u64,
+    /// Folders per interval: up to 15 minutes, an hour, 6 hours, a day, longer.
+    pub bands: IntervalBands,
+    /// Listings a day the schedule is on course to spend (due listings; spare ones
+    /// come on top, up to the budget).
+    pub calls_per_day: u64,
+    /// What the source's rate allows a day (`None` for a local folder), and its daily
+    /// ceiling when one is set.
+    pub budget_per_day: Option<u64>,
+    /// The source's `max_calls_per_day`.
+    pub max_calls_per_day: Option<u64>,
+}
+
+/// Folders per interval band in [`ScheduleStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IntervalBands {
+    /// Intervals up to 15 minutes.
+    pub up_to_15m: u64,
+    /// Over 15 minutes, up to an hour.
+    pub up_to_1h: u64,
+    /// Over an hour, up to 6 hours.
+    pub up_to_6h: u64,
+    /// Over 6 hours, up to a day.
+    pub up_to_1d: u64,
+    /// Longer than a day.
+    pub longer: u64,
+}
+
+/// One target in [`StatusReport`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetStatus {
+    /// The target's name.
+    pub target: String,
+    /// Scans waiting for delivery.
+    pub pending: u64,
+    /// Scans parked (never retried until `pps retry`).
+    pub parked: u64,
+    /// Pending scans that failed at least once (the first 20).
+    pub failing_scans: Vec<ScanStatus>,
+    /// Parked scans with their reasons (the first 20).
+    pub parked_scans: Vec<ScanStatus>,
+}
+
+/// One queued scan in [`TargetStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScanStatus {
+    /// The source path.
+    pub path: String,
+    /// `created`, `modified` or `deleted`.
+    pub update: pps_core::Update,
+    /// The last error, or why it was parked.
+    pub reason: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Seconds until the next attempt (pending scans; negative: due).
+    pub next_try_in_s: Option<i64>,
+}
+
+/// `pps status` as data: the store, folders per watch, the outbox per target with failed
+/// and parked scans and their reasons.
+pub fn status(app: &App) -> Result<StatusReport> {
+    let store = app.engine.store();
+    let stats = store.stats()?;
+    let now = app.engine.clock().now();
+    let mut watches = Vec::new();
+    for (wc, w) in &app.watches {
+        let folders = stats
+            .scopes
+            .iter()
+            .find(|(_, s, r, _)| *s == wc.source && *r == wc.path)
+            .map_or(0, |s| s.3);
+        let sched = app.engine.schedule_summary(w, Duration::from_secs(3600))?;
+        watches.push(WatchStatus {
+            watch: wc.label(),
+            source: wc.source.clone(),
+            path: wc.path.clone(),
+            folders,
+            baseline: folders > 0,
+            schedule: ScheduleStatus {
+                due_now: sched.due_now,
+                due_next_hour: sched.due_within,
+                longest_interval_s: sched.longest_interval.as_secs(),
+                next_due_in_s: sched.next_due.map(|d| d.as_secs() - now.as_secs()),
+                forced: sched.forced,
+                settling: sched.settling,
+                bands: IntervalBands {
+                    up_to_15m: sched.bands[0],
+                    up_to_1h: sched.bands[1],
+                    up_to_6h: sched.bands[2],
+                    up_to_1d: sched.bands[3],
+                    longer: sched.bands[4],
+                },
+                calls_per_day: sched.calls_per_day.round() as u64,
+                budget_per_day: app
+                    .spare_policy(&wc.source)
+                    .map(|_| (app.calls_per_second(&wc.source) * 86_400.0).round() as u64),
+                max_calls_per_day: app.spare_policy(&wc.source).flatten(),
+            },
+        });
+    }
+    let scan = |q: pps_core::store::QueuedScan| ScanStatus {
+        path: q.change.path,
+        update: q.change.update,
+        reason: q.last_error,
+        attempts: q.attempts,
+        next_try_in_s: q.next_try.map(|t| t.as_secs() - now.as_secs()),
+    };
+    let mut targets = Vec::new();
+    for name in app.targets.keys() {
+        let (pending, parked) = stats
+            .outbox
+            .iter()
+            .find(|(t, _, _)| t == name)
+            .map_or((0, 0), |o| (o.1, o.2));
+        targets.push(TargetStatus {
+            target: name.clone(),
+            pending,
+            parked,
+            failing_scans: store.failing(name, 20)?.into_iter().map(scan).collect(),
+            parked_scans: store
+                .parked(name)?
+                .into_iter()
+                .take(20)
+                .map(|mut q| {
+                    q.next_try = None;
+                    scan(q)
+                })
+                .collect(),
+        });
+    }
+    // The WAL holds recent commits until a checkpoint: part of what the store takes.
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let store_bytes = pps_core::sqlite::store_files(&app.config.store)
+        .iter()
+        .take(2)
+        .map(|p| size(p))
+        .sum();
+    Ok(StatusReport {
+        store: app.config.store.display().to_string(),
+        store_bytes,
+        watches,
+        targets,
+    })
+}
+
+impl StatusReport {
+    /// The report as one JSON object, as `pps status --json` prints it.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))
+    }
+}

@@ -1,0 +1,7 @@
+//! Tests of the `pps` library: one test binary, so it links once.
+
+// Test helpers are documented by the tests that use them.
+#![allow(missing_docs)]
+
+mod config;
+mod service;

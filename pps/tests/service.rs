@@ -1,0 +1,228 @@
+//! The service loop (`pps::service::serve`) on tokio's paused clock: the engine's clock
+//! follows tokio's, so minutes of scheduling run in microseconds and every instant is
+//! exact. The source is in memory, wrapped to record when each listing came.
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use pps::{App, Config};
+use pps_core::memory::{MemorySource, MemoryStore};
+use pps_core::{Clock, DirectorySource, Entry, Hint, ListOptions, MtimeStore, Result, Timestamp};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const T0: i64 = 1_800_000_000;
+
+/// The engine's clock, read from tokio's: paused time moves both.
+#[derive(Debug)]
+struct TokioClock(tokio::time::Instant);
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_secs(T0 + self.0.elapsed().as_secs() as i64)
+    }
+}
+
+/// A memory source that records (virtual time, path) of every listing, can stall on one
+/// path, and hands out push hints from a channel.
+#[derive(Debug, Clone)]
+struct Probe {
+    inner: MemorySource,
+    start: tokio::time::Instant,
+    listed: Arc<Mutex<Vec<(Duration, String)>>>,
+    stall: Arc<Mutex<Option<String>>>,
+    hints: Arc<Mutex<Option<mpsc::UnboundedReceiver<Hint>>>>,
+}
+
+#[async_trait]
+impl DirectorySource for Probe {
+    async fn list(&self, path: &str, options: ListOptions) -> Result<Vec<Entry>> {
+        self.listed
+            .lock()
+            .unwrap()
+            .push((self.start.elapsed(), path.to_owned()));
+        let stalled = self.stall.lock().unwrap().as_deref() == Some(path);
+        if stalled {
+            std::future::pending::<()>().await;
+        }
+        self.inner.list(path, options).await
+    }
+
+    async fn stat(&self, path: &str) -> Result<Entry> {
+        self.inner.stat(path).await
+    }
+
+    fn hints(&self) -> Option<BoxStream<'static, Hint>> {
+        let rx = self.hints.lock().unwrap().take()?;
+        Some(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|h| (h, rx)) },
+        )))
+    }
+}
+
+struct Rig {
+    app: Arc<App>,
+    probe: Probe,
+    store: Arc<MemoryStore>,
+    hint: mpsc::UnboundedSender<Hint>,
+}
+
+/// A cd2 source at `qps` calls a second (its settings only: the listings go to the
+/// probe), one watch of `/lib` with `folders` show folders, baselined, every folder
+/// then made due at once.
+async fn rig(qps: f64, folders: usize) -> Rig {
+    let text = format!(
+        r#"
+[sources.cd2]
+kind = "clouddrive2"
+url = "http://127.0.0.1:9"
+max_queries_per_second = {qps}
+push = false
+
+[targets.print]
+kind = "command"
+program = "/bin/true"
+
+[[watch]]
+source = "cd2"
+path = "/lib"
+interval = "1m"
+"#
+    );
+    let config = Config::parse(&text, None, &[]).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut app = App::build_with_store(config, store.clone()).unwrap();
+    let inner = MemorySource::new();
+    for i in 0..folders {
+        inner.write_file(&format!("/lib/Show {i:03}/e1.mkv"), 1);
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let probe = Probe {
+        inner,
+        start: tokio::time::Instant::now(),
+        listed: Arc::default(),
+        stall: Arc::default(),
+        hints: Arc::new(Mutex::new(Some(rx))),
+    };
+    let source: Arc<dyn DirectorySource> = Arc::new(probe.clone());
+    app.engine = app
+        .engine
+        .clone()
+        .with_source("cd2", source.clone())
+        .with_clock(Arc::new(TokioClock(probe.start)));
+    app.sources.insert("cd2".into(), source);
+    let (_, w) = &app.watches[0];
+    app.engine.pass(w).await.unwrap();
+    // Every folder due now: the service has more to list than its budget allows.
+    let scope = store.scope("cd2", "/lib").unwrap();
+    let mut commit = pps_core::store::Commit::default();
+    for (p, mut s) in store.schedules(scope).unwrap() {
+        s.next_due = Timestamp::from_secs(T0);
+        commit.schedules.push((p, s));
+    }
+    store.commit(scope, &commit).unwrap();
+    probe.listed.lock().unwrap().clear();
+    Rig {
+        app: Arc::new(app),
+        probe,
+        store,
+        hint: tx,
+    }
+}
+
+fn listed(p: &Probe) -> Vec<(Duration, String)> {
+    p.listed.lock().unwrap().clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_folders_are_listed_within_the_call_budget() {
+    let rig = rig(2.0, 300).await;
+    let app = rig.app.clone();
+    let stop = tokio::time::sleep(Duration::from_secs(120));
+    pps::service::serve(&app, stop).await.unwrap();
+    let calls = listed(&rig.probe);
+    // The bucket starts with a minute's worth (120 calls at 2/s) and refills at 2/s:
+    // by any moment t, at most 120 + 2t listings.
+    for (i, (at, _)) in calls.iter().enumerate() {
+        let allowed = 120 + 2 * at.as_secs() as usize + 2;
+        assert!(
+            i < allowed,
+            "listing {i} at {at:?} beyond the budget of {allowed}"
+        );
+    }
+    assert!(
+        calls.len() >= 300,
+        "every due folder was listed: {}",
+        calls.len()
+    );
+    assert!(calls.len() <= 120 + 2 * 120 + 2, "{}", calls.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hint_makes_its_folder_listed_at_once() {
+    let rig = rig(2.0, 10).await;
+    // Nothing due for a while: the service sleeps.
+    let scope = rig.store.scope("cd2", "/lib").unwrap();
+    let mut commit = pps_core::store::Commit::default();
+    for (p, mut s) in rig.store.schedules(scope).unwrap() {
+        s.next_due = Timestamp::from_secs(T0 + 3600);
+        s.listed = Some(Timestamp::from_secs(T0));
+        commit.schedules.push((p, s));
+    }
+    rig.store.commit(scope, &commit).unwrap();
+    let app = rig.app.clone();
+    let hint = rig.hint.clone();
+    let service = tokio::spawn(async move {
+        pps::service::serve(&app, tokio::time::sleep(Duration::from_secs(600))).await
+    });
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let before = listed(&rig.probe).len();
+    rig.probe.inner.write_file("/lib/Show 007/e2.mkv", 1);
+    hint.send(Hint {
+        path: "/lib/Show 007/e2.mkv".into(),
+        new_path: None,
+        is_dir: false,
+    })
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = listed(&rig.probe);
+    let after: Vec<&(Duration, String)> = calls[before..].iter().collect();
+    assert!(
+        after
+            .iter()
+            .any(|(at, p)| p == "/lib/Show 007" && *at <= Duration::from_secs(301)),
+        "the hinted folder was listed within a second: {after:?}"
+    );
+    service.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_between_commits_and_loses_nothing() {
+    let rig = rig(1000.0, 20).await;
+    // A change, and a listing that never answers, so the pass is in flight at the stop.
+    rig.probe.inner.write_file("/lib/Show 003/e2.mkv", 1);
+    *rig.probe.stall.lock().unwrap() = Some("/lib/Show 010".into());
+    let app = rig.app.clone();
+    let stop = tokio::time::sleep(Duration::from_secs(30));
+    tokio::time::timeout(Duration::from_secs(120), pps::service::serve(&app, stop))
+        .await
+        .expect("serve returns after its stop, though a listing hangs")
+        .unwrap();
+    // The store is whole: the hung folder kept its old state, and what was committed is
+    // there with its scan; a full pass afterwards finds nothing more to report.
+    *rig.probe.stall.lock().unwrap() = None;
+    let pending = rig.store.pending("print", 10).unwrap();
+    let (_, w) = &rig.app.watches[0];
+    let r = rig.app.engine.pass(w).await.unwrap();
+    let reported: Vec<String> = pending
+        .iter()
+        .map(|q| q.change.path.clone())
+        .chain(r.changes.iter().map(|c| c.path.clone()))
+        .collect();
+    assert_eq!(
+        reported,
+        ["/lib/Show 003/e2.mkv"],
+        "the change is queued exactly once, before or after the stop"
+    );
+}
