@@ -132,6 +132,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask a running service's /health (for container health checks; exit 0 when healthy).
+    Health {
+        /// host:port of the service (default: `[server] listen` of the config, else 127.0.0.1:8090).
+        addr: Option<String>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, or write one page per subcommand with --dir.
+    Man {
+        /// Write pps.1 and pps-SUBCOMMAND.1 here (e.g. /usr/local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +184,10 @@ struct RunArgs {
     /// Serve health, metrics and triggers on this address (overrides `[server] listen`).
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
+    /// When the config file does not exist, write the commented template there and
+    /// exit with a message to edit it (a container's first start).
+    #[arg(long)]
+    init_if_missing: bool,
 }
 
 fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
@@ -265,26 +285,35 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
             commands::once(&app, full).await
         }
         Command::Run(r) => {
+            let file = config_path(config.clone());
+            if r.init_if_missing && r.watch.watch.is_empty() && !file.exists() {
+                return commands::first_start(&file);
+            }
             let mut app = load_or_watch(config, r.watch, r.interval, Access::Writer("pps run"))?;
             if let Some(addr) = r.listen {
                 if app.config.server.token.is_none() {
-                    app.config.server.token = match std::env::var("PPS_SERVER_TOKEN") {
-                        Ok(t) if t.trim().is_empty() => {
+                    let env = pps::config::process_env()?;
+                    let token = env
+                        .into_iter()
+                        .find(|(k, _)| k == "PPS_SERVER_TOKEN")
+                        .map(|(_, v)| v);
+                    app.config.server.token = match token {
+                        Some(t) if t.trim().is_empty() => {
                             return Err(pps_core::Error::new(
                                 pps_core::ErrorKind::ConfigInvalid,
                                 "PPS_SERVER_TOKEN is blank; set a token (a long random string)",
                             )
                             .with("env", "PPS_SERVER_TOKEN"));
                         }
-                        Ok(t) if t.trim() != t => {
+                        Some(t) if t.trim() != t => {
                             return Err(pps_core::Error::new(
                                 pps_core::ErrorKind::ConfigInvalid,
                                 "PPS_SERVER_TOKEN has spaces or line breaks before or after it; remove them",
                             )
                             .with("env", "PPS_SERVER_TOKEN"));
                         }
-                        Ok(t) => Some(pps_core::Secret::new(t)),
-                        Err(_) => None,
+                        Some(t) => Some(pps_core::Secret::new(t)),
+                        None => None,
                     };
                 }
                 if app.config.server.token.is_none() {
@@ -341,6 +370,15 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
                 max_interval,
             };
             commands::walk(&config_path(config), &args, json).await
+        }
+        Command::Health { addr } => commands::health(addr, &config_path(config)),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "pps", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            commands::man(<Cli as clap::CommandFactory>::command(), dir.as_deref())
         }
     }
 }

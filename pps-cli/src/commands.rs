@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Exit code for an error that stopped a command: 2 for configuration and usage, 1
 /// for everything else.
@@ -24,6 +24,112 @@ pub fn exit_code(err: &Error) -> u8 {
 pub fn init(path: &Path) -> Result<ExitCode> {
     pps::config::write_template(path)?;
     eprintln!("wrote {}; edit it, then run `pps check`", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pps run --init-if-missing` without a config: writes the template and says what to
+/// do, exiting 2, so a container never starts watching nothing.
+pub fn first_start(path: &Path) -> Result<ExitCode> {
+    pps::config::write_template(path)?;
+    eprintln!(
+        "wrote a commented config to {}: edit it (sources, targets, [[watch]]), then start pps again",
+        path.display()
+    );
+    Ok(ExitCode::from(2))
+}
+
+/// `pps health`: GET /health of a running service over plain HTTP/1.0, exit 0 on 200.
+/// No HTTP client library: the container image has no curl, and this is one request.
+pub fn health(addr: Option<String>, config: &Path) -> Result<ExitCode> {
+    use std::io::{Read, Write};
+    let addr = addr.unwrap_or_else(|| {
+        pps::Config::load(config)
+            .ok()
+            .and_then(|c| c.server.listen)
+            .map(|a| {
+                // A service bound to every address answers on loopback.
+                let ip = if a.ip().is_unspecified() {
+                    if a.is_ipv4() {
+                        std::net::IpAddr::from([127, 0, 0, 1])
+                    } else {
+                        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+                    }
+                } else {
+                    a.ip()
+                };
+                std::net::SocketAddr::new(ip, a.port()).to_string()
+            })
+            .unwrap_or_else(|| "127.0.0.1:8090".to_owned())
+    });
+    let fail = |msg: String| {
+        eprintln!("unhealthy: {msg}");
+        Ok(ExitCode::from(1))
+    };
+    let timeout = Duration::from_secs(5);
+    let target = match std::net::ToSocketAddrs::to_socket_addrs(&addr.as_str()) {
+        Ok(mut a) => match a.next() {
+            Some(a) => a,
+            None => return fail(format!("{addr} resolves to no address")),
+        },
+        Err(e) => return fail(format!("{addr} is not host:port ({e})")),
+    };
+    let mut conn = match std::net::TcpStream::connect_timeout(&target, timeout) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot connect to {addr}: {e}")),
+    };
+    let _ = conn.set_read_timeout(Some(timeout));
+    let _ = conn.set_write_timeout(Some(timeout));
+    if let Err(e) = conn.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n") {
+        return fail(format!("{addr}: {e}"));
+    }
+    let mut answer = Vec::new();
+    if let Err(e) = conn.take(64 * 1024).read_to_end(&mut answer) {
+        return fail(format!("{addr}: {e}"));
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
+    if status.split(' ').nth(1) == Some("200") {
+        println!("{body}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        fail(format!("{status}: {body}"))
+    }
+}
+
+/// `pps man [--dir DIR]`: man pages from the same clap definition the binary parses
+/// with: `pps.1` on stdout, or `pps.1` and one `pps-SUB.1` per subcommand in DIR.
+pub fn man(cmd: clap::Command, dir: Option<&Path>) -> Result<ExitCode> {
+    let io = |what: String| {
+        move |e: std::io::Error| Error::new(ErrorKind::Unexpected, format!("{what}: {e}"))
+    };
+    let Some(dir) = dir else {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .map_err(io("rendering the man page".into()))?;
+        std::io::stdout()
+            .write_all(&out)
+            .map_err(io("writing the man page".into()))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let cmd = cmd.display_name("pps");
+    let mut pages = vec![("pps".to_owned(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("pps-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().display_name(name)));
+    }
+    for (name, page) in pages {
+        let file = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page)
+            .render(&mut out)
+            .map_err(io(format!("rendering {name}")))?;
+        std::fs::write(&file, out).map_err(io(format!("writing {}", file.display())))?;
+        // A closed stdout (`pps man --dir D | head`) is not an error of writing pages.
+        let _ = writeln!(std::io::stdout(), "{}", file.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -123,6 +229,18 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 pub async fn run(app: &App) -> Result<ExitCode> {
     app.require_watches()?;
     let first = shutdown_signal();
+    // Under systemd (Type=notify): ready once the config is valid and the store is
+    // ours; the watchdog is fed from the runtime, so a wedged runtime stops feeding it.
+    crate::notify::notify("READY=1");
+    if let Some(period) = crate::notify::watchdog() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tick.tick().await;
+                crate::notify::notify("WATCHDOG=1");
+            }
+        });
+    }
     pps::service::serve(app, async {
         tokio::select! {
             _ = first => {}
@@ -130,6 +248,7 @@ pub async fn run(app: &App) -> Result<ExitCode> {
             // of retrying a closed pipe every pass.
             _ = app.stdout_closed() => return,
         }
+        crate::notify::notify("STOPPING=1");
         // Listen for the second signal before saying it can be sent.
         let second = shutdown_signal();
         tracing::info!("stopping; press Ctrl-C again to exit at once");

@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod commands;
+pub mod notify;
 pub mod render;

@@ -7,4 +7,5 @@ mod attack;
 mod cli;
 mod commands;
 mod first_hour;
+mod install;
 mod server;

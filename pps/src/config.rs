@@ -497,7 +497,7 @@ impl Config {
                 .permanent()
                 .with("file", file.display().to_string())
         })?;
-        Self::parse(&text, Some(file), &std::env::vars().collect::<Vec<_>>())
+        Self::parse(&text, Some(file), &process_env()?)
     }
 
     /// Parses and validates config text. `env` holds `(name, value)` pairs for the
@@ -510,9 +510,13 @@ impl Config {
             cx.err(offset, &key, e.message().trim().to_owned())
         })?;
         let base = base_dir(file);
-        let store = raw
-            .store
-            .and_then(|s| s.path)
+        // PPS_STORE_PATH puts the store on a volume of its own (a container's /data)
+        // while the config stays where it is.
+        let store = env
+            .iter()
+            .find(|(k, _)| k == "PPS_STORE_PATH")
+            .map(|(_, v)| PathBuf::from(v))
+            .or_else(|| raw.store.and_then(|s| s.path).map(PathBuf::from))
             .map_or_else(|| base.join("pps.db"), |p| base.join(p));
         let mut sources = BTreeMap::new();
         for (name, table) in raw.sources {
@@ -1083,6 +1087,53 @@ fn kind_of(table: &mut toml::Table, cx: &Ctx<'_>, at: usize, key: &str) -> Resul
         Some(_) => Err(cx.key_err(at, key, "`kind` must be a string")),
         None => Err(cx.key_err(at, key, "`kind` is required")),
     }
+}
+
+/// The process's environment with every `PPS_..._FILE=PATH` variable replaced by
+/// `PPS_...` holding the file's content (one trailing line break dropped), as compose
+/// and Kubernetes secrets are mounted. Errors name the variable and the path, never
+/// the content; setting both `PPS_X` and `PPS_X_FILE` is refused as ambiguous.
+pub fn process_env() -> Result<Vec<(String, String)>> {
+    expand_file_vars(std::env::vars().collect())
+}
+
+/// [`process_env`] over given pairs.
+pub fn expand_file_vars(env: Vec<(String, String)>) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(env.len());
+    let mut from_files = Vec::new();
+    for (k, v) in env {
+        match k.strip_prefix("PPS_").and_then(|r| r.strip_suffix("_FILE")) {
+            Some(rest) if !rest.is_empty() && k != "PPS_CONFIG_FILE" => {
+                let text = std::fs::read_to_string(&v).map_err(|e| {
+                    Error::new(
+                        ErrorKind::ConfigInvalid,
+                        format!("cannot read the secret file {v}: {e}"),
+                    )
+                    .permanent()
+                    .with("env", k.clone())
+                })?;
+                let text = text
+                    .strip_suffix('\n')
+                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                    .unwrap_or(&text)
+                    .to_owned();
+                from_files.push((format!("PPS_{rest}"), text, k));
+            }
+            _ => out.push((k, v)),
+        }
+    }
+    for (name, value, var) in from_files {
+        if out.iter().any(|(k, _)| *k == name) {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("both {name} and {var} are set; keep one"),
+            )
+            .permanent()
+            .with("env", var));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
 }
 
 /// Sets keys of `table` from `PPS_{section}_{NAME}_{KEY}` variables; returns which keys
