@@ -287,14 +287,7 @@ impl MockTree {
     /// Adds or replaces a file of `size` bytes with a new mtime.
     pub fn write_file(&mut self, path: &str, size: u64) {
         let mtime = self.next_mtime();
-        self.put(
-            path,
-            Node {
-                is_dir: false,
-                size,
-                mtime,
-            },
-        );
+        self.write_file_at(path, size, mtime);
     }
 
     /// Adds or replaces a file of `size` bytes with the given mtime (a library's
