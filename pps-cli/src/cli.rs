@@ -62,6 +62,9 @@ enum Command {
         full: bool,
     },
     /// Run the service: passes on schedule, delivery with retries, until SIGINT/SIGTERM.
+    ///
+    /// SIGHUP re-reads the config file and applies it without a restart (a config
+    /// that does not validate is refused and the running one stays).
     Run(RunArgs),
     /// Show a folder's live entries beside the stored state.
     Ls {
@@ -257,6 +260,48 @@ fn load_or_watch(
     }
 }
 
+/// `--listen ADDR` over `[server] listen`: the triggers need a token, from the config
+/// or `PPS_SERVER_TOKEN`.
+fn with_listen(config: &mut Config, listen: Option<std::net::SocketAddr>) -> pps_core::Result<()> {
+    let Some(addr) = listen else {
+        return Ok(());
+    };
+    if config.server.token.is_none() {
+        let env = pps::config::process_env()?;
+        let token = env
+            .into_iter()
+            .find(|(k, _)| k == "PPS_SERVER_TOKEN")
+            .map(|(_, v)| v);
+        config.server.token = match token {
+            Some(t) if t.trim().is_empty() => {
+                return Err(pps_core::Error::new(
+                    pps_core::ErrorKind::ConfigInvalid,
+                    "PPS_SERVER_TOKEN is blank; set a token (a long random string)",
+                )
+                .with("env", "PPS_SERVER_TOKEN"));
+            }
+            Some(t) if t.trim() != t => {
+                return Err(pps_core::Error::new(
+                    pps_core::ErrorKind::ConfigInvalid,
+                    "PPS_SERVER_TOKEN has spaces or line breaks before or after it; remove them",
+                )
+                .with("env", "PPS_SERVER_TOKEN"));
+            }
+            Some(t) => Some(pps_core::Secret::new(t)),
+            None => None,
+        };
+    }
+    if config.server.token.is_none() {
+        return Err(pps_core::Error::new(
+            pps_core::ErrorKind::ConfigInvalid,
+            "--listen needs a token for the triggers: set [server] token or PPS_SERVER_TOKEN",
+        )
+        .with("option", "--listen"));
+    }
+    config.server.listen = Some(addr);
+    Ok(())
+}
+
 async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
     let config = cli.config;
     match cli.command {
@@ -289,43 +334,18 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
             if r.init_if_missing && r.watch.watch.is_empty() && !file.exists() {
                 return commands::first_start(&file);
             }
+            let watch_mode = !r.watch.watch.is_empty();
             let mut app = load_or_watch(config, r.watch, r.interval, Access::Writer("pps run"))?;
-            if let Some(addr) = r.listen {
-                if app.config.server.token.is_none() {
-                    let env = pps::config::process_env()?;
-                    let token = env
-                        .into_iter()
-                        .find(|(k, _)| k == "PPS_SERVER_TOKEN")
-                        .map(|(_, v)| v);
-                    app.config.server.token = match token {
-                        Some(t) if t.trim().is_empty() => {
-                            return Err(pps_core::Error::new(
-                                pps_core::ErrorKind::ConfigInvalid,
-                                "PPS_SERVER_TOKEN is blank; set a token (a long random string)",
-                            )
-                            .with("env", "PPS_SERVER_TOKEN"));
-                        }
-                        Some(t) if t.trim() != t => {
-                            return Err(pps_core::Error::new(
-                                pps_core::ErrorKind::ConfigInvalid,
-                                "PPS_SERVER_TOKEN has spaces or line breaks before or after it; remove them",
-                            )
-                            .with("env", "PPS_SERVER_TOKEN"));
-                        }
-                        Some(t) => Some(pps_core::Secret::new(t)),
-                        None => None,
-                    };
-                }
-                if app.config.server.token.is_none() {
-                    return Err(pps_core::Error::new(
-                        pps_core::ErrorKind::ConfigInvalid,
-                        "--listen needs a token for the triggers: set [server] token or PPS_SERVER_TOKEN",
-                    )
-                    .with("option", "--listen"));
-                }
-                app.config.server.listen = Some(addr);
-            }
-            commands::run(&app).await
+            let listen = r.listen;
+            with_listen(&mut app.config, listen)?;
+            // SIGHUP re-reads the file with the same command-line overrides; in
+            // --watch mode there is no file to re-read.
+            let reload = (!watch_mode).then_some(move || -> pps_core::Result<Config> {
+                let mut c = Config::load(&file)?;
+                with_listen(&mut c, listen)?;
+                Ok(c)
+            });
+            commands::run(app, reload).await
         }
         Command::Ls { path, store } => {
             commands::ls(&load_or_store(config, store, Access::Existing)?, &path).await

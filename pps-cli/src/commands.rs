@@ -225,10 +225,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 /// `pps run`: the service. Each watch is passed every `interval`; each target has its
 /// own delivery loop, woken when a pass queues scans, so one target that is down never
 /// delays another. SIGINT/SIGTERM abandon work between atomic commits; a second signal
-/// exits at once.
-pub async fn run(app: &App) -> Result<ExitCode> {
+/// exits at once. SIGHUP calls `reload` for a new config: one that does not validate is
+/// refused with the reason and the service goes on unchanged; a valid one replaces the
+/// running service between two commits (the store, its lock and the listener are
+/// handed over, queued scans stay queued).
+pub async fn run(
+    mut app: App,
+    reload: Option<impl Fn() -> Result<pps::config::Config>>,
+) -> Result<ExitCode> {
     app.require_watches()?;
-    let first = shutdown_signal();
+    let mut first = std::pin::pin!(shutdown_signal());
+    let mut hangup = hangup_signal();
     // Under systemd (Type=notify): ready once the config is valid and the store is
     // ours; the watchdog is fed from the runtime, so a wedged runtime stops feeding it.
     crate::notify::notify("READY=1");
@@ -241,28 +248,97 @@ pub async fn run(app: &App) -> Result<ExitCode> {
             }
         });
     }
-    pps::service::serve(app, async {
-        tokio::select! {
-            _ = first => {}
-            // `pps run | head -1`: the reader is gone, so end as Unix tools do instead
-            // of retrying a closed pipe every pass.
-            _ = app.stdout_closed() => return,
-        }
-        crate::notify::notify("STOPPING=1");
-        // Listen for the second signal before saying it can be sent.
-        let second = shutdown_signal();
-        tracing::info!("stopping; press Ctrl-C again to exit at once");
-        tokio::spawn(async {
-            second.await;
-            // Everything committed is safe; queued scans are delivered on the next start.
-            std::process::exit(130);
-        });
-    })
-    .await?;
+    loop {
+        let mut next = None;
+        pps::service::serve(&app, async {
+            loop {
+                tokio::select! {
+                    _ = &mut first => break,
+                    // `pps run | head -1`: the reader is gone, so end as Unix tools do
+                    // instead of retrying a closed pipe every pass.
+                    _ = app.stdout_closed() => return,
+                    _ = hangup.recv() => {
+                        let Some(reload) = &reload else {
+                            tracing::info!("SIGHUP: nothing to reload in --watch mode");
+                            continue;
+                        };
+                        match reload().and_then(|c| {
+                            if c.watches.is_empty() {
+                                Err(pps_core::Error::new(
+                                    pps_core::ErrorKind::ConfigInvalid,
+                                    "the config has no [[watch]]",
+                                ))
+                            } else {
+                                Ok(c)
+                            }
+                        }) {
+                            Ok(c) => {
+                                crate::notify::notify("RELOADING=1");
+                                tracing::info!("SIGHUP: config valid; applying it");
+                                next = Some(c);
+                                return;
+                            }
+                            Err(e) => tracing::error!(error = %e, "SIGHUP: config refused; the running config stays"),
+                        }
+                    }
+                }
+            }
+            crate::notify::notify("STOPPING=1");
+            // Listen for the second signal before saying it can be sent.
+            let second = shutdown_signal();
+            tracing::info!("stopping; press Ctrl-C again to exit at once");
+            tokio::spawn(async {
+                second.await;
+                // Everything committed is safe; queued scans are delivered on the next start.
+                std::process::exit(130);
+            });
+        })
+        .await?;
+        let Some(config) = next else { break };
+        // The old service has stopped and let go of its listener; its store and lock
+        // go with it before the new one takes them.
+        let previous = app.config.clone();
+        drop(app);
+        app = match App::build_for(config, pps::app::Access::Writer("pps run")) {
+            Ok(a) => {
+                tracing::info!("config reloaded");
+                a
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the new config could not be applied; going on with the previous one");
+                App::build_for(previous, pps::app::Access::Writer("pps run"))?
+            }
+        };
+        crate::notify::notify("READY=1");
+    }
     if app.stdout.iter().any(JsonLinesTarget::is_closed) {
         return Ok(stdout_gone());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP as a stream of wake-ups (never on other platforms).
+struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        Hangup(signal(SignalKind::hangup()).ok())
+    }
+    #[cfg(not(unix))]
+    Hangup()
 }
 
 /// Prints progress of a pass on stderr: a live line on a terminal, a plain line every

@@ -319,3 +319,86 @@ fn a_pass_killed_with_sigkill_loses_no_change() {
     assert_eq!(got, want, "every change reached stdout");
     assert!(scans(&t.once().stdout).is_empty());
 }
+
+/// Waits (with a generous deadline for a slow machine; no speed is asserted) until a
+/// line of `logs` not yet in `seen` contains `needle`, keeping what it read in `seen`.
+fn wait_log(logs: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut from = seen.len();
+    loop {
+        if seen[from..].iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        from = seen.len();
+        if Instant::now() > deadline {
+            return false;
+        }
+        if let Ok(l) = logs.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+}
+
+/// SIGHUP applies an edited config without a restart (`systemctl reload pps`); an edit
+/// that does not validate is refused with its reason and the running config stays.
+#[test]
+fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
+    let t = Tree::new();
+    t.write("A/x.mkv", "a");
+    t.write("B/x.mkv", "b");
+    let cfg = t.root.parent().unwrap().join("pps.toml");
+    let watch = |dir: &str| {
+        format!(
+            "[[watch]]\nsource = \"nas\"\npath = \"{}\"\ninterval = \"1s\"\n",
+            t.s(dir)
+        )
+    };
+    let head = format!(
+        "[store]\npath = \"{}\"\n\n[sources.nas]\nkind = \"local\"\n\n[targets.stdout]\nkind = \"stdout\"\n\n",
+        t.store.display()
+    );
+    std::fs::write(&cfg, format!("{head}{}", watch("A"))).unwrap();
+    let mut child = pps()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = line_reader(&mut child);
+    let logs = lines_of(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    assert!(wait_log(&logs, &mut seen, "baseline recorded"), "{seen:?}");
+
+    // A broken edit: refused, named, and the service goes on with what it had.
+    std::fs::write(&cfg, format!("{head}{}", watch("A").replace("1s", "soon"))).unwrap();
+    signal(&child, "-HUP");
+    assert!(wait_log(&logs, &mut seen, "config refused"), "{seen:?}");
+    let refusal = seen.iter().find(|l| l.contains("config refused")).unwrap();
+    assert!(refusal.contains("interval"), "{refusal}");
+    t.write("A/y.mkv", "a");
+    let want = set(&[(&t.s("A/y.mkv"), "created", false)]);
+    let mut got = BTreeSet::new();
+    wait_for(&rx, &want, &mut got);
+    assert_eq!(got, want, "still watching A: {seen:?}");
+
+    // A valid edit that adds a watch: applied, and B is watched from then on.
+    std::fs::write(&cfg, format!("{head}{}\n{}", watch("A"), watch("B"))).unwrap();
+    signal(&child, "-HUP");
+    assert!(wait_log(&logs, &mut seen, "config reloaded"), "{seen:?}");
+    assert!(wait_log(&logs, &mut seen, "baseline recorded"), "{seen:?}");
+    t.write("B/y.mkv", "b");
+    t.write("A/z.mkv", "a");
+    let want = set(&[
+        (&t.s("B/y.mkv"), "created", false),
+        (&t.s("A/z.mkv"), "created", false),
+    ]);
+    let mut got = BTreeSet::new();
+    wait_for(&rx, &want, &mut got);
+    assert_eq!(got, want, "{seen:?}");
+
+    signal(&child, "-TERM");
+    let status = child.wait().unwrap();
+    seen.extend(logs.iter());
+    assert_eq!(status.code(), Some(0), "{seen:?}");
+}

@@ -195,6 +195,20 @@ impl Schedule {
         s
     }
 
+    /// The schedule of an empty folder a baseline found with nothing to tell its age
+    /// (a watch root made for pps, with no parent listing to date it): nothing says it
+    /// is idle, and listing it is one call, so it starts at the base interval and
+    /// doubles from there while it stays empty ([`unchanged`](Self::unchanged)),
+    /// reaching the ceiling after a few dozen listings instead of waiting one first.
+    pub fn empty(&self, now: Timestamp) -> FolderSchedule {
+        FolderSchedule {
+            interval: self.base(),
+            next_due: now.plus(self.base()),
+            listed: Some(now),
+            ..FolderSchedule::default()
+        }
+    }
+
     /// The schedule of a folder just created: base interval, due after one base
     /// interval.
     pub fn changed(&self, now: Timestamp) -> FolderSchedule {

@@ -184,6 +184,56 @@ async fn a_baseline_spreads_first_due_times_within_one_ceiling() {
     assert_eq!((r.folders_listed, r.folders_due), (0, 0));
 }
 
+/// An empty folder tells nothing of its age by its entries: a watch root made for pps
+/// (no parent listing dates it) starts at the base interval instead of waiting a
+/// ceiling before its first file is seen; an empty season folder made an hour ago is
+/// young by its own mtime; one untouched for years still starts at the ceiling.
+#[tokio::test]
+async fn a_baseline_dates_empty_folders_by_their_own_mtime_and_an_empty_root_is_listed_soon() {
+    let rig = Rig::memory();
+    let r = rig.due_pass(1000).await;
+    assert!(r.baseline);
+    assert_eq!(
+        rig.interval("/w"),
+        5 * MIN,
+        "an empty root: the base interval"
+    );
+    // The first file arrives: found at the next base interval, not the ceiling's.
+    rig.source.inner.write_file("/w/Show/S01/e1.mkv", 1);
+    rig.advance(5 * MIN);
+    let r = rig.due_pass(1000).await;
+    assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+
+    let rig = Rig::memory();
+    let hour_ago = pps_core::Mtime::from_nanos((T0 - 3600) * 1_000_000_000);
+    rig.source.inner.create_dir("/w/Young");
+    rig.source
+        .inner
+        .put_entry("/w/Young", Entry::dir("Young", Some(hour_ago)));
+    rig.source.inner.create_dir("/w/Old");
+    rig.due_pass(1000).await;
+    assert!(
+        rig.interval("/w/Young") <= 5 * MIN,
+        "an empty folder made an hour ago starts near the base: {}",
+        rig.interval("/w/Young")
+    );
+    assert_eq!(
+        rig.interval("/w/Old"),
+        80 * MIN,
+        "an empty folder from years ago starts at the ceiling"
+    );
+    // While it stays empty the root's interval doubles toward the ceiling.
+    let rig = Rig::memory();
+    rig.due_pass(1000).await;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        rig.advance(rig.interval("/w"));
+        rig.due_pass(1000).await;
+        seen.push(rig.interval("/w") / MIN);
+    }
+    assert_eq!(seen, [10, 20, 40, 80, 80]);
+}
+
 #[tokio::test]
 async fn intervals_double_when_unchanged_up_to_the_ceiling_and_reset_on_change() {
     let rig = Rig::memory();

@@ -366,6 +366,31 @@ impl Ctx<'_> {
         self.err(Some(self.locate(table_at, short)), full_key, message)
     }
 
+    /// As [`Ctx::key_err`], but a key set from the environment (`from_env`, as in
+    /// [`Ctx::typed`]) names its variable instead of a line of a file it is not in.
+    fn key_or_env_err(
+        &self,
+        table_at: usize,
+        full_key: &str,
+        from_env: &BTreeMap<String, String>,
+        message: impl Into<String>,
+    ) -> Error {
+        let short = full_key.rsplit('.').next().unwrap_or(full_key);
+        let Some(var) = from_env.get(short) else {
+            return self.key_err(table_at, full_key, message);
+        };
+        let mut err = Error::new(
+            ErrorKind::ConfigInvalid,
+            format!("environment variable {var}: {}", message.into()),
+        )
+        .permanent()
+        .with("env", var.clone());
+        if let Some(f) = self.file {
+            err = err.with("file", f.display().to_string());
+        }
+        err.with("key", full_key.to_owned())
+    }
+
     /// Deserialises the table at `table_at` into `T`; an error names the field that
     /// failed (`sources.cd2.concurrency`) and points at its line.
     ///
@@ -534,8 +559,14 @@ impl Config {
         for (i, w) in raw.watch.into_iter().enumerate() {
             watches.push(cx.watch(i, w, &sources, &targets, &target_at)?);
         }
+        // `PPS_SERVER_*` alone turns the server on (a container sets PPS_SERVER_LISTEN
+        // and a token file, with no `[server]` table in the user's pps.toml).
+        let server_env = env
+            .iter()
+            .any(|(k, _)| k.len() > "PPS_SERVER_".len() && k.starts_with("PPS_SERVER_"));
         let server = match raw.server {
-            None => ServerConfig::off(),
+            None if !server_env => ServerConfig::off(),
+            None => cx.server(Spanned::new(0..0, toml::Table::new()), env)?,
             Some(table) => cx.server(table, env)?,
         };
         Ok(Config {
@@ -1015,9 +1046,10 @@ impl Ctx<'_> {
         let listen = match &r.listen {
             None => None,
             Some(l) => Some(l.parse::<std::net::SocketAddr>().map_err(|_| {
-                cx.key_err(
+                cx.key_or_env_err(
                     at,
                     "server.listen",
+                    &from_env,
                     format!("`{l}` is not an address; write e.g. 127.0.0.1:8090 or [::]:8090"),
                 )
             })?),
@@ -1028,15 +1060,22 @@ impl Ctx<'_> {
         {
             // A token a client sends trimmed would never match; say so at start instead
             // of refusing every trigger later.
-            return Err(cx.key_err(
+            return Err(cx.key_or_env_err(
                 at,
                 "server.token",
+                &from_env,
                 "`token` has spaces or line breaks before or after it; remove them",
             ));
         }
         let token = r.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
         if listen.is_some() && token.is_none() {
-            return Err(cx.key_err(at, "server.token", "`token` is required when `listen` is set (or set PPS_SERVER_TOKEN): every trigger must present it"));
+            let msg = "`token` is required when `listen` is set (or set PPS_SERVER_TOKEN): every trigger must present it";
+            // Listening asked for by PPS_SERVER_LISTEN: name it, not a line of the file.
+            if let Some(var) = from_env.get("listen") {
+                let by = BTreeMap::from([("token".to_owned(), var.clone())]);
+                return Err(cx.key_or_env_err(at, "server.token", &by, msg));
+            }
+            return Err(cx.key_err(at, "server.token", msg));
         }
         let mapping = |rules: Vec<MappingRule>, k: &str| {
             PathMapping::new(rules)

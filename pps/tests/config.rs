@@ -138,6 +138,61 @@ fn secrets_from_the_environment() {
     );
 }
 
+/// A container sets `PPS_SERVER_LISTEN` and a token for a `pps.toml` that has no
+/// `[server]` table: the environment alone turns the server on.
+#[test]
+fn the_server_from_the_environment_alone() {
+    assert!(!GOOD.contains("[server]"));
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let c = Config::parse(GOOD, None, &[]).unwrap();
+    assert_eq!(c.server.listen, None, "no table and no variable: off");
+    let c = Config::parse(
+        GOOD,
+        None,
+        &env(&[
+            ("PPS_SERVER_LISTEN", "0.0.0.0:8090"),
+            ("PPS_SERVER_TOKEN", "from-env"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.server.listen, Some("0.0.0.0:8090".parse().unwrap()));
+    assert_eq!(
+        c.server.token.as_ref().map(|t| t.expose()),
+        Some("from-env")
+    );
+    // Without a token it is refused as with a table, naming the variable to set.
+    let err = Config::parse(GOOD, None, &env(&[("PPS_SERVER_LISTEN", "0.0.0.0:8090")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.token")
+            && err.contains("PPS_SERVER_TOKEN")
+            && err.contains("PPS_SERVER_LISTEN")
+            && !err.contains("line"),
+        "{err}"
+    );
+    // A bad address names the variable it came from.
+    let err = Config::parse(
+        GOOD,
+        None,
+        &env(&[("PPS_SERVER_LISTEN", "nowhere"), ("PPS_SERVER_TOKEN", "t")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("server.listen")
+            && err.contains("environment variable PPS_SERVER_LISTEN")
+            && err.contains("nowhere")
+            && !err.contains("line"),
+        "{err}"
+    );
+}
+
 /// (what to change, expected key, expected line, a piece of the message)
 fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
     vec![

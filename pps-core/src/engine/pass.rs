@@ -33,6 +33,9 @@ struct Visit {
     early: bool,
     /// The folder's schedule when the pass knows it.
     sched: Option<FolderSchedule>,
+    /// The folder's own mtime from its parent's listing: at a baseline, an empty
+    /// folder made yesterday (a season waiting for its first episode) is young.
+    mtime: Option<Timestamp>,
 }
 
 impl Visit {
@@ -45,6 +48,7 @@ impl Visit {
             baseline: false,
             early: false,
             sched: None,
+            mtime: None,
         }
     }
 
@@ -383,11 +387,18 @@ impl Engine {
                 } else {
                     // A baseline: the listing's mtimes say how active the folder is.
                     st.recorded += 1;
-                    schedule.first(
-                        entries.iter().map(|e| e.mtime.map(Mtime::to_timestamp)),
-                        st.recorded - 1,
-                        st.now,
-                    )
+                    if entries.is_empty() && visit.mtime.is_none() {
+                        schedule.empty(st.now)
+                    } else {
+                        schedule.first(
+                            entries
+                                .iter()
+                                .map(|e| e.mtime.map(Mtime::to_timestamp))
+                                .chain([visit.mtime]),
+                            st.recorded - 1,
+                            st.now,
+                        )
+                    }
                 });
             }
         }
@@ -403,6 +414,7 @@ impl Engine {
                     children_active || created,
                 );
                 v.baseline = visit.baseline;
+                v.mtime = e.mtime.map(Mtime::to_timestamp);
                 queue.push_back(v);
             }
         }
@@ -505,6 +517,7 @@ impl Engine {
                 baseline: false,
                 early: false,
                 sched: Some(s),
+                mtime: None,
             })
             .collect();
         st.report.folders_due = queue.len() as u64;
@@ -543,6 +556,7 @@ impl Engine {
                     baseline: false,
                     early: true,
                     sched: Some(s),
+                    mtime: None,
                 });
             }
             room -= queue.len();
@@ -841,6 +855,7 @@ impl Engine {
                 baseline: false,
                 early: false,
                 sched: Some(s),
+                mtime: None,
             });
         } else {
             st.report.folders_deferred += 1;
