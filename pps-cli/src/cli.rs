@@ -215,8 +215,13 @@ fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
     let deps = if level == "error" { "error" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PPS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{deps},{ours}")));
+    // Local time with its offset (TZ, else /etc/localtime, else UTC), as users of a
+    // container set TZ for: `2026-12-03T19:40:01.123456+01:00`, never ambiguous.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_timer(tracing_subscriber::fmt::time::ChronoLocal::new(
+            "%Y-%m-%dT%H:%M:%S%.6f%:z".to_owned(),
+        ))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

@@ -155,3 +155,33 @@ fn rustix_kill(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Log lines carry local time from `TZ` with its offset, as a container's `TZ` asks (a
+/// POSIX rule, so the test needs no tzdata on the machine).
+#[test]
+fn logs_are_in_the_local_time_of_tz() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let stamp = |tz: &str| {
+        let out = pps()
+            .args(["once", "--watch"])
+            .arg(&media)
+            .arg("--store")
+            .arg(dir.path().join("pps.db"))
+            .env("TZ", tz)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err.lines()
+            .next()
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let east = stamp("XYZ-8");
+    assert!(east.ends_with("+08:00"), "{east}");
+    let utc = stamp("UTC0");
+    assert!(utc.ends_with("+00:00"), "{utc}");
+}
