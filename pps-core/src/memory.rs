@@ -7,11 +7,11 @@ use crate::listing::Fingerprint;
 use crate::path;
 use crate::source::{DirectorySource, ListOptions};
 use crate::store::{
-    Commit, FolderRecord, FolderSchedule, MtimeStore, QueuedScan, ScheduleSummary, ScopeId,
-    StoreStats,
+    Commit, Event, FolderRecord, FolderSchedule, HistoryEntry, HistoryLimits, HistoryQuery,
+    MtimeStore, QueuedScan, ScheduleSummary, ScopeId, StoreStats,
 };
 use crate::target::{Capabilities, Library, ScanRequest, ScanTarget};
-use crate::types::{Entry, Mtime};
+use crate::types::{Change, Entry, Mtime};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -355,6 +355,7 @@ impl DirectorySource for MemorySource {
 struct Queued {
     scan: QueuedScan,
     parked: bool,
+    scope: i64,
 }
 
 #[derive(Debug, Default)]
@@ -366,6 +367,9 @@ struct StoreState {
     due_index: BTreeSet<(i64, Timestamp, String)>,
     outbox: BTreeMap<i64, Queued>,
     next_id: i64,
+    history: VecDeque<HistoryEntry>,
+    next_history: i64,
+    limits: HistoryLimits,
     /// Commits to let through before failing `fail_commits` of them.
     pass_commits: u32,
     fail_commits: u32,
@@ -383,6 +387,12 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Keeps the history within `limits` from now on.
+    pub fn with_history_limits(self, limits: HistoryLimits) -> Self {
+        lock(&self.state).limits = limits;
+        self
+    }
+
     /// Lets `ok` commits through, then makes the next `fail` commits fail with nothing
     /// applied, to test error paths.
     pub fn fail_commits_after(&self, ok: u32, fail: u32) {
@@ -393,6 +403,56 @@ impl MemoryStore {
 }
 
 impl StoreState {
+    /// Adds a history line and prunes to the limits, as the SQLite store does.
+    fn log(
+        &mut self,
+        event: Event,
+        scope: Option<i64>,
+        target: Option<String>,
+        change: Change,
+        detail: Option<String>,
+    ) {
+        self.next_history += 1;
+        let at = Timestamp::from_secs(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        );
+        let watch = scope
+            .and_then(|s| usize::try_from(s - 1).ok())
+            .and_then(|i| self.scopes.get(i).cloned());
+        self.history.push_back(HistoryEntry {
+            id: self.next_history,
+            at,
+            event,
+            watch,
+            target,
+            change,
+            detail,
+        });
+        let cutoff = at.minus(self.limits.max_age);
+        while self
+            .history
+            .front()
+            .is_some_and(|h| h.at < cutoff || self.history.len() as u64 > self.limits.max_rows)
+        {
+            self.history.pop_front();
+        }
+    }
+
+    /// A history line for the queued scan `id` before it changes.
+    fn log_queued(&mut self, id: i64, event: Event, detail: &str) {
+        if let Some(q) = self.outbox.get(&id).cloned() {
+            self.log(
+                event,
+                Some(q.scope),
+                Some(q.scan.target),
+                q.scan.change,
+                Some(detail.to_owned()),
+            );
+        }
+    }
+
     fn put_schedule(&mut self, scope: i64, path: &str, s: FolderSchedule) {
         let key = (scope, path.to_owned());
         if let Some(old) = self.schedules.insert(key, s) {
@@ -487,8 +547,12 @@ impl MtimeStore for MemoryStore {
                         next_try: None,
                     },
                     parked: false,
+                    scope: scope.0,
                 },
             );
+        }
+        for c in &commit.changes {
+            st.log(Event::Change, Some(scope.0), None, c.clone(), None);
         }
         Ok(())
     }
@@ -589,9 +653,10 @@ impl MtimeStore for MemoryStore {
             .collect())
     }
 
-    fn complete(&self, ids: &[i64]) -> Result<()> {
+    fn complete(&self, ids: &[i64], sent_as: &str) -> Result<()> {
         let mut st = lock(&self.state);
         for id in ids {
+            st.log_queued(*id, Event::Sent, sent_as);
             st.outbox.remove(id);
         }
         Ok(())
@@ -600,6 +665,7 @@ impl MtimeStore for MemoryStore {
     fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()> {
         let mut st = lock(&self.state);
         for id in ids {
+            st.log_queued(*id, Event::Retried, error);
             if let Some(q) = st.outbox.get_mut(id) {
                 q.scan.attempts += 1;
                 q.scan.last_error = Some(error.to_owned());
@@ -612,6 +678,7 @@ impl MtimeStore for MemoryStore {
     fn park(&self, ids: &[i64], reason: &str) -> Result<()> {
         let mut st = lock(&self.state);
         for id in ids {
+            st.log_queued(*id, Event::Parked, reason);
             if let Some(q) = st.outbox.get_mut(id) {
                 q.parked = true;
                 q.scan.last_error = Some(reason.to_owned());
@@ -658,12 +725,45 @@ impl MtimeStore for MemoryStore {
 
     fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64> {
         let mut st = lock(&self.state);
-        let before = st.outbox.len();
-        st.outbox.retain(|_, q| {
-            q.scan.target != target
-                || path.is_some_and(|p| !path::is_at_or_under(&q.scan.change.path, p))
-        });
-        Ok((before - st.outbox.len()) as u64)
+        let gone: Vec<i64> = st
+            .outbox
+            .iter()
+            .filter(|(_, q)| {
+                q.scan.target == target
+                    && path.is_none_or(|p| path::is_at_or_under(&q.scan.change.path, p))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            st.log_queued(*id, Event::Dropped, "dropped by hand");
+            st.outbox.remove(id);
+        }
+        Ok(gone.len() as u64)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
+        let st = lock(&self.state);
+        Ok(st
+            .history
+            .iter()
+            .rev()
+            .filter(|h| {
+                q.target
+                    .as_ref()
+                    .is_none_or(|t| h.target.as_ref() == Some(t))
+                    && q.path
+                        .as_ref()
+                        .is_none_or(|p| h.change.path.contains(p.as_str()))
+                    && q.source
+                        .as_ref()
+                        .is_none_or(|s| h.watch.as_ref().is_some_and(|(src, _)| src == s))
+                    && q.since.is_none_or(|t| h.at >= t)
+                    && q.before.is_none_or(|b| h.id < b)
+                    && (q.events.is_empty() || q.events.contains(&h.event))
+            })
+            .take(q.limit)
+            .cloned()
+            .collect())
     }
 
     fn replace_scope(&self, into: ScopeId, from: ScopeId, keep: &[String]) -> Result<()> {

@@ -14,6 +14,9 @@
 //!   time, last change, pending hint and settling listing, indexed by due time so the
 //!   scheduler's "oldest due first" query reads only what it returns. A row may exist
 //!   without a `folders` row: a folder due to be listed for the first time.
+//! - `history` (v5): the activity history, one row per change found and per delivery
+//!   outcome, inserted in the transaction of what it records and pruned (by age and
+//!   count, [`HistoryLimits`]) in the same transactions that add to it.
 //! - `PRAGMA user_version` is the schema version; migrations run in one transaction on
 //!   open. A file from a newer pps is refused, never altered. `PRAGMA application_id`
 //!   marks the file as a pps store, so pointing pps at another database is refused too.
@@ -23,8 +26,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
 use crate::schedule::{BANDS, duration_secs};
 use crate::store::{
-    Commit, FolderRecord, FolderSchedule, MtimeStore, QueuedScan, ScheduleSummary, ScopeId,
-    Settling, StoreStats,
+    Commit, Event, FolderRecord, FolderSchedule, HistoryEntry, HistoryLimits, HistoryQuery,
+    MtimeStore, QueuedScan, ScheduleSummary, ScopeId, Settling, StoreStats,
 };
 use crate::types::{Change, Update};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
@@ -91,6 +94,20 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE schedule ADD COLUMN burst INTEGER;
      ALTER TABLE schedule ADD COLUMN cadence INTEGER;
      ALTER TABLE schedule ADD COLUMN listed INTEGER;",
+    // v5: the activity history: changes found and what delivery did with each scan,
+    // written in the transaction of what it records; pruned by age and count.
+    "CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        event INTEGER NOT NULL,
+        scope INTEGER,
+        target TEXT,
+        path TEXT NOT NULL,
+        update_kind INTEGER NOT NULL,
+        is_dir INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX history_by_at ON history (at);",
 ];
 
 /// The newest schema version this build reads and writes.
@@ -101,6 +118,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    limits: HistoryLimits,
     #[cfg(feature = "testing")]
     fail_at_step: std::sync::atomic::AtomicUsize,
 }
@@ -213,9 +231,16 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            limits: HistoryLimits::default(),
             #[cfg(feature = "testing")]
             fail_at_step: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Keeps the history within `limits` from now on (the next write prunes).
+    pub fn with_history_limits(mut self, limits: HistoryLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -506,6 +531,19 @@ fn sql_error(e: rusqlite::Error, path: &Path) -> Error {
     err.set_source(e)
 }
 
+/// Drops history beyond `limits`: by age (the index on `at`), then by count (a range
+/// of the primary key). Cheap enough to run with every write that adds to it.
+fn prune_history(tx: &rusqlite::Transaction<'_>, limits: HistoryLimits) -> rusqlite::Result<()> {
+    let cutoff =
+        now_secs().saturating_sub(i64::try_from(limits.max_age.as_secs()).unwrap_or(i64::MAX));
+    tx.prepare_cached("DELETE FROM history WHERE at < ?1")?
+        .execute([cutoff])?;
+    let keep = i64::try_from(limits.max_rows).unwrap_or(i64::MAX);
+    tx.prepare_cached("DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?1")?
+        .execute([keep])?;
+    Ok(())
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -723,6 +761,27 @@ impl MtimeStore for SqliteStore {
                     .map_err(err)?;
             }
         }
+        if !commit.changes.is_empty() {
+            let now = now_secs();
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT INTO history (at, event, scope, path, update_kind, is_dir) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for c in &commit.changes {
+                add.execute(params![
+                    now,
+                    Event::Change.code(),
+                    scope.0,
+                    c.path,
+                    c.update.code(),
+                    c.is_dir
+                ])
+                .map_err(err)?;
+            }
+            drop(add);
+            prune_history(&tx, self.limits).map_err(err)?;
+        }
         step += 1;
         self.check_step(step)?;
         // Dropping `tx` on any early return above rolls everything back.
@@ -852,8 +911,13 @@ impl MtimeStore for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    fn complete(&self, ids: &[i64]) -> Result<()> {
-        self.update_ids(ids, "DELETE FROM outbox WHERE id = ?1", None)
+    fn complete(&self, ids: &[i64], sent_as: &str) -> Result<()> {
+        self.update_ids(
+            ids,
+            "DELETE FROM outbox WHERE id = ?1",
+            None,
+            (Event::Sent, sent_as),
+        )
     }
 
     fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()> {
@@ -864,6 +928,7 @@ impl MtimeStore for SqliteStore {
                 next_try.as_secs()
             ),
             Some(error),
+            (Event::Retried, error),
         )
     }
 
@@ -872,6 +937,7 @@ impl MtimeStore for SqliteStore {
             ids,
             "UPDATE outbox SET parked = 1, last_error = ?2 WHERE id = ?1",
             Some(reason),
+            (Event::Parked, reason),
         )
     }
 
@@ -984,19 +1050,95 @@ impl MtimeStore for SqliteStore {
     }
 
     fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64> {
-        let conn = self.conn();
-        let n = match path {
-            None | Some("/") => conn.execute("DELETE FROM outbox WHERE target = ?1", [target]),
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let err = |e| sql_error(e, &self.path);
+        let (p, lo, hi) = match path {
+            None | Some("/") => (None, String::new(), String::new()),
             Some(p) => {
                 let (lo, hi) = subtree_bounds(p);
-                conn.execute(
-                    "DELETE FROM outbox WHERE target = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
-                    params![target, p, lo, hi],
-                )
+                (Some(p), lo, hi)
             }
-        }
-        .map_err(|e| self.err(e))?;
+        };
+        let which = "target = ?1 AND (?2 IS NULL OR path = ?2 OR (path >= ?3 AND path < ?4))";
+        tx.execute(
+            &format!(
+                "INSERT INTO history (at, event, scope, target, path, update_kind, is_dir, detail)
+                 SELECT ?5, ?6, scope, target, path, update_kind, is_dir, 'dropped by hand' FROM outbox WHERE {which} ORDER BY id"
+            ),
+            params![target, p, lo, hi, now_secs(), Event::Dropped.code()],
+        )
+        .map_err(err)?;
+        let n = tx
+            .execute(
+                &format!("DELETE FROM outbox WHERE {which}"),
+                params![target, p, lo, hi],
+            )
+            .map_err(err)?;
+        prune_history(&tx, self.limits).map_err(err)?;
+        tx.commit().map_err(err)?;
         Ok(n as u64)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
+        if q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let events: Option<String> = (!q.events.is_empty()).then(|| {
+            q.events
+                .iter()
+                .map(|e| e.code().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        // The path filter is a substring: `instr` needs no escaping of LIKE's `%` and `_`.
+        let sql = format!(
+            "SELECT h.id, h.at, h.event, s.source, s.root, h.target, h.path, h.update_kind, h.is_dir, h.detail
+             FROM history h LEFT JOIN scopes s ON s.id = h.scope
+             WHERE (?1 IS NULL OR h.target = ?1)
+               AND (?2 IS NULL OR instr(h.path, ?2) > 0)
+               AND (?3 IS NULL OR s.source = ?3)
+               AND (?4 IS NULL OR h.at >= ?4)
+               AND (?5 IS NULL OR h.id < ?5)
+               {}
+             ORDER BY h.id DESC LIMIT ?6",
+            events.map_or(String::new(), |e| format!("AND h.event IN ({e})"))
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    q.target,
+                    q.path,
+                    q.source,
+                    q.since.map(Timestamp::as_secs),
+                    q.before,
+                    i64::try_from(q.limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    let event: i64 = r.get(2)?;
+                    let source: Option<String> = r.get(3)?;
+                    let root: Option<String> = r.get(4)?;
+                    let update: i64 = r.get(7)?;
+                    Ok(HistoryEntry {
+                        id: r.get(0)?,
+                        at: Timestamp::from_secs(r.get(1)?),
+                        event: Event::from_code(event).ok_or_else(|| corrupt_row("event"))?,
+                        watch: source.zip(root),
+                        target: r.get(5)?,
+                        change: Change::new(
+                            r.get::<_, String>(6)?,
+                            Update::from_code(update).ok_or_else(|| corrupt_row("update"))?,
+                            r.get(8)?,
+                        ),
+                        detail: r.get(9)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     fn replace_scope(&self, into: ScopeId, from: ScopeId, keep: &[String]) -> Result<()> {
@@ -1089,24 +1231,41 @@ impl MtimeStore for SqliteStore {
 }
 
 impl SqliteStore {
-    fn update_ids(&self, ids: &[i64], sql: &str, text: Option<&str>) -> Result<()> {
+    /// Runs `sql` for each id in one transaction, each preceded by its history line
+    /// (`event` with `detail`) copied from the outbox row before it changes.
+    fn update_ids(
+        &self,
+        ids: &[i64],
+        sql: &str,
+        text: Option<&str>,
+        (event, detail): (Event, &str),
+    ) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| sql_error(e, &self.path))?;
+        let err = |e| sql_error(e, &self.path);
         {
-            let mut stmt = tx
-                .prepare_cached(sql)
-                .map_err(|e| sql_error(e, &self.path))?;
+            let mut log = tx
+                .prepare_cached(
+                    "INSERT INTO history (at, event, scope, target, path, update_kind, is_dir, detail)
+                     SELECT ?2, ?3, scope, target, path, update_kind, is_dir, ?4 FROM outbox WHERE id = ?1",
+                )
+                .map_err(err)?;
+            let mut stmt = tx.prepare_cached(sql).map_err(err)?;
+            let now = now_secs();
             for id in ids {
+                log.execute(params![id, now, event.code(), detail])
+                    .map_err(err)?;
                 match text {
                     Some(t) => stmt.execute(params![id, t]),
                     None => stmt.execute(params![id]),
                 }
-                .map_err(|e| sql_error(e, &self.path))?;
+                .map_err(err)?;
             }
         }
-        tx.commit().map_err(|e| sql_error(e, &self.path))
+        prune_history(&tx, self.limits).map_err(err)?;
+        tx.commit().map_err(err)
     }
 }

@@ -67,6 +67,10 @@ pub struct Commit {
     /// Folder schedules to insert or replace, applied after `removed` (a schedule may
     /// exist for a folder with no state yet: one due to be listed for the first time).
     pub schedules: Vec<(String, FolderSchedule)>,
+    /// The changes found, for the history ([`Event::Change`]): written with the state
+    /// and scans they caused, so the history never claims a change that was not
+    /// committed.
+    pub changes: Vec<Change>,
 }
 
 impl Commit {
@@ -76,6 +80,123 @@ impl Commit {
             && self.folders.is_empty()
             && self.scans.is_empty()
             && self.schedules.is_empty()
+            && self.changes.is_empty()
+    }
+}
+
+/// What a history line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Event {
+    /// A change found by a pass (no target).
+    Change,
+    /// A scan a target accepted; the detail is the path as sent (mapped).
+    Sent,
+    /// A delivery attempt that failed and will be retried; the detail is the error.
+    Retried,
+    /// A scan parked, never retried on its own; the detail is the reason.
+    Parked,
+    /// A queued scan dropped by hand (`pps drop`).
+    Dropped,
+}
+
+impl Event {
+    /// Every event, in code order.
+    pub const ALL: [Event; 5] = [
+        Event::Change,
+        Event::Sent,
+        Event::Retried,
+        Event::Parked,
+        Event::Dropped,
+    ];
+
+    /// The lowercase name (`change`, `sent`, `retried`, `parked`, `dropped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Change => "change",
+            Event::Sent => "sent",
+            Event::Retried => "retried",
+            Event::Parked => "parked",
+            Event::Dropped => "dropped",
+        }
+    }
+
+    /// The event named `name` (as [`as_str`](Self::as_str) gives).
+    pub fn parse(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
+    /// The number it is stored as.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The event stored as `code`.
+    pub fn from_code(code: i64) -> Option<Event> {
+        Event::ALL.get(usize::try_from(code).ok()?).copied()
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of the activity history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Increases with time of writing; a page is asked for by the last id seen.
+    pub id: i64,
+    /// When it was written (the store's wall clock).
+    pub at: Timestamp,
+    /// What happened.
+    pub event: Event,
+    /// The watch it belongs to: (source, root); `None` when its scope is gone.
+    pub watch: Option<(String, String)>,
+    /// The target, for delivery events.
+    pub target: Option<String>,
+    /// The change, in source paths.
+    pub change: Change,
+    /// The mapped path sent, the error, or the reason (see [`Event`]).
+    pub detail: Option<String>,
+}
+
+/// Which history lines to read: newest first, every filter optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only this target's deliveries.
+    pub target: Option<String>,
+    /// Only lines whose path contains this text.
+    pub path: Option<String>,
+    /// Only these events (empty: all).
+    pub events: Vec<Event>,
+    /// Only lines of this source (a watch's source name).
+    pub source: Option<String>,
+    /// Only lines written at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only lines older than this id (the next page after one ending at it).
+    pub before: Option<i64>,
+    /// At most this many lines (0: none).
+    pub limit: usize,
+}
+
+/// How much history a store keeps. Pruning runs with the writes that add to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Lines older than this are dropped.
+    pub max_age: std::time::Duration,
+    /// At most this many lines are kept (the oldest go first).
+    pub max_rows: u64,
+}
+
+impl Default for HistoryLimits {
+    /// 30 days and 50,000 lines: about 10 MB of SQLite (BENCHMARKS.md), so the store of
+    /// a 20,000-folder library stays well under 50 MB.
+    fn default() -> Self {
+        HistoryLimits {
+            max_age: std::time::Duration::from_secs(30 * 86_400),
+            max_rows: 50_000,
+        }
     }
 }
 
@@ -195,14 +316,18 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     /// Up to `limit` queued, unparked scans of `target`, oldest first.
     fn pending(&self, target: &str, limit: usize) -> Result<Vec<QueuedScan>>;
 
-    /// Removes delivered scans. Unknown ids are ignored.
-    fn complete(&self, ids: &[i64]) -> Result<()>;
+    /// Removes delivered scans, `sent_as` the path the target was sent (mapped), with
+    /// a [`Event::Sent`] history line each in the same transaction. Unknown ids are
+    /// ignored.
+    fn complete(&self, ids: &[i64], sent_as: &str) -> Result<()>;
 
     /// Records a failed, retryable attempt for these scans, and about when the next
-    /// attempt is due (shown by `status`; delivery itself follows its own backoff).
+    /// attempt is due (shown by `status`; delivery itself follows its own backoff),
+    /// with a [`Event::Retried`] history line each.
     fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()>;
 
-    /// Parks these scans with a reason: kept and shown, never retried.
+    /// Parks these scans with a reason: kept and shown, never retried; a
+    /// [`Event::Parked`] history line each.
     fn park(&self, ids: &[i64], reason: &str) -> Result<()>;
 
     /// Parked scans of `target`, oldest first.
@@ -218,8 +343,19 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     fn unpark(&self, target: Option<&str>) -> Result<u64>;
 
     /// Drops the queued scans (pending and parked) of `target` whose path is at or
-    /// under `path` (whole components), or all of them. Returns how many.
+    /// under `path` (whole components), or all of them, with a [`Event::Dropped`]
+    /// history line each. Returns how many.
     fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64>;
+
+    /// History lines matching `query`, newest first.
+    ///
+    /// # Behaviour
+    /// - Changes are written by [`commit`](Self::commit) (its `changes`), deliveries by
+    ///   [`complete`](Self::complete), [`record_failure`](Self::record_failure),
+    ///   [`park`](Self::park) and [`drop_scans`](Self::drop_scans), each in the same
+    ///   transaction as what it records.
+    /// - Lines beyond the store's [`HistoryLimits`] are pruned as new ones are written.
+    fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>>;
 
     /// Replaces the folder states and schedules of `into` with those of `from`, in one
     /// atomic step, leaving `from` empty: how a re-index swaps in its new baseline only

@@ -379,7 +379,7 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     );
 
     store
-        .complete(&[pending[0].id, pending[2].id, 999_999])
+        .complete(&[pending[0].id, pending[2].id, 999_999], "/mnt/w/1")
         .expect("complete");
     assert!(
         store.pending("plex", 10).expect("pending").is_empty(),
@@ -401,6 +401,164 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     outbox_repair_conformance(open);
     replace_conformance(open);
     schedule_conformance(open);
+    history_conformance(open);
+}
+
+/// The history: changes written with their commit, one line per delivery outcome
+/// written with the outbox change it records, newest first, filters and paging.
+fn history_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    use crate::store::{Event, HistoryQuery};
+    let store = open();
+    let s = store.scope("cd2", "/115/TV").expect("scope");
+    let all = |q: HistoryQuery| {
+        store
+            .history(&HistoryQuery { limit: 100, ..q })
+            .expect("history")
+    };
+    assert!(
+        all(HistoryQuery::default()).is_empty(),
+        "a new store has none"
+    );
+    let show = Change::new("/115/TV/Show/e1.mkv", Update::Created, false);
+    let gone = Change::new("/115/TV/Old", Update::Deleted, true);
+    store
+        .commit(
+            s,
+            &Commit {
+                scans: ["plex", "emby"]
+                    .iter()
+                    .flat_map(|t| {
+                        [show.clone(), gone.clone()].map(|c| NewScan {
+                            target: (*t).into(),
+                            change: c,
+                        })
+                    })
+                    .collect(),
+                changes: vec![show.clone(), gone.clone()],
+                ..Commit::default()
+            },
+        )
+        .expect("commit");
+    let changes = all(HistoryQuery::default());
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|h| h.event == Event::Change
+        && h.target.is_none()
+        && h.watch == Some(("cd2".into(), "/115/TV".into()))));
+    assert_eq!(changes[0].change, gone, "newest first");
+    assert!(changes[0].id > changes[1].id);
+
+    let plex = store.pending("plex", 10).expect("pending");
+    let emby = store.pending("emby", 10).expect("pending");
+    store
+        .record_failure(&[plex[0].id], "503 from plex", Timestamp::from_secs(1))
+        .expect("failure");
+    store
+        .complete(&[plex[0].id], "/mnt/115/TV/Show")
+        .expect("complete");
+    store
+        .park(&[plex[1].id], "no library contains /mnt/115/TV/Old")
+        .expect("park");
+    store.drop_scans("emby", None).expect("drop");
+    assert_eq!(emby.len(), 2);
+    let h = all(HistoryQuery::default());
+    let kinds: Vec<(Event, Option<&str>, Option<&str>)> = h
+        .iter()
+        .map(|h| (h.event, h.target.as_deref(), h.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds[..5],
+        [
+            (Event::Dropped, Some("emby"), Some("dropped by hand")),
+            (Event::Dropped, Some("emby"), Some("dropped by hand")),
+            (
+                Event::Parked,
+                Some("plex"),
+                Some("no library contains /mnt/115/TV/Old")
+            ),
+            (Event::Sent, Some("plex"), Some("/mnt/115/TV/Show")),
+            (Event::Retried, Some("plex"), Some("503 from plex")),
+        ],
+        "{h:#?}"
+    );
+    assert_eq!(
+        h[3].change, show,
+        "a delivery line names the change it settled"
+    );
+    assert_eq!(h[3].watch, Some(("cd2".into(), "/115/TV".into())));
+    assert_eq!(h.len(), 7);
+
+    // Filters.
+    let only = |q: HistoryQuery| all(q).iter().map(|h| h.event).collect::<Vec<_>>();
+    assert_eq!(
+        only(HistoryQuery {
+            target: Some("plex".into()),
+            ..HistoryQuery::default()
+        }),
+        [Event::Parked, Event::Sent, Event::Retried]
+    );
+    assert_eq!(
+        only(HistoryQuery {
+            events: vec![Event::Sent, Event::Parked],
+            ..HistoryQuery::default()
+        }),
+        [Event::Parked, Event::Sent]
+    );
+    assert_eq!(
+        all(HistoryQuery {
+            path: Some("Show/e1".into()),
+            ..HistoryQuery::default()
+        })
+        .len(),
+        4,
+        "the change, its retry and its delivery to plex, its drop for emby"
+    );
+    assert_eq!(
+        all(HistoryQuery {
+            path: Some("%".into()),
+            ..HistoryQuery::default()
+        })
+        .len(),
+        0,
+        "a path filter is text, not a pattern"
+    );
+    assert!(
+        all(HistoryQuery {
+            source: Some("local".into()),
+            ..HistoryQuery::default()
+        })
+        .is_empty()
+    );
+    assert!(
+        all(HistoryQuery {
+            since: Some(Timestamp::from_secs(i64::MAX / 2)),
+            ..HistoryQuery::default()
+        })
+        .is_empty()
+    );
+    // Paging: pages of 3 by the last id seen give every line once, in order.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .history(&HistoryQuery {
+                before,
+                limit: 3,
+                ..HistoryQuery::default()
+            })
+            .expect("page");
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|h| h.id);
+        seen.extend(page.into_iter().map(|h| h.id));
+    }
+    assert_eq!(seen, h.iter().map(|h| h.id).collect::<Vec<_>>());
+    assert!(
+        store
+            .history(&HistoryQuery::default())
+            .expect("limit 0")
+            .is_empty()
+    );
 }
 
 /// `unpark` and `drop_scans`: the ways out for parked scans.

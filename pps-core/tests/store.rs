@@ -3,6 +3,7 @@ use pps_core::sqlite::SqliteStore;
 use pps_core::store::{Commit, FolderRecord, NewScan};
 use pps_core::{Change, Entry, ErrorKind, MtimeStore, Update};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 fn rec(name: &str) -> FolderRecord {
     let enc = listing::encode(&[Entry::file(name, 1, None)]);
@@ -298,5 +299,87 @@ fn a_v1_store_migrates_and_keeps_its_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, pps_core::sqlite::SCHEMA_VERSION);
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
+}
+
+/// The history stays within its limits, in both stores, and a commit that fails leaves
+/// no history line behind (the history never claims what did not happen).
+#[test]
+fn history_is_pruned_to_its_limits_and_rolls_back_with_its_commit() {
+    use pps_core::store::{HistoryLimits, HistoryQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = HistoryLimits {
+        max_age: std::time::Duration::from_secs(3600),
+        max_rows: 5,
+    };
+    let sqlite = pps_core::sqlite::SqliteStore::open(dir.path().join("pps.db"))
+        .unwrap()
+        .with_history_limits(limits);
+    let stores: Vec<Arc<dyn MtimeStore>> = vec![
+        Arc::new(pps_core::memory::MemoryStore::new().with_history_limits(limits)),
+        Arc::new(sqlite),
+    ];
+    for store in &stores {
+        let s = store.scope("src", "/w").unwrap();
+        for i in 0..12 {
+            let c = Change::new(format!("/w/{i}"), Update::Created, false);
+            store
+                .commit(
+                    s,
+                    &Commit {
+                        changes: vec![c],
+                        ..Commit::default()
+                    },
+                )
+                .unwrap();
+        }
+        let h = store
+            .history(&HistoryQuery {
+                limit: 100,
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        let paths: Vec<&str> = h.iter().map(|h| h.change.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/w/11", "/w/10", "/w/9", "/w/8", "/w/7"],
+            "{store:?}"
+        );
+    }
+    // Age: a line older than max_age goes with the next write.
+    let db = dir.path().join("pps.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE history SET at = at - 7200 WHERE path = '/w/9'", [])
+        .unwrap();
+    let store = pps_core::sqlite::SqliteStore::open(&db)
+        .unwrap()
+        .with_history_limits(limits);
+    let s = store.scope("src", "/w").unwrap();
+    let one = |p: &str| Commit {
+        changes: vec![Change::new(p, Update::Modified, false)],
+        folders: vec![(p.to_owned(), FolderRecord::unlisted())],
+        ..Commit::default()
+    };
+    store.commit(s, &one("/w/12")).unwrap();
+    let all = || {
+        store
+            .history(&HistoryQuery {
+                limit: 100,
+                ..HistoryQuery::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|h| h.change.path)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        all(),
+        ["/w/12", "/w/11", "/w/10", "/w/8"],
+        "/w/9 by age, /w/7 by count"
+    );
+    // A commit interrupted at its first statement writes no history line.
+    store.fail_next_commit_at(1);
+    assert!(store.commit(s, &one("/w/13")).is_err());
+    assert_eq!(all(), ["/w/12", "/w/11", "/w/10", "/w/8"]);
 }

@@ -83,7 +83,7 @@ impl Engine {
             for (p, r) in chunk.iter().zip(results) {
                 match r {
                     Ok(()) => {
-                        self.store.complete(&p.covers)?;
+                        self.store.complete(&p.covers, &p.request.path)?;
                         report.sent += 1;
                         report.requests.push(p.request.clone());
                         report.settled += p.covers.len() as u64;

@@ -447,6 +447,7 @@ impl Engine {
                     change: c.clone(),
                 });
             }
+            st.pending.changes.push(c.clone());
             st.report.changes.push(c);
         }
     }
