@@ -89,6 +89,32 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// What happened, newest first: changes found and what each target was sent.
+    History {
+        /// Only this target's deliveries.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only lines whose path contains this text.
+        #[arg(long)]
+        path: Option<String>,
+        /// Only the last DURATION (90s, 10m, 2h, 1d).
+        #[arg(long, value_parser = duration::parse)]
+        since: Option<Duration>,
+        /// Only these events: change, sent, retried, parked, dropped (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',')]
+        event: Vec<String>,
+        /// At most this many lines.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Lines older than this id (the next page: the last id shown).
+        #[arg(long)]
+        before: Option<i64>,
+        /// One JSON object per line on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
     /// Drop stored state under a path (the next pass records it afresh).
     Forget {
         /// SOURCE:PATH
@@ -360,6 +386,30 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
         }
         Command::Status { json, store } => {
             commands::status(&load_or_store(config, store, Access::Existing)?, json)
+        }
+        Command::History {
+            target,
+            path,
+            since,
+            event,
+            limit,
+            before,
+            json,
+            store,
+        } => {
+            let filter = pps::history::HistoryFilter {
+                target,
+                path,
+                since,
+                events: event,
+                before,
+                limit: Some(limit),
+            };
+            commands::history(
+                &load_or_store(config, store, Access::Existing)?,
+                &filter,
+                json,
+            )
         }
         Command::Forget { path, store } => {
             commands::forget(&load_or_store(config, store, Access::Existing)?, &path)

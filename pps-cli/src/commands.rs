@@ -286,7 +286,7 @@ pub async fn run(
             crate::notify::notify("STOPPING=1");
             // Listen for the second signal before saying it can be sent.
             let second = shutdown_signal();
-            tracing::info!("stopping; press Ctrl-C again to exit at once");
+            tracing::info!("stopping; a second signal (Ctrl-C again) exits at once");
             tokio::spawn(async {
                 second.await;
                 // Everything committed is safe; queued scans are delivered on the next start.
@@ -481,6 +481,30 @@ pub fn status(app: &App, json: bool) -> Result<ExitCode> {
         println!("{}", report.to_json()?);
     } else {
         print!("{}", render::status(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pps history`: a line per event, newest first, or JSON lines.
+pub fn history(app: &App, filter: &pps::history::HistoryFilter, json: bool) -> Result<ExitCode> {
+    let lines = pps::history::history(app, filter)?;
+    let mut out = std::io::stdout().lock();
+    let text = if json {
+        lines
+            .iter()
+            .map(|h| pps::history::to_json(h).to_string() + "\n")
+            .collect()
+    } else {
+        crate::render::history(&lines, filter.limit.unwrap_or(100))
+    };
+    if let Err(e) = std::io::Write::write_all(&mut out, text.as_bytes()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(pps_core::Error::new(
+            pps_core::ErrorKind::Unavailable,
+            format!("cannot write to stdout: {e}"),
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -369,3 +369,51 @@ pub fn check(r: &CheckReport) -> String {
     }
     out
 }
+
+/// `pps history` as text: time (UTC), event, target, path, and what was sent or why
+/// not; a last line saying how to see the next page when the page is full.
+pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String {
+    if lines.is_empty() {
+        return "no history (yet): changes and deliveries appear here as they happen\n".into();
+    }
+    let width = lines
+        .iter()
+        .map(|h| h.target.as_deref().map_or(1, str::len))
+        .max()
+        .unwrap_or(1);
+    let mut out = format!(
+        "{:<19}  {:<7}  {:<width$}  path\n",
+        "time (UTC)", "event", "target"
+    );
+    for h in lines {
+        let what = match (&h.event, &h.detail) {
+            (pps_core::store::Event::Change, _) => format!("{} {}", h.change.update, kind(h)),
+            (pps_core::store::Event::Sent, Some(d)) if *d != h.change.path => format!("as {d}"),
+            (pps_core::store::Event::Sent, _) => String::new(),
+            (_, Some(d)) => d.clone(),
+            (_, None) => String::new(),
+        };
+        let what = if what.is_empty() {
+            what
+        } else {
+            format!("  ({what})")
+        };
+        out.push_str(&format!(
+            "{}  {:<7}  {:<width$}  {}{what}\n",
+            utc(h.at.as_secs()),
+            h.event.as_str(),
+            h.target.as_deref().unwrap_or("-"),
+            h.change.path,
+        ));
+    }
+    if lines.len() >= limit
+        && let Some(last) = lines.last()
+    {
+        out.push_str(&format!("more: --before {}\n", last.id));
+    }
+    out
+}
+
+fn kind(h: &pps_core::store::HistoryEntry) -> &'static str {
+    if h.change.is_dir { "folder" } else { "file" }
+}

@@ -402,3 +402,72 @@ fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
     seen.extend(logs.iter());
     assert_eq!(status.code(), Some(0), "{seen:?}");
 }
+
+/// `pps history` beside the store `--watch` mode made: the changes and their deliveries,
+/// newest first, as text and as JSON lines, with filters.
+#[test]
+fn history_shows_changes_and_deliveries() {
+    let t = Tree::new();
+    t.write("A/x.mkv", "a");
+    assert!(t.once().status.success());
+    let history = |args: &[&str]| {
+        let out = pps()
+            .arg("history")
+            .args(args)
+            .arg("--store")
+            .arg(&t.store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        history(&[]).starts_with("no history (yet)"),
+        "a baseline is no change"
+    );
+    t.write("A/y.mkv", "b");
+    assert!(t.once().status.success());
+    let text = history(&[]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("time (UTC)"), "{text}");
+    assert!(
+        lines[1].contains("sent") && lines[1].contains("stdout"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("change") && lines[2].contains("(created file)"),
+        "{text}"
+    );
+    assert!(
+        lines.iter().skip(1).all(|l| l.contains(&t.s("A/y.mkv"))),
+        "{text}"
+    );
+    let json: Vec<Value> = history(&["--json", "--event", "change"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json.len(), 1);
+    assert_eq!(json[0]["event"], "change");
+    assert_eq!(json[0]["path"], t.s("A/y.mkv"));
+    assert_eq!(json[0]["update"], "created");
+    assert_eq!(json[0]["source"], "local");
+    // Paging: a full page says how to get the next.
+    let page = history(&["--limit", "1"]);
+    assert!(
+        page.lines().last().unwrap().starts_with("more: --before "),
+        "{page}"
+    );
+    // A mistyped event is an error that lists the events.
+    let out = pps()
+        .args(["history", "--event", "snet", "--store"])
+        .arg(&t.store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one of: change, sent"));
+}

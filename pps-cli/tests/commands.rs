@@ -610,7 +610,7 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() {
     while std::time::Instant::now() < deadline {
         if rx
             .recv_timeout(std::time::Duration::from_millis(100))
-            .is_ok_and(|l| l.contains("press Ctrl-C again"))
+            .is_ok_and(|l| l.contains("a second signal (Ctrl-C again)"))
         {
             break;
         }

@@ -18,6 +18,7 @@ const SUBCOMMANDS: &[&str] = &[
     "ls",
     "scan",
     "status",
+    "history",
     "forget",
     "retry",
     "drop",

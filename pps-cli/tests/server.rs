@@ -302,7 +302,8 @@ async fn triggers_health_and_metrics() {
         ]})
     );
 
-    // The last lines may be printed a moment before their scans leave the outbox.
+    // The last lines may be printed a moment before their scans leave the outbox, and
+    // the counters are updated when a delivery round ends, after its scans left it.
     let deadline = Instant::now() + Duration::from_secs(30);
     let metrics = loop {
         let m = svc
@@ -315,7 +316,9 @@ async fn triggers_health_and_metrics() {
             .text()
             .await
             .unwrap();
-        if m.contains("pps_outbox_pending{target=\"print\"} 0") || Instant::now() > deadline {
+        let settled = m.contains("pps_outbox_pending{target=\"print\"} 0")
+            && m.contains("pps_scans_total{target=\"print\",outcome=\"sent\"} 1003");
+        if settled || Instant::now() > deadline {
             break m;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -190,6 +190,51 @@ impl PyScanner {
         })
     }
 
+    /// The activity history, newest first, as a list of dicts (``id``, ``at`` in Unix
+    /// seconds, ``event``: ``change``/``sent``/``retried``/``parked``/``dropped``,
+    /// ``source``, ``watch``, ``target``, ``path``, ``update``, ``is_dir``, ``detail``:
+    /// the path as sent, the error or the reason). Filters: ``target``, ``path`` (text
+    /// the path contains), ``since`` (seconds back from now), ``events``, ``before`` (an
+    /// id: the next page), ``limit``.
+    #[pyo3(signature = (*, target = None, path = None, since = None, events = None, before = None, limit = 100))]
+    #[allow(clippy::too_many_arguments)]
+    fn history(
+        &self,
+        py: Python<'_>,
+        target: Option<String>,
+        path: Option<String>,
+        since: Option<f64>,
+        events: Option<Vec<String>>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> PyResult<Py<PyAny>> {
+        let since = match since {
+            None => None,
+            Some(s) if (0.0..1e10).contains(&s) => Some(Duration::from_secs_f64(s)),
+            Some(_) => {
+                return Err(crate::errors::config(
+                    py,
+                    "since",
+                    "must be a finite number of seconds, at least 0",
+                ));
+            }
+        };
+        let filter = pps::history::HistoryFilter {
+            target,
+            path,
+            since,
+            events: events.unwrap_or_default(),
+            before,
+            limit: Some(limit),
+        };
+        let app = self.app.clone();
+        let lines = py
+            .detach(|| pps::history::history(&app, &filter))
+            .map_err(|e| to_pyerr(py, e))?;
+        let v = serde_json::Value::Array(lines.iter().map(pps::history::to_json).collect());
+        json_to_py(py, &v)
+    }
+
     /// Drops stored state at and under ``path`` (``source:path``, or a path inside a
     /// watch); the next pass records it again as a baseline, without scanning. Returns
     /// the number of folders dropped.

@@ -129,6 +129,42 @@ def test_a_path_in_no_library_is_parked_with_its_reason(
     assert target["parked_scans"][0]["path"] == f"{media}/Music"
 
 
+def test_history_tells_changes_and_deliveries_newest_first(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    assert scanner.history() == []
+    scanner.index()
+    assert scanner.history() == [], "a baseline is no change"
+    (media / "TV" / "Show" / "S01" / "e2.mkv").write_bytes(b"z")
+    (media / "Music").mkdir()  # in no Plex section: parked
+    scanner.run_once(full=True)
+    lines = scanner.history()
+    events = sorted((h["event"], h["path"], h["target"]) for h in lines)
+    assert events == [
+        ("change", f"{media}/Music", None),
+        ("change", f"{media}/TV/Show/S01/e2.mkv", None),
+        ("parked", f"{media}/Music", "plex"),
+        ("sent", f"{media}/TV/Show/S01/e2.mkv", "plex"),
+    ]
+    assert lines == sorted(lines, key=lambda h: -h["id"]), "newest first"
+    sent = next(h for h in lines if h["event"] == "sent")
+    assert sent["detail"] == "/mnt/media/TV/Show/S01", "the path as Plex was sent it"
+    assert sent["source"] == "disk" and sent["watch"] == str(media)
+    parked = next(h for h in lines if h["event"] == "parked")
+    assert "no library" in parked["detail"]
+    assert [h["event"] for h in scanner.history(events=["sent"])] == ["sent"]
+    assert [h["event"] for h in scanner.history(target="plex", path="Music")] == ["parked"]
+    assert len(scanner.history(limit=1)) == 1
+    page = scanner.history(before=lines[1]["id"])
+    assert [h["id"] for h in page] == [h["id"] for h in lines[2:]]
+    assert len(scanner.history(since=3600)) == 4
+    with pytest.raises(pps.ConfigError, match="no event"):
+        scanner.history(events=["nope"])
+    with pytest.raises(pps.ConfigError, match="since"):
+        scanner.history(since=-1)
+
+
 def test_an_emptied_root_is_an_outage_not_a_mass_deletion(
     media: Path, tmp_path: Path, media_server: FakeMediaServer
 ) -> None:

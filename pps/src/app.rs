@@ -97,7 +97,8 @@ impl App {
         let store = match access {
             Access::Existing => SqliteStore::open_existing(&config.store)?,
             _ => SqliteStore::open(&config.store)?,
-        };
+        }
+        .with_history_limits(config.history);
         let mut app = Self::build_with_store(config, Arc::new(store))?;
         app.lock = lock;
         Ok(app)

@@ -38,6 +38,8 @@ pub struct Config {
     pub watches: Vec<WatchConfig>,
     /// `[server]`: the HTTP surface of `pps run` (off unless `listen` is set).
     pub server: ServerConfig,
+    /// `[history]`: how much activity history the store keeps.
+    pub history: pps_core::store::HistoryLimits,
 }
 
 /// `[server]`: health, metrics and authenticated triggers.
@@ -206,6 +208,14 @@ struct RawConfig {
     #[serde(default)]
     watch: Vec<Spanned<RawWatch>>,
     server: Option<Spanned<toml::Table>>,
+    history: Option<RawHistory>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    max_age: Option<Spanned<String>>,
+    max_rows: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -569,6 +579,27 @@ impl Config {
             None => cx.server(Spanned::new(0..0, toml::Table::new()), env)?,
             Some(table) => cx.server(table, env)?,
         };
+        let history = match raw.history {
+            None => pps_core::store::HistoryLimits::default(),
+            Some(h) => {
+                let d = pps_core::store::HistoryLimits::default();
+                let max_rows = match h.max_rows {
+                    Some(n) if *n.get_ref() == 0 => {
+                        return Err(cx.err(
+                            Some(n.span().start),
+                            "history.max_rows",
+                            "`max_rows` must be at least 1",
+                        ));
+                    }
+                    Some(n) => n.into_inner(),
+                    None => d.max_rows,
+                };
+                pps_core::store::HistoryLimits {
+                    max_age: cx.duration(&h.max_age, "history.max_age", d.max_age)?,
+                    max_rows,
+                }
+            }
+        };
         Ok(Config {
             file: file.map(Path::to_path_buf),
             store,
@@ -576,6 +607,7 @@ impl Config {
             targets,
             watches,
             server,
+            history,
         })
     }
 
@@ -645,6 +677,7 @@ impl Config {
             targets,
             watches,
             server: ServerConfig::off(),
+            history: pps_core::store::HistoryLimits::default(),
         })
     }
 
@@ -1217,6 +1250,11 @@ pub const TEMPLATE: &str = r#"# pps.toml: what to watch, where to send scans. Ev
 [store]
 # The state file (SQLite), relative to this file.
 path = "pps.db"
+
+# The activity history (`pps history`): changes found and what each target was sent.
+# [history]
+# max_age = "30d"                # older lines are dropped
+# max_rows = 50000               # at most this many lines (about 10 MB)
 
 # A folder on this machine (a cloud drive mount, a NAS share).
 [sources.nas]

@@ -55,6 +55,7 @@
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod history;
 pub mod index;
 pub mod inspect;
 pub mod metrics;

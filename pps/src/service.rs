@@ -272,12 +272,21 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                         format!("{name} {used} of {:.0}", rate * every.as_secs_f64())
                     })
                     .collect();
-                tracing::info!(
-                    folders_listed = listed,
-                    calls_of_budget = %budget.join(", "),
-                    changes = now.1 - last.1,
-                    "last minute"
-                );
+                if budget.is_empty() {
+                    // Local sources only: no call budget to report.
+                    tracing::info!(
+                        folders_listed = listed,
+                        changes = now.1 - last.1,
+                        "last minute"
+                    );
+                } else {
+                    tracing::info!(
+                        folders_listed = listed,
+                        calls_of_budget = %budget.join(", "),
+                        changes = now.1 - last.1,
+                        "last minute"
+                    );
+                }
                 last = now;
             }
         });
