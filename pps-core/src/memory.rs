@@ -369,6 +369,8 @@ struct StoreState {
     next_id: i64,
     history: VecDeque<HistoryEntry>,
     next_history: i64,
+    /// Calls per (source, hour).
+    calls: BTreeMap<(String, i64), u64>,
     limits: HistoryLimits,
     /// Commits to let through before failing `fail_commits` of them.
     pass_commits: u32,
@@ -739,6 +741,28 @@ impl MtimeStore for MemoryStore {
             st.outbox.remove(id);
         }
         Ok(gone.len() as u64)
+    }
+
+    fn record_calls(&self, source: &str, at: Timestamp, n: u64) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let hour = at.as_secs().div_euclid(3600);
+        let mut st = lock(&self.state);
+        *st.calls.entry((source.to_owned(), hour)).or_default() += n;
+        st.calls.retain(|(_, h), _| *h >= hour - 25);
+        Ok(())
+    }
+
+    fn calls_since(&self, source: &str, since: Timestamp) -> Result<u64> {
+        let from = since.as_secs().div_euclid(3600);
+        let st = lock(&self.state);
+        Ok(st
+            .calls
+            .iter()
+            .filter(|((s, h), _)| s == source && *h >= from)
+            .map(|(_, n)| n)
+            .sum())
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {

@@ -126,6 +126,13 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE folders;
     ALTER TABLE folders_v6 RENAME TO folders;
     CREATE INDEX folders_fingerprints ON folders (scope, path, fingerprint);",
+    // v7: calls per source and hour, so `max_calls_per_day` counts across restarts.
+    "CREATE TABLE calls (
+        source TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (source, hour)
+    ) WITHOUT ROWID;",
 ];
 
 /// The first schema version whose migration rewrites the folders: after it, the file
@@ -1107,6 +1114,37 @@ impl MtimeStore for SqliteStore {
         prune_history(&tx, self.limits).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(n as u64)
+    }
+
+    fn record_calls(&self, source: &str, at: Timestamp, n: u64) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let hour = at.as_secs().div_euclid(3600);
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO calls (source, hour, n) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source, hour) DO UPDATE SET n = n + excluded.n",
+        )
+        .and_then(|mut st| st.execute(params![source, hour, i64::try_from(n).unwrap_or(i64::MAX)]))
+        .map_err(|e| self.err(e))?;
+        // A day and an hour is all a daily ceiling looks back on.
+        conn.prepare_cached("DELETE FROM calls WHERE hour < ?1")
+            .and_then(|mut st| st.execute([hour - 25]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn calls_since(&self, source: &str, since: Timestamp) -> Result<u64> {
+        let conn = self.conn();
+        let n: i64 = conn
+            .query_row(
+                "SELECT coalesce(sum(n), 0) FROM calls WHERE source = ?1 AND hour >= ?2",
+                params![source, since.as_secs().div_euclid(3600)],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {

@@ -347,6 +347,13 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     /// history line each. Returns how many.
     fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64>;
 
+    /// Counts `n` calls made to `source` at `at`, kept per hour for a day: how a
+    /// daily call ceiling survives a restart.
+    fn record_calls(&self, source: &str, at: Timestamp, n: u64) -> Result<()>;
+
+    /// Calls counted for `source` in the hours from the one holding `since` on.
+    fn calls_since(&self, source: &str, since: Timestamp) -> Result<u64>;
+
     /// History lines matching `query`, newest first.
     ///
     /// # Behaviour

@@ -402,6 +402,34 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     replace_conformance(open);
     schedule_conformance(open);
     history_conformance(open);
+    calls_conformance(open);
+}
+
+/// Calls per source and hour: counted, summed from an hour on, kept a day.
+fn calls_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    let store = open();
+    let h = |n: i64| Timestamp::from_secs(1_800_000_000 - 1_800_000_000 % 3600 + n * 3600);
+    assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 0);
+    store.record_calls("cd2", h(0), 5).expect("record");
+    store
+        .record_calls("cd2", h(0).plus(std::time::Duration::from_secs(60)), 2)
+        .expect("record");
+    store.record_calls("cd2", h(3), 10).expect("record");
+    store.record_calls("other", h(3), 100).expect("record");
+    store.record_calls("cd2", h(3), 0).expect("nothing");
+    assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 17);
+    assert_eq!(
+        store
+            .calls_since("cd2", h(0).plus(std::time::Duration::from_secs(1800)))
+            .expect("calls"),
+        17,
+        "the hour holding `since` counts whole"
+    );
+    assert_eq!(store.calls_since("cd2", h(1)).expect("calls"), 10);
+    assert_eq!(store.calls_since("other", h(0)).expect("calls"), 100);
+    // A day later the old hours are gone.
+    store.record_calls("cd2", h(27), 1).expect("record");
+    assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 11);
 }
 
 /// The history: changes written with their commit, one line per delivery outcome

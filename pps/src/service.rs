@@ -108,10 +108,15 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 daily
                     .entry(wc.source.clone())
                     .or_insert_with(|| {
-                        Arc::new(std::sync::Mutex::new(pps_core::CallBudget::new(
-                            cap,
-                            Duration::from_secs(86_400),
-                        )))
+                        let mut b = pps_core::CallBudget::new(cap, Duration::from_secs(86_400));
+                        // What the last day already spent (the store counts calls per
+                        // hour), so a restart does not hand out a fresh day's worth.
+                        let since = engine.clock().now().minus(Duration::from_secs(86_400));
+                        match engine.store().calls_since(&wc.source, since) {
+                            Ok(n) => b.spend(n),
+                            Err(e) => tracing::warn!(source = %wc.source, error = %e, "cannot read the calls of the last day; counting from zero"),
+                        }
+                        Arc::new(std::sync::Mutex::new(b))
                     })
                     .clone(),
             ),
@@ -150,6 +155,10 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                                 d.lock()
                                     .unwrap_or_else(|p| p.into_inner())
                                     .spend(r.folders_listed);
+                                let at = engine.clock().now();
+                                if let Err(e) = engine.store().record_calls(&wc.source, at, r.folders_listed) {
+                                    tracing::warn!(source = %wc.source, error = %e, "cannot count the calls of a pass");
+                                }
                             }
                             if r.folders_listed > r.folders_spare {
                                 log_pass(&r);

@@ -176,6 +176,19 @@ fn the_server_from_the_environment_alone() {
             && !err.contains("line"),
         "{err}"
     );
+    // A blank token from the environment is no token (as a blank one in the file).
+    let err = Config::parse(
+        GOOD,
+        None,
+        &env(&[
+            ("PPS_SERVER_LISTEN", "0.0.0.0:8090"),
+            ("PPS_SERVER_TOKEN", "   "),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.token"), "{err}");
+    assert!(!err.contains("   "), "{err}");
     // A bad address names the variable it came from.
     let err = Config::parse(
         GOOD,
@@ -219,6 +232,13 @@ fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
             "watch[1].interval",
             Some(43),
             "no unit",
+        ),
+        (
+            // Under a second would list without pause and spin a core.
+            GOOD.replace("interval = \"10m\"", "interval = \"500ms\""),
+            "watch[0].interval",
+            Some(32),
+            "at least 1s",
         ),
         (
             GOOD.replace("source = \"cd2\"", "source = \"cd3\""),

@@ -72,6 +72,11 @@ struct Rig {
 /// probe), one watch of `/lib` with `folders` show folders, baselined, every folder
 /// then made due at once.
 async fn rig(qps: f64, folders: usize) -> Rig {
+    rig_with(qps, folders, "").await
+}
+
+/// As [`rig`], with more keys for the source.
+async fn rig_with(qps: f64, folders: usize, source_keys: &str) -> Rig {
     let text = format!(
         r#"
 [sources.cd2]
@@ -79,6 +84,7 @@ kind = "clouddrive2"
 url = "http://127.0.0.1:9"
 max_queries_per_second = {qps}
 push = false
+{source_keys}
 
 [targets.print]
 kind = "command"
@@ -225,4 +231,44 @@ async fn shutdown_stops_between_commits_and_loses_nothing() {
         ["/lib/Show 003/e2.mkv"],
         "the change is queued exactly once, before or after the stop"
     );
+}
+
+/// `max_calls_per_day` counts the calls of the last day across a restart: with the
+/// day's calls spent before the start, no spare listing is made; with none spent, the
+/// idle budget goes to spare listings, and they are counted in the store.
+#[tokio::test(start_paused = true)]
+async fn the_daily_ceiling_counts_the_calls_before_a_restart() {
+    async fn spare_listings(spent_before: u64) -> (usize, u64) {
+        let rig = rig_with(2.0, 40, "max_calls_per_day = 100").await;
+        let scope = rig.store.scope("cd2", "/lib").unwrap();
+        // Nothing due for a day: whatever is listed is a spare listing.
+        let mut commit = pps_core::store::Commit::default();
+        for (p, mut s) in rig.store.schedules(scope).unwrap() {
+            s.next_due = Timestamp::from_secs(T0 + 86_400);
+            commit.schedules.push((p, s));
+        }
+        rig.store.commit(scope, &commit).unwrap();
+        rig.store
+            .record_calls("cd2", Timestamp::from_secs(T0 - 3600), spent_before)
+            .unwrap();
+        let app = rig.app.clone();
+        // Spare listings wait a base interval (1m) after the baseline listed a folder.
+        pps::service::serve(&app, tokio::time::sleep(Duration::from_secs(150)))
+            .await
+            .unwrap();
+        let counted = rig
+            .store
+            .calls_since("cd2", Timestamp::from_secs(T0 - 86_400))
+            .unwrap();
+        (listed(&rig.probe).len(), counted)
+    }
+    let (fresh, counted) = spare_listings(0).await;
+    assert!(fresh > 0, "an idle budget goes to spare listings");
+    assert_eq!(
+        counted, fresh as u64,
+        "every listing is counted in the store"
+    );
+    let (spent, counted) = spare_listings(100).await;
+    assert_eq!(spent, 0, "the day's calls were spent before the start");
+    assert_eq!(counted, 100);
 }
