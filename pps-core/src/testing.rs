@@ -408,7 +408,8 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
 /// Calls per source and hour: counted, summed from an hour on, kept a day.
 fn calls_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     let store = open();
-    let h = |n: i64| Timestamp::from_secs(1_800_000_000 - 1_800_000_000 % 3600 + n * 3600);
+    // 1_800_000_000 is a whole hour (500,000 of them).
+    let h = |n: i64| Timestamp::from_secs(1_800_000_000 + n * 3600);
     assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 0);
     store.record_calls("cd2", h(0), 5).expect("record");
     store
