@@ -115,6 +115,9 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// Hash a password for the web UI (read from stdin) and print the hash for
+    /// `[ui] password_hash` or PPS_UI_PASSWORD_HASH.
+    Passwd,
     /// Drop stored state under a path (the next pass records it afresh).
     Forget {
         /// SOURCE:PATH
@@ -411,6 +414,7 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
                 json,
             )
         }
+        Command::Passwd => commands::passwd(),
         Command::Forget { path, store } => {
             commands::forget(&load_or_store(config, store, Access::Existing)?, &path)
         }

@@ -485,6 +485,32 @@ pub fn status(app: &App, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `pps passwd`: the argon2id hash of the password on stdin's first line, for `[ui]
+/// password_hash`. The password is never echoed or stored; only its salted hash is
+/// printed.
+pub fn passwd() -> Result<ExitCode> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "password for the web UI (at least 8 characters; it shows as you type, so type it where no one watches), then Enter:"
+        );
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        pps_core::Error::new(
+            pps_core::ErrorKind::Unavailable,
+            format!("cannot read stdin: {e}"),
+        )
+    })?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    let hash = pps::ui::hash_password(password)?;
+    println!("{hash}");
+    eprintln!(
+        "put it in pps.toml as  [ui] password_hash = \"<the line above>\"  or in PPS_UI_PASSWORD_HASH"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `pps history`: a line per event, newest first, or JSON lines.
 pub fn history(app: &App, filter: &pps::history::HistoryFilter, json: bool) -> Result<ExitCode> {
     let lines = pps::history::history(app, filter)?;

@@ -19,6 +19,7 @@ const SUBCOMMANDS: &[&str] = &[
     "scan",
     "status",
     "history",
+    "passwd",
     "forget",
     "retry",
     "drop",

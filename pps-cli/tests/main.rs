@@ -9,3 +9,4 @@ mod commands;
 mod first_hour;
 mod install;
 mod server;
+mod ui;

@@ -40,6 +40,19 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[history]`: how much activity history the store keeps.
     pub history: pps_core::store::HistoryLimits,
+    /// `[ui]`: the web UI of `pps run` (off until a password hash is set).
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: the web UI, served by `pps run` on `[server] listen`.
+#[derive(Debug, Clone, Default)]
+pub struct UiConfig {
+    /// The argon2 hash (PHC string, from `pps passwd`) of the UI's password; `None`
+    /// keeps the UI off: there is no default password.
+    pub password_hash: Option<Secret>,
+    /// Where the UI lives, `/` or `/pps/` behind a reverse proxy (always starts and
+    /// ends with `/`).
+    pub base_path: String,
 }
 
 /// `[server]`: health, metrics and authenticated triggers.
@@ -209,6 +222,14 @@ struct RawConfig {
     watch: Vec<Spanned<RawWatch>>,
     server: Option<Spanned<toml::Table>>,
     history: Option<RawHistory>,
+    ui: Option<Spanned<RawUi>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    password_hash: Option<String>,
+    base_path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -600,6 +621,14 @@ impl Config {
                 }
             }
         };
+        let ui = cx.ui(raw.ui, env)?;
+        if ui.password_hash.is_some() && server.listen.is_none() {
+            return Err(cx.err(
+                None,
+                "ui.password_hash",
+                "the web UI is served on [server] listen: set it (and a token), or PPS_SERVER_LISTEN",
+            ));
+        }
         Ok(Config {
             file: file.map(Path::to_path_buf),
             store,
@@ -608,6 +637,7 @@ impl Config {
             watches,
             server,
             history,
+            ui,
         })
     }
 
@@ -678,6 +708,10 @@ impl Config {
             watches,
             server: ServerConfig::off(),
             history: pps_core::store::HistoryLimits::default(),
+            ui: UiConfig {
+                password_hash: None,
+                base_path: "/".to_owned(),
+            },
         })
     }
 
@@ -1057,6 +1091,62 @@ impl Ctx<'_> {
         })
     }
 
+    /// `[ui]`, with `PPS_UI_PASSWORD_HASH` (or `_FILE`) over the file.
+    fn ui(&self, raw: Option<Spanned<RawUi>>, env: &[(String, String)]) -> Result<UiConfig> {
+        let at = raw.as_ref().map(|r| r.span().start);
+        let raw = raw.map(Spanned::into_inner);
+        let from_env = env
+            .iter()
+            .find(|(k, _)| k == "PPS_UI_PASSWORD_HASH")
+            .map(|(_, v)| v.clone());
+        let hash = from_env
+            .clone()
+            .or_else(|| raw.as_ref().and_then(|r| r.password_hash.clone()))
+            .filter(|h| !h.trim().is_empty());
+        if let Some(h) = &hash
+            && !h.starts_with("$argon2")
+        {
+            // A password typed where its hash belongs would otherwise sit in the file.
+            let msg = "`password_hash` is not an argon2 hash; make one with `pps passwd` (never put the password itself here)";
+            return Err(match from_env {
+                Some(_) => Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("environment variable PPS_UI_PASSWORD_HASH: {msg}"),
+                )
+                .with("env", "PPS_UI_PASSWORD_HASH"),
+                None => self.key_err(at.unwrap_or(0), "ui.password_hash", msg),
+            });
+        }
+        let base = raw
+            .as_ref()
+            .and_then(|r| r.base_path.clone())
+            .unwrap_or_else(|| "/".to_owned());
+        let trimmed = base.trim_matches('/');
+        if !trimmed.split('/').all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        }) && !trimmed.is_empty()
+        {
+            return Err(self.key_err(
+                at.unwrap_or(0),
+                "ui.base_path",
+                format!(
+                    "`{base}` is not a path like /pps/ (letters, digits, - _ . between slashes)"
+                ),
+            ));
+        }
+        let base_path = if trimmed.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/{trimmed}/")
+        };
+        Ok(UiConfig {
+            password_hash: hash.map(Secret::new),
+            base_path,
+        })
+    }
+
     /// `[server]`, with `PPS_SERVER_*` overrides.
     fn server(
         &self,
@@ -1288,6 +1378,11 @@ kind = "stdout"
 # api_key = "..."
 # path_mapping = [{ from = "/115", to = "/mnt/user/CloudDrive/115" }]
 # scan_files = true              # false: send folders only
+
+# The web UI on [server] listen: off until a password hash is set (`pps passwd`).
+# [ui]
+# password_hash = "$argon2id$..."  # or PPS_UI_PASSWORD_HASH
+# base_path = "/"                  # "/pps/" behind a reverse proxy at /pps/
 
 # Health, metrics and triggers for `pps run` (cd2 webhooks, Sonarr/Radarr, manual).
 # [server]

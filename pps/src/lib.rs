@@ -65,6 +65,8 @@ pub mod outbox;
 pub mod server;
 pub mod service;
 pub mod status;
+#[cfg(feature = "http")]
+pub mod ui;
 pub mod walk;
 
 pub use app::{Access, App};

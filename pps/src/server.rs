@@ -138,8 +138,8 @@ pub async fn serve_http(listener: tokio::net::TcpListener, router: Router, max_c
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // EMFILE and friends: wait instead of spinning on the error.
                 tracing::warn!(error = %e, "could not accept a connection");
@@ -147,7 +147,10 @@ pub async fn serve_http(listener: tokio::net::TcpListener, router: Router, max_c
                 continue;
             }
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // The client's address, for the UI's login limit.
+        let service = hyper_util::service::TowerToHyperService::new(
+            router.clone().layer(axum::Extension(crate::ui::Peer(peer))),
+        );
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -174,7 +177,7 @@ pub fn connection_cap(configured: usize) -> usize {
 
 /// Compares without an early exit, so the time taken says nothing about how much of
 /// a guessed token was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));

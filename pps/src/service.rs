@@ -241,7 +241,11 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 .zip(watch_wakes.iter().cloned())
                 .collect();
             let state = crate::server::ServerState::new(app, watches, metrics.clone());
-            let router = crate::server::router(state);
+            let mut router = crate::server::router(state);
+            if let Some(ui) = crate::ui::UiState::new(app, wakes.clone()) {
+                tracing::info!(%addr, base = %app.config.ui.base_path, "web UI on");
+                router = crate::ui::router(ui).merge(router);
+            }
             let cap = crate::server::connection_cap(app.config.server.max_connections);
             tracing::info!(%addr, max_connections = cap, "listening for health, metrics and triggers");
             tasks.spawn(crate::server::serve_http(listener, router, cap));

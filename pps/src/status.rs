@@ -111,88 +111,122 @@ pub struct ScanStatus {
 /// `pps status` as data: the store, folders per watch, the outbox per target with failed
 /// and parked scans and their reasons.
 pub fn status(app: &App) -> Result<StatusReport> {
-    let store = app.engine.store();
-    let stats = store.stats()?;
-    let now = app.engine.clock().now();
-    let mut watches = Vec::new();
-    for (wc, w) in &app.watches {
-        let folders = stats
-            .scopes
-            .iter()
-            .find(|(_, s, r, _)| *s == wc.source && *r == wc.path)
-            .map_or(0, |s| s.3);
-        let sched = app.engine.schedule_summary(w, Duration::from_secs(3600))?;
-        watches.push(WatchStatus {
-            watch: wc.label(),
-            source: wc.source.clone(),
-            path: wc.path.clone(),
-            folders,
-            baseline: folders > 0,
-            schedule: ScheduleStatus {
-                due_now: sched.due_now,
-                due_next_hour: sched.due_within,
-                longest_interval_s: sched.longest_interval.as_secs(),
-                next_due_in_s: sched.next_due.map(|d| d.as_secs() - now.as_secs()),
-                forced: sched.forced,
-                settling: sched.settling,
-                bands: IntervalBands {
-                    up_to_15m: sched.bands[0],
-                    up_to_1h: sched.bands[1],
-                    up_to_6h: sched.bands[2],
-                    up_to_1d: sched.bands[3],
-                    longer: sched.bands[4],
-                },
-                calls_per_day: sched.calls_per_day.round() as u64,
-                budget_per_day: app
-                    .spare_policy(&wc.source)
-                    .map(|_| (app.calls_per_second(&wc.source) * 86_400.0).round() as u64),
-                max_calls_per_day: app.spare_policy(&wc.source).flatten(),
-            },
-        });
-    }
-    let scan = |q: pps_core::store::QueuedScan| ScanStatus {
-        path: q.change.path,
-        update: q.change.update,
-        reason: q.last_error,
-        attempts: q.attempts,
-        next_try_in_s: q.next_try.map(|t| t.as_secs() - now.as_secs()),
-    };
-    let mut targets = Vec::new();
-    for name in app.targets.keys() {
-        let (pending, parked) = stats
-            .outbox
-            .iter()
-            .find(|(t, _, _)| t == name)
-            .map_or((0, 0), |o| (o.1, o.2));
-        targets.push(TargetStatus {
-            target: name.clone(),
-            pending,
-            parked,
-            failing_scans: store.failing(name, 20)?.into_iter().map(scan).collect(),
-            parked_scans: store
-                .parked(name)?
-                .into_iter()
-                .take(20)
-                .map(|mut q| {
-                    q.next_try = None;
-                    scan(q)
-                })
+    StatusSource::of(app).status()
+}
+
+/// What `status` reads, detached from the [`App`] (which holds the store's lock and
+/// lives in one place): the web UI keeps one to build the report on each page.
+#[derive(Debug, Clone)]
+pub struct StatusSource {
+    engine: pps_core::Engine,
+    store_path: std::path::PathBuf,
+    watches: Vec<(crate::config::WatchConfig, pps_core::Watch)>,
+    targets: Vec<String>,
+    /// Per source: its spare-listing policy and calls per second.
+    budgets: std::collections::BTreeMap<String, (Option<Option<u64>>, f64)>,
+}
+
+impl StatusSource {
+    /// The status source of `app`.
+    pub fn of(app: &App) -> Self {
+        StatusSource {
+            engine: app.engine.clone(),
+            store_path: app.config.store.clone(),
+            watches: app.watches.clone(),
+            targets: app.targets.keys().cloned().collect(),
+            budgets: app
+                .config
+                .sources
+                .keys()
+                .map(|s| (s.clone(), (app.spare_policy(s), app.calls_per_second(s))))
                 .collect(),
-        });
+        }
     }
-    // The WAL holds recent commits until a checkpoint: part of what the store takes.
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let store_bytes = pps_core::sqlite::store_files(&app.config.store)
-        .iter()
-        .take(2)
-        .map(|p| size(p))
-        .sum();
-    Ok(StatusReport {
-        store: app.config.store.display().to_string(),
-        store_bytes,
-        watches,
-        targets,
-    })
+
+    /// The report now.
+    pub fn status(&self) -> Result<StatusReport> {
+        let store = self.engine.store();
+        let stats = store.stats()?;
+        let now = self.engine.clock().now();
+        let mut watches = Vec::new();
+        for (wc, w) in &self.watches {
+            let folders = stats
+                .scopes
+                .iter()
+                .find(|(_, s, r, _)| *s == wc.source && *r == wc.path)
+                .map_or(0, |s| s.3);
+            let sched = self.engine.schedule_summary(w, Duration::from_secs(3600))?;
+            let (policy, rate) = self.budgets.get(&wc.source).copied().unwrap_or((None, 0.0));
+            watches.push(WatchStatus {
+                watch: wc.label(),
+                source: wc.source.clone(),
+                path: wc.path.clone(),
+                folders,
+                baseline: folders > 0,
+                schedule: ScheduleStatus {
+                    due_now: sched.due_now,
+                    due_next_hour: sched.due_within,
+                    longest_interval_s: sched.longest_interval.as_secs(),
+                    next_due_in_s: sched.next_due.map(|d| d.as_secs() - now.as_secs()),
+                    forced: sched.forced,
+                    settling: sched.settling,
+                    bands: IntervalBands {
+                        up_to_15m: sched.bands[0],
+                        up_to_1h: sched.bands[1],
+                        up_to_6h: sched.bands[2],
+                        up_to_1d: sched.bands[3],
+                        longer: sched.bands[4],
+                    },
+                    calls_per_day: sched.calls_per_day.round() as u64,
+                    budget_per_day: policy.map(|_| (rate * 86_400.0).round() as u64),
+                    max_calls_per_day: policy.flatten(),
+                },
+            });
+        }
+        let scan = |q: pps_core::store::QueuedScan| ScanStatus {
+            path: q.change.path,
+            update: q.change.update,
+            reason: q.last_error,
+            attempts: q.attempts,
+            next_try_in_s: q.next_try.map(|t| t.as_secs() - now.as_secs()),
+        };
+        let mut targets = Vec::new();
+        for name in &self.targets {
+            let (pending, parked) = stats
+                .outbox
+                .iter()
+                .find(|(t, _, _)| t == name)
+                .map_or((0, 0), |o| (o.1, o.2));
+            targets.push(TargetStatus {
+                target: name.clone(),
+                pending,
+                parked,
+                failing_scans: store.failing(name, 20)?.into_iter().map(scan).collect(),
+                parked_scans: store
+                    .parked(name)?
+                    .into_iter()
+                    .take(20)
+                    .map(|mut q| {
+                        q.next_try = None;
+                        scan(q)
+                    })
+                    .collect(),
+            });
+        }
+        // The WAL holds recent commits until a checkpoint: part of what the store takes.
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let store_bytes = pps_core::sqlite::store_files(&self.store_path)
+            .iter()
+            .take(2)
+            .map(|p| size(p))
+            .sum();
+        Ok(StatusReport {
+            store: self.store_path.display().to_string(),
+            store_bytes,
+            watches,
+            targets,
+        })
+    }
 }
 
 impl StatusReport {

@@ -1,0 +1,432 @@
+//! The web UI (issue 17) over real HTTP: `pps run` as a process with `[ui]` set from
+//! `pps passwd`, driven by an HTTP client that keeps its cookie by hand, as a browser
+//! would. (The browser itself drives it in scripts/test-ui.)
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "ui-test-trigger-token-7";
+const PASSWORD: &str = "correct horse battery";
+/// A file name that is markup (a name cannot hold `/`, so no `</script>`).
+const HOSTILE: &str = "<img src=x onerror=alert(1)>\"'.mkv";
+
+fn pps() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pps"));
+    c.env_remove("PPS_LOG").env_remove("PPS_CONFIG");
+    c
+}
+
+fn hash(password: &str) -> String {
+    let mut child = pps()
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(h.starts_with("$argon2id$"), "{h}");
+    assert!(!h.contains(password));
+    h
+}
+
+struct Svc {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+    media: std::path::PathBuf,
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Svc {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(media.join("Show")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sources.nas]
+kind = "local"
+
+[targets.print]
+kind = "stdout"
+
+# Refuses every scan for good: its scans are parked.
+[targets.broken]
+kind = "command"
+program = "/bin/sh"
+args = ["-c", "echo no library for this >&2; exit 1", "sh"]
+
+[server]
+listen = "127.0.0.1:{port}"
+token = "{TOKEN}"
+
+[ui]
+password_hash = "{}"
+base_path = "/pps"
+
+[[watch]]
+source = "nas"
+path = "{}"
+interval = "1s"
+"#,
+            hash(PASSWORD),
+            media.display()
+        ),
+    )
+    .unwrap();
+    let mut child = pps()
+        .current_dir(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the service never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Svc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+        media,
+    }
+}
+
+fn client() -> reqwest::Client {
+    // reqwest is built without a TLS provider of its own; these requests are plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The CSRF token a page embeds in its forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with the CSRF token");
+    page[at + 19..].split('"').next().unwrap().to_owned()
+}
+
+async fn wait_for_page(c: &reqwest::Client, url: &str, cookie: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = c
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains(needle) || Instant::now() > deadline {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn login(c: &reqwest::Client, svc: &Svc, password: &str) -> reqwest::Response {
+    c.post(format!("{}/pps/login", svc.base))
+        .form(&[("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_behind_its_password_shows_activity_live_and_escapes_names() {
+    let svc = start();
+    let c = client();
+    let base = format!("{}/pps/", svc.base);
+
+    // Nothing without a session: every page sends to the login.
+    let r = c.get(&base).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/pps/login");
+    let r = c.get(format!("{}/pps", svc.base)).send().await.unwrap();
+    assert_eq!(location(&r), "/pps/", "the base path without its slash");
+
+    // A wrong password is refused; the right one opens a session in a strict cookie.
+    let r = login(&c, &svc, "wrong password!").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("Wrong password."));
+    let r = login(&c, &svc, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/pps/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    // The overview: the watch, both targets, and the page's security headers.
+    let r = c.get(&base).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(&format!("nas:{}", svc.media.display())),
+        "{page}"
+    );
+    assert!(page.contains("broken") && page.contains("print"), "{page}");
+    let csrf = csrf_of(&page);
+
+    // Live: the events stream of Activity sends a new change as an escaped row.
+    let activity = format!("{}/pps/activity", svc.base);
+    let mut events = c
+        .get(format!("{activity}/events?after=0"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    std::fs::write(svc.media.join("Show").join(HOSTILE), "x").unwrap();
+    let escaped = "&lt;img src=x onerror=alert(1)&gt;&quot;&#39;.mkv";
+    let mut streamed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !streamed.contains(escaped) && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), events.chunk()).await {
+            Ok(Ok(Some(b))) => streamed.push_str(&String::from_utf8_lossy(&b)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    assert!(streamed.contains("data: <tr"), "{streamed}");
+    assert!(streamed.contains(escaped), "{streamed}");
+    assert!(!streamed.contains("<img"), "{streamed}");
+    drop(events);
+
+    // The page shows the name as text, never as markup; the broken target parked it.
+    let page = wait_for_page(&c, &activity, &cookie, "ev-parked").await;
+    assert!(page.contains(escaped) && !page.contains(HOSTILE), "{page}");
+    assert!(
+        page.contains("ev-sent") && page.contains("ev-parked"),
+        "{page}"
+    );
+    let filtered = c
+        .get(format!("{activity}?event=parked&target=broken"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        filtered.contains("ev-parked") && !filtered.contains("ev-sent"),
+        "{filtered}"
+    );
+
+    // Parked scans on the overview, with their reason; a retry needs the CSRF token.
+    let page = wait_for_page(&c, &base, &cookie, "no library for this").await;
+    assert!(page.contains("no library for this"), "{page}");
+    let retry = format!("{}/pps/actions/retry", svc.base);
+    let r = c
+        .post(&retry)
+        .header("cookie", &cookie)
+        .form(&[("target", "broken")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token");
+    let r = c
+        .post(&retry)
+        .header("cookie", &cookie)
+        .form(&[("target", "broken"), ("csrf", "0".repeat(64).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a wrong CSRF token");
+    let r = c
+        .post(&retry)
+        .header("cookie", &cookie)
+        .form(&[("target", "broken"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Retried, it is refused and parked again: a second parked line in Activity.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = c
+            .get(format!("{activity}?event=parked"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.matches("ev-parked").count() >= 2 || Instant::now() > deadline {
+            assert!(page.matches("ev-parked").count() >= 2, "{page}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The config in force, secrets hidden.
+    let page = c
+        .get(format!("{}/pps/config", svc.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("••••"), "{page}");
+    assert!(!page.contains(TOKEN) && !page.contains("$argon2"), "{page}");
+
+    // A session opens no trigger: those keep their token.
+    let r = c
+        .post(format!("{}/triggers/manual", svc.base))
+        .header("cookie", &cookie)
+        .json(&serde_json::json!({"path": svc.media.display().to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Chinese from the browser's language, and a switch back that sticks.
+    let mut zh = HeaderMap::new();
+    zh.insert(
+        "accept-language",
+        HeaderValue::from_static("zh-CN,zh;q=0.9"),
+    );
+    zh.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
+    let page = c
+        .get(&base)
+        .headers(zh.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("概览") && page.contains("lang=\"zh-CN\""),
+        "{page}"
+    );
+    let r = c
+        .get(format!("{base}?lang=en"))
+        .headers(zh.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("pps_lang=en")
+    );
+
+    // Logout ends the session.
+    let r = c
+        .post(format!("{}/pps/logout", svc.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c.get(&base).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(location(&r), "/pps/login", "the old cookie opens nothing");
+
+    // Five wrong passwords from one client, then even the right one waits.
+    for _ in 0..4 {
+        assert_eq!(
+            login(&c, &svc, "guess guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = login(&c, &svc, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[test]
+fn the_ui_is_off_without_a_password_and_a_password_is_never_a_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pps.toml");
+    let write = |ui: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sources.nas]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n[server]\nlisten = \"127.0.0.1:9\"\ntoken = \"t\"\n{ui}\n[[watch]]\nsource = \"nas\"\npath = \"{}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let out = pps().arg("-c").arg(&cfg).arg("status").output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    write("[ui]\npassword_hash = \"hunter22\"");
+    let err = check();
+    assert!(
+        err.contains("ui.password_hash") && err.contains("pps passwd"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter22"), "{err}");
+    write("[ui]\nbase_path = \"/a b/\"");
+    assert!(check().contains("ui.base_path"));
+    // Too short a password is refused by pps passwd.
+    let mut child = pps()
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "short").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+}

@@ -1,0 +1,1022 @@
+//! The web UI of `pps run`: server-rendered pages on the same operations as the CLI
+//! (status, history, the outbox's ways out, the config in force), behind a password.
+//!
+//! Security, in the order a request meets it:
+//! - off until `[ui] password_hash` (argon2id, from `pps passwd`) is set: no default
+//!   password;
+//! - logins limited per client address ([`LOGIN_ATTEMPTS`] failures per
+//!   [`LOGIN_WINDOW`]), the hash checked on a blocking thread;
+//! - a session is a random 256-bit id in an `HttpOnly`, `SameSite=Strict` cookie
+//!   scoped to the base path, expiring after [`SESSION_TTL`] idle;
+//! - every state-changing request carries the session's CSRF token (a form field or
+//!   the `X-CSRF-Token` header), compared in constant time;
+//! - every name from a source, a server or the store is HTML-escaped ([`esc`]); pages
+//!   send a `Content-Security-Policy` that allows only their own script and style.
+//!
+//! The trigger endpoints keep their token; a UI session does not open them.
+
+use crate::history::utc_text as civil;
+use crate::status::StatusReport;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use pps_core::store::{Event, HistoryEntry, HistoryQuery};
+use pps_core::{Error, ErrorKind, MtimeStore, Result, Secret};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Failed logins a client may make per [`LOGIN_WINDOW`].
+pub const LOGIN_ATTEMPTS: u32 = 5;
+/// The window of [`LOGIN_ATTEMPTS`].
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
+/// An idle session ends after this.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+const COOKIE: &str = "pps_session";
+const STYLE: &str = include_str!("ui/style.css");
+const SCRIPT: &str = include_str!("ui/live.js");
+
+/// Makes the argon2id hash (PHC string) of a password, for `[ui] password_hash`.
+///
+/// # Errors
+/// `ConfigInvalid` for a password under 8 characters; `Unexpected` when the OS has no
+/// random source.
+pub fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    if password.chars().count() < 8 {
+        return Err(Error::new(
+            ErrorKind::ConfigInvalid,
+            "the password is too short: use at least 8 characters",
+        ));
+    }
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("no random source: {e}")))?;
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("hashing failed: {e}")))
+}
+
+/// True when `password` matches the PHC `hash`. A malformed hash matches nothing.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// HTML-escapes text for an element's content or a quoted attribute.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A client's address, set by the server for each connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+#[derive(Debug, Clone)]
+struct Session {
+    csrf: String,
+    seen: Instant,
+}
+
+/// What the UI's handlers share.
+#[derive(Clone)]
+pub struct UiState {
+    app: Arc<UiApp>,
+    hash: Secret,
+    base: String,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
+}
+
+impl std::fmt::Debug for UiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the hash nor the sessions.
+        f.debug_struct("UiState")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parts of the running app the pages read.
+struct UiApp {
+    engine: pps_core::Engine,
+    /// Each target's delivery loop, woken when its parked scans are queued again.
+    wakes: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
+    status: Box<dyn Fn() -> Result<StatusReport> + Send + Sync>,
+    config_text: String,
+    targets: Vec<String>,
+}
+
+impl UiState {
+    /// The UI of `app`, or `None` when it has no password hash (the UI is off).
+    /// `wakes` wake each target's delivery loop.
+    pub fn new(
+        app: &crate::App,
+        wakes: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
+    ) -> Option<UiState> {
+        let hash = app.config.ui.password_hash.clone()?;
+        let status_app = crate::status::StatusSource::of(app);
+        Some(UiState {
+            app: Arc::new(UiApp {
+                engine: app.engine.clone(),
+                wakes,
+                status: Box::new(move || status_app.status()),
+                config_text: config_text(&app.config),
+                targets: app.targets.keys().cloned().collect(),
+            }),
+            hash,
+            base: app.config.ui.base_path.clone(),
+            sessions: Arc::default(),
+            failures: Arc::default(),
+        })
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("{}{rest}", self.base)
+    }
+
+    /// The session of a request's cookie, refreshed; `None` when there is none or it
+    /// expired.
+    fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
+        let id = cookie(headers, COOKIE)?;
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.retain(|_, s| s.seen.elapsed() < SESSION_TTL);
+        let s = sessions.get_mut(&id)?;
+        s.seen = Instant::now();
+        Some((id, s.clone()))
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn random_hex() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b)
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("no random source: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The UI's routes under its base path.
+pub fn router(state: UiState) -> Router {
+    let b = |p: &str| state.path(p);
+    let mut r = Router::new()
+        .route(&b("login"), get(login_page).post(login))
+        .route(&b("logout"), post(logout))
+        .route(&b("activity"), get(activity))
+        .route(&b("activity/events"), get(activity_events))
+        .route(&b("config"), get(config_page))
+        .route(&b("actions/retry"), post(action_retry))
+        .route(&b("actions/drop"), post(action_drop))
+        .route(&b("static/style.css"), get(style))
+        .route(&b("static/live.js"), get(script));
+    r = r.route(&state.base, get(overview));
+    if state.base != "/" {
+        // `/pps` without its slash: where a user types it.
+        let bare = state.base.trim_end_matches('/').to_owned();
+        let to = state.base.clone();
+        r = r.route(&bare, get(move || async move { Redirect::to(&to) }));
+    }
+    r.with_state(state)
+}
+
+/// The language of a request: a `pps_lang` cookie, else the browser's first choice.
+fn lang(headers: &HeaderMap) -> Lang {
+    if let Some(l) = cookie(headers, "pps_lang") {
+        return if l == "zh" { Lang::Zh } else { Lang::En };
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.trim_start().to_ascii_lowercase().starts_with("zh") {
+        Lang::Zh
+    } else {
+        Lang::En
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lang {
+    En,
+    Zh,
+}
+
+/// The UI's words, in English and Simplified Chinese.
+fn t(lang: Lang, key: &str) -> &'static str {
+    let (en, zh) = match key {
+        "overview" => ("Overview", "概览"),
+        "activity" => ("Activity", "活动"),
+        "config" => ("Config", "配置"),
+        "logout" => ("Log out", "退出"),
+        "login" => ("Log in", "登录"),
+        "password" => ("Password", "密码"),
+        "wrong" => ("Wrong password.", "密码错误。"),
+        "slow" => (
+            "Too many attempts; try again in a few minutes.",
+            "尝试次数过多，请几分钟后再试。",
+        ),
+        "watches" => ("Watches", "监控目录"),
+        "targets" => ("Targets", "媒体服务器"),
+        "watch" => ("Watch", "目录"),
+        "folders" => ("Folders", "文件夹"),
+        "due_now" => ("Due now", "待扫描"),
+        "due_hour" => ("Due within the hour", "一小时内"),
+        "longest" => ("Longest interval", "最长间隔"),
+        "calls_day" => ("Calls a day (on course)", "每日调用（预计）"),
+        "target" => ("Target", "目标"),
+        "pending" => ("Pending", "待发送"),
+        "parked" => ("Parked", "已搁置"),
+        "retry" => ("Retry", "重试"),
+        "drop" => ("Drop", "丢弃"),
+        "reason" => ("Reason", "原因"),
+        "path" => ("Path", "路径"),
+        "time" => ("Time", "时间"),
+        "event" => ("Event", "事件"),
+        "detail" => ("Detail", "详情"),
+        "filter" => ("Filter", "筛选"),
+        "all" => ("all", "全部"),
+        "older" => ("Older", "更早"),
+        "none" => ("Nothing yet.", "暂无记录。"),
+        "live" => ("Live: new lines appear here.", "实时：新记录会出现在这里。"),
+        "in_force" => (
+            "The config in force (secrets shown as ••••).",
+            "当前生效的配置（密钥显示为 ••••）。",
+        ),
+        _ => ("?", "?"),
+    };
+    if lang == Lang::Zh { zh } else { en }
+}
+
+fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str) -> Response {
+    let nav = match csrf {
+        Some(csrf) => format!(
+            r#"<nav><a href="{o}">{to}</a><a href="{a}">{ta}</a><a href="{c}">{tc}</a>
+<form method="post" action="{l}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button>{tl}</button></form>
+<a href="?lang={other}" class="lang">{other_name}</a></nav>"#,
+            o = esc(&state.base),
+            a = esc(&state.path("activity")),
+            c = esc(&state.path("config")),
+            l = esc(&state.path("logout")),
+            to = t(lang, "overview"),
+            ta = t(lang, "activity"),
+            tc = t(lang, "config"),
+            tl = t(lang, "logout"),
+            csrf = esc(csrf),
+            other = if lang == Lang::Zh { "en" } else { "zh" },
+            other_name = if lang == Lang::Zh {
+                "English"
+            } else {
+                "中文"
+            },
+        ),
+        None => format!(
+            r#"<nav><a href="?lang={other}" class="lang">{other_name}</a></nav>"#,
+            other = if lang == Lang::Zh { "en" } else { "zh" },
+            other_name = if lang == Lang::Zh {
+                "English"
+            } else {
+                "中文"
+            },
+        ),
+    };
+    let html = format!(
+        r#"<!doctype html>
+<html lang="{hl}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · pps</title>
+<link rel="stylesheet" href="{css}">
+<script src="{js}" defer></script>
+</head><body data-base="{base}"><header><strong>pps</strong>{nav}</header>
+<main>{body}</main></body></html>"#,
+        hl = if lang == Lang::Zh { "zh-CN" } else { "en" },
+        title = esc(title),
+        css = esc(&state.path("static/style.css")),
+        js = esc(&state.path("static/live.js")),
+        base = esc(&state.base),
+    );
+    let mut r = Html(html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A page's `?lang=` sets the language cookie; answers the redirect that drops it.
+fn language_switch(state: &UiState, q: &HashMap<String, String>, here: &str) -> Option<Response> {
+    let l = q.get("lang")?;
+    let l = if l == "zh" { "zh" } else { "en" };
+    let mut r = Redirect::to(here).into_response();
+    let c = format!(
+        "pps_lang={l}; Path={}; SameSite=Strict; Max-Age=31536000",
+        state.base
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Some(r)
+}
+
+fn to_login(state: &UiState) -> Response {
+    Redirect::to(&state.path("login")).into_response()
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+async fn login_page(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = language_switch(&state, &q, &state.path("login")) {
+        return r;
+    }
+    login_form(&state, lang(&headers), None, StatusCode::OK)
+}
+
+fn login_form(state: &UiState, lang: Lang, error: Option<&str>, status: StatusCode) -> Response {
+    let err = error.map_or(String::new(), |e| {
+        format!(r#"<p class="error" role="alert">{}</p>"#, esc(e))
+    });
+    let body = format!(
+        r#"<h1>{login}</h1>{err}<form method="post" action="{action}" class="login">
+<label>{pw} <input type="password" name="password" autocomplete="current-password" required autofocus></label>
+<button type="submit">{login}</button></form>"#,
+        login = t(lang, "login"),
+        pw = t(lang, "password"),
+        action = esc(&state.path("login")),
+    );
+    let mut r = page(state, lang, t(lang, "login"), None, &body);
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    password: String,
+}
+
+async fn login(
+    State(state): State<UiState>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = lang(&headers);
+    let ip = peer.ip();
+    {
+        let mut f = state
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f.retain(|_, (_, first)| first.elapsed() < LOGIN_WINDOW);
+        if f.get(&ip).is_some_and(|(n, _)| *n >= LOGIN_ATTEMPTS) {
+            tracing::warn!(client = %ip, "web UI: login refused, too many attempts");
+            return login_form(
+                &state,
+                lang,
+                Some(t(lang, "slow")),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+    }
+    let hash = state.hash.clone();
+    // argon2 takes tens of milliseconds of CPU and memory by design: off the async
+    // threads.
+    let ok = tokio::task::spawn_blocking(move || verify_password(&form.password, hash.expose()))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        let mut f = state
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let e = f.entry(ip).or_insert((0, Instant::now()));
+        e.0 += 1;
+        tracing::warn!(client = %ip, attempts = e.0, "web UI: wrong password");
+        return login_form(
+            &state,
+            lang,
+            Some(t(lang, "wrong")),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    let (Ok(id), Ok(csrf)) = (random_hex(), random_hex()) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no random source").into_response();
+    };
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(
+            id.clone(),
+            Session {
+                csrf,
+                seen: Instant::now(),
+            },
+        );
+    tracing::info!(client = %ip, "web UI: logged in");
+    let mut r = Redirect::to(&state.base).into_response();
+    let c = format!(
+        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}",
+        state.base,
+        SESSION_TTL.as_secs()
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    path: String,
+}
+
+/// The session of a state-changing request, when its CSRF token matches.
+fn checked(
+    state: &UiState,
+    headers: &HeaderMap,
+    form_csrf: &str,
+) -> std::result::Result<(String, Session), (StatusCode, &'static str)> {
+    let Some((id, s)) = state.session(headers) else {
+        return Err((StatusCode::UNAUTHORIZED, "log in first"));
+    };
+    let presented = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(form_csrf);
+    if presented.is_empty() || !crate::server::same(presented.as_bytes(), s.csrf.as_bytes()) {
+        tracing::warn!("web UI: a state-changing request without its CSRF token was refused");
+        return Err((
+            StatusCode::FORBIDDEN,
+            "missing or wrong CSRF token; reload the page",
+        ));
+    }
+    Ok((id, s))
+}
+
+async fn logout(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (id, _) = match checked(&state, &headers, &form.csrf) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+    let mut r = to_login(&state);
+    let c = format!(
+        "{COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0",
+        state.base
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn overview(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = language_switch(&state, &q, &state.base) {
+        return r;
+    }
+    let Some((_, s)) = state.session(&headers) else {
+        return to_login(&state);
+    };
+    let lang = lang(&headers);
+    let app = state.app.clone();
+    let report = match tokio::task::spawn_blocking(move || (app.status)()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let mut body = format!(
+        "<h1>{}</h1><h2>{}</h2>",
+        t(lang, "overview"),
+        t(lang, "watches")
+    );
+    body.push_str(&format!(
+        "<div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        t(lang, "watch"),
+        t(lang, "folders"),
+        t(lang, "due_now"),
+        t(lang, "due_hour"),
+        t(lang, "longest"),
+        t(lang, "calls_day"),
+    ));
+    for w in &report.watches {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&w.watch),
+            w.folders,
+            w.schedule.due_now,
+            w.schedule.due_next_hour,
+            crate::walk::human(Duration::from_secs(w.schedule.longest_interval_s)),
+            match w.schedule.budget_per_day {
+                Some(b) => format!("{} / {b}", w.schedule.calls_per_day),
+                None => w.schedule.calls_per_day.to_string(),
+            },
+        ));
+    }
+    body.push_str("</tbody></table></div>");
+    body.push_str(&format!(
+        "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+        t(lang, "targets"),
+        t(lang, "target"),
+        t(lang, "pending"),
+        t(lang, "parked"),
+    ));
+    let mut parked_rows = String::new();
+    for tr in &report.targets {
+        let retry = if tr.parked > 0 {
+            action_form(
+                &state,
+                "actions/retry",
+                &s.csrf,
+                &tr.target,
+                "",
+                t(lang, "retry"),
+            )
+        } else {
+            String::new()
+        };
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{retry}</td></tr>",
+            esc(&tr.target),
+            tr.pending,
+            tr.parked
+        ));
+        for p in &tr.parked_scans {
+            parked_rows.push_str(&format!(
+                "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&tr.target),
+                esc(&p.path),
+                esc(p.reason.as_deref().unwrap_or("")),
+                action_form(
+                    &state,
+                    "actions/drop",
+                    &s.csrf,
+                    &tr.target,
+                    &p.path,
+                    t(lang, "drop")
+                ),
+            ));
+        }
+    }
+    body.push_str("</tbody></table></div>");
+    if !parked_rows.is_empty() {
+        body.push_str(&format!(
+            "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{parked_rows}</tbody></table></div>",
+            t(lang, "parked"),
+            t(lang, "target"),
+            t(lang, "path"),
+            t(lang, "reason"),
+        ));
+    }
+    page(&state, lang, t(lang, "overview"), Some(&s.csrf), &body)
+}
+
+fn action_form(
+    state: &UiState,
+    action: &str,
+    csrf: &str,
+    target: &str,
+    path: &str,
+    label: &str,
+) -> String {
+    format!(
+        r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="target" value="{t}"><input type="hidden" name="path" value="{p}"><button>{label}</button></form>"#,
+        a = esc(&state.path(action)),
+        c = esc(csrf),
+        t = esc(target),
+        p = esc(path),
+        label = esc(label),
+    )
+}
+
+async fn action_retry(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = checked(&state, &headers, &form.csrf) {
+        return r.into_response();
+    }
+    if !state.app.targets.contains(&form.target) {
+        return (StatusCode::BAD_REQUEST, "no such target").into_response();
+    }
+    let engine = state.app.engine.clone();
+    let target = form.target.clone();
+    match tokio::task::spawn_blocking(move || engine.store().unpark(Some(&target))).await {
+        Ok(Ok(n)) => {
+            tracing::info!(target = %form.target, scans = n, "web UI: parked scans queued again");
+            if let Some(w) = state.app.wakes.get(&form.target) {
+                w.notify_one();
+            }
+            Redirect::to(&state.base).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn action_drop(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = checked(&state, &headers, &form.csrf) {
+        return r.into_response();
+    }
+    if !state.app.targets.contains(&form.target) {
+        return (StatusCode::BAD_REQUEST, "no such target").into_response();
+    }
+    // Validated as the CLI validates a path: absolute, normalised.
+    let path = match pps_core::path::normalize(&form.path) {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let engine = state.app.engine.clone();
+    let target = form.target.clone();
+    match tokio::task::spawn_blocking(move || engine.store().drop_scans(&target, Some(&path))).await
+    {
+        Ok(Ok(n)) => {
+            tracing::info!(target = %form.target, scans = n, "web UI: queued scans dropped");
+            Redirect::to(&state.base).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn history_query(q: &HashMap<String, String>, limit: usize) -> HistoryQuery {
+    let some = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    HistoryQuery {
+        target: some("target"),
+        path: some("path"),
+        events: some("event")
+            .and_then(|e| Event::parse(&e))
+            .into_iter()
+            .collect(),
+        source: None,
+        since: None,
+        before: some("before").and_then(|b| b.parse().ok()),
+        limit,
+    }
+}
+
+fn history_row(h: &HistoryEntry) -> String {
+    format!(
+        "<tr data-id=\"{id}\" class=\"ev-{ev}\"><td>{at}</td><td>{ev}</td><td>{target}</td><td class=\"path\">{path}</td><td>{detail}</td></tr>",
+        id = h.id,
+        at = esc(&civil(h.at.as_secs())),
+        ev = h.event.as_str(),
+        target = esc(h.target.as_deref().unwrap_or("")),
+        path = esc(&h.change.path),
+        detail = esc(&match h.event {
+            Event::Change => format!(
+                "{} {}",
+                h.change.update,
+                if h.change.is_dir { "folder" } else { "file" }
+            ),
+            _ => h.detail.clone().unwrap_or_default(),
+        }),
+    )
+}
+
+async fn activity(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = language_switch(&state, &q, &state.path("activity")) {
+        return r;
+    }
+    let Some((_, s)) = state.session(&headers) else {
+        return to_login(&state);
+    };
+    let lang = lang(&headers);
+    let query = history_query(&q, 50);
+    let engine = state.app.engine.clone();
+    let lines = match tokio::task::spawn_blocking({
+        let query = query.clone();
+        move || engine.store().history(&query)
+    })
+    .await
+    {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let opt = |sel: &str, v: &str, label: &str| {
+        format!(
+            "<option value=\"{}\"{}>{}</option>",
+            esc(v),
+            if sel == v { " selected" } else { "" },
+            esc(label)
+        )
+    };
+    let sel_target = q.get("target").cloned().unwrap_or_default();
+    let sel_event = q.get("event").cloned().unwrap_or_default();
+    let mut targets = opt(&sel_target, "", t(lang, "all"));
+    for tg in &state.app.targets {
+        targets.push_str(&opt(&sel_target, tg, tg));
+    }
+    let mut events = opt(&sel_event, "", t(lang, "all"));
+    for e in Event::ALL {
+        events.push_str(&opt(&sel_event, e.as_str(), e.as_str()));
+    }
+    let mut body = format!(
+        r#"<h1>{title}</h1><form method="get" class="filters">
+<label>{tt} <select name="target">{targets}</select></label>
+<label>{te} <select name="event">{events}</select></label>
+<label>{tp} <input name="path" value="{path}"></label>
+<button>{tf}</button></form>
+<p class="hint" id="live" data-events="{events_url}" data-after="{after}" data-live="{live}">{live_text}</p>"#,
+        title = t(lang, "activity"),
+        tt = t(lang, "target"),
+        te = t(lang, "event"),
+        tp = t(lang, "path"),
+        tf = t(lang, "filter"),
+        path = esc(q.get("path").map_or("", String::as_str)),
+        events_url = esc(&format!(
+            "{}?{}",
+            state.path("activity/events"),
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(
+                    ["target", "event", "path"]
+                        .iter()
+                        .filter_map(|k| q.get(*k).map(|v| (*k, v.as_str())))
+                )
+                .finish()
+        )),
+        after = lines.first().map_or(0, |h| h.id),
+        // Only the first page follows new lines.
+        live = query.before.is_none(),
+        live_text = t(lang, "live"),
+    );
+    body.push_str(&format!(
+        "<div class=\"scroll\"><table id=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        t(lang, "time"),
+        t(lang, "event"),
+        t(lang, "target"),
+        t(lang, "path"),
+        t(lang, "detail"),
+    ));
+    for h in &lines {
+        body.push_str(&history_row(h));
+    }
+    body.push_str("</tbody></table></div>");
+    if lines.is_empty() {
+        body.push_str(&format!("<p id=\"empty\">{}</p>", t(lang, "none")));
+    }
+    if lines.len() == query.limit
+        && let Some(last) = lines.last()
+    {
+        let mut next = q.clone();
+        next.insert("before".into(), last.id.to_string());
+        next.remove("lang");
+        let qs = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(next.iter())
+            .finish();
+        body.push_str(&format!(
+            "<p><a href=\"?{}\" class=\"older\">{}</a></p>",
+            esc(&qs),
+            t(lang, "older")
+        ));
+    }
+    page(&state, lang, t(lang, "activity"), Some(&s.csrf), &body)
+}
+
+/// Server-sent events: each new history line (matching the page's filters) as an
+/// HTML table row, rendered and escaped here; the store is looked at once a second.
+async fn activity_events(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if state.session(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "log in first").into_response();
+    }
+    let mut after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(q.get("after").map(String::as_str))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let query = history_query(&q, 200);
+    let mut ticks: u64 = 0;
+    let store: Arc<dyn MtimeStore> = state.app.engine.store().clone();
+    let stream = async_stream_of(move || {
+        let store = store.clone();
+        let query = query.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::task::spawn_blocking(move || store.history(&query))
+                .await
+                .ok()
+                .and_then(std::result::Result::ok)
+                .unwrap_or_default()
+        }
+    })
+    .flat_map(move |lines| {
+        ticks += 1;
+        let since = after;
+        let mut fresh: Vec<SseEvent> = lines
+            .into_iter()
+            .rev()
+            .filter(|h| h.id > since)
+            .map(|h| {
+                after = after.max(h.id);
+                SseEvent::default()
+                    .id(h.id.to_string())
+                    .data(history_row(&h))
+            })
+            .collect();
+        if fresh.is_empty() && ticks.is_multiple_of(15) {
+            // A comment now and then keeps proxies from closing a quiet stream.
+            fresh.push(SseEvent::default().comment("idle"));
+        }
+        futures_util::stream::iter(fresh.into_iter().map(Ok::<_, std::convert::Infallible>))
+    });
+    Sse::new(stream).into_response()
+}
+
+/// An endless stream of what `f` yields, one call after another.
+fn async_stream_of<F, Fut, T>(f: F) -> impl futures_util::Stream<Item = T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    futures_util::stream::unfold(f, |f| async move {
+        let v = f().await;
+        Some((v, f))
+    })
+}
+
+use futures_util::StreamExt as _;
+
+async fn config_page(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = language_switch(&state, &q, &state.path("config")) {
+        return r;
+    }
+    let Some((_, s)) = state.session(&headers) else {
+        return to_login(&state);
+    };
+    let lang = lang(&headers);
+    let body = format!(
+        "<h1>{}</h1><p>{}</p><pre class=\"config\">{}</pre>",
+        t(lang, "config"),
+        t(lang, "in_force"),
+        esc(&state.app.config_text)
+    );
+    page(&state, lang, t(lang, "config"), Some(&s.csrf), &body)
+}
+
+/// The config in force as TOML-like text, every secret `••••`.
+fn config_text(c: &crate::Config) -> String {
+    use crate::config::{SourceConfig, TargetKind};
+    let mut out = format!("[store]\npath = {:?}\n", c.store.display().to_string());
+    for (name, s) in &c.sources {
+        out.push_str(&format!("\n[sources.{name}]\n"));
+        match s {
+            SourceConfig::Local { .. } => out.push_str("kind = \"local\"\n"),
+            SourceConfig::CloudDrive2 { settings, .. } => {
+                out.push_str("kind = \"clouddrive2\"\n");
+                out.push_str(&format!(
+                    "url = {:?}\n",
+                    pps_core::secret::redact_url(&settings.url)
+                ));
+                out.push_str("api_token = \"••••\"  # or username and password\n");
+                out.push_str(&format!(
+                    "max_queries_per_second = {}\n",
+                    settings.max_queries_per_second
+                ));
+            }
+        }
+    }
+    for (name, tc) in &c.targets {
+        out.push_str(&format!("\n[targets.{name}]\n"));
+        let kind = match &tc.kind {
+            TargetKind::Plex(p) => {
+                out.push_str(&format!(
+                    "url = {:?}\ntoken = \"••••\"\n",
+                    pps_core::secret::redact_url(&p.url)
+                ));
+                "plex"
+            }
+            TargetKind::Emby(e) => {
+                out.push_str(&format!(
+                    "url = {:?}\napi_key = \"••••\"\n",
+                    pps_core::secret::redact_url(&e.url)
+                ));
+                "emby"
+            }
+            TargetKind::Jellyfin(e) => {
+                out.push_str(&format!(
+                    "url = {:?}\napi_key = \"••••\"\n",
+                    pps_core::secret::redact_url(&e.url)
+                ));
+                "jellyfin"
+            }
+            TargetKind::Command(_) => "command",
+            TargetKind::Stdout => "stdout",
+        };
+        out.push_str(&format!(
+            "kind = {kind:?}\nscan_files = {}\n",
+            tc.scan_files
+        ));
+    }
+    for w in &c.watches {
+        out.push_str(&format!(
+            "\n[[watch]]\nsource = {:?}\npath = {:?}\ninterval = {:?}\nmax_interval = {:?}\ntargets = {:?}\n",
+            w.source,
+            w.path,
+            crate::walk::human(w.interval),
+            crate::walk::human(w.max_interval),
+            w.targets,
+        ));
+    }
+    if let Some(l) = c.server.listen {
+        out.push_str(&format!("\n[server]\nlisten = \"{l}\"\ntoken = \"••••\"\n"));
+    }
+    out.push_str(&format!(
+        "\n[history]\nmax_age = {:?}\nmax_rows = {}\n\n[ui]\npassword_hash = \"••••\"\nbase_path = {:?}\n",
+        crate::walk::human(c.history.max_age),
+        c.history.max_rows,
+        c.ui.base_path
+    ));
+    out
+}
