@@ -233,7 +233,15 @@ pub async fn run(
     mut app: App,
     reload: Option<impl Fn() -> Result<pps::config::Config>>,
 ) -> Result<ExitCode> {
-    app.require_watches()?;
+    // Every watch disabled is a service with nothing to pass, but its UI can enable
+    // one again: only a config with no [[watch]] at all is refused.
+    if app.config.watches.is_empty() {
+        app.require_watches()?;
+    } else if app.watches.is_empty() {
+        tracing::warn!(
+            "every [[watch]] has `enabled = false`: nothing is passed until one is enabled"
+        );
+    }
     let mut first = std::pin::pin!(shutdown_signal());
     let mut hangup = hangup_signal();
     // Under systemd (Type=notify): ready once the config is valid and the store is
@@ -248,16 +256,36 @@ pub async fn run(
             }
         });
     }
+    // What the config file held when it was last applied: a hand edit (or one from the
+    // web UI) is noticed by its content, read every CONFIG_POLL.
+    let file = app.config.file.clone().filter(|_| reload.is_some());
+    let read = |f: &Option<std::path::PathBuf>| f.as_ref().and_then(|f| std::fs::read(f).ok());
+    let mut applied = read(&file);
+    let handover = app.handover.clone();
     loop {
         let mut next = None;
         pps::service::serve(&app, async {
+            let mut poll = tokio::time::interval(CONFIG_POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tokio::select! {
+                let why = tokio::select! {
                     _ = &mut first => break,
                     // `pps run | head -1`: the reader is gone, so end as Unix tools do
                     // instead of retrying a closed pipe every pass.
                     _ = app.stdout_closed() => return,
-                    _ = hangup.recv() => {
+                    _ = hangup.recv() => "SIGHUP",
+                    _ = handover.reload_requested() => "the web UI edited the config",
+                    _ = poll.tick(), if file.is_some() => "the config file changed",
+                };
+                if why != "SIGHUP" {
+                    let now = read(&file);
+                    if now.is_none() || now == applied {
+                        continue;
+                    }
+                    // Refused or not, this content has been looked at.
+                    applied = now;
+                }
+                {
                         let Some(reload) = &reload else {
                             tracing::info!("SIGHUP: nothing to reload in --watch mode");
                             continue;
@@ -274,13 +302,13 @@ pub async fn run(
                         }) {
                             Ok(c) => {
                                 crate::notify::notify("RELOADING=1");
-                                tracing::info!("SIGHUP: config valid; applying it");
+                                tracing::info!(reason = why, "config valid; applying it");
+                                handover.set_reloading(true);
                                 next = Some(c);
                                 return;
                             }
-                            Err(e) => tracing::error!(error = %e, "SIGHUP: config refused; the running config stays"),
+                            Err(e) => tracing::error!(reason = why, error = %e, "config refused; the running config stays"),
                         }
-                    }
                 }
             }
             crate::notify::notify("STOPPING=1");
@@ -309,6 +337,9 @@ pub async fn run(
                 App::build_for(previous, pps::app::Access::Writer("pps run"))?
             }
         };
+        // Sessions of the web UI and pending reload requests go on with the new app.
+        app.handover = handover.clone();
+        applied = read(&file);
         crate::notify::notify("READY=1");
     }
     if app.stdout.iter().any(JsonLinesTarget::is_closed) {
@@ -316,6 +347,9 @@ pub async fn run(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often `pps run` looks at its config file for a hand edit.
+const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// SIGHUP as a stream of wake-ups (never on other platforms).
 struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);

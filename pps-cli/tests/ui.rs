@@ -390,6 +390,178 @@ async fn the_ui_behind_its_password_shows_activity_live_and_escapes_names() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// A page, following the `307` a kept-alive connection to the previous config's
+/// server answers (as a browser does).
+async fn get(c: &reqwest::Client, url: &str, cookie: &str) -> String {
+    for _ in 0..3 {
+        let r = c.get(url).header("cookie", cookie).send().await.unwrap();
+        if r.status() == StatusCode::TEMPORARY_REDIRECT {
+            assert_eq!(r.headers()["connection"], "close");
+            continue;
+        }
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+        return r.text().await.unwrap();
+    }
+    panic!("{url} kept redirecting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
+    let svc = start();
+    let c = client();
+    let r = login(&c, &svc, PASSWORD).await;
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let watches = format!("{}/pps/watches", svc.base);
+    let save = format!("{}/pps/watches/save", svc.base);
+    let page = get(&c, &watches, &cookie).await;
+    let media = svc.media.display().to_string();
+    assert!(page.contains(&media) && page.contains("1s"), "{page}");
+    let csrf = csrf_of(&page);
+    let file = svc._dir.path().join("pps.toml");
+    let before = std::fs::read(&file).unwrap();
+
+    // An invalid interval: refused with `pps check`'s message, the file byte-identical.
+    let r = c
+        .post(&save)
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("index", "0"),
+            ("expect", media.as_str()),
+            ("source", "nas"),
+            ("path", media.as_str()),
+            ("interval", "soon"),
+            ("enabled", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("watch[0].interval"), "{page}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the file is untouched"
+    );
+    let check = pps().arg("-c").arg(&file).arg("check").output().unwrap();
+    assert!(check.status.success() || !check.stderr.is_empty());
+
+    // A new watch, added from the UI: written after the comments, applied at once.
+    let films = svc.media.parent().unwrap().join("films");
+    std::fs::create_dir_all(films.join("Film")).unwrap();
+    let films_s = films.display().to_string();
+    let r = c
+        .post(&save)
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("source", "nas"),
+            ("path", films_s.as_str()),
+            ("interval", "1s"),
+            ("exclude", "*.part\n"),
+            ("targets", "print"),
+            ("enabled", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&r),
+        "/pps/watches?done=saved",
+        "applied, not only written"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("# Refuses every scan for good"), "{text}");
+    assert!(
+        text.ends_with(&format!(
+            "[[watch]]\nsource = \"nas\"\npath = \"{films_s}\"\ninterval = \"1s\"\nexclude = [\"*.part\"]\ntargets = [\"print\"]\n"
+        )),
+        "{text}"
+    );
+    // The same session goes on after the reload; the new watch is in force and finds a
+    // new file once its baseline is recorded.
+    let page = get(&c, &watches, &cookie).await;
+    assert!(page.contains(&films_s), "{page}");
+    let overview = format!("{}/pps/", svc.base);
+    let label = format!("nas:{films_s}");
+    let page = wait_for_page(&c, &overview, &cookie, &label).await;
+    assert!(page.contains(&label), "{page}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::fs::write(films.join("Film").join("film.mkv"), "x").unwrap();
+    let activity = format!("{}/pps/activity?path=film.mkv", svc.base);
+    let page = wait_for_page(&c, &activity, &cookie, "ev-sent").await;
+    assert!(
+        page.contains("film.mkv") && page.contains("ev-sent"),
+        "{page}"
+    );
+
+    // A hand edit of the file is picked up by the running service.
+    let edited = std::fs::read_to_string(&file).unwrap().replacen(
+        "interval = \"1s\"\n",
+        "interval = \"3s\"\n",
+        1,
+    );
+    std::fs::write(&file, &edited).unwrap();
+    let config = format!("{}/pps/config", svc.base);
+    let page = wait_for_page(&c, &config, &cookie, "interval = &quot;3.0s&quot;").await;
+    assert!(page.contains("interval = &quot;3.0s&quot;"), "{page}");
+
+    // Disable: `enabled = false` in the file; the watch stays listed, greyed.
+    let page = get(&c, &watches, &cookie).await;
+    let csrf = csrf_of(&page);
+    let r = c
+        .post(format!("{}/pps/watches/toggle", svc.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("index", "1"),
+            ("expect", films_s.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("enabled = false")
+    );
+    let page = get(&c, &watches, &cookie).await;
+    assert!(page.contains("class=\"off\""), "{page}");
+    // Without the CSRF token nothing is written.
+    let before = std::fs::read(&file).unwrap();
+    let r = c
+        .post(format!("{}/pps/watches/delete", svc.base))
+        .header("cookie", &cookie)
+        .form(&[("index", "1"), ("expect", films_s.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+
+    // The browser: the live listing beside the stored state, names linked.
+    let page = get(
+        &c,
+        &format!("{}/pps/browse?source=nas&path={}", svc.base, media),
+        &cookie,
+    )
+    .await;
+    assert!(
+        page.contains("Show/</a>") && page.contains("st-same"),
+        "{page}"
+    );
+    assert!(page.contains("one call against the source"), "{page}");
+}
+
 #[test]
 fn the_ui_is_off_without_a_password_and_a_password_is_never_a_hash() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,6 +36,9 @@ pub struct App {
     pub lock: Option<StoreLock>,
     /// The stdout targets, to notice when the reader of stdout went away.
     pub stdout: Vec<JsonLinesTarget>,
+    /// What a reload hands from one service to the next (UI sessions, reload requests).
+    /// A program that applies a new config moves it to the new app.
+    pub handover: Arc<crate::service::Handover>,
 }
 
 /// How a command uses the store.
@@ -136,7 +139,8 @@ impl App {
             targets.insert(name.clone(), t);
         }
         let mut watches = Vec::new();
-        for wc in &config.watches {
+        // A disabled watch stays in the file (and the UI) but is never passed.
+        for wc in config.watches.iter().filter(|w| w.enabled) {
             let schedule = pps_core::Schedule::default()
                 .with_base_interval(wc.interval)
                 .with_max_interval(wc.max_interval)
@@ -157,6 +161,7 @@ impl App {
             full_passes: false,
             lock: None,
             stdout,
+            handover: Arc::default(),
         })
     }
 
@@ -171,6 +176,12 @@ impl App {
             .file
             .as_ref()
             .map_or("the config".to_owned(), |f| f.display().to_string());
+        if !self.config.watches.is_empty() {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("every [[watch]] in {file} has `enabled = false`: enable one"),
+            ));
+        }
         Err(Error::new(
             ErrorKind::ConfigInvalid,
             format!(

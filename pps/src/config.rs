@@ -183,6 +183,9 @@ pub struct WatchConfig {
     pub exclude: Excludes,
     /// Target names (every target when the file names none).
     pub targets: Vec<String>,
+    /// `enabled = false` keeps the watch in the file but out of every pass (the UI's
+    /// enable/disable); its stored state stays.
+    pub enabled: bool,
     /// The line of the `[[watch]]`, for messages.
     pub line: usize,
 }
@@ -205,6 +208,7 @@ impl WatchConfig {
             settle: Duration::ZERO,
             exclude: Excludes::default(),
             targets,
+            enabled: true,
             line: 0,
         })
     }
@@ -271,6 +275,7 @@ struct RawWatch {
     #[serde(default)]
     exclude: Vec<String>,
     targets: Option<Vec<Spanned<String>>>,
+    enabled: Option<bool>,
 }
 
 /// The keys of a source table pps reads itself; the rest is the adapter's.
@@ -1087,6 +1092,7 @@ impl Ctx<'_> {
             settle,
             exclude,
             targets: names,
+            enabled: w.enabled.unwrap_or(true),
             line: cx.line(at),
         })
     }
@@ -1397,6 +1403,7 @@ interval = "10m"                 # base interval between listings of a folder
 # max_interval = "24h"           # unchanged folders are listed less often, up to this
 # active_max_interval = "1h"     # ...but a folder that changed in the last two weeks, up to this
 # settle = "0s"                  # wait until a changed folder stays unchanged this long
+# enabled = false                # keep the watch here but out of every pass
 exclude = ["@eaDir", ".*", "*.part"]
 # targets = ["print"]            # default: every target
 "#;

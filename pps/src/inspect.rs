@@ -69,7 +69,43 @@ pub async fn ls(app: &App, spec: &str) -> Result<LsReport> {
     if !app.sources.contains_key(&wc.source) {
         return Err(Error::new(ErrorKind::ConfigInvalid, "unknown source"));
     }
-    let cmp = app.engine.compare(w, &path).await?;
+    compare(&app.engine, wc, w, path).await
+}
+
+/// Lists `path` of `source` (one call) beside its stored state, inside a watch or not
+/// (the web UI's browser): the deepest watch of that source holding the path decides
+/// the excludes and the stored state; outside every watch nothing is stored
+/// (`unknown`) and the report's `watch` is empty.
+pub async fn browse(
+    engine: &pps_core::Engine,
+    watches: &[(crate::config::WatchConfig, pps_core::Watch)],
+    source: &str,
+    path: &str,
+) -> Result<LsReport> {
+    let path = pps_core::path::normalize(path)?;
+    let best = watches
+        .iter()
+        .filter(|(wc, _)| wc.source == source && pps_core::path::is_at_or_under(&path, &wc.path))
+        .max_by_key(|(wc, _)| wc.path.len());
+    match best {
+        Some((wc, w)) => compare(engine, wc, w, path).await,
+        None => {
+            let wc = crate::config::WatchConfig::new(source, &path, Vec::new())?;
+            let w = pps_core::Watch::new(source, &path)?;
+            let mut r = compare(engine, &wc, &w, path).await?;
+            r.watch.clear();
+            Ok(r)
+        }
+    }
+}
+
+async fn compare(
+    engine: &pps_core::Engine,
+    wc: &crate::config::WatchConfig,
+    w: &pps_core::Watch,
+    path: String,
+) -> Result<LsReport> {
+    let cmp = engine.compare(w, &path).await?;
     let state_of = |e: &Entry| -> EntryState {
         let p = pps_core::path::join(&path, &e.name);
         let mut s = EntryState::Same;

@@ -16,6 +16,8 @@
 //! | forget, retry, drop | [`outbox::forget`], [`outbox::retry`], [`outbox::drop_scans`] | counts |
 //! | reach everything | [`check::check`] | [`check::CheckReport`] |
 //! | measure a tree | [`walk::walk_root`] | [`walk::WalkReport`] |
+//! | the activity history | [`history::history`] | [`pps_core::store::HistoryEntry`] lines |
+//! | edit the watches of `pps.toml` | [`edit::edit_watches`] | the new [`Config`] |
 //!
 //! A Rust program that embeds pps loads a config (or builds one in code), builds the
 //! app, and runs once or serves:
@@ -55,6 +57,7 @@
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod edit;
 pub mod history;
 pub mod index;
 pub mod inspect;

@@ -125,6 +125,40 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
+/// `router` while its generation is in force. After a new config was applied, a request
+/// that still reaches this router (on a connection kept alive from before) is answered
+/// `307` to the same place with `Connection: close`: the client sends it again on a new
+/// connection, which the new config's router takes.
+pub fn current_only(
+    router: Router,
+    handover: Arc<crate::service::Handover>,
+    generation: u64,
+) -> Router {
+    router.layer(middleware::from_fn(
+        move |req: axum::extract::Request, next: middleware::Next| {
+            let handover = handover.clone();
+            async move {
+                if handover.generation() == generation {
+                    return next.run(req).await;
+                }
+                let to = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/".to_owned(), |p| p.as_str().to_owned());
+                let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&to) {
+                    r.headers_mut().insert(axum::http::header::LOCATION, v);
+                }
+                r.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+                r
+            }
+        },
+    ))
+}
+
 /// Serves `router` on `listener` until the task is dropped: HTTP/1 connections from
 /// hyper's connection builder, with [`HEADER_TIMEOUT`] for request heads (idle
 /// keep-alive connections included), and at most `max_connections` open at once; a

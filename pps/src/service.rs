@@ -10,6 +10,72 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What outlives one [`serve`] when the service applies a new config: the UI's sessions
+/// and login limits, the way a UI edit asks for the new config to be applied, and a
+/// generation counter. Each `serve` takes a new generation once it listens; requests
+/// that reach the previous one's handlers (a browser's kept-alive connection) are sent
+/// again with `Connection: close`, so they land on the config in force.
+#[derive(Debug)]
+pub struct Handover {
+    reload: tokio::sync::Notify,
+    generation: tokio::sync::watch::Sender<u64>,
+    reloading: std::sync::atomic::AtomicBool,
+    #[cfg(feature = "http")]
+    pub(crate) ui: Arc<crate::ui::Sessions>,
+}
+
+impl Default for Handover {
+    fn default() -> Self {
+        Handover {
+            reload: tokio::sync::Notify::new(),
+            generation: tokio::sync::watch::Sender::new(0),
+            reloading: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(feature = "http")]
+            ui: Arc::default(),
+        }
+    }
+}
+
+impl Handover {
+    /// Asks the program running the service (`pps run`) to read its config file again
+    /// and apply it, as SIGHUP does.
+    pub fn request_reload(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Resolves when [`Handover::request_reload`] was called.
+    pub async fn reload_requested(&self) {
+        self.reload.notified().await;
+    }
+
+    /// The generation of the `serve` in force.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    /// Waits (at most `limit`) for a generation after `seen`: the new config applied.
+    /// False when it did not come in time.
+    pub async fn wait_past(&self, seen: u64, limit: Duration) -> bool {
+        let mut rx = self.generation.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|g| *g > seen))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The current `serve` stops to be replaced: it skips the last delivery (queued
+    /// scans stay queued for the next one, which starts at once).
+    pub fn set_reloading(&self, on: bool) {
+        self.reloading
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.set_reloading(false);
+        self.generation.send_modify(|g| *g += 1);
+        self.generation()
+    }
+}
+
 /// Logs what a pass did: a baseline and changes at info, a quiet pass at debug, each
 /// folder that failed at warn.
 pub fn log_pass(report: &PassReport) {
@@ -240,12 +306,14 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 .map(|(_, w)| w.clone())
                 .zip(watch_wakes.iter().cloned())
                 .collect();
+            let generation = app.handover.next_generation();
             let state = crate::server::ServerState::new(app, watches, metrics.clone());
             let mut router = crate::server::router(state);
-            if let Some(ui) = crate::ui::UiState::new(app, wakes.clone()) {
+            if let Some(ui) = crate::ui::UiState::new(app, wakes.clone(), &watch_wakes) {
                 tracing::info!(%addr, base = %app.config.ui.base_path, "web UI on");
                 router = crate::ui::router(ui).merge(router);
             }
+            let router = crate::server::current_only(router, app.handover.clone(), generation);
             let cap = crate::server::connection_cap(app.config.server.max_connections);
             tracing::info!(%addr, max_connections = cap, "listening for health, metrics and triggers");
             tasks.spawn(crate::server::serve_http(listener, router, cap));
@@ -304,8 +372,22 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             }
         });
     }
+    if app.config.server.listen.is_none() {
+        app.handover.next_generation();
+    }
     tracing::info!(watches = app.watches.len(), targets = app.targets.len(), store = %app.config.store.display(), "pps running");
     stop.await;
+    if app
+        .handover
+        .reloading
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        // A new config takes over at once: its delivery loops send what is queued.
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("stopped for the new config");
+        return Ok(());
+    }
     // Tasks only stop at await points, never inside a commit.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}

@@ -101,14 +101,31 @@ struct Session {
     seen: Instant,
 }
 
+/// The UI's sessions and failed logins: kept across config reloads (in the service's
+/// [`Handover`](crate::service::Handover)), so applying an edit logs nobody out.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    live: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Counts only: ids and CSRF tokens are secrets.
+        let n = self.live.lock().map_or(0, |m| m.len());
+        f.debug_struct("Sessions")
+            .field("live", &n)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the UI's handlers share.
 #[derive(Clone)]
 pub struct UiState {
     app: Arc<UiApp>,
     hash: Secret,
     base: String,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
-    failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
+    sessions: Arc<Sessions>,
 }
 
 impl std::fmt::Debug for UiState {
@@ -128,6 +145,15 @@ struct UiApp {
     status: Box<dyn Fn() -> Result<StatusReport> + Send + Sync>,
     config_text: String,
     targets: Vec<String>,
+    /// The config in force (every watch, the disabled ones too).
+    config: crate::Config,
+    /// The watches passed, each with the wake-up of its pass loop.
+    watches: Vec<(
+        crate::config::WatchConfig,
+        pps_core::Watch,
+        Arc<tokio::sync::Notify>,
+    )>,
+    handover: Arc<crate::service::Handover>,
 }
 
 impl UiState {
@@ -136,6 +162,7 @@ impl UiState {
     pub fn new(
         app: &crate::App,
         wakes: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
+        watch_wakes: &[Arc<tokio::sync::Notify>],
     ) -> Option<UiState> {
         let hash = app.config.ui.password_hash.clone()?;
         let status_app = crate::status::StatusSource::of(app);
@@ -146,11 +173,18 @@ impl UiState {
                 status: Box::new(move || status_app.status()),
                 config_text: config_text(&app.config),
                 targets: app.targets.keys().cloned().collect(),
+                config: app.config.clone(),
+                watches: app
+                    .watches
+                    .iter()
+                    .zip(watch_wakes)
+                    .map(|((wc, w), n)| (wc.clone(), w.clone(), n.clone()))
+                    .collect(),
+                handover: app.handover.clone(),
             }),
             hash,
             base: app.config.ui.base_path.clone(),
-            sessions: Arc::default(),
-            failures: Arc::default(),
+            sessions: app.handover.ui.clone(),
         })
     }
 
@@ -162,7 +196,11 @@ impl UiState {
     /// expired.
     fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
         let id = cookie(headers, COOKIE)?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sessions = self
+            .sessions
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         sessions.retain(|_, s| s.seen.elapsed() < SESSION_TTL);
         let s = sessions.get_mut(&id)?;
         s.seen = Instant::now();
@@ -197,6 +235,15 @@ pub fn router(state: UiState) -> Router {
         .route(&b("activity"), get(activity))
         .route(&b("activity/events"), get(activity_events))
         .route(&b("config"), get(config_page))
+        .route(&b("watches"), get(manage::watches))
+        .route(&b("watches/edit"), get(manage::edit_form))
+        .route(&b("watches/save"), post(manage::save))
+        .route(&b("watches/toggle"), post(manage::toggle))
+        .route(&b("watches/delete"), post(manage::delete))
+        .route(&b("watches/scan"), post(manage::scan_now))
+        .route(&b("browse"), get(manage::browse))
+        .route(&b("browse/scan"), post(manage::browse_scan))
+        .route(&b("browse/forget"), post(manage::browse_forget))
         .route(&b("actions/retry"), post(action_retry))
         .route(&b("actions/drop"), post(action_drop))
         .route(&b("static/style.css"), get(style))
@@ -274,6 +321,64 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "The config in force (secrets shown as ••••).",
             "当前生效的配置（密钥显示为 ••••）。",
         ),
+        "browse" => ("Browser", "浏览"),
+        "enabled" => ("Enabled", "启用"),
+        "source" => ("Source", "来源"),
+        "interval" => ("Interval", "间隔"),
+        "ceiling" => ("Ceiling", "最长间隔"),
+        "settle" => ("Settle", "稳定等待"),
+        "exclude" => ("Excludes", "排除"),
+        "next_due" => ("Next due", "下次扫描"),
+        "last_change" => ("Last change", "最近变化"),
+        "edit" => ("Edit", "编辑"),
+        "delete" => ("Delete", "删除"),
+        "enable" => ("Enable", "启用"),
+        "disable" => ("Disable", "停用"),
+        "scan_now" => ("Scan now", "立即扫描"),
+        "add_watch" => ("Add a watch", "添加监控目录"),
+        "edit_watch" => ("Edit a watch", "编辑监控目录"),
+        "save" => ("Save", "保存"),
+        "saved" => (
+            "Saved to the config file and applied.",
+            "已写入配置文件并生效。",
+        ),
+        "saved_slow" => (
+            "Saved to the config file; the service is still applying it.",
+            "已写入配置文件，服务正在应用。",
+        ),
+        "no_file" => (
+            "This service runs without a config file (--watch): watches cannot be edited here.",
+            "此服务未使用配置文件（--watch），无法在此编辑监控目录。",
+        ),
+        "default" => ("default", "默认"),
+        "all_targets" => ("every target", "全部目标"),
+        "one_per_line" => ("one pattern per line", "每行一个模式"),
+        "comma" => ("names, separated by commas", "名称，以逗号分隔"),
+        "yes" => ("yes", "是"),
+        "no" => ("no", "否"),
+        "state" => ("State", "状态"),
+        "name" => ("Name", "名称"),
+        "size" => ("Size", "大小"),
+        "mtime" => ("Modified (source)", "修改时间（来源）"),
+        "budget_note" => (
+            "Listing this folder was one call against the source's budget, like any other.",
+            "列出此文件夹会像其他调用一样计入来源的调用额度。",
+        ),
+        "open" => ("Open", "打开"),
+        "watch_this" => ("Watch this folder", "监控此文件夹"),
+        "forget" => ("Forget stored state", "清除已存状态"),
+        "scan_to" => ("Scan this path now", "立即扫描此路径"),
+        "not_watched" => (
+            "Outside every watch: nothing is stored for it.",
+            "不在任何监控目录内：没有已存状态。",
+        ),
+        "queued" => ("Scan queued", "扫描已排队"),
+        "forgotten" => ("Stored state forgotten", "已清除状态"),
+        "due_marked" => (
+            "Due now: it is listed at the next pass.",
+            "已标记：下次检查时列出。",
+        ),
+        "go" => ("Go", "前往"),
         _ => ("?", "?"),
     };
     if lang == Lang::Zh { zh } else { en }
@@ -282,11 +387,15 @@ fn t(lang: Lang, key: &str) -> &'static str {
 fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str) -> Response {
     let nav = match csrf {
         Some(csrf) => format!(
-            r#"<nav><a href="{o}">{to}</a><a href="{a}">{ta}</a><a href="{c}">{tc}</a>
+            r#"<nav><a href="{o}">{to}</a><a href="{w}">{tw}</a><a href="{br}">{tb}</a><a href="{a}">{ta}</a><a href="{c}">{tc}</a>
 <form method="post" action="{l}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button>{tl}</button></form>
 <a href="?lang={other}" class="lang">{other_name}</a></nav>"#,
             o = esc(&state.base),
             a = esc(&state.path("activity")),
+            w = esc(&state.path("watches")),
+            br = esc(&state.path("browse")),
+            tw = t(lang, "watches"),
+            tb = t(lang, "browse"),
             c = esc(&state.path("config")),
             l = esc(&state.path("logout")),
             to = t(lang, "overview"),
@@ -420,6 +529,7 @@ async fn login(
     let ip = peer.ip();
     {
         let mut f = state
+            .sessions
             .failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -442,6 +552,7 @@ async fn login(
         .unwrap_or(false);
     if !ok {
         let mut f = state
+            .sessions
             .failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -460,6 +571,7 @@ async fn login(
     };
     state
         .sessions
+        .live
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(
@@ -526,6 +638,7 @@ async fn logout(
     };
     state
         .sessions
+        .live
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .remove(&id);
@@ -923,6 +1036,8 @@ where
 }
 
 use futures_util::StreamExt as _;
+
+mod manage;
 
 async fn config_page(
     State(state): State<UiState>,

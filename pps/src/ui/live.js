@@ -18,3 +18,8 @@
     if (empty) empty.remove();
   };
 })();
+// A destructive button asks first (no inline handlers: the page's CSP forbids them).
+document.addEventListener("submit", function (e) {
+  const b = e.submitter;
+  if (b && b.classList.contains("danger") && !window.confirm(b.textContent + "?")) e.preventDefault();
+});

@@ -1,0 +1,866 @@
+//! The pages that change things: the watch list (add, edit, delete, enable/disable,
+//! scan now) and the folder browser (live listing beside the stored state; scan a path,
+//! watch a folder, forget stored state).
+//!
+//! Watch edits go through [`crate::edit`]: written to `pps.toml` keeping its comments,
+//! validated as `pps check` validates (an invalid edit is refused with that message and
+//! the file stays byte-identical), then applied by the running service through its
+//! [`Handover`](crate::service::Handover), without a restart.
+
+use super::{Lang, Session, UiState, civil, esc, lang, language_switch, page, t, to_login};
+use crate::edit::{WatchEdit, WatchForm};
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long a save waits for the service to apply the new config before answering.
+const APPLY_WAIT: Duration = Duration::from_secs(15);
+
+/// The flash messages a redirect may name (only these keys are ever shown).
+const FLASHES: [&str; 5] = ["saved", "saved_slow", "due_marked", "queued", "forgotten"];
+
+fn flash(lang: Lang, q: &HashMap<String, String>) -> String {
+    match q.get("done").map(String::as_str) {
+        Some(k) if FLASHES.contains(&k) => {
+            format!(r#"<p class="flash" role="status">{}</p>"#, t(lang, k))
+        }
+        _ => String::new(),
+    }
+}
+
+fn error_box(msg: &str) -> String {
+    format!(r#"<p class="error" role="alert">{}</p>"#, esc(msg))
+}
+
+fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, msg.into()).into_response()
+}
+
+/// The session of a page view, or the redirect to the login.
+fn viewer(state: &UiState, headers: &HeaderMap) -> Result<Session, Box<Response>> {
+    state
+        .session(headers)
+        .map(|(_, s)| s)
+        .ok_or_else(|| Box::new(to_login(state)))
+}
+
+/// The file's watches as written, or (no file: `--watch` mode) as in force.
+fn watch_forms(state: &UiState) -> Vec<WatchForm> {
+    if let Some(text) = state
+        .app
+        .config
+        .file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+    {
+        return crate::edit::read_watches(&text);
+    }
+    state
+        .app
+        .config
+        .watches
+        .iter()
+        .map(|w| WatchForm {
+            source: w.source.clone(),
+            path: w.path.clone(),
+            interval: crate::walk::human(w.interval),
+            max_interval: crate::walk::human(w.max_interval),
+            settle: String::new(),
+            exclude: Vec::new(),
+            targets: w.targets.clone(),
+            enabled: w.enabled,
+        })
+        .collect()
+}
+
+pub(super) async fn watches(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = language_switch(&state, &q, &state.path("watches")) {
+        return r;
+    }
+    let s = match viewer(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let lang = lang(&headers);
+    let app = state.app.clone();
+    let report = tokio::task::spawn_blocking(move || (app.status)())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let forms = watch_forms(&state);
+    let mut body = format!("<h1>{}</h1>{}", t(lang, "watches"), flash(lang, &q));
+    if state.app.config.file.is_none() {
+        body.push_str(&format!(r#"<p class="hint">{}</p>"#, t(lang, "no_file")));
+    }
+    body.push_str(&format!(
+        "<div class=\"scroll\"><table id=\"watches\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+        t(lang, "enabled"),
+        t(lang, "source"),
+        t(lang, "path"),
+        t(lang, "interval"),
+        t(lang, "ceiling"),
+        t(lang, "settle"),
+        t(lang, "exclude"),
+        t(lang, "targets"),
+        t(lang, "folders"),
+        t(lang, "next_due"),
+        t(lang, "last_change"),
+    ));
+    let editable = state.app.config.file.is_some();
+    for (i, f) in forms.iter().enumerate() {
+        let norm = pps_core::path::normalize(&f.path).unwrap_or_else(|_| f.path.clone());
+        let label = format!("{}:{norm}", f.source);
+        let st = report
+            .as_ref()
+            .and_then(|r| r.watches.iter().find(|w| w.watch == label));
+        let last = last_change(&state, &f.source, &norm).await;
+        let or_default = |v: &str| {
+            if v.is_empty() {
+                format!("<span class=\"dim\">{}</span>", t(lang, "default"))
+            } else {
+                esc(v)
+            }
+        };
+        let mut actions = String::new();
+        if editable {
+            actions.push_str(&format!(
+                r#"<a class="button" href="{}">{}</a>"#,
+                esc(&format!("{}?i={i}", state.path("watches/edit"))),
+                t(lang, "edit")
+            ));
+            actions.push_str(&index_form(
+                &state,
+                "watches/toggle",
+                &s.csrf,
+                i,
+                &f.path,
+                if f.enabled {
+                    t(lang, "disable")
+                } else {
+                    t(lang, "enable")
+                },
+                "",
+            ));
+        }
+        if f.enabled {
+            actions.push_str(&index_form(
+                &state,
+                "watches/scan",
+                &s.csrf,
+                i,
+                &f.path,
+                t(lang, "scan_now"),
+                "",
+            ));
+        }
+        if editable {
+            actions.push_str(&index_form(
+                &state,
+                "watches/delete",
+                &s.csrf,
+                i,
+                &f.path,
+                t(lang, "delete"),
+                "danger",
+            ));
+        }
+        body.push_str(&format!(
+            "<tr class=\"{cls}\"><td>{en}</td><td>{src}</td><td class=\"path\"><a href=\"{browse}\">{path}</a></td><td>{iv}</td><td>{ceil}</td><td>{settle}</td><td>{ex}</td><td>{tg}</td><td>{folders}</td><td>{due}</td><td>{last}</td><td class=\"actions\">{actions}</td></tr>",
+            cls = if f.enabled { "on" } else { "off" },
+            en = if f.enabled { t(lang, "yes") } else { t(lang, "no") },
+            src = esc(&f.source),
+            browse = esc(&browse_url(&state, &f.source, &norm)),
+            path = esc(&f.path),
+            iv = or_default(&f.interval),
+            ceil = or_default(&f.max_interval),
+            settle = or_default(&f.settle),
+            ex = esc(&f.exclude.join(", ")),
+            tg = if f.targets.is_empty() {
+                format!("<span class=\"dim\">{}</span>", t(lang, "all_targets"))
+            } else {
+                esc(&f.targets.join(", "))
+            },
+            folders = st.map_or(String::new(), |w| w.folders.to_string()),
+            due = st
+                .and_then(|w| w.schedule.next_due_in_s)
+                .map_or(String::new(), |d| if d <= 0 {
+                    t(lang, "due_now").to_owned()
+                } else {
+                    crate::walk::human(Duration::from_secs(d.unsigned_abs()))
+                }),
+            last = esc(&last),
+        ));
+    }
+    body.push_str("</tbody></table></div>");
+    if editable {
+        body.push_str(&format!("<h2>{}</h2>", t(lang, "add_watch")));
+        let blank = WatchForm {
+            source: q.get("source").cloned().unwrap_or_else(|| {
+                state
+                    .app
+                    .config
+                    .sources
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default()
+            }),
+            path: q.get("path").cloned().unwrap_or_default(),
+            enabled: true,
+            ..WatchForm::default()
+        };
+        body.push_str(&watch_form(&state, lang, &s.csrf, None, &blank));
+    }
+    page(&state, lang, t(lang, "watches"), Some(&s.csrf), &body)
+}
+
+/// When the last change under a watch's root was found (from the history).
+async fn last_change(state: &UiState, source: &str, root: &str) -> String {
+    let store = state.app.engine.store().clone();
+    let query = pps_core::store::HistoryQuery {
+        target: None,
+        path: Some(root.to_owned()),
+        events: vec![pps_core::store::Event::Change],
+        source: Some(source.to_owned()),
+        since: None,
+        before: None,
+        limit: 1,
+    };
+    tokio::task::spawn_blocking(move || store.history(&query))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|h| h.into_iter().next())
+        .map_or(String::new(), |h| civil(h.at.as_secs()))
+}
+
+fn index_form(
+    state: &UiState,
+    action: &str,
+    csrf: &str,
+    index: usize,
+    expect: &str,
+    label: &str,
+    class: &str,
+) -> String {
+    format!(
+        r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="index" value="{index}"><input type="hidden" name="expect" value="{e}"><button class="{class}">{label}</button></form>"#,
+        a = esc(&state.path(action)),
+        c = esc(csrf),
+        e = esc(expect),
+        label = esc(label),
+    )
+}
+
+fn browse_url(state: &UiState, source: &str, path: &str) -> String {
+    format!(
+        "{}?{}",
+        state.path("browse"),
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("source", source)
+            .append_pair("path", path)
+            .finish()
+    )
+}
+
+/// The add/edit form; `index` is the watch's place in the file when editing.
+fn watch_form(
+    state: &UiState,
+    lang: Lang,
+    csrf: &str,
+    index: Option<(usize, &str)>,
+    f: &WatchForm,
+) -> String {
+    let mut sources = String::new();
+    for name in state.app.config.sources.keys() {
+        sources.push_str(&format!(
+            "<option value=\"{n}\"{sel}>{n}</option>",
+            n = esc(name),
+            sel = if *name == f.source { " selected" } else { "" }
+        ));
+    }
+    let (index, expect) = match index {
+        Some((i, e)) => (i.to_string(), e.to_owned()),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        r#"<form method="post" action="{action}" class="watch-form">
+<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="index" value="{index}"><input type="hidden" name="expect" value="{expect}">
+<label>{ts} <select name="source">{sources}</select></label>
+<label>{tp} <input name="path" value="{path}" required placeholder="/115/TV"></label>
+<label>{ti} <input name="interval" value="{interval}" placeholder="10m ({td})"></label>
+<label>{tc} <input name="max_interval" value="{max}" placeholder="24h ({td})"></label>
+<label>{tse} <input name="settle" value="{settle}" placeholder="0s ({td})"></label>
+<label>{te} <textarea name="exclude" rows="3" placeholder="{tl}">{exclude}</textarea></label>
+<label>{tt} <input name="targets" value="{targets}" placeholder="{tall}" title="{tcomma}" list="target-names"></label>
+<datalist id="target-names">{target_opts}</datalist>
+<label class="check"><input type="checkbox" name="enabled" value="on"{checked}> {ten}</label>
+<button type="submit">{save}</button></form>"#,
+        action = esc(&state.path("watches/save")),
+        csrf = esc(csrf),
+        index = esc(&index),
+        expect = esc(&expect),
+        ts = t(lang, "source"),
+        tp = t(lang, "path"),
+        ti = t(lang, "interval"),
+        tc = t(lang, "ceiling"),
+        tse = t(lang, "settle"),
+        te = t(lang, "exclude"),
+        tt = t(lang, "targets"),
+        ten = t(lang, "enabled"),
+        td = t(lang, "default"),
+        tl = t(lang, "one_per_line"),
+        tall = t(lang, "all_targets"),
+        tcomma = t(lang, "comma"),
+        save = t(lang, "save"),
+        path = esc(&f.path),
+        interval = esc(&f.interval),
+        max = esc(&f.max_interval),
+        settle = esc(&f.settle),
+        exclude = esc(&f.exclude.join("\n")),
+        targets = esc(&f.targets.join(", ")),
+        target_opts = state
+            .app
+            .targets
+            .iter()
+            .map(|n| format!("<option value=\"{}\">", esc(n)))
+            .collect::<String>(),
+        checked = if f.enabled { " checked" } else { "" },
+    )
+}
+
+pub(super) async fn edit_form(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = match viewer(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let lang = lang(&headers);
+    let forms = watch_forms(&state);
+    let Some((i, f)) = q
+        .get("i")
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| forms.get(i).map(|f| (i, f)))
+    else {
+        return Redirect::to(&state.path("watches")).into_response();
+    };
+    let body = format!(
+        "<h1>{}</h1>{}",
+        t(lang, "edit_watch"),
+        watch_form(&state, lang, &s.csrf, Some((i, &f.path)), f)
+    );
+    page(&state, lang, t(lang, "edit_watch"), Some(&s.csrf), &body)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct SaveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    index: String,
+    #[serde(default)]
+    expect: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    interval: String,
+    #[serde(default)]
+    max_interval: String,
+    #[serde(default)]
+    settle: String,
+    #[serde(default)]
+    exclude: String,
+    #[serde(default)]
+    targets: String,
+    #[serde(default)]
+    enabled: String,
+}
+
+/// Writes an edit and waits for the service to apply it; answers the redirect to the
+/// watch list, or the refusal with `pps check`'s message.
+async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static str, String> {
+    let Some(file) = state.app.config.file.clone() else {
+        return Err("this service runs without a config file (--watch)".to_owned());
+    };
+    let handover = state.app.handover.clone();
+    let seen = handover.generation();
+    let written = tokio::task::spawn_blocking(move || {
+        let before = std::fs::read(&file).ok();
+        crate::edit::edit_watches(&file, &edit).map(|_| std::fs::read(&file).ok() != before)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    match written {
+        // Saved as it was: nothing to apply.
+        Ok(false) => Ok("saved"),
+        Err(e) => {
+            tracing::warn!(error = %e, "web UI: an edit of the config was refused; the file is unchanged");
+            Err(e.to_string())
+        }
+        Ok(true) => {
+            tracing::info!("web UI: the config file was edited; applying it");
+            handover.request_reload();
+            Ok(if handover.wait_past(seen, APPLY_WAIT).await {
+                "saved"
+            } else {
+                "saved_slow"
+            })
+        }
+    }
+}
+
+fn done(state: &UiState, key: &str) -> Response {
+    Redirect::to(&format!("{}?done={key}", state.path("watches"))).into_response()
+}
+
+pub(super) async fn save(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<SaveForm>,
+) -> Response {
+    let s = match super::checked(&state, &headers, &form.csrf) {
+        Ok((_, s)) => s,
+        Err(r) => return r.into_response(),
+    };
+    let lang = lang(&headers);
+    let watch = WatchForm {
+        source: form.source.clone(),
+        path: form.path.clone(),
+        interval: form.interval.clone(),
+        max_interval: form.max_interval.clone(),
+        settle: form.settle.clone(),
+        exclude: form.exclude.lines().map(str::to_owned).collect(),
+        targets: form.targets.split(',').map(str::to_owned).collect(),
+        enabled: form.enabled == "on",
+    };
+    let edit = match form.index.parse::<usize>() {
+        Ok(index) => WatchEdit::Update {
+            index,
+            expect: form.expect.clone(),
+            form: watch.clone(),
+        },
+        Err(_) => WatchEdit::Add(watch.clone()),
+    };
+    match write_and_apply(&state, edit).await {
+        Ok(key) => done(&state, key),
+        Err(msg) => {
+            let index = form.index.parse::<usize>().ok();
+            let title = if index.is_some() {
+                t(lang, "edit_watch")
+            } else {
+                t(lang, "add_watch")
+            };
+            let body = format!(
+                "<h1>{title}</h1>{}{}",
+                error_box(&msg),
+                watch_form(
+                    &state,
+                    lang,
+                    &s.csrf,
+                    index.map(|i| (i, form.expect.as_str())),
+                    &watch
+                )
+            );
+            let mut r = page(&state, lang, title, Some(&s.csrf), &body);
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct IndexForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    index: usize,
+    #[serde(default)]
+    expect: String,
+}
+
+/// A refusal shown on the watch list.
+fn refused_page(state: &UiState, headers: &HeaderMap, csrf: &str, msg: &str) -> Response {
+    let lang = lang(headers);
+    let body = format!(
+        "<h1>{}</h1>{}<p><a href=\"{}\">{}</a></p>",
+        t(lang, "watches"),
+        error_box(msg),
+        esc(&state.path("watches")),
+        t(lang, "watches")
+    );
+    let mut r = page(state, lang, t(lang, "watches"), Some(csrf), &body);
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r
+}
+
+pub(super) async fn toggle(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<IndexForm>,
+) -> Response {
+    let s = match super::checked(&state, &headers, &form.csrf) {
+        Ok((_, s)) => s,
+        Err(r) => return r.into_response(),
+    };
+    let enabled = !watch_forms(&state)
+        .get(form.index)
+        .is_some_and(|f| f.enabled);
+    let edit = WatchEdit::Enable {
+        index: form.index,
+        expect: form.expect,
+        enabled,
+    };
+    match write_and_apply(&state, edit).await {
+        Ok(key) => done(&state, key),
+        Err(msg) => refused_page(&state, &headers, &s.csrf, &msg),
+    }
+}
+
+pub(super) async fn delete(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<IndexForm>,
+) -> Response {
+    let s = match super::checked(&state, &headers, &form.csrf) {
+        Ok((_, s)) => s,
+        Err(r) => return r.into_response(),
+    };
+    if watch_forms(&state).len() <= 1 {
+        return refused_page(
+            &state,
+            &headers,
+            &s.csrf,
+            "the last [[watch]] cannot be deleted (pps run needs one): disable it instead",
+        );
+    }
+    let edit = WatchEdit::Remove {
+        index: form.index,
+        expect: form.expect,
+    };
+    match write_and_apply(&state, edit).await {
+        Ok(key) => done(&state, key),
+        Err(msg) => refused_page(&state, &headers, &s.csrf, &msg),
+    }
+}
+
+/// Scan now: the watch's root is due at once and its pass loop is woken.
+pub(super) async fn scan_now(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<IndexForm>,
+) -> Response {
+    let s = match super::checked(&state, &headers, &form.csrf) {
+        Ok((_, s)) => s,
+        Err(r) => return r.into_response(),
+    };
+    let forms = watch_forms(&state);
+    let Some(f) = forms.get(form.index) else {
+        return refused_page(&state, &headers, &s.csrf, "no such watch; reload the page");
+    };
+    let Ok(root) = pps_core::path::normalize(&f.path) else {
+        return refused_page(&state, &headers, &s.csrf, "that watch's path is not valid");
+    };
+    let Some((_, w, wake)) = state
+        .app
+        .watches
+        .iter()
+        .find(|(wc, _, _)| wc.source == f.source && wc.path == root)
+        .cloned()
+    else {
+        return refused_page(
+            &state,
+            &headers,
+            &s.csrf,
+            "that watch is not in force (disabled?)",
+        );
+    };
+    let engine = state.app.engine.clone();
+    match tokio::task::spawn_blocking(move || engine.hint(&w, &root)).await {
+        Ok(Ok(_)) => {
+            wake.notify_one();
+            tracing::info!(watch = %f.source, path = %f.path, "web UI: scan now");
+            done(&state, "due_marked")
+        }
+        Ok(Err(e)) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+pub(super) async fn browse(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = language_switch(&state, &q, &state.path("browse")) {
+        return r;
+    }
+    let s = match viewer(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let lang = lang(&headers);
+    let first = state.app.config.watches.first();
+    let source = q
+        .get("source")
+        .filter(|v| state.app.config.sources.contains_key(*v))
+        .cloned()
+        .or_else(|| first.map(|w| w.source.clone()))
+        .or_else(|| state.app.config.sources.keys().next().cloned())
+        .unwrap_or_default();
+    let raw_path = q
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .or_else(|| first.filter(|w| w.source == source).map(|w| w.path.clone()))
+        .unwrap_or_else(|| "/".to_owned());
+    let mut body = format!("<h1>{}</h1>{}", t(lang, "browse"), flash(lang, &q));
+    let mut sources = String::new();
+    for name in state.app.config.sources.keys() {
+        sources.push_str(&format!(
+            "<option value=\"{n}\"{sel}>{n}</option>",
+            n = esc(name),
+            sel = if *name == source { " selected" } else { "" }
+        ));
+    }
+    body.push_str(&format!(
+        r#"<form method="get" class="filters"><label>{ts} <select name="source">{sources}</select></label>
+<label>{tp} <input name="path" value="{path}"></label><button>{go}</button></form>"#,
+        ts = t(lang, "source"),
+        tp = t(lang, "path"),
+        go = t(lang, "go"),
+        path = esc(&raw_path),
+    ));
+    let path = match pps_core::path::normalize(&raw_path) {
+        Ok(p) => p,
+        Err(e) => {
+            body.push_str(&error_box(&format!("{}: {}", raw_path, e.message())));
+            let mut r = page(&state, lang, t(lang, "browse"), Some(&s.csrf), &body);
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return r;
+        }
+    };
+    // Breadcrumbs: each ancestor a link.
+    let mut crumbs = format!(
+        "<nav class=\"crumbs\"><a href=\"{}\">{}:/</a>",
+        esc(&browse_url(&state, &source, "/")),
+        esc(&source)
+    );
+    let mut at = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at.push('/');
+        at.push_str(part);
+        crumbs.push_str(&format!(
+            " / <a href=\"{}\">{}</a>",
+            esc(&browse_url(&state, &source, &at)),
+            esc(part)
+        ));
+    }
+    crumbs.push_str("</nav>");
+    body.push_str(&crumbs);
+    let watches: Vec<_> = state
+        .app
+        .watches
+        .iter()
+        .map(|(wc, w, _)| (wc.clone(), w.clone()))
+        .collect();
+    let report = crate::inspect::browse(&state.app.engine, &watches, &source, &path).await;
+    body.push_str(&format!(
+        r#"<p class="hint">{}</p>"#,
+        t(lang, "budget_note")
+    ));
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            body.push_str(&error_box(&e.to_string()));
+            let mut r = page(&state, lang, t(lang, "browse"), Some(&s.csrf), &body);
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            return r;
+        }
+    };
+    // The actions on this folder.
+    let mut actions = format!(
+        r#"<div class="actions"><a class="button" href="{}">{}</a>"#,
+        esc(&format!(
+            "{}?{}",
+            state.path("watches"),
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("source", &source)
+                .append_pair("path", &path)
+                .finish()
+        )),
+        t(lang, "watch_this")
+    );
+    if report.watch.is_empty() {
+        actions.push_str(&format!(
+            r#"<span class="hint">{}</span>"#,
+            t(lang, "not_watched")
+        ));
+    } else {
+        let mut targets = String::new();
+        for tg in &state.app.targets {
+            targets.push_str(&format!("<option value=\"{n}\">{n}</option>", n = esc(tg)));
+        }
+        actions.push_str(&format!(
+            r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><select name="target" aria-label="{tt}">{targets}</select><button>{scan}</button></form>"#,
+            a = esc(&state.path("browse/scan")),
+            c = esc(&s.csrf),
+            src = esc(&source),
+            p = esc(&path),
+            tt = t(lang, "target"),
+            scan = t(lang, "scan_to"),
+        ));
+        actions.push_str(&format!(
+            r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><button class="danger">{forget}</button></form>"#,
+            a = esc(&state.path("browse/forget")),
+            c = esc(&s.csrf),
+            src = esc(&source),
+            p = esc(&path),
+            forget = t(lang, "forget"),
+        ));
+    }
+    actions.push_str("</div>");
+    body.push_str(&actions);
+    body.push_str(&format!(
+        "<div class=\"scroll\"><table id=\"listing\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        t(lang, "state"),
+        t(lang, "name"),
+        t(lang, "size"),
+        t(lang, "mtime"),
+    ));
+    for row in &report.rows {
+        let e = &row.entry;
+        let name = if e.is_dir() && row.state != crate::inspect::EntryState::Gone {
+            format!(
+                "<a href=\"{}\">{}/</a>",
+                esc(&browse_url(
+                    &state,
+                    &source,
+                    &pps_core::path::join(&path, &e.name)
+                )),
+                esc(&e.name)
+            )
+        } else {
+            esc(&e.name)
+        };
+        body.push_str(&format!(
+            "<tr class=\"st-{st}\"><td>{st}</td><td class=\"path\">{name}</td><td>{size}</td><td>{mtime}</td></tr>",
+            st = row.state.as_str(),
+            size = if e.is_dir() { String::new() } else { e.size.to_string() },
+            mtime = e
+                .mtime
+                .map_or(String::new(), |m| civil(m.to_timestamp().as_secs())),
+        ));
+    }
+    body.push_str("</tbody></table></div>");
+    page(&state, lang, t(lang, "browse"), Some(&s.csrf), &body)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct PathForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    target: String,
+}
+
+/// The deepest watch in force holding `source:path`, with the path normalised.
+fn holder(
+    state: &UiState,
+    source: &str,
+    path: &str,
+) -> Result<(crate::config::WatchConfig, pps_core::Watch, String), String> {
+    let path = pps_core::path::normalize(path).map_err(|e| e.message().to_owned())?;
+    state
+        .app
+        .watches
+        .iter()
+        .filter(|(wc, _, _)| wc.source == source && pps_core::path::is_at_or_under(&path, &wc.path))
+        .max_by_key(|(wc, _, _)| wc.path.len())
+        .map(|(wc, w, _)| (wc.clone(), w.clone(), path.clone()))
+        .ok_or_else(|| "that path is outside every watch in force".to_owned())
+}
+
+fn back_to_browse(state: &UiState, source: &str, path: &str, key: &str) -> Response {
+    Redirect::to(&format!("{}&done={key}", browse_url(state, source, path))).into_response()
+}
+
+/// Scan this path now, to one target: queued in the outbox like any change, and the
+/// target's delivery loop woken.
+pub(super) async fn browse_scan(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<PathForm>,
+) -> Response {
+    let s = match super::checked(&state, &headers, &form.csrf) {
+        Ok((_, s)) => s,
+        Err(r) => return r.into_response(),
+    };
+    if !state.app.targets.contains(&form.target) {
+        return refused_page(&state, &headers, &s.csrf, "no such target");
+    }
+    let (_, w, path) = match holder(&state, &form.source, &form.path) {
+        Ok(h) => h,
+        Err(m) => return refused_page(&state, &headers, &s.csrf, &m),
+    };
+    match state
+        .app
+        .engine
+        .queue_scan(&w, &path, std::slice::from_ref(&form.target))
+        .await
+    {
+        Ok(_) => {
+            if let Some(n) = state.app.wakes.get(&form.target) {
+                n.notify_one();
+            }
+            tracing::info!(target = %form.target, %path, "web UI: scan queued");
+            back_to_browse(&state, &form.source, &path, "queued")
+        }
+        Err(e) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
+    }
+}
+
+/// Forget stored state at and under a path: the next pass records it afresh.
+pub(super) async fn browse_forget(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<PathForm>,
+) -> Response {
+    let s = match super::checked(&state, &headers, &form.csrf) {
+        Ok((_, s)) => s,
+        Err(r) => return r.into_response(),
+    };
+    let (wc, _, path) = match holder(&state, &form.source, &form.path) {
+        Ok(h) => h,
+        Err(m) => return refused_page(&state, &headers, &s.csrf, &m),
+    };
+    let store = state.app.engine.store().clone();
+    let p = path.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let scope = store.scope(&wc.source, &wc.path)?;
+        store.forget(scope, &p)
+    })
+    .await;
+    match r {
+        Ok(Ok(n)) => {
+            tracing::info!(%path, folders = n, "web UI: stored state forgotten");
+            back_to_browse(&state, &form.source, &path, "forgotten")
+        }
+        Ok(Err(e)) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
