@@ -252,10 +252,15 @@ fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
             "%Y-%m-%dT%H:%M:%S%.6f%:z".to_owned(),
         ))
         .with_writer(std::io::stderr);
+    // The web UI's log page reads what stderr shows from the same events.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().finish().with(pps::logs::layer()).init(),
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(pps::logs::layer())
             .init(),
     }
 }

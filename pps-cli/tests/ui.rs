@@ -560,6 +560,38 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
         "{page}"
     );
     assert!(page.contains("one call against the source"), "{page}");
+
+    // Logs: what stderr shows, the UI's own actions among them, and a download.
+    let page = get(&c, &format!("{}/pps/logs", svc.base), &cookie).await;
+    assert!(page.contains("web UI: logged in"), "{page}");
+    assert!(page.contains("config reloaded"), "{page}");
+    let page = get(&c, &format!("{}/pps/logs?level=warn", svc.base), &cookie).await;
+    assert!(!page.contains("web UI: logged in"), "{page}");
+    assert!(
+        page.contains("refused"),
+        "the refused edit is a warning: {page}"
+    );
+    let r = c
+        .get(format!("{}/pps/logs/download", svc.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("pps.log")
+    );
+    let text = r.text().await.unwrap();
+    assert!(text.contains("INFO  pps::ui: web UI: logged in"), "{text}");
+    assert!(!text.contains(TOKEN) && !text.contains(PASSWORD));
+    let r = c
+        .get(format!("{}/pps/logs/download", svc.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[test]

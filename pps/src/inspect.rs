@@ -42,6 +42,9 @@ pub struct LsRow {
     pub state: EntryState,
     /// The entry (the stored one for a gone entry).
     pub entry: Entry,
+    /// The stored entry of that name, when there is one (its mtime beside the live
+    /// one says what a pass would see as modified).
+    pub stored: Option<Entry>,
 }
 
 /// What `pps ls SOURCE:PATH` shows.
@@ -119,6 +122,13 @@ async fn compare(
         }
         s
     };
+    let stored_of = |name: &str| {
+        cmp.stored
+            .iter()
+            .flatten()
+            .find(|s| s.name == name)
+            .cloned()
+    };
     let mut rows: Vec<LsRow> = cmp
         .live
         .iter()
@@ -129,6 +139,7 @@ async fn compare(
                 state_of(e)
             },
             entry: e.clone(),
+            stored: stored_of(&e.name),
         })
         .collect();
     for e in cmp.stored.iter().flatten() {
@@ -141,12 +152,14 @@ async fn compare(
             rows.push(LsRow {
                 state: EntryState::Gone,
                 entry: e.clone(),
+                stored: Some(e.clone()),
             });
         }
     }
     rows.extend(cmp.excluded.iter().map(|e| LsRow {
         state: EntryState::Excluded,
         entry: e.clone(),
+        stored: None,
     }));
     Ok(LsReport {
         source: wc.source.clone(),

@@ -61,6 +61,7 @@ pub mod edit;
 pub mod history;
 pub mod index;
 pub mod inspect;
+pub mod logs;
 pub mod metrics;
 pub mod once;
 pub mod outbox;

@@ -242,6 +242,9 @@ pub fn router(state: UiState) -> Router {
         .route(&b("watches/delete"), post(manage::delete))
         .route(&b("watches/scan"), post(manage::scan_now))
         .route(&b("browse"), get(manage::browse))
+        .route(&b("logs"), get(manage::logs))
+        .route(&b("logs/events"), get(manage::logs_events))
+        .route(&b("logs/download"), get(manage::logs_download))
         .route(&b("browse/scan"), post(manage::browse_scan))
         .route(&b("browse/forget"), post(manage::browse_forget))
         .route(&b("actions/retry"), post(action_retry))
@@ -309,7 +312,7 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "drop" => ("Drop", "丢弃"),
         "reason" => ("Reason", "原因"),
         "path" => ("Path", "路径"),
-        "time" => ("Time", "时间"),
+        "time" => ("Time (UTC)", "时间（UTC）"),
         "event" => ("Event", "事件"),
         "detail" => ("Detail", "详情"),
         "filter" => ("Filter", "筛选"),
@@ -359,7 +362,8 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "state" => ("State", "状态"),
         "name" => ("Name", "名称"),
         "size" => ("Size", "大小"),
-        "mtime" => ("Modified (source)", "修改时间（来源）"),
+        "mtime" => ("Modified (source, UTC)", "修改时间（来源，UTC）"),
+        "stored_mtime" => ("Modified (stored)", "修改时间（已存）"),
         "budget_note" => (
             "Listing this folder was one call against the source's budget, like any other.",
             "列出此文件夹会像其他调用一样计入来源的调用额度。",
@@ -379,6 +383,11 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "已标记：下次检查时列出。",
         ),
         "go" => ("Go", "前往"),
+        "logs" => ("Logs", "日志"),
+        "level" => ("Level", "级别"),
+        "download" => ("Download", "下载"),
+        "module" => ("Module", "模块"),
+        "message" => ("Message", "消息"),
         _ => ("?", "?"),
     };
     if lang == Lang::Zh { zh } else { en }
@@ -387,12 +396,14 @@ fn t(lang: Lang, key: &str) -> &'static str {
 fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str) -> Response {
     let nav = match csrf {
         Some(csrf) => format!(
-            r#"<nav><a href="{o}">{to}</a><a href="{w}">{tw}</a><a href="{br}">{tb}</a><a href="{a}">{ta}</a><a href="{c}">{tc}</a>
+            r#"<nav><a href="{o}">{to}</a><a href="{w}">{tw}</a><a href="{br}">{tb}</a><a href="{a}">{ta}</a><a href="{lg}">{tlg}</a><a href="{c}">{tc}</a>
 <form method="post" action="{l}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button>{tl}</button></form>
 <a href="?lang={other}" class="lang">{other_name}</a></nav>"#,
             o = esc(&state.base),
             a = esc(&state.path("activity")),
             w = esc(&state.path("watches")),
+            lg = esc(&state.path("logs")),
+            tlg = t(lang, "logs"),
             br = esc(&state.path("browse")),
             tw = t(lang, "watches"),
             tb = t(lang, "browse"),

@@ -1,10 +1,13 @@
-// pps web UI: the Activity page follows new history lines over server-sent events.
-// The server renders and escapes each row; this only puts it at the top of the table.
+// pps web UI: Activity and Logs follow new lines over server-sent events. The server
+// renders and escapes each row; this only puts it into the table (newest first on
+// Activity, appended on Logs). EventSource reconnects by itself after a reload of the
+// service and sends the id of the last line it saw.
 "use strict";
 (function () {
   const live = document.getElementById("live");
   if (!live || live.dataset.live !== "true" || !window.EventSource) return;
-  const body = document.querySelector("#history tbody");
+  const body = document.querySelector("#" + (live.dataset.table || "history") + " tbody");
+  const append = live.dataset.order === "append";
   const url = live.dataset.events + (live.dataset.events.includes("?") ? "&" : "?") + "after=" + live.dataset.after;
   const events = new EventSource(url);
   events.onmessage = function (e) {
@@ -13,7 +16,12 @@
     const row = t.content.firstElementChild;
     if (!row) return;
     row.classList.add("fresh");
-    body.prepend(row);
+    if (append) {
+      body.append(row);
+      while (body.rows.length > 2000) body.deleteRow(0);
+    } else {
+      body.prepend(row);
+    }
     const empty = document.getElementById("empty");
     if (empty) empty.remove();
   };

@@ -99,7 +99,7 @@ pub(super) async fn watches(
         body.push_str(&format!(r#"<p class="hint">{}</p>"#, t(lang, "no_file")));
     }
     body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"watches\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table id=\"watches\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
         t(lang, "enabled"),
         t(lang, "source"),
         t(lang, "path"),
@@ -171,7 +171,18 @@ pub(super) async fn watches(
             ));
         }
         body.push_str(&format!(
-            "<tr class=\"{cls}\"><td>{en}</td><td>{src}</td><td class=\"path\"><a href=\"{browse}\">{path}</a></td><td>{iv}</td><td>{ceil}</td><td>{settle}</td><td>{ex}</td><td>{tg}</td><td>{folders}</td><td>{due}</td><td>{last}</td><td class=\"actions\">{actions}</td></tr>",
+            "<tr class=\"{cls}\"><td data-label=\"{l_en}\">{en}</td><td data-label=\"{l_src}\">{src}</td><td class=\"path\" data-label=\"{l_path}\"><a href=\"{browse}\">{path}</a></td><td data-label=\"{l_iv}\">{iv}</td><td data-label=\"{l_ceil}\">{ceil}</td><td data-label=\"{l_settle}\">{settle}</td><td data-label=\"{l_ex}\">{ex}</td><td data-label=\"{l_tg}\">{tg}</td><td data-label=\"{l_folders}\">{folders}</td><td data-label=\"{l_due}\">{due}</td><td data-label=\"{l_last}\">{last}</td><td class=\"actions\">{actions}</td></tr>",
+            l_en = t(lang, "enabled"),
+            l_src = t(lang, "source"),
+            l_path = t(lang, "path"),
+            l_iv = t(lang, "interval"),
+            l_ceil = t(lang, "ceiling"),
+            l_settle = t(lang, "settle"),
+            l_ex = t(lang, "exclude"),
+            l_tg = t(lang, "targets"),
+            l_folders = t(lang, "folders"),
+            l_due = t(lang, "next_due"),
+            l_last = t(lang, "last_change"),
             cls = if f.enabled { "on" } else { "off" },
             en = if f.enabled { t(lang, "yes") } else { t(lang, "no") },
             src = esc(&f.source),
@@ -732,12 +743,17 @@ pub(super) async fn browse(
     actions.push_str("</div>");
     body.push_str(&actions);
     body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"listing\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table id=\"listing\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "state"),
         t(lang, "name"),
         t(lang, "size"),
         t(lang, "mtime"),
+        t(lang, "stored_mtime"),
     ));
+    let when = |e: &pps_core::Entry| {
+        e.mtime
+            .map_or(String::new(), |m| civil(m.to_timestamp().as_secs()))
+    };
     for row in &report.rows {
         let e = &row.entry;
         let name = if e.is_dir() && row.state != crate::inspect::EntryState::Gone {
@@ -754,12 +770,11 @@ pub(super) async fn browse(
             esc(&e.name)
         };
         body.push_str(&format!(
-            "<tr class=\"st-{st}\"><td>{st}</td><td class=\"path\">{name}</td><td>{size}</td><td>{mtime}</td></tr>",
+            "<tr class=\"st-{st}\"><td>{st}</td><td class=\"path\">{name}</td><td>{size}</td><td>{mtime}</td><td>{stored}</td></tr>",
             st = row.state.as_str(),
             size = if e.is_dir() { String::new() } else { e.size.to_string() },
-            mtime = e
-                .mtime
-                .map_or(String::new(), |m| civil(m.to_timestamp().as_secs())),
+            mtime = when(e),
+            stored = row.stored.as_ref().map_or(String::new(), when),
         ));
     }
     body.push_str("</tbody></table></div>");
@@ -863,4 +878,139 @@ pub(super) async fn browse_forget(
         Ok(Err(e)) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+fn log_row(l: &crate::logs::LogLine) -> String {
+    format!(
+        "<tr class=\"lv-{lv}\"><td>{at}</td><td>{lv}</td><td>{target}</td><td class=\"path\">{text}</td></tr>",
+        at = esc(&l.to_text()[..23.min(l.to_text().len())]),
+        lv = l.level.as_str().to_ascii_lowercase(),
+        target = esc(&l.target),
+        text = esc(&l.text),
+    )
+}
+
+fn log_level(q: &HashMap<String, String>) -> tracing::Level {
+    q.get("level")
+        .and_then(|l| crate::logs::level(l))
+        .unwrap_or(tracing::Level::INFO)
+}
+
+/// The log page: the newest lines at the level asked for, followed live.
+pub(super) async fn logs(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = language_switch(&state, &q, &state.path("logs")) {
+        return r;
+    }
+    let s = match viewer(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let lang = lang(&headers);
+    let level = log_level(&q);
+    let lines = crate::logs::after(0, level, 500);
+    let name = level.as_str().to_ascii_lowercase();
+    let mut levels = String::new();
+    for l in ["error", "warn", "info", "debug"] {
+        levels.push_str(&format!(
+            "<option value=\"{l}\"{}>{l}</option>",
+            if l == name { " selected" } else { "" }
+        ));
+    }
+    let mut body = format!(
+        r#"<h1>{title}</h1><form method="get" class="filters"><label>{tl} <select name="level">{levels}</select></label><button>{tf}</button>
+<a class="button" href="{download}" download="pps.log">{td}</a></form>
+<p class="hint" id="live" data-events="{events}" data-after="{after}" data-live="true" data-table="logs" data-order="append">{live}</p>
+<div class="scroll"><table id="logs"><thead><tr><th>{tt}</th><th>{tlv}</th><th>{tm}</th><th>{tx}</th></tr></thead><tbody>"#,
+        title = t(lang, "logs"),
+        tl = t(lang, "level"),
+        tf = t(lang, "filter"),
+        td = t(lang, "download"),
+        tt = t(lang, "time"),
+        tlv = t(lang, "level"),
+        tm = t(lang, "module"),
+        tx = t(lang, "message"),
+        live = t(lang, "live"),
+        download = esc(&format!("{}?level={name}", state.path("logs/download"))),
+        events = esc(&format!("{}?level={name}", state.path("logs/events"))),
+        after = lines.last().map_or(0, |l| l.seq),
+    );
+    for l in &lines {
+        body.push_str(&log_row(l));
+    }
+    body.push_str("</tbody></table></div>");
+    page(&state, lang, t(lang, "logs"), Some(&s.csrf), &body)
+}
+
+/// Every kept line at the level asked for, as a text file.
+pub(super) async fn logs_download(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if state.session(&headers).is_none() {
+        return refuse(StatusCode::UNAUTHORIZED, "log in first");
+    }
+    let mut text = String::new();
+    for l in crate::logs::after(0, log_level(&q), usize::MAX) {
+        text.push_str(&l.to_text());
+        text.push('\n');
+    }
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"pps.log\"",
+            ),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// New log lines as server-sent events, each an escaped table row.
+pub(super) async fn logs_events(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use axum::response::sse::{Event as SseEvent, Sse};
+    use futures_util::StreamExt as _;
+    if state.session(&headers).is_none() {
+        return refuse(StatusCode::UNAUTHORIZED, "log in first");
+    }
+    let level = log_level(&q);
+    let mut after: u64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(q.get("after").map(String::as_str))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut ticks: u64 = 0;
+    let stream = futures_util::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(((), ()))
+    })
+    .flat_map(move |()| {
+        ticks += 1;
+        let mut out: Vec<SseEvent> = crate::logs::after(after, level, 200)
+            .into_iter()
+            .map(|l| {
+                after = after.max(l.seq);
+                SseEvent::default().id(l.seq.to_string()).data(log_row(&l))
+            })
+            .collect();
+        if out.is_empty() && ticks.is_multiple_of(30) {
+            out.push(SseEvent::default().comment("idle"));
+        }
+        futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>))
+    });
+    Sse::new(stream).into_response()
 }

@@ -1,0 +1,180 @@
+//! The last lines the process logged, for the web UI's log page: a `tracing` layer
+//! that keeps the newest [`KEEP`] events in memory, each with a sequence number so a
+//! reader can ask for what came after the line it saw last.
+//!
+//! The layer sees what the process's filter lets through (what stderr shows). The
+//! lines hold what the log holds and nothing more: secrets never reach a log line in
+//! pps (they are redacted where they are formatted), so none reach this buffer.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+
+/// Lines kept: at about 200 bytes a line, under half a megabyte.
+pub const KEEP: usize = 2000;
+
+/// One logged event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Its place in the process's log, from 1.
+    pub seq: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Its level.
+    pub level: Level,
+    /// The module that logged it.
+    pub target: String,
+    /// The message, then its fields as `key=value`.
+    pub text: String,
+}
+
+impl LogLine {
+    /// `2026-12-04T01:02:03.456Z INFO  pps::service: message key=value`, as a downloaded
+    /// log shows it.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{}.{:03}Z {:<5} {}: {}",
+            crate::history::utc_text(self.at_ms.div_euclid(1000)).trim_end_matches('Z'),
+            self.at_ms.rem_euclid(1000),
+            self.level,
+            self.target,
+            self.text
+        )
+    }
+}
+
+struct Ring {
+    lines: VecDeque<LogLine>,
+    next: u64,
+}
+
+static RING: Mutex<Ring> = Mutex::new(Ring {
+    lines: VecDeque::new(),
+    next: 1,
+});
+
+/// The layer that fills the buffer; add it to the process's subscriber.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogLayer;
+
+/// The layer that fills the buffer.
+pub fn layer() -> LogLayer {
+    LogLayer
+}
+
+struct Fields {
+    message: String,
+    rest: String,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.rest, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.rest, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for LogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut f = Fields {
+            message: String::new(),
+            rest: String::new(),
+        };
+        event.record(&mut f);
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let meta = event.metadata();
+        push(*meta.level(), meta.target(), f.message + &f.rest, at_ms);
+    }
+}
+
+fn push(level: Level, target: &str, text: String, at_ms: i64) {
+    let mut ring = RING.lock().unwrap_or_else(PoisonError::into_inner);
+    let seq = ring.next;
+    ring.next += 1;
+    if ring.lines.len() == KEEP {
+        ring.lines.pop_front();
+    }
+    ring.lines.push_back(LogLine {
+        seq,
+        at_ms,
+        level,
+        target: target.to_owned(),
+        text,
+    });
+}
+
+/// The kept lines after `seq` at `level` or more severe, oldest first, at most `limit`
+/// (the newest ones when there are more).
+pub fn after(seq: u64, level: Level, limit: usize) -> Vec<LogLine> {
+    let ring = RING.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut out: Vec<LogLine> = ring
+        .lines
+        .iter()
+        .rev()
+        .filter(|l| l.seq > seq && l.level <= level)
+        .take(limit)
+        .cloned()
+        .collect();
+    out.reverse();
+    out
+}
+
+/// A level from its name (`error`, `warn`, `info`, `debug`, `trace`).
+pub fn level(name: &str) -> Option<Level> {
+    name.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn lines_are_kept_in_order_filtered_and_bounded() {
+        let subscriber = tracing_subscriber::registry().with(layer());
+        let start = after(0, Level::TRACE, usize::MAX)
+            .last()
+            .map_or(0, |l| l.seq);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(watch = "nas:/tv", folders = 3, "pass found changes");
+            tracing::warn!(error = %"timed out", "folder not listed");
+        });
+        let mine = after(start, Level::TRACE, usize::MAX);
+        assert_eq!(mine.len(), 2);
+        assert_eq!(mine[0].text, "pass found changes watch=nas:/tv folders=3");
+        assert!(
+            mine[1]
+                .to_text()
+                .contains("WARN  pps::logs::tests: folder not listed error=timed out")
+        );
+        let warn = after(start, Level::WARN, usize::MAX);
+        assert_eq!(warn.len(), 1);
+        assert_eq!(
+            after(start, Level::TRACE, 1),
+            vec![mine[1].clone()],
+            "the newest"
+        );
+        for i in 0..KEEP + 10 {
+            push(Level::DEBUG, "t", format!("{i}"), 0);
+        }
+        let all = after(0, Level::TRACE, usize::MAX);
+        assert_eq!(all.len(), KEEP);
+        assert_eq!(all.last().unwrap().text, format!("{}", KEEP + 9));
+    }
+}

@@ -1,0 +1,351 @@
+"""The web UI in headless Chromium, as its users meet it: `pps run` as a process with
+a password from `pps passwd`, a local folder to watch, a target that prints and one
+that is down until a marker file exists. Run by scripts/test-ui."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+BINARY = os.environ.get("PPS_BINARY", "../../target/debug/pps")
+SHOTS = Path(os.environ.get("PPS_UI_SCREENSHOTS", "../../target/ui-screenshots"))
+PASSWORD = "a long browser password"
+TOKEN = "browser-test-trigger-token"
+# Names that are markup: a folder and a file (a name cannot hold `/`).
+HOSTILE_DIR = '"><img src=x onerror=alert(1)>'
+HOSTILE_FILE = "<svg onload=alert(2)>.mkv"
+PAGES = ["login", "", "watches", "watches/edit?i=0", "browse", "activity", "logs", "config"]
+
+
+class Service_:
+    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes]) -> None:
+        self.root = root
+        self.port = port
+        self.proc = proc
+        self.base = f"http://127.0.0.1:{port}/pps/"
+        self.config = root / "pps.toml"
+        self.tv = root / "media" / "TV"
+        self.films = root / "media" / "Films"
+        self.marker = root / "library-online"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def svc() -> Iterator[Service_]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "media" / "TV" / "Show").mkdir(parents=True)
+        (root / "media" / "Films").mkdir(parents=True)
+        h = subprocess.run(
+            [BINARY, "passwd"], input=PASSWORD + "\n", capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert h.startswith("$argon2id$")
+        port = free_port()
+        marker = root / "library-online"
+        (root / "pps.toml").write_text(
+            f"""# pps.toml of the browser tests
+[sources.nas]
+kind = "local"
+
+[targets.print]
+kind = "stdout"
+
+# A library that is offline until {marker.name} exists.
+[targets.library]
+kind = "command"
+program = "/bin/sh"
+args = ["-c", "test -e '{marker}' || {{ echo 'library offline' >&2; exit 1; }}", "sh"]
+
+[server]
+listen = "127.0.0.1:{port}"
+token = "{TOKEN}"
+
+[ui]
+password_hash = "{h}"
+base_path = "/pps/"
+
+[[watch]]
+source = "nas"
+path = "{root / 'media' / 'TV'}"
+interval = "1s"   # fast for the test
+targets = ["library"]
+"""
+        )
+        log = open(root / "pps.log", "wb")
+        proc = subprocess.Popen(
+            [BINARY, "-c", str(root / "pps.toml"), "run"],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "PPS_LOG": "info", "LANG": "C"},
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, (root / "pps.log").read_text()
+                assert time.monotonic() < deadline, "pps never became healthy"
+                time.sleep(0.1)
+        try:
+            yield Service_(root, port, proc)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            log.close()
+
+
+def chrome(width: int, height: int, mobile: bool = False) -> WebDriver:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=en-US"]:
+        opts.add_argument(a)
+    opts.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
+    if mobile:
+        opts.add_experimental_option(
+            "mobileEmulation",
+            {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2}},
+        )
+    else:
+        opts.add_argument(f"--window-size={width},{height}")
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    d.implicitly_wait(0)
+    return d
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    d = chrome(1280, 900)
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def wait(d: WebDriver, seconds: float = 30) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(d, seconds, poll_frequency=0.1)
+
+
+def text(d: WebDriver) -> str:
+    return str(d.find_element(By.TAG_NAME, "main").text)
+
+
+def login(d: WebDriver, svc: Service_, password: str = PASSWORD) -> None:
+    d.get(svc.base + "login")
+    box = d.find_element(By.NAME, "password")
+    box.clear()
+    box.send_keys(password)
+    d.find_element(By.CSS_SELECTOR, "form.login button").click()
+
+
+def no_alert(d: WebDriver) -> None:
+    try:
+        a = d.switch_to.alert
+    except NoAlertPresentException:
+        return
+    raise AssertionError(f"a script ran: alert {a.text!r}")
+
+
+def shoot(d: WebDriver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    d.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def test_1_a_wrong_password_is_refused_and_the_right_one_logs_in(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    d.get(svc.base)
+    wait(d).until(ec.url_contains("/pps/login"))
+    login(d, svc, "not the password")
+    assert "Wrong password." in text(d)
+    login(d, svc)
+    wait(d).until(ec.url_to_be(svc.base))
+    assert "Overview" in d.title
+    assert "library" in text(d)
+
+
+def test_2_a_watch_added_in_the_browser_reports_a_new_film_live(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    d.get(svc.base + "watches")
+    form = d.find_element(By.CSS_SELECTOR, "form.watch-form")
+    form.find_element(By.NAME, "path").send_keys(str(svc.films))
+    form.find_element(By.NAME, "interval").send_keys("1s")
+    form.find_element(By.NAME, "targets").send_keys("print")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(d).until(ec.url_contains("done=saved"))
+    assert "Saved to the config file and applied." in text(d)
+    written = svc.config.read_text()
+    assert written.startswith("# pps.toml of the browser tests\n"), "comments kept"
+    assert f'path = "{svc.films}"\ninterval = "1s"\ntargets = ["print"]\n' in written
+
+    # Once the new watch has its baseline, a new film shows in Activity without a reload.
+    def baselined(d: WebDriver) -> bool:
+        d.get(svc.base + "watches")
+        rows = d.find_elements(By.CSS_SELECTOR, "#watches tbody tr")
+        return any(str(svc.films) in r.text and r.find_elements(By.TAG_NAME, "td")[8].text not in ("", "0") for r in rows)
+
+    wait(d).until(baselined)
+    d.get(svc.base + "activity")
+    marker = d.execute_script("document.body.dataset.marker = 'still the same page'; return 1;")
+    assert marker == 1
+    film = svc.films / "Arrival (2016)"
+    film.mkdir()
+    (film / "Arrival (2016).mkv").write_bytes(b"x")
+    wait(d).until(
+        lambda d: len(d.find_elements(By.XPATH, "//tr[contains(@class,'ev-change')][contains(., 'Arrival (2016)')]")) > 0
+        and len(d.find_elements(By.XPATH, "//tr[contains(@class,'ev-sent')][contains(., 'Arrival (2016)')]")) > 0
+    )
+    assert d.execute_script("return document.body.dataset.marker") == "still the same page", "no reload"
+
+
+def test_3_scan_now_makes_the_watch_due(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    d.get(svc.base + "watches")
+    row = d.find_element(By.XPATH, f"//tr[contains(., '{svc.tv}')]")
+    row.find_element(By.XPATH, ".//button[text()='Scan now']").click()
+    wait(d).until(ec.url_contains("done=due_marked"))
+    assert "Due now" in text(d)
+
+
+def test_4_a_parked_scan_is_retried_once_its_target_is_back(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    (svc.tv / "Show" / "S01E01.mkv").write_bytes(b"x")
+
+    def parked(d: WebDriver) -> bool:
+        d.get(svc.base)
+        return "library offline" in text(d)
+
+    wait(d, 60).until(parked)
+    svc.marker.touch()
+    row = d.find_element(By.XPATH, "//tr[td[1][text()='library']]")
+    row.find_element(By.XPATH, ".//button[text()='Retry']").click()
+    wait(d).until(ec.url_to_be(svc.base))
+
+    def sent(d: WebDriver) -> bool:
+        d.get(svc.base + "activity?target=library&event=sent")
+        return "Show" in text(d) and len(d.find_elements(By.CSS_SELECTOR, "tr.ev-sent")) > 0
+
+    wait(d, 60).until(sent)
+
+
+def test_5_an_invalid_interval_is_refused_and_the_file_stays_byte_identical(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    before = svc.config.read_bytes()
+    d.get(svc.base + "watches/edit?i=0")
+    box = d.find_element(By.NAME, "interval")
+    box.clear()
+    box.send_keys("soon")
+    d.find_element(By.CSS_SELECTOR, "form.watch-form button[type=submit]").click()
+    err = wait(d).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "p.error"))).text
+    assert "watch[0].interval" in err, err
+    # The same message `pps check` prints for that file.
+    trial = svc.root / "trial.toml"
+    trial.write_text(before.decode().replace('interval = "1s"   # fast', 'interval = "soon"   # fast', 1))
+    check = subprocess.run([BINARY, "-c", str(trial), "check"], capture_output=True, text=True)
+    assert check.returncode == 2
+    assert "watch[0].interval" in check.stderr
+    assert svc.config.read_bytes() == before
+
+
+def test_6_a_hand_edit_of_pps_toml_is_picked_up(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    svc.config.write_text(svc.config.read_text().replace('interval = "1s"   # fast', 'interval = "7s"   # fast', 1))
+
+    def applied(d: WebDriver) -> bool:
+        d.get(svc.base + "config")
+        return 'interval = "7.0s"' in text(d)
+
+    wait(d, 30).until(applied)
+
+
+def test_7_a_post_without_the_csrf_token_is_refused(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    d.get(svc.base + "watches")
+    before = svc.config.read_bytes()
+    status = d.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        fetch(arguments[0], {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+          body: 'index=1&expect=' + encodeURIComponent(arguments[1])}).then(r => done(r.status));""",
+        svc.base + "watches/delete",
+        str(svc.films),
+    )
+    assert status == 403
+    assert svc.config.read_bytes() == before
+
+
+def test_8_hostile_names_are_shown_as_text(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    bad = svc.tv / HOSTILE_DIR
+    bad.mkdir()
+    (bad / HOSTILE_FILE).write_bytes(b"x")
+    d.get(svc.base + "browse?source=nas&path=" + urllib.request.quote(str(svc.tv)))
+    assert HOSTILE_DIR + "/" in text(d)
+    no_alert(d)
+    assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg")
+    d.find_element(By.LINK_TEXT, HOSTILE_DIR + "/").click()
+    wait(d).until(lambda d: HOSTILE_FILE in text(d))
+    no_alert(d)
+    assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg")
+    d.get(svc.base + "activity")
+    wait(d, 60).until(lambda d: HOSTILE_FILE in text(d) or HOSTILE_DIR in text(d))
+    no_alert(d)
+    assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg")
+
+
+def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    for p in PAGES[1:]:
+        d.get(svc.base + p)
+        no_alert(d)
+        shoot(d, "desktop-" + (p.split("?")[0].replace("/", "-") or "overview"))
+    phone = chrome(390, 844, mobile=True)
+    try:
+        phone.get(svc.base + "login")
+        shoot(phone, "phone-login")
+        login(phone, svc)
+        wait(phone).until(ec.url_to_be(svc.base))
+        for p in PAGES[1:]:
+            phone.get(svc.base + p)
+            # Usable on a phone: the page itself never scrolls sideways (wide tables
+            # scroll inside their own box).
+            width = phone.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1] + 1, (p, width)
+            shoot(phone, "phone-" + (p.split("?")[0].replace("/", "-") or "overview"))
+        # Chinese, switched from the page.
+        phone.find_element(By.LINK_TEXT, "中文").click()
+        wait(phone).until(lambda d: "配置" in d.find_element(By.TAG_NAME, "nav").text)
+        phone.get(svc.base)
+        assert "概览" in text(phone)
+        shoot(phone, "phone-overview-zh")
+    finally:
+        phone.quit()
+
+
+def test_10_logout_ends_the_session(browser: WebDriver, svc: Service_) -> None:
+    d = browser
+    d.get(svc.base)
+    d.find_element(By.XPATH, "//nav//button[text()='Log out']").click()
+    wait(d).until(ec.url_contains("/pps/login"))
+    d.get(svc.base + "watches")
+    wait(d).until(ec.url_contains("/pps/login"))
+    shoot(d, "desktop-login")
