@@ -561,6 +561,41 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
     );
     assert!(page.contains("one call against the source"), "{page}");
 
+    // Re-index from the UI: in the background, its progress then its result on the list.
+    let page = get(&c, &watches, &cookie).await;
+    let csrf = csrf_of(&page);
+    let r = c
+        .post(format!("{}/pps/watches/reindex", svc.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("index", "0"),
+            ("expect", media.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/pps/watches?done=reindex_started");
+    let page = wait_for_page(&c, &watches, &cookie, "Re-indexed ").await;
+    assert!(
+        page.contains("Re-indexed ") && page.contains(" Folders"),
+        "{page}"
+    );
+
+    // The overview names each source with its budget; the config page runs pps check.
+    let page = get(&c, &format!("{}/pps/", svc.base), &cookie).await;
+    assert!(
+        page.contains("id=\"sources\"") && page.contains("local (no budget)"),
+        "{page}"
+    );
+    let page = get(&c, &format!("{}/pps/config?check=1", svc.base), &cookie).await;
+    assert!(page.contains("source nas (local): ok"), "{page}");
+    assert!(
+        page.contains(&format!("watch nas:{media}: root listed")),
+        "{page}"
+    );
+    assert!(page.contains("target broken (command): ok"), "{page}");
+
     // Logs: what stderr shows, the UI's own actions among them, and a download.
     let page = get(&c, &format!("{}/pps/logs", svc.base), &cookie).await;
     assert!(page.contains("web UI: logged in"), "{page}");

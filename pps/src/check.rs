@@ -124,132 +124,169 @@ impl CheckReport {
 /// Reaches every source (cd2: its health, then one authenticated call, neither
 /// retried) and target, and works out where each watch's scans land.
 pub async fn check(app: &App) -> CheckReport {
-    let file = app
-        .config
-        .file
-        .as_ref()
-        .map_or("(none)".to_owned(), |f| f.display().to_string());
-    let mut sources = Vec::new();
-    for (name, sc) in &app.config.sources {
-        match sc {
-            SourceConfig::Local { .. } => sources.push(SourceCheck {
-                name: name.clone(),
-                what: "local".to_owned(),
-                outcome: SourceOutcome::Local,
-            }),
-            SourceConfig::CloudDrive2 { settings, .. } => {
-                let Some(cd) = app.clouddrives.get(name) else {
-                    continue;
-                };
-                let outcome = match cd.check().await {
-                    Ok(info) => {
-                        let mut notes = Vec::new();
-                        if !info.system_ready {
-                            notes.push("cd2 is still starting".to_owned());
-                        }
-                        if !info.is_login {
-                            notes.push("cd2 is not logged in to its cloud account".to_owned());
-                        }
-                        if info.has_error {
-                            notes.push(format!(
-                                "cd2 reports an error: {}",
-                                info.system_message.clone().unwrap_or_default()
-                            ));
-                        }
-                        if notes.is_empty() {
-                            SourceOutcome::Ready
-                        } else {
-                            SourceOutcome::Reachable(notes)
-                        }
-                    }
-                    Err(e) => SourceOutcome::Failed(e.message().to_owned()),
-                };
-                sources.push(SourceCheck {
+    Checker::of(app).run().await
+}
+
+/// What [`check`] needs of an app, owned: the web UI keeps one to run the check on
+/// demand beside the running service.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    config: crate::Config,
+    clouddrives: BTreeMap<String, pps_clouddrive::CloudDrive>,
+    targets: BTreeMap<String, std::sync::Arc<dyn pps_core::ScanTarget>>,
+    sources: BTreeMap<String, std::sync::Arc<dyn pps_core::DirectorySource>>,
+    watches: Vec<(crate::config::WatchConfig, pps_core::Watch)>,
+    no_watches: Option<String>,
+}
+
+impl Checker {
+    /// The parts of `app` a check reaches.
+    pub fn of(app: &App) -> Self {
+        Checker {
+            config: app.config.clone(),
+            clouddrives: app.clouddrives.clone(),
+            targets: app.targets.clone(),
+            sources: app.sources.clone(),
+            watches: app.watches.clone(),
+            no_watches: app.require_watches().err().map(|e| e.to_string()),
+        }
+    }
+
+    /// Runs the check (one call per cd2 source and per watch root, one per target).
+    pub async fn run(&self) -> CheckReport {
+        self.report().await
+    }
+
+    async fn report(&self) -> CheckReport {
+        let app = self;
+        let file = app
+            .config
+            .file
+            .as_ref()
+            .map_or("(none)".to_owned(), |f| f.display().to_string());
+        let mut sources = Vec::new();
+        for (name, sc) in &app.config.sources {
+            match sc {
+                SourceConfig::Local { .. } => sources.push(SourceCheck {
                     name: name.clone(),
-                    what: format!("clouddrive2 {}", settings.display_url()),
-                    outcome,
-                });
-            }
-        }
-    }
-    let down: Vec<&str> = sources
-        .iter()
-        .filter(|s| matches!(s.outcome, SourceOutcome::Failed(_)))
-        .map(|s| s.name.as_str())
-        .collect();
-    let mut targets = Vec::new();
-    let mut libraries: BTreeMap<String, Vec<Library>> = BTreeMap::new();
-    for (name, t) in &app.targets {
-        let kind = app.config.targets[name].kind.name();
-        let result = match t.check().await {
-            Ok(info) => {
-                libraries.insert(name.clone(), info.libraries.clone());
-                Ok(info)
-            }
-            Err(e) => Err(e.message().to_owned()),
-        };
-        targets.push(TargetCheck {
-            name: name.clone(),
-            kind,
-            result,
-        });
-    }
-    let mut watches = Vec::new();
-    for (wc, _) in &app.watches {
-        let root = match app.sources.get(&wc.source) {
-            Some(_) if down.contains(&wc.source.as_str()) => RootOutcome::NotChecked,
-            Some(src) => match src.list(&wc.path, ListOptions::default()).await {
-                Ok(entries) => RootOutcome::Listed(entries.len()),
-                Err(e) => RootOutcome::Failed(e.to_string()),
-            },
-            None => RootOutcome::NoSource,
-        };
-        let mut lands = Vec::new();
-        for t in &wc.targets {
-            let tc = &app.config.targets[t];
-            let landing = match tc.mapping.map(&wc.path) {
-                None => Landing::Unmapped,
-                Some(mapped) => match libraries.get(t) {
-                    None => Landing::Unreached(mapped),
-                    Some(libs) if libs.is_empty() => Landing::Anywhere(mapped),
-                    Some(libs) => {
-                        let hit: Vec<(String, String)> = libs
-                            .iter()
-                            .filter(|l| {
-                                l.locations.iter().any(|loc| {
-                                    target_contains(loc, &mapped) || target_contains(&mapped, loc)
-                                })
-                            })
-                            .map(|l| (l.name.clone(), l.id.clone()))
-                            .collect();
-                        if hit.is_empty() {
-                            Landing::NoLibrary(mapped)
-                        } else {
-                            Landing::Libraries(mapped, hit)
+                    what: "local".to_owned(),
+                    outcome: SourceOutcome::Local,
+                }),
+                SourceConfig::CloudDrive2 { settings, .. } => {
+                    let Some(cd) = app.clouddrives.get(name) else {
+                        continue;
+                    };
+                    let outcome = match cd.check().await {
+                        Ok(info) => {
+                            let mut notes = Vec::new();
+                            if !info.system_ready {
+                                notes.push("cd2 is still starting".to_owned());
+                            }
+                            if !info.is_login {
+                                notes.push("cd2 is not logged in to its cloud account".to_owned());
+                            }
+                            if info.has_error {
+                                notes.push(format!(
+                                    "cd2 reports an error: {}",
+                                    info.system_message.clone().unwrap_or_default()
+                                ));
+                            }
+                            if notes.is_empty() {
+                                SourceOutcome::Ready
+                            } else {
+                                SourceOutcome::Reachable(notes)
+                            }
                         }
-                    }
-                },
-            };
-            lands.push((t.clone(), landing));
+                        Err(e) => SourceOutcome::Failed(e.message().to_owned()),
+                    };
+                    sources.push(SourceCheck {
+                        name: name.clone(),
+                        what: format!("clouddrive2 {}", settings.display_url()),
+                        outcome,
+                    });
+                }
+            }
         }
-        watches.push(WatchCheck {
-            label: wc.label(),
-            line: wc.line,
-            root,
-            targets: lands,
-        });
-    }
-    CheckReport {
-        file,
-        counts: (
-            app.config.sources.len(),
-            app.config.targets.len(),
-            app.config.watches.len(),
-        ),
-        store: app.config.store.display().to_string(),
-        no_watches: app.require_watches().err().map(|e| e.to_string()),
-        sources,
-        targets,
-        watches,
+        let down: Vec<&str> = sources
+            .iter()
+            .filter(|s| matches!(s.outcome, SourceOutcome::Failed(_)))
+            .map(|s| s.name.as_str())
+            .collect();
+        let mut targets = Vec::new();
+        let mut libraries: BTreeMap<String, Vec<Library>> = BTreeMap::new();
+        for (name, t) in &app.targets {
+            let kind = app.config.targets[name].kind.name();
+            let result = match t.check().await {
+                Ok(info) => {
+                    libraries.insert(name.clone(), info.libraries.clone());
+                    Ok(info)
+                }
+                Err(e) => Err(e.message().to_owned()),
+            };
+            targets.push(TargetCheck {
+                name: name.clone(),
+                kind,
+                result,
+            });
+        }
+        let mut watches = Vec::new();
+        for (wc, _) in &app.watches {
+            let root = match app.sources.get(&wc.source) {
+                Some(_) if down.contains(&wc.source.as_str()) => RootOutcome::NotChecked,
+                Some(src) => match src.list(&wc.path, ListOptions::default()).await {
+                    Ok(entries) => RootOutcome::Listed(entries.len()),
+                    Err(e) => RootOutcome::Failed(e.to_string()),
+                },
+                None => RootOutcome::NoSource,
+            };
+            let mut lands = Vec::new();
+            for t in &wc.targets {
+                let tc = &app.config.targets[t];
+                let landing = match tc.mapping.map(&wc.path) {
+                    None => Landing::Unmapped,
+                    Some(mapped) => match libraries.get(t) {
+                        None => Landing::Unreached(mapped),
+                        Some(libs) if libs.is_empty() => Landing::Anywhere(mapped),
+                        Some(libs) => {
+                            let hit: Vec<(String, String)> = libs
+                                .iter()
+                                .filter(|l| {
+                                    l.locations.iter().any(|loc| {
+                                        target_contains(loc, &mapped)
+                                            || target_contains(&mapped, loc)
+                                    })
+                                })
+                                .map(|l| (l.name.clone(), l.id.clone()))
+                                .collect();
+                            if hit.is_empty() {
+                                Landing::NoLibrary(mapped)
+                            } else {
+                                Landing::Libraries(mapped, hit)
+                            }
+                        }
+                    },
+                };
+                lands.push((t.clone(), landing));
+            }
+            watches.push(WatchCheck {
+                label: wc.label(),
+                line: wc.line,
+                root,
+                targets: lands,
+            });
+        }
+        CheckReport {
+            file,
+            counts: (
+                app.config.sources.len(),
+                app.config.targets.len(),
+                app.config.watches.len(),
+            ),
+            store: app.config.store.display().to_string(),
+            no_watches: app.no_watches.clone(),
+            sources,
+            targets,
+            watches,
+        }
     }
 }

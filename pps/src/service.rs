@@ -309,7 +309,9 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             let generation = app.handover.next_generation();
             let state = crate::server::ServerState::new(app, watches, metrics.clone());
             let mut router = crate::server::router(state);
-            if let Some(ui) = crate::ui::UiState::new(app, wakes.clone(), &watch_wakes) {
+            if let Some(ui) =
+                crate::ui::UiState::new(app, wakes.clone(), &watch_wakes, metrics.clone())
+            {
                 tracing::info!(%addr, base = %app.config.ui.base_path, "web UI on");
                 router = crate::ui::router(ui).merge(router);
             }

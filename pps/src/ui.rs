@@ -107,6 +107,8 @@ struct Session {
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Re-indexes started from the UI, by watch label (they run on past a reload).
+    reindex: Mutex<std::collections::BTreeMap<String, manage::Reindex>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -154,6 +156,9 @@ struct UiApp {
         Arc<tokio::sync::Notify>,
     )>,
     handover: Arc<crate::service::Handover>,
+    metrics: Arc<crate::metrics::Metrics>,
+    clouddrives: std::collections::BTreeMap<String, pps_clouddrive::CloudDrive>,
+    checker: crate::check::Checker,
 }
 
 impl UiState {
@@ -163,6 +168,7 @@ impl UiState {
         app: &crate::App,
         wakes: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
         watch_wakes: &[Arc<tokio::sync::Notify>],
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Option<UiState> {
         let hash = app.config.ui.password_hash.clone()?;
         let status_app = crate::status::StatusSource::of(app);
@@ -181,6 +187,9 @@ impl UiState {
                     .map(|((wc, w), n)| (wc.clone(), w.clone(), n.clone()))
                     .collect(),
                 handover: app.handover.clone(),
+                metrics,
+                clouddrives: app.clouddrives.clone(),
+                checker: crate::check::Checker::of(app),
             }),
             hash,
             base: app.config.ui.base_path.clone(),
@@ -241,6 +250,7 @@ pub fn router(state: UiState) -> Router {
         .route(&b("watches/toggle"), post(manage::toggle))
         .route(&b("watches/delete"), post(manage::delete))
         .route(&b("watches/scan"), post(manage::scan_now))
+        .route(&b("watches/reindex"), post(manage::reindex))
         .route(&b("browse"), get(manage::browse))
         .route(&b("logs"), get(manage::logs))
         .route(&b("logs/events"), get(manage::logs_events))
@@ -383,6 +393,28 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "已标记：下次检查时列出。",
         ),
         "go" => ("Go", "前往"),
+        "sources" => ("Sources", "来源"),
+        "budget" => ("Budget", "额度"),
+        "rate" => ("Rate in force", "当前速率"),
+        "per_day" => ("Calls a day at most", "每日调用上限"),
+        "listed" => ("Listings since start", "启动以来列出"),
+        "failed" => ("Failed", "失败"),
+        "throttled" => ("Throttled", "被限流"),
+        "local" => ("local (no budget)", "本地（无额度）"),
+        "run_check" => ("Run pps check", "运行 pps check"),
+        "check_note" => (
+            "Reaches every source and target and lists each watch's root: a few calls against the budget.",
+            "连接每个来源与目标并列出每个监控根目录：会消耗少量调用额度。",
+        ),
+        "check" => ("Check", "检查"),
+        "reindex" => ("Re-index", "重建基线"),
+        "reindexing" => ("Re-indexing", "正在重建基线"),
+        "reindexed" => ("Re-indexed", "基线已重建"),
+        "reindex_started" => (
+            "Re-index started: the new baseline replaces the old one once complete.",
+            "已开始重建基线：完成后新基线才会替换旧基线。",
+        ),
+        "unmapped" => ("(no path_mapping rule)", "（无路径映射规则）"),
         "logs" => ("Logs", "日志"),
         "level" => ("Level", "级别"),
         "download" => ("Download", "下载"),
@@ -711,6 +743,7 @@ async fn overview(
         ));
     }
     body.push_str("</tbody></table></div>");
+    body.push_str(&sources_table(&state, lang));
     body.push_str(&format!(
         "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
         t(lang, "targets"),
@@ -766,6 +799,62 @@ async fn overview(
         ));
     }
     page(&state, lang, t(lang, "overview"), Some(&s.csrf), &body)
+}
+
+/// Each source: its budget, the rate in force, what it was asked since the start and
+/// how often the cloud throttled.
+fn sources_table(state: &UiState, lang: Lang) -> String {
+    use crate::config::SourceConfig;
+    let (listed, _) = state.app.metrics.totals();
+    let failed = state.app.metrics.with(|c| {
+        c.listings
+            .iter()
+            .filter(|((_, o), _)| o == "error")
+            .map(|((s, _), n)| (s.clone(), *n))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
+    let mut out = format!(
+        "<h2>{}</h2><div class=\"scroll\"><table id=\"sources\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        t(lang, "sources"),
+        t(lang, "source"),
+        t(lang, "budget"),
+        t(lang, "rate"),
+        t(lang, "per_day"),
+        t(lang, "listed"),
+        t(lang, "failed"),
+        t(lang, "throttled"),
+    );
+    for (name, sc) in &state.app.config.sources {
+        let (budget, per_day, rate, throttled) = match sc {
+            SourceConfig::Local { .. } => (
+                t(lang, "local").to_owned(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
+            SourceConfig::CloudDrive2 {
+                settings,
+                max_calls_per_day,
+                ..
+            } => {
+                let cd = state.app.clouddrives.get(name);
+                (
+                    format!("{}/s", settings.max_queries_per_second),
+                    max_calls_per_day.map_or("—".to_owned(), |d| d.to_string()),
+                    cd.map_or(String::new(), |c| format!("{:.2}/s", c.current_rate())),
+                    cd.map_or(String::new(), |c| c.stats().throttled.to_string()),
+                )
+            }
+        };
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{budget}</td><td>{rate}</td><td>{per_day}</td><td>{}</td><td>{}</td><td>{throttled}</td></tr>",
+            esc(name),
+            listed.get(name).copied().unwrap_or(0),
+            failed.get(name).copied().unwrap_or(0),
+        ));
+    }
+    out.push_str("</tbody></table></div>");
+    out
 }
 
 fn action_form(
@@ -1062,13 +1151,131 @@ async fn config_page(
         return to_login(&state);
     };
     let lang = lang(&headers);
-    let body = format!(
+    let mut body = format!(
         "<h1>{}</h1><p>{}</p><pre class=\"config\">{}</pre>",
         t(lang, "config"),
         t(lang, "in_force"),
         esc(&state.app.config_text)
     );
+    body.push_str(&format!(
+        "<h2>{}</h2><form method=\"get\"><input type=\"hidden\" name=\"check\" value=\"1\"><button>{}</button> <span class=\"hint\">{}</span></form>",
+        t(lang, "check"),
+        t(lang, "run_check"),
+        t(lang, "check_note"),
+    ));
+    if q.contains_key("check") {
+        let checker = state.app.checker.clone();
+        match tokio::time::timeout(Duration::from_secs(60), async move { checker.run().await })
+            .await
+        {
+            Ok(report) => body.push_str(&check_html(&report)),
+            Err(_) => body.push_str("<p class=\"error\">pps check took longer than 60 s</p>"),
+        }
+    }
     page(&state, lang, t(lang, "config"), Some(&s.csrf), &body)
+}
+
+/// `pps check`'s findings as a list, every name escaped.
+fn check_html(r: &crate::check::CheckReport) -> String {
+    use crate::check::{Landing, RootOutcome, SourceOutcome};
+    let mut out = String::from("<ul class=\"check\" id=\"check\">");
+    let mut li = |ok: bool, text: String| {
+        out.push_str(&format!(
+            "<li class=\"{}\">{}</li>",
+            if ok { "ok" } else { "bad" },
+            esc(&text)
+        ));
+    };
+    if let Some(p) = &r.no_watches {
+        li(false, format!("problem: {p}"));
+    }
+    for s in &r.sources {
+        match &s.outcome {
+            SourceOutcome::Local => li(true, format!("source {} (local): ok", s.name)),
+            SourceOutcome::Ready => li(
+                true,
+                format!(
+                    "source {} ({}): ok, cd2 ready, the token is accepted",
+                    s.name, s.what
+                ),
+            ),
+            SourceOutcome::Reachable(n) => li(
+                false,
+                format!(
+                    "source {} ({}): reachable, but {}",
+                    s.name,
+                    s.what,
+                    n.join("; ")
+                ),
+            ),
+            SourceOutcome::Failed(why) => li(
+                false,
+                format!("source {} ({}): FAILED: {why}", s.name, s.what),
+            ),
+        }
+    }
+    for tg in &r.targets {
+        match &tg.result {
+            Ok(info) => li(
+                true,
+                format!(
+                    "target {} ({}): ok, {}{}, {} libraries",
+                    tg.name,
+                    tg.kind,
+                    info.server,
+                    info.version
+                        .as_ref()
+                        .map_or(String::new(), |v| format!(" {v}")),
+                    info.libraries.len()
+                ),
+            ),
+            Err(e) => li(
+                false,
+                format!("target {} ({}): FAILED: {e}", tg.name, tg.kind),
+            ),
+        }
+    }
+    for w in &r.watches {
+        match &w.root {
+            RootOutcome::Listed(n) => {
+                li(true, format!("watch {}: root listed, {n} entries", w.label))
+            }
+            RootOutcome::Failed(e) => li(false, format!("watch {}: root FAILED: {e}", w.label)),
+            RootOutcome::NotChecked => li(
+                false,
+                format!("watch {}: not checked (its source failed)", w.label),
+            ),
+            RootOutcome::NoSource => li(false, format!("watch {}: no such source", w.label)),
+        }
+        for (tn, l) in &w.targets {
+            match l {
+                Landing::Unmapped => li(
+                    false,
+                    format!("  → {tn}: no path_mapping rule covers the root"),
+                ),
+                Landing::Unreached(m) => li(false, format!("  → {tn}: {m} (target not reached)")),
+                Landing::Anywhere(m) => li(true, format!("  → {tn}: {m}")),
+                Landing::NoLibrary(m) => li(
+                    false,
+                    format!(
+                        "  → {tn}: WARNING {m} is in no library of {tn}: its scans would be parked"
+                    ),
+                ),
+                Landing::Libraries(m, libs) => li(
+                    true,
+                    format!(
+                        "  → {tn}: {m} in {}",
+                        libs.iter()
+                            .map(|(n, id)| format!("{n} (#{id})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            }
+        }
+    }
+    out.push_str("</ul>");
+    out
 }
 
 /// The config in force as TOML-like text, every secret `••••`.

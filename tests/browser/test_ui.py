@@ -29,7 +29,7 @@ TOKEN = "browser-test-trigger-token"
 # Names that are markup: a folder and a file (a name cannot hold `/`).
 HOSTILE_DIR = '"><img src=x onerror=alert(1)>'
 HOSTILE_FILE = "<svg onload=alert(2)>.mkv"
-PAGES = ["login", "", "watches", "watches/edit?i=0", "browse", "activity", "logs", "config"]
+PAGES = ["login", "", "watches", "watches/edit?i=0", "browse", "activity", "logs", "config?check=1"]
 
 
 class Service_:

@@ -31,3 +31,8 @@ document.addEventListener("submit", function (e) {
   const b = e.submitter;
   if (b && b.classList.contains("danger") && !window.confirm(b.textContent + "?")) e.preventDefault();
 });
+// A page with work in progress (a re-index) looks again every few seconds.
+(function () {
+  const r = document.querySelector("[data-refresh]");
+  if (r) setTimeout(function () { window.location.reload(); }, 1000 * Number(r.dataset.refresh || 2));
+})();

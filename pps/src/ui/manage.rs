@@ -19,7 +19,25 @@ use std::time::Duration;
 const APPLY_WAIT: Duration = Duration::from_secs(15);
 
 /// The flash messages a redirect may name (only these keys are ever shown).
-const FLASHES: [&str; 5] = ["saved", "saved_slow", "due_marked", "queued", "forgotten"];
+const FLASHES: [&str; 6] = [
+    "saved",
+    "saved_slow",
+    "due_marked",
+    "queued",
+    "forgotten",
+    "reindex_started",
+];
+
+/// A re-index started from the UI.
+#[derive(Debug, Clone)]
+pub(crate) enum Reindex {
+    /// Listing: what it has done so far.
+    Running(pps_core::engine::Progress),
+    /// Done at (UTC seconds), with the folders recorded and the folders that failed.
+    Done(i64, u64, usize),
+    /// It stopped with this error; the old baseline stays.
+    Failed(String),
+}
 
 fn flash(lang: Lang, q: &HashMap<String, String>) -> String {
     match q.get("done").map(String::as_str) {
@@ -158,6 +176,45 @@ pub(super) async fn watches(
                 t(lang, "scan_now"),
                 "",
             ));
+        }
+        if f.enabled {
+            actions.push_str(&index_form(
+                &state,
+                "watches/reindex",
+                &s.csrf,
+                i,
+                &f.path,
+                t(lang, "reindex"),
+                "",
+            ));
+            let status = state
+                .sessions
+                .reindex
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&label)
+                .cloned();
+            match status {
+                Some(Reindex::Running(p)) => actions.push_str(&format!(
+                    "<span class=\"hint\" data-refresh=\"2\">{}: {} / {}</span>",
+                    t(lang, "reindexing"),
+                    p.listed,
+                    p.listed + p.queued
+                )),
+                Some(Reindex::Done(at, n, failed)) => actions.push_str(&format!(
+                    "<span class=\"hint\">{} {}: {n} {}{}</span>",
+                    t(lang, "reindexed"),
+                    esc(&civil(at)),
+                    t(lang, "folders"),
+                    if failed > 0 {
+                        format!(", {failed} ✗")
+                    } else {
+                        String::new()
+                    }
+                )),
+                Some(Reindex::Failed(e)) => actions.push_str(&error_box(&e)),
+                None => {}
+            }
         }
         if editable {
             actions.push_str(&index_form(
@@ -608,6 +665,107 @@ pub(super) async fn scan_now(
     }
 }
 
+/// Re-index a watch in the background: a baseline recorded into a staging scope and
+/// swapped in only once complete (as `pps index`), its progress on the watch list.
+pub(super) async fn reindex(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<IndexForm>,
+) -> Response {
+    let s = match super::checked(&state, &headers, &form.csrf) {
+        Ok((_, s)) => s,
+        Err(r) => return r.into_response(),
+    };
+    let forms = watch_forms(&state);
+    let Some(f) = forms.get(form.index) else {
+        return refused_page(&state, &headers, &s.csrf, "no such watch; reload the page");
+    };
+    let Ok(root) = pps_core::path::normalize(&f.path) else {
+        return refused_page(&state, &headers, &s.csrf, "that watch's path is not valid");
+    };
+    let Some((wc, w, _)) = state
+        .app
+        .watches
+        .iter()
+        .find(|(wc, _, _)| wc.source == f.source && wc.path == root)
+        .cloned()
+    else {
+        return refused_page(
+            &state,
+            &headers,
+            &s.csrf,
+            "that watch is not in force (disabled?)",
+        );
+    };
+    let label = wc.label();
+    let sessions = state.sessions.clone();
+    {
+        let mut r = sessions
+            .reindex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(r.get(&label), Some(Reindex::Running(_))) {
+            return refused_page(
+                &state,
+                &headers,
+                &s.csrf,
+                "that watch is being re-indexed already",
+            );
+        }
+        r.insert(
+            label.clone(),
+            Reindex::Running(pps_core::engine::Progress {
+                listed: 0,
+                queued: 0,
+                changes: 0,
+            }),
+        );
+    }
+    let mut options = pps_core::EngineOptions::default();
+    if let Some(sc) = state.app.config.sources.get(&wc.source) {
+        options.concurrency = sc.concurrency();
+    }
+    let progress = {
+        let (sessions, label) = (sessions.clone(), label.clone());
+        move |_: &str, p: pps_core::engine::Progress| {
+            sessions
+                .reindex
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(label.clone(), Reindex::Running(p));
+        }
+    };
+    let engine = state
+        .app
+        .engine
+        .clone()
+        .with_options(options)
+        .with_progress(progress);
+    tracing::info!(watch = %label, "web UI: re-index started");
+    tokio::spawn(async move {
+        let done = match engine.reindex(&w).await {
+            Ok(r) => {
+                tracing::info!(watch = %label, folders = r.folders_listed, "re-index done; the new baseline is in force");
+                Reindex::Done(
+                    engine.clock().now().as_secs(),
+                    r.folders_listed,
+                    r.errors.len(),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(watch = %label, error = %e, "re-index failed; the old baseline stays");
+                Reindex::Failed(e.to_string())
+            }
+        };
+        sessions
+            .reindex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(label, done);
+    });
+    done(&state, "reindex_started")
+}
+
 pub(super) async fn browse(
     State(state): State<UiState>,
     headers: HeaderMap,
@@ -719,8 +877,19 @@ pub(super) async fn browse(
         ));
     } else {
         let mut targets = String::new();
+        // Each target with the path it would be sent, as its path_mapping maps it.
         for tg in &state.app.targets {
-            targets.push_str(&format!("<option value=\"{n}\">{n}</option>", n = esc(tg)));
+            let mapped = state
+                .app
+                .config
+                .targets
+                .get(tg)
+                .and_then(|tc| tc.mapping.map(&path));
+            targets.push_str(&format!(
+                "<option value=\"{n}\">{n} → {m}</option>",
+                n = esc(tg),
+                m = esc(mapped.as_deref().unwrap_or(t(lang, "unmapped"))),
+            ));
         }
         actions.push_str(&format!(
             r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><select name="target" aria-label="{tt}">{targets}</select><button>{scan}</button></form>"#,
