@@ -15,7 +15,11 @@ from typing import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -114,6 +118,9 @@ targets = ["library"]
             proc.terminate()
             proc.wait(timeout=20)
             log.close()
+            # The service's log beside the screenshots, for a failure's post-mortem.
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            (SHOTS / "pps.log").write_bytes((root / "pps.log").read_bytes())
 
 
 def chrome(width: int, height: int, mobile: bool = False) -> WebDriver:
@@ -148,7 +155,13 @@ def wait(d: WebDriver, seconds: float = 30) -> WebDriverWait[WebDriver]:
 
 
 def text(d: WebDriver) -> str:
-    return str(d.find_element(By.TAG_NAME, "main").text)
+    """The page's main text; read again when the page changed under the read."""
+    for _ in range(50):
+        try:
+            return str(d.find_element(By.TAG_NAME, "main").text)
+        except (StaleElementReferenceException, NoSuchElementException):
+            time.sleep(0.1)
+    raise AssertionError(f"no page at {d.current_url}")
 
 
 def login(d: WebDriver, svc: Service_, password: str = PASSWORD) -> None:
@@ -156,7 +169,10 @@ def login(d: WebDriver, svc: Service_, password: str = PASSWORD) -> None:
     box = d.find_element(By.NAME, "password")
     box.clear()
     box.send_keys(password)
-    d.find_element(By.CSS_SELECTOR, "form.login button").click()
+    button = d.find_element(By.CSS_SELECTOR, "form.login button")
+    button.click()
+    # The answer is a new page: wait until the old one is gone before reading it.
+    wait(d).until(ec.staleness_of(button))
 
 
 def no_alert(d: WebDriver) -> None:
@@ -193,6 +209,7 @@ def test_2_a_watch_added_in_the_browser_reports_a_new_film_live(browser: WebDriv
     form.find_element(By.NAME, "targets").send_keys("print")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(d).until(ec.url_contains("done=saved"))
+    wait(d).until(lambda d: "Saved to" in text(d))
     assert "Saved to the config file and applied." in text(d)
     written = svc.config.read_text()
     assert written.startswith("# pps.toml of the browser tests\n"), "comments kept"
@@ -255,7 +272,9 @@ def test_5_an_invalid_interval_is_refused_and_the_file_stays_byte_identical(brow
     box = d.find_element(By.NAME, "interval")
     box.clear()
     box.send_keys("soon")
-    d.find_element(By.CSS_SELECTOR, "form.watch-form button[type=submit]").click()
+    submit = d.find_element(By.CSS_SELECTOR, "form.watch-form button[type=submit]")
+    submit.click()
+    wait(d).until(ec.staleness_of(submit))
     err = wait(d).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "p.error"))).text
     assert "watch[0].interval" in err, err
     # The same message `pps check` prints for that file.
@@ -299,7 +318,7 @@ def test_8_hostile_names_are_shown_as_text(browser: WebDriver, svc: Service_) ->
     bad.mkdir()
     (bad / HOSTILE_FILE).write_bytes(b"x")
     d.get(svc.base + "browse?source=nas&path=" + urllib.request.quote(str(svc.tv)))
-    assert HOSTILE_DIR + "/" in text(d)
+    assert HOSTILE_DIR + "/" in text(d), (d.current_url, text(d))
     no_alert(d)
     assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg")
     d.find_element(By.LINK_TEXT, HOSTILE_DIR + "/").click()
@@ -344,6 +363,7 @@ def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Servic
 def test_10_logout_ends_the_session(browser: WebDriver, svc: Service_) -> None:
     d = browser
     d.get(svc.base)
+    assert "Log out" in d.find_element(By.TAG_NAME, "nav").text, (d.current_url, text(d))
     d.find_element(By.XPATH, "//nav//button[text()='Log out']").click()
     wait(d).until(ec.url_contains("/pps/login"))
     d.get(svc.base + "watches")
