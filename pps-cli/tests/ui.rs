@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,17 +97,15 @@ interval = "1s"
         ),
     )
     .unwrap();
-    let mut child = pps()
+    let child = pps()
         .current_dir(dir.path())
         .arg("-c")
         .arg(&config)
         .arg("run")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the service never listened");
@@ -379,15 +377,265 @@ async fn the_ui_behind_its_password_shows_activity_live_and_escapes_names() {
     let r = c.get(&base).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(location(&r), "/pps/login", "the old cookie opens nothing");
 
-    // Five wrong passwords from one client, then even the right one waits.
-    for _ in 0..4 {
-        assert_eq!(
-            login(&c, &svc, "guess guess").await.status(),
-            StatusCode::UNAUTHORIZED
-        );
+    // A right password gave the earlier failure back. Twenty guesses sent at once are
+    // held to five checked; the rest, and then the right one, wait.
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let c = c.clone();
+            let url = format!("{}/pps/login", svc.base);
+            tokio::spawn(async move {
+                c.post(url)
+                    .form(&[("password", format!("guess {i}"))])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for g in guesses {
+        match g.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            s => assert_eq!(s, StatusCode::TOO_MANY_REQUESTS),
+        }
     }
+    assert_eq!(checked, 5, "only five guesses were checked");
     let r = login(&c, &svc, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Behind a proxy on this machine, each client counts by the address it appended.
+    let r = c
+        .post(format!("{}/pps/login", svc.base))
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("x-forwarded-proto", "https")
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "another client is not locked out"
+    );
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+}
+
+/// Reads one HTTP/1.1 answer's head from a raw connection.
+fn head_of(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_bounds_slow_bodies_streams_and_stale_connections() {
+    let svc = start();
+    let c = client();
+    let r = login(&c, &svc, PASSWORD).await;
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let addr = svc.base.trim_start_matches("http://").to_owned();
+
+    // A head that promises a body and sends none is answered within the body timeout
+    // (10 s), not held forever.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    slow.write_all(b"POST /pps/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let head = head_of(&mut slow);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 408") || head.starts_with("HTTP/1.1 400"),
+        "{head}"
+    );
+
+    // At most eight live views at once; the ninth is told to close one.
+    let events = format!("{}/pps/activity/events", svc.base);
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let r = c
+            .get(&events)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        open.push(r);
+    }
+    let r = c
+        .get(&events)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    open.truncate(1);
+    // A slot comes back when its stream closes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logs = format!("{}/pps/logs/events", svc.base);
+    let mut stream = loop {
+        let r = c.get(&logs).header("cookie", &cookie).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no slot came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(open);
+
+    // A stream opened before logout ends with the session.
+    let page = c
+        .get(format!("{}/pps/", svc.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    c.post(format!("{}/pps/logout", svc.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            match stream.chunk().await {
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+
+    // A kept-alive connection from before a reload is sent again to the same place,
+    // never to another host.
+    let mut kept = std::net::TcpStream::connect(&addr).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = head_of(&mut kept);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    {
+        use std::io::Read;
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut body = vec![0; len];
+        kept.read_exact(&mut body).unwrap();
+    }
+    let file = svc._dir.path().join("pps.toml");
+    let edited = std::fs::read_to_string(&file).unwrap().replacen(
+        "interval = \"1s\"",
+        "interval = \"2s\"",
+        1,
+    );
+    std::fs::write(&file, edited).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.get(format!("{}/health", svc.base)).send().await;
+        if let Ok(r) = r
+            && r.status() == StatusCode::OK
+        {
+            // A fresh connection that reached the new config's router.
+            let page = c
+                .get(format!("{}/pps/login", svc.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(page.contains("Log in"));
+        }
+        let log = std::fs::read_to_string(svc._dir.path().join("stderr.log")).unwrap_or_default();
+        if log.contains("config reloaded") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hand edit was never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kept.write_all(b"GET //evil.example/phish?x=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = head_of(&mut kept);
+    assert!(head.starts_with("HTTP/1.1 307"), "{head}");
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("location: ")
+                .map(str::to_owned)
+        })
+        .unwrap();
+    assert_eq!(location.trim(), "/evil.example/phish?x=1");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+
+    // A save whose `index` is not a place is refused, the file untouched. (The client's
+    // own kept-alive connection from before the reload is answered 307 first.)
+    let mut r = login(&c, &svc, PASSWORD).await;
+    while r.status() == StatusCode::TEMPORARY_REDIRECT {
+        r = login(&c, &svc, PASSWORD).await;
+    }
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = get(&c, &format!("{}/pps/watches", svc.base), &cookie).await;
+    let csrf = csrf_of(&page);
+    let before = std::fs::read(&file).unwrap();
+    let media = svc.media.display().to_string();
+    let r = c
+        .post(format!("{}/pps/watches/save", svc.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("index", "-3"),
+            ("source", "nas"),
+            ("path", media.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
 }
 
 /// A page, following the `307` a kept-alive connection to the previous config's

@@ -84,12 +84,20 @@ pub fn edit_watches(file: &Path, edit: &WatchEdit) -> Result<Config> {
     edit_watches_with(file, edit, &env)
 }
 
+static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// [`edit_watches`] with given environment pairs (tests).
 pub fn edit_watches_with(
     file: &Path,
     edit: &WatchEdit,
     env: &[(String, String)],
 ) -> Result<Config> {
+    // One edit at a time in this process: two saves at once (a double click, two tabs)
+    // would otherwise both read the old file and the second rename would drop the
+    // first edit while both were answered "saved".
+    let _one = EDITS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let text = std::fs::read_to_string(file).map_err(|e| io_err("cannot read", file, &e))?;
     let new = apply(&text, edit).map_err(|e| e.with("file", file.display().to_string()))?;
     let config = Config::parse(&new, Some(file), env)?;
@@ -277,10 +285,16 @@ fn write_atomically(file: &Path, text: &str) -> Result<()> {
     let name = real
         .file_name()
         .map_or_else(|| "pps.toml".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.pps-edit"));
+    // A name of its own per write (another program editing beside us must not share it).
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.pps-edit-{}-{n}", std::process::id()));
     let perms = std::fs::metadata(&real).map(|m| m.permissions()).ok();
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         if let Some(p) = &perms {
             f.set_permissions(p.clone())?;
         }
@@ -408,6 +422,36 @@ path = "/films"
             ),
             "{added}"
         );
+    }
+
+    #[test]
+    fn edits_at_the_same_time_all_land_and_the_file_stays_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pps.toml");
+        std::fs::write(&file, FILE).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let file = file.clone();
+                std::thread::spawn(move || {
+                    let form = WatchForm {
+                        source: "local".into(),
+                        path: format!("/race{i}"),
+                        exclude: (0..200 * i).map(|n| format!("p{n}")).collect(),
+                        enabled: true,
+                        ..WatchForm::default()
+                    };
+                    edit_watches_with(&file, &WatchEdit::Add(form), &[]).map(|_| ())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let c = Config::parse(&text, Some(&file), &[]).unwrap();
+        assert_eq!(c.watches.len(), 10, "every edit landed");
+        assert!(text.starts_with("# my sources\n"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

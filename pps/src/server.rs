@@ -141,10 +141,10 @@ pub fn current_only(
                 if handover.generation() == generation {
                     return next.run(req).await;
                 }
-                let to = req
-                    .uri()
-                    .path_and_query()
-                    .map_or("/".to_owned(), |p| p.as_str().to_owned());
+                // Same place, never another site: `//host/x` would be read as a host.
+                let to = req.uri().path_and_query().map_or("/".to_owned(), |p| {
+                    format!("/{}", p.as_str().trim_start_matches(['/', '\\']))
+                });
                 let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
                 if let Ok(v) = axum::http::HeaderValue::from_str(&to) {
                     r.headers_mut().insert(axum::http::header::LOCATION, v);

@@ -103,12 +103,80 @@ struct Session {
 
 /// The UI's sessions and failed logins: kept across config reloads (in the service's
 /// [`Handover`](crate::service::Handover)), so applying an edit logs nobody out.
-#[derive(Default)]
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// Re-indexes started from the UI, by watch label (they run on past a reload).
     reindex: Mutex<std::collections::BTreeMap<String, manage::Reindex>>,
+    /// Event streams open now, held under [`MAX_STREAMS`].
+    streams: std::sync::atomic::AtomicUsize,
+    /// Password checks running at once: argon2 takes ~19 MiB each by design.
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            live: Mutex::default(),
+            failures: Mutex::default(),
+            reindex: Mutex::default(),
+            streams: std::sync::atomic::AtomicUsize::new(0),
+            hashing: tokio::sync::Semaphore::new(2),
+        }
+    }
+}
+
+/// Event streams (Activity, Logs) open at once: each holds a connection, and the
+/// connection cap must leave room for `/health` and the triggers.
+pub const MAX_STREAMS: usize = 8;
+
+/// A slot among [`MAX_STREAMS`], given back when the stream ends.
+struct StreamSlot(Arc<Sessions>);
+
+impl StreamSlot {
+    fn take(sessions: &Arc<Sessions>) -> Option<StreamSlot> {
+        use std::sync::atomic::Ordering;
+        let n = sessions.streams.fetch_add(1, Ordering::SeqCst);
+        if n >= MAX_STREAMS {
+            sessions.streams.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(StreamSlot(sessions.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0
+            .streams
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The key of a client for the login limit: the peer's address; behind a proxy on
+/// this machine (a loopback peer), the last address of `X-Forwarded-For`, which the
+/// proxy itself appended. An IPv6 client counts by its /64, since one host holds
+/// many addresses of its network.
+fn client_key(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let mut ip = peer.ip();
+    if ip.is_loopback()
+        && let Some(fwd) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    {
+        ip = fwd;
+    }
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 impl std::fmt::Debug for Sessions {
@@ -268,7 +336,18 @@ pub fn router(state: UiState) -> Router {
         let to = state.base.clone();
         r = r.route(&bare, get(move || async move { Redirect::to(&to) }));
     }
+    // The same bounds as the triggers: a body must arrive within BODY_TIMEOUT and a
+    // request be answered within REQUEST_TIMEOUT (an event stream is answered at
+    // once; its body runs on), so a client that sends a head and then nothing holds
+    // a connection only that long.
     r.with_state(state)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            crate::server::BODY_TIMEOUT,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            crate::server::REQUEST_TIMEOUT,
+        ))
 }
 
 /// The language of a request: a `pps_lang` cookie, else the browser's first choice.
@@ -414,6 +493,7 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "Re-index started: the new baseline replaces the old one once complete.",
             "已开始重建基线：完成后新基线才会替换旧基线。",
         ),
+        "more_rows" => ("more entries not shown", "个条目未显示"),
         "unmapped" => ("(no path_mapping rule)", "（无路径映射规则）"),
         "logs" => ("Logs", "日志"),
         "level" => ("Level", "级别"),
@@ -569,7 +649,7 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let lang = lang(&headers);
-    let ip = peer.ip();
+    let ip = client_key(peer, &headers);
     {
         let mut f = state
             .sessions
@@ -577,7 +657,8 @@ async fn login(
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         f.retain(|_, (_, first)| first.elapsed() < LOGIN_WINDOW);
-        if f.get(&ip).is_some_and(|(n, _)| *n >= LOGIN_ATTEMPTS) {
+        let e = f.entry(ip).or_insert((0, Instant::now()));
+        if e.0 >= LOGIN_ATTEMPTS {
             tracing::warn!(client = %ip, "web UI: login refused, too many attempts");
             return login_form(
                 &state,
@@ -586,22 +667,40 @@ async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
             );
         }
+        // The attempt counts before the hash is checked, so guesses sent all at once
+        // are held to the limit too; a right password gives it back.
+        e.0 += 1;
     }
     let hash = state.hash.clone();
-    // argon2 takes tens of milliseconds of CPU and memory by design: off the async
-    // threads.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&form.password, hash.expose()))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        let mut f = state
+    // argon2 takes tens of milliseconds of CPU and ~19 MiB by design: off the async
+    // threads, and at most two at once.
+    let ok = match state.sessions.hashing.acquire().await {
+        Ok(_permit) => {
+            tokio::task::spawn_blocking(move || verify_password(&form.password, hash.expose()))
+                .await
+                .unwrap_or(false)
+        }
+        Err(_) => false,
+    };
+    let attempts = |state: &UiState| {
+        state
             .sessions
             .failures
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let e = f.entry(ip).or_insert((0, Instant::now()));
-        e.0 += 1;
-        tracing::warn!(client = %ip, attempts = e.0, "web UI: wrong password");
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&ip)
+            .map_or(0, |e| e.0)
+    };
+    if ok {
+        state
+            .sessions
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&ip);
+    }
+    if !ok {
+        tracing::warn!(client = %ip, attempts = attempts(&state), "web UI: wrong password");
         return login_form(
             &state,
             lang,
@@ -626,10 +725,17 @@ async fn login(
         );
     tracing::info!(client = %ip, "web UI: logged in");
     let mut r = Redirect::to(&state.base).into_response();
+    // Behind a TLS proxy (it says so in X-Forwarded-Proto) the cookie is never sent
+    // over plain HTTP.
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     let c = format!(
-        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}{}",
         state.base,
-        SESSION_TTL.as_secs()
+        SESSION_TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&c) {
         r.headers_mut().append(header::SET_COOKIE, v);
@@ -1076,9 +1182,16 @@ async fn activity_events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if state.session(&headers).is_none() {
+    let Some((id, _)) = state.session(&headers) else {
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
-    }
+    };
+    let Some(slot) = StreamSlot::take(&state.sessions) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many live views open; close one",
+        )
+            .into_response();
+    };
     let mut after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -1120,7 +1233,26 @@ async fn activity_events(
         }
         futures_util::stream::iter(fresh.into_iter().map(Ok::<_, std::convert::Infallible>))
     });
-    Sse::new(stream).into_response()
+    Sse::new(while_logged_in(stream, state.sessions.clone(), id, slot)).into_response()
+}
+
+/// `stream` until its session ends (logout, expiry), holding its slot until then.
+fn while_logged_in<S: futures_util::Stream<Item: Send> + Send + 'static>(
+    stream: S,
+    sessions: Arc<Sessions>,
+    id: String,
+    slot: StreamSlot,
+) -> impl futures_util::Stream<Item = S::Item> + Send {
+    stream.take_while(move |_| {
+        let _held = &slot;
+        let live = sessions
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .is_some_and(|s| s.seen.elapsed() < SESSION_TTL);
+        std::future::ready(live)
+    })
 }
 
 /// An endless stream of what `f` yields, one call after another.

@@ -15,6 +15,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Entries the browser shows of one folder (the rest are counted; `pps ls` lists all).
+const MAX_ROWS: usize = 2000;
+
 /// How long a save waits for the service to apply the new config before answering.
 const APPLY_WAIT: Duration = Duration::from_secs(15);
 
@@ -512,13 +515,16 @@ pub(super) async fn save(
         targets: form.targets.split(',').map(str::to_owned).collect(),
         enabled: form.enabled == "on",
     };
-    let edit = match form.index.parse::<usize>() {
-        Ok(index) => WatchEdit::Update {
-            index,
-            expect: form.expect.clone(),
-            form: watch.clone(),
+    let edit = match form.index.trim() {
+        "" => WatchEdit::Add(watch.clone()),
+        i => match i.parse::<usize>() {
+            Ok(index) => WatchEdit::Update {
+                index,
+                expect: form.expect.clone(),
+                form: watch.clone(),
+            },
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "`index` is not a watch's place"),
         },
-        Err(_) => WatchEdit::Add(watch.clone()),
     };
     match write_and_apply(&state, edit).await {
         Ok(key) => done(&state, key),
@@ -923,7 +929,7 @@ pub(super) async fn browse(
         e.mtime
             .map_or(String::new(), |m| civil(m.to_timestamp().as_secs()))
     };
-    for row in &report.rows {
+    for row in report.rows.iter().take(MAX_ROWS) {
         let e = &row.entry;
         let name = if e.is_dir() && row.state != crate::inspect::EntryState::Gone {
             format!(
@@ -947,6 +953,15 @@ pub(super) async fn browse(
         ));
     }
     body.push_str("</tbody></table></div>");
+    if report.rows.len() > MAX_ROWS {
+        body.push_str(&format!(
+            "<p class=\"hint\">{} {} (<code>pps ls {}:{}</code>)</p>",
+            report.rows.len() - MAX_ROWS,
+            t(lang, "more_rows"),
+            esc(&source),
+            esc(&path)
+        ));
+    }
     page(&state, lang, t(lang, "browse"), Some(&s.csrf), &body)
 }
 
@@ -1152,9 +1167,15 @@ pub(super) async fn logs_events(
 ) -> Response {
     use axum::response::sse::{Event as SseEvent, Sse};
     use futures_util::StreamExt as _;
-    if state.session(&headers).is_none() {
+    let Some((id, _)) = state.session(&headers) else {
         return refuse(StatusCode::UNAUTHORIZED, "log in first");
-    }
+    };
+    let Some(slot) = super::StreamSlot::take(&state.sessions) else {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many live views open; close one",
+        );
+    };
     let level = log_level(&q);
     let mut after: u64 = headers
         .get("last-event-id")
@@ -1181,5 +1202,11 @@ pub(super) async fn logs_events(
         }
         futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>))
     });
-    Sse::new(stream).into_response()
+    Sse::new(super::while_logged_in(
+        stream,
+        state.sessions.clone(),
+        id,
+        slot,
+    ))
+    .into_response()
 }
