@@ -455,6 +455,34 @@ path = "/films"
     }
 
     #[test]
+    fn markup_and_toml_in_a_field_stay_a_string() {
+        let evil = "/tv\"\n[server]\ntoken = \"x\"\n[[watch]]\npath = '/";
+        let out = apply(
+            FILE,
+            &WatchEdit::Add(WatchForm {
+                source: "local".into(),
+                path: evil.into(),
+                interval: "1m\"]\nenabled = false #".into(),
+                exclude: vec!["a\"]\n[x]".into()],
+                enabled: true,
+                ..WatchForm::default()
+            }),
+        )
+        .unwrap();
+        let doc: DocumentMut = out.parse().unwrap();
+        assert!(
+            doc.get("server").is_none() && doc.get("x").is_none(),
+            "{out}"
+        );
+        let w = read_watches(&out);
+        assert_eq!(w.len(), 3, "{out}");
+        assert_eq!(w[2].path, evil.trim());
+        assert_eq!(w[2].interval, "1m\"]\nenabled = false #");
+        assert!(w[2].enabled);
+        assert_eq!(w[2].exclude, vec!["a\"]\n[x]".to_owned()]);
+    }
+
+    #[test]
     fn watches_read_as_written() {
         let w = read_watches(FILE);
         assert_eq!(w.len(), 2);
