@@ -750,6 +750,15 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
         page.contains("film.mkv") && page.contains("ev-sent"),
         "{page}"
     );
+    // The watch filter: that watch's lines only.
+    let by_watch = |root: &str| format!("{}/pps/activity?watch=nas:{root}", svc.base);
+    let page = get(&c, &by_watch(&films_s), &cookie).await;
+    assert!(page.contains("film.mkv"), "{page}");
+    let page = get(&c, &by_watch(&media), &cookie).await;
+    assert!(
+        !page.contains("film.mkv") && page.contains("selected"),
+        "{page}"
+    );
 
     // A hand edit of the file is picked up by the running service.
     let edited = std::fs::read_to_string(&file).unwrap().replacen(

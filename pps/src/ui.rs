@@ -1038,17 +1038,29 @@ async fn action_drop(
 
 fn history_query(q: &HashMap<String, String>, limit: usize) -> HistoryQuery {
     let some = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    // `watch=SOURCE:ROOT`: that source's lines under that root (a path search, when
+    // given, narrows them further; see `in_watch`).
+    let watch =
+        some("watch").and_then(|w| w.split_once(':').map(|(s, r)| (s.to_owned(), r.to_owned())));
     HistoryQuery {
         target: some("target"),
-        path: some("path"),
+        path: some("path").or_else(|| watch.as_ref().map(|(_, r)| r.clone())),
+        source: watch.map(|(s, _)| s),
         events: some("event")
             .and_then(|e| Event::parse(&e))
             .into_iter()
             .collect(),
-        source: None,
         since: None,
         before: some("before").and_then(|b| b.parse().ok()),
         limit,
+    }
+}
+
+/// Whether a line is under the root of the page's `watch` filter.
+fn in_watch(q: &HashMap<String, String>, h: &HistoryEntry) -> bool {
+    match q.get("watch").and_then(|w| w.split_once(':')) {
+        Some((_, root)) if !root.is_empty() => pps_core::path::is_at_or_under(&h.change.path, root),
+        _ => true,
     }
 }
 
@@ -1103,6 +1115,12 @@ async fn activity(
             esc(label)
         )
     };
+    let lines: Vec<HistoryEntry> = lines.into_iter().filter(|h| in_watch(&q, h)).collect();
+    let sel_watch = q.get("watch").cloned().unwrap_or_default();
+    let mut watches = opt(&sel_watch, "", t(lang, "all"));
+    for w in &state.app.config.watches {
+        watches.push_str(&opt(&sel_watch, &w.label(), &w.label()));
+    }
     let sel_target = q.get("target").cloned().unwrap_or_default();
     let sel_event = q.get("event").cloned().unwrap_or_default();
     let mut targets = opt(&sel_target, "", t(lang, "all"));
@@ -1115,6 +1133,7 @@ async fn activity(
     }
     let mut body = format!(
         r#"<h1>{title}</h1><form method="get" class="filters">
+<label>{tw} <select name="watch">{watches}</select></label>
 <label>{tt} <select name="target">{targets}</select></label>
 <label>{te} <select name="event">{events}</select></label>
 <label>{tp} <input name="path" value="{path}"></label>
@@ -1122,6 +1141,7 @@ async fn activity(
 <p class="hint" id="live" data-events="{events_url}" data-after="{after}" data-live="{live}">{live_text}</p>"#,
         title = t(lang, "activity"),
         tt = t(lang, "target"),
+        tw = t(lang, "watch"),
         te = t(lang, "event"),
         tp = t(lang, "path"),
         tf = t(lang, "filter"),
@@ -1131,7 +1151,7 @@ async fn activity(
             state.path("activity/events"),
             url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(
-                    ["target", "event", "path"]
+                    ["watch", "target", "event", "path"]
                         .iter()
                         .filter_map(|k| q.get(*k).map(|v| (*k, v.as_str())))
                 )
@@ -1199,6 +1219,7 @@ async fn activity_events(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let query = history_query(&q, 200);
+    let filters = q.clone();
     let mut ticks: u64 = 0;
     let store: Arc<dyn MtimeStore> = state.app.engine.store().clone();
     let stream = async_stream_of(move || {
@@ -1219,7 +1240,7 @@ async fn activity_events(
         let mut fresh: Vec<SseEvent> = lines
             .into_iter()
             .rev()
-            .filter(|h| h.id > since)
+            .filter(|h| h.id > since && in_watch(&filters, h))
             .map(|h| {
                 after = after.max(h.id);
                 SseEvent::default()
