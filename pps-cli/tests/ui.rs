@@ -842,7 +842,9 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
     // The overview names each source with its budget; the config page runs pps check.
     let page = get(&c, &format!("{}/pps/", svc.base), &cookie).await;
     assert!(
-        page.contains("id=\"sources\"") && page.contains("local (no budget)"),
+        page.contains("id=\"sources\"")
+            && page.contains("local (no budget)")
+            && page.contains("Passes since start"),
         "{page}"
     );
     let page = get(&c, &format!("{}/pps/config?check=1", svc.base), &cookie).await;

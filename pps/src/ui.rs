@@ -473,6 +473,9 @@ fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "go" => ("Go", "前往"),
         "sources" => ("Sources", "来源"),
+        "over_6h" => ("Near the ceiling (over 6 h)", "接近最长间隔（6 小时以上）"),
+        "passes" => ("Passes since start", "启动以来检查次数"),
+        "mean_pass" => ("Mean pass", "平均每次"),
         "budget" => ("Budget", "额度"),
         "rate" => ("Rate in force", "当前速率"),
         "per_day" => ("Calls a day at most", "每日调用上限"),
@@ -826,22 +829,33 @@ async fn overview(
         t(lang, "watches")
     );
     body.push_str(&format!(
-        "<div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table id=\"schedule\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "watch"),
         t(lang, "folders"),
         t(lang, "due_now"),
         t(lang, "due_hour"),
+        t(lang, "over_6h"),
         t(lang, "longest"),
+        t(lang, "passes"),
+        t(lang, "mean_pass"),
         t(lang, "calls_day"),
     ));
+    let passes = state.app.metrics.with(|c| c.passes.clone());
     for w in &report.watches {
+        let (secs, n) = passes.get(&w.watch).copied().unwrap_or((0.0, 0));
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{n}</td><td>{}</td><td>{}</td></tr>",
             esc(&w.watch),
             w.folders,
             w.schedule.due_now,
             w.schedule.due_next_hour,
+            w.schedule.bands.up_to_1d + w.schedule.bands.longer,
             crate::walk::human(Duration::from_secs(w.schedule.longest_interval_s)),
+            if n == 0 {
+                String::new()
+            } else {
+                crate::walk::human(Duration::from_secs_f64(secs / n as f64))
+            },
             match w.schedule.budget_per_day {
                 Some(b) => format!("{} / {b}", w.schedule.calls_per_day),
                 None => w.schedule.calls_per_day.to_string(),
