@@ -869,3 +869,45 @@ async fn walk_latency_is_the_calls_own_time_and_limiter_waits_are_apart() {
         text(&out.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_when_a_watch_lands_in_no_library() {
+    let cd2 = MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(show_tree(1))
+        .await
+        .unwrap();
+    let (_, emby) = servers().await;
+    // A Plex whose only library is the films: the TV watch maps into none of it.
+    let plex = Http::start().await;
+    Mock::given(method("GET"))
+        .and(path("/library/sections"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "MediaContainer": {"Directory": [
+                {"key": "2", "title": "Films", "type": "movie", "Location": [{"id": 2, "path": "/mnt/115/电影"}]}
+            ]}
+        })))
+        .mount(&plex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "MediaContainer": {"friendlyName": "nas", "version": "1.41.0"}
+        })))
+        .mount(&plex)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cd2_config(dir.path(), &cd2.url(), &plex.uri(), &emby.uri(), "");
+    let out = run(pps(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .arg("check")
+        .env("PPS_SOURCES_CD2_API_TOKEN", CD2_TOKEN)
+        .env("PPS_TARGETS_PLEX_TOKEN", PLEX_TOKEN));
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("plex: WARNING: /mnt/115/电视 is in no library of plex"),
+        "{shown}"
+    );
+}
