@@ -524,13 +524,33 @@ pub fn status(app: &App, json: bool) -> Result<ExitCode> {
 /// printed.
 pub fn passwd() -> Result<ExitCode> {
     use std::io::{BufRead, IsTerminal};
-    if std::io::stdin().is_terminal() {
-        eprintln!(
-            "password for the web UI (at least 8 characters; it shows as you type, so type it where no one watches), then Enter:"
-        );
+    let tty = std::io::stdin().is_terminal();
+    // At a terminal the typed password is not shown: echo off while it is read, and
+    // back as it was afterwards (also when the read fails).
+    #[cfg(unix)]
+    let saved = if tty {
+        let stdin = std::io::stdin();
+        rustix::termios::tcgetattr(&stdin).ok().inspect(|t| {
+            let mut quiet = t.clone();
+            quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+            let _ =
+                rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+        })
+    } else {
+        None
+    };
+    if tty {
+        eprint!("password for the web UI (at least 8 characters), then Enter: ");
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+    let read = std::io::stdin().lock().read_line(&mut line);
+    #[cfg(unix)]
+    if let Some(t) = saved {
+        let _ =
+            rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, &t);
+        eprintln!();
+    }
+    read.map_err(|e| {
         pps_core::Error::new(
             pps_core::ErrorKind::Unavailable,
             format!("cannot read stdin: {e}"),

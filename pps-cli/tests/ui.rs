@@ -768,8 +768,8 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
     );
     std::fs::write(&file, &edited).unwrap();
     let config = format!("{}/pps/config", svc.base);
-    let page = wait_for_page(&c, &config, &cookie, "interval = &quot;3.0s&quot;").await;
-    assert!(page.contains("interval = &quot;3.0s&quot;"), "{page}");
+    let page = wait_for_page(&c, &config, &cookie, "interval = &quot;3s&quot;").await;
+    assert!(page.contains("interval = &quot;3s&quot;"), "{page}");
 
     // Disable: `enabled = false` in the file; the watch stays listed, greyed.
     let page = get(&c, &watches, &cookie).await;

@@ -101,6 +101,12 @@ pub struct Excludes {
 }
 
 impl Excludes {
+    /// The patterns, globs first then path prefixes (normalised), as a config writes
+    /// them back.
+    pub fn patterns(&self) -> Vec<String> {
+        self.globs.iter().chain(&self.prefixes).cloned().collect()
+    }
+
     /// From the patterns of a watch. A pattern starting with `/` is a path prefix; any
     /// other is a glob on one name, where `*` matches any run of characters and `?`
     /// one character.

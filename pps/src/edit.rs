@@ -120,6 +120,12 @@ pub fn apply(text: &str, edit: &WatchEdit) -> Result<String> {
     if matches!(edit, WatchEdit::Add(_)) && doc.get("watch").is_none() {
         doc.insert("watch", Item::ArrayOfTables(Default::default()));
     }
+    let mut doc_trailing = None;
+    if matches!(edit, WatchEdit::Add(_)) {
+        let trailing = doc.trailing().as_str().unwrap_or("").to_owned();
+        doc.set_trailing("");
+        doc_trailing = Some(trailing);
+    }
     let watches = doc
         .get_mut("watch")
         .and_then(Item::as_array_of_tables_mut)
@@ -150,6 +156,15 @@ pub fn apply(text: &str, edit: &WatchEdit) -> Result<String> {
         WatchEdit::Add(form) => {
             let mut t = Table::new();
             fill(&mut t, form);
+            // What follows the last table (commented-out keys of the last watch) stays
+            // where it is: before the new [[watch]], not after it.
+            let trailing = doc_trailing.take().unwrap_or_default();
+            let gap = if trailing.is_empty() || trailing.ends_with("\n\n") {
+                ""
+            } else {
+                "\n"
+            };
+            t.decor_mut().set_prefix(format!("{trailing}{gap}"));
             watches.push(t);
         }
         WatchEdit::Update {
@@ -452,6 +467,25 @@ path = "/films"
         assert_eq!(c.watches.len(), 10, "every edit landed");
         assert!(text.starts_with("# my sources\n"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_added_watch_goes_after_the_comments_of_the_last_one() {
+        let text = "[sources.local]\nkind = \"local\"\n\n[[watch]]\nsource = \"local\"\npath = \"/tv\"\n# targets = [\"print\"]  # default: every target\n";
+        let out = apply(
+            text,
+            &WatchEdit::Add(WatchForm {
+                source: "local".into(),
+                path: "/films".into(),
+                enabled: true,
+                ..WatchForm::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "[sources.local]\nkind = \"local\"\n\n[[watch]]\nsource = \"local\"\npath = \"/tv\"\n# targets = [\"print\"]  # default: every target\n\n[[watch]]\nsource = \"local\"\npath = \"/films\"\n"
+        );
     }
 
     #[test]

@@ -75,6 +75,16 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// A UTC time (seconds) as a `<time>` element: `2026-12-04 01:02:03 UTC`, which the
+/// page's script shows in the browser's own time zone.
+fn time_html(secs: i64) -> String {
+    let text = civil(secs);
+    format!(
+        "<time datetime=\"{}Z\">{text} UTC</time>",
+        text.replacen(' ', "T", 1)
+    )
+}
+
 /// HTML-escapes text for an element's content or a quoted attribute.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -107,7 +117,7 @@ pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// Re-indexes started from the UI, by watch label (they run on past a reload).
-    reindex: Mutex<std::collections::BTreeMap<String, manage::Reindex>>,
+    reindex: Mutex<std::collections::BTreeMap<String, (manage::Job, manage::Reindex)>>,
     /// Event streams open now, held under [`MAX_STREAMS`].
     streams: std::sync::atomic::AtomicUsize,
     /// Password checks running at once: argon2 takes ~19 MiB each by design.
@@ -321,6 +331,7 @@ pub fn router(state: UiState) -> Router {
         .route(&b("watches/reindex"), post(manage::reindex))
         .route(&b("browse"), get(manage::browse))
         .route(&b("logs"), get(manage::logs))
+        .route(&b("lang"), get(switch_language))
         .route(&b("logs/events"), get(manage::logs_events))
         .route(&b("logs/download"), get(manage::logs_download))
         .route(&b("browse/scan"), post(manage::browse_scan))
@@ -401,7 +412,7 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "drop" => ("Drop", "丢弃"),
         "reason" => ("Reason", "原因"),
         "path" => ("Path", "路径"),
-        "time" => ("Time (UTC)", "时间（UTC）"),
+        "time" => ("Time", "时间"),
         "event" => ("Event", "事件"),
         "detail" => ("Detail", "详情"),
         "filter" => ("Filter", "筛选"),
@@ -451,7 +462,7 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "state" => ("State", "状态"),
         "name" => ("Name", "名称"),
         "size" => ("Size", "大小"),
-        "mtime" => ("Modified (source, UTC)", "修改时间（来源，UTC）"),
+        "mtime" => ("Modified (source)", "修改时间（来源）"),
         "stored_mtime" => ("Modified (stored)", "修改时间（已存）"),
         "budget_note" => (
             "Listing this folder was one call against the source's budget, like any other.",
@@ -473,6 +484,17 @@ fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "go" => ("Go", "前往"),
         "sources" => ("Sources", "来源"),
+        "ev_change" => ("change", "变化"),
+        "ev_sent" => ("sent", "已发送"),
+        "ev_retried" => ("retried", "重试中"),
+        "ev_parked" => ("parked", "已搁置"),
+        "ev_dropped" => ("dropped", "已丢弃"),
+        "st_unknown" => ("unknown (never listed)", "未知（从未列出）"),
+        "st_same" => ("same", "未变"),
+        "st_new" => ("new", "新增"),
+        "st_modified" => ("modified", "已修改"),
+        "st_gone" => ("gone", "已删除"),
+        "st_excluded" => ("excluded", "已排除"),
         "over_6h" => ("Near the ceiling (over 6 h)", "接近最长间隔（6 小时以上）"),
         "passes" => ("Passes since start", "启动以来检查次数"),
         "mean_pass" => ("Mean pass", "平均每次"),
@@ -490,6 +512,13 @@ fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "check" => ("Check", "检查"),
         "reindex" => ("Re-index", "重建基线"),
+        "scanning" => ("Scanning", "正在扫描"),
+        "scanned" => ("Scanned", "已扫描"),
+        "changes" => ("changes", "处变化"),
+        "scan_started" => (
+            "Scan started: every folder of the watch is listed once, at the source's rate.",
+            "扫描已开始：按来源的速率将该目录下每个文件夹列出一次。",
+        ),
         "reindexing" => ("Re-indexing", "正在重建基线"),
         "reindexed" => ("Re-indexed", "基线已重建"),
         "reindex_started" => (
@@ -513,7 +542,8 @@ fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str
         Some(csrf) => format!(
             r#"<nav><a href="{o}">{to}</a><a href="{w}">{tw}</a><a href="{br}">{tb}</a><a href="{a}">{ta}</a><a href="{lg}">{tlg}</a><a href="{c}">{tc}</a>
 <form method="post" action="{l}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button>{tl}</button></form>
-<a href="?lang={other}" class="lang">{other_name}</a></nav>"#,
+<a href="{switch}{other}" class="lang">{other_name}</a></nav>"#,
+            switch = esc(&state.path("lang?to=")),
             o = esc(&state.base),
             a = esc(&state.path("activity")),
             w = esc(&state.path("watches")),
@@ -594,6 +624,44 @@ fn language_switch(state: &UiState, q: &HashMap<String, String>, here: &str) -> 
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     Some(r)
+}
+
+/// The language link: sets the cookie and goes back to the page it was clicked on
+/// (from `Referer`, when that is a page of this UI), filters and path kept.
+async fn switch_language(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    const PAGES: [&str; 8] = [
+        "",
+        "watches",
+        "watches/edit",
+        "browse",
+        "activity",
+        "logs",
+        "config",
+        "login",
+    ];
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|u| {
+            u.path()
+                .strip_prefix(state.base.as_str())
+                .is_some_and(|rest| PAGES.contains(&rest))
+        })
+        .map_or_else(
+            || state.base.clone(),
+            |u| match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_owned(),
+            },
+        );
+    let mut lq = HashMap::new();
+    lq.insert("lang".to_owned(), q.get("to").cloned().unwrap_or_default());
+    language_switch(&state, &lq, &back).unwrap_or_else(|| Redirect::to(&back).into_response())
 }
 
 fn to_login(state: &UiState) -> Response {
@@ -829,7 +897,7 @@ async fn overview(
         t(lang, "watches")
     );
     body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"schedule\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table id=\"schedule\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "watch"),
         t(lang, "folders"),
         t(lang, "due_now"),
@@ -844,7 +912,7 @@ async fn overview(
     for w in &report.watches {
         let (secs, n) = passes.get(&w.watch).copied().unwrap_or((0.0, 0));
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{n}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td data-label=\"{l0}\">{}</td><td data-label=\"{l1}\">{}</td><td data-label=\"{l2}\">{}</td><td data-label=\"{l3}\">{}</td><td data-label=\"{l4}\">{}</td><td data-label=\"{l5}\">{}</td><td data-label=\"{l6}\">{n}</td><td data-label=\"{l7}\">{}</td><td data-label=\"{l8}\">{}</td></tr>",
             esc(&w.watch),
             w.folders,
             w.schedule.due_now,
@@ -860,6 +928,15 @@ async fn overview(
                 Some(b) => format!("{} / {b}", w.schedule.calls_per_day),
                 None => w.schedule.calls_per_day.to_string(),
             },
+            l0 = t(lang, "watch"),
+            l1 = t(lang, "folders"),
+            l2 = t(lang, "due_now"),
+            l3 = t(lang, "due_hour"),
+            l4 = t(lang, "over_6h"),
+            l5 = t(lang, "longest"),
+            l6 = t(lang, "passes"),
+            l7 = t(lang, "mean_pass"),
+            l8 = t(lang, "calls_day"),
         ));
     }
     body.push_str("</tbody></table></div>");
@@ -1078,12 +1155,18 @@ fn in_watch(q: &HashMap<String, String>, h: &HistoryEntry) -> bool {
     }
 }
 
-fn history_row(h: &HistoryEntry) -> String {
+fn history_row(h: &HistoryEntry, lang: Lang) -> String {
     format!(
-        "<tr data-id=\"{id}\" class=\"ev-{ev}\"><td>{at}</td><td>{ev}</td><td>{target}</td><td class=\"path\">{path}</td><td>{detail}</td></tr>",
+        "<tr data-id=\"{id}\" class=\"ev-{ev}\"><td data-label=\"{l_at}\">{at}</td><td data-label=\"{l_ev}\">{ev_text}</td><td data-label=\"{l_target}\">{target}</td><td class=\"path\" data-label=\"{l_path}\">{path}</td><td data-label=\"{l_detail}\">{detail}</td></tr>",
+        l_at = t(lang, "time"),
+        l_ev = t(lang, "event"),
+        l_target = t(lang, "target"),
+        l_path = t(lang, "path"),
+        l_detail = t(lang, "detail"),
         id = h.id,
-        at = esc(&civil(h.at.as_secs())),
+        at = time_html(h.at.as_secs()),
         ev = h.event.as_str(),
+        ev_text = t(lang, &format!("ev_{}", h.event.as_str())),
         target = esc(h.target.as_deref().unwrap_or("")),
         path = esc(&h.change.path),
         detail = esc(&match h.event {
@@ -1177,7 +1260,7 @@ async fn activity(
         live_text = t(lang, "live"),
     );
     body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table id=\"history\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "time"),
         t(lang, "event"),
         t(lang, "target"),
@@ -1185,7 +1268,7 @@ async fn activity(
         t(lang, "detail"),
     ));
     for h in &lines {
-        body.push_str(&history_row(h));
+        body.push_str(&history_row(h, lang));
     }
     body.push_str("</tbody></table></div>");
     if lines.is_empty() {
@@ -1219,6 +1302,7 @@ async fn activity_events(
     let Some((id, _)) = state.session(&headers) else {
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
     };
+    let lang = lang(&headers);
     let Some(slot) = StreamSlot::take(&state.sessions) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -1259,7 +1343,7 @@ async fn activity_events(
                 after = after.max(h.id);
                 SseEvent::default()
                     .id(h.id.to_string())
-                    .data(history_row(&h))
+                    .data(history_row(&h, lang))
             })
             .collect();
         if fresh.is_empty() && ticks.is_multiple_of(15) {
@@ -1445,7 +1529,25 @@ fn check_html(r: &crate::check::CheckReport) -> String {
     out
 }
 
-/// The config in force as TOML-like text, every secret `••••`.
+/// A duration as the config file writes it, in its largest whole unit (`10m`, `1d`,
+/// `90s`, `500ms`), so the text shown can be pasted back.
+fn toml_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else if s > 0 && s.is_multiple_of(86_400) {
+        format!("{}d", s / 86_400)
+    } else if s > 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The config in force as TOML text, every secret `••••`.
 fn config_text(c: &crate::Config) -> String {
     use crate::config::{SourceConfig, TargetKind};
     let mut out = format!("[store]\npath = {:?}\n", c.store.display().to_string());
@@ -1501,12 +1603,16 @@ fn config_text(c: &crate::Config) -> String {
     }
     for w in &c.watches {
         out.push_str(&format!(
-            "\n[[watch]]\nsource = {:?}\npath = {:?}\ninterval = {:?}\nmax_interval = {:?}\ntargets = {:?}\n",
+            "\n[[watch]]\nsource = {:?}\npath = {:?}\ninterval = {:?}\nmax_interval = {:?}\nactive_max_interval = {:?}\nsettle = {:?}\nexclude = {:?}\ntargets = {:?}\nenabled = {}\n",
             w.source,
             w.path,
-            crate::walk::human(w.interval),
-            crate::walk::human(w.max_interval),
+            toml_duration(w.interval),
+            toml_duration(w.max_interval),
+            toml_duration(w.active_max_interval),
+            toml_duration(w.settle),
+            w.exclude.patterns(),
             w.targets,
+            w.enabled,
         ));
     }
     if let Some(l) = c.server.listen {
@@ -1514,7 +1620,7 @@ fn config_text(c: &crate::Config) -> String {
     }
     out.push_str(&format!(
         "\n[history]\nmax_age = {:?}\nmax_rows = {}\n\n[ui]\npassword_hash = \"••••\"\nbase_path = {:?}\n",
-        crate::walk::human(c.history.max_age),
+        toml_duration(c.history.max_age),
         c.history.max_rows,
         c.ui.base_path
     ));

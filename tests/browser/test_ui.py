@@ -240,8 +240,10 @@ def test_3_scan_now_makes_the_watch_due(browser: WebDriver, svc: Service_) -> No
     d.get(svc.base + "watches")
     row = d.find_element(By.XPATH, f"//tr[contains(., '{svc.tv}')]")
     row.find_element(By.XPATH, ".//button[text()='Scan now']").click()
-    wait(d).until(ec.url_contains("done=due_marked"))
-    assert "Due now" in text(d)
+    wait(d).until(ec.url_contains("done=scan_started"))
+    assert "Scan started" in text(d)
+    # The page follows the scan until it is done (it reloads itself meanwhile).
+    wait(d, 60).until(lambda d: "Scanned" in d.find_element(By.XPATH, f"//tr[contains(., '{svc.tv}')]").text)
 
 
 def test_4_a_parked_scan_is_retried_once_its_target_is_back(browser: WebDriver, svc: Service_) -> None:
@@ -292,7 +294,7 @@ def test_6_a_hand_edit_of_pps_toml_is_picked_up(browser: WebDriver, svc: Service
 
     def applied(d: WebDriver) -> bool:
         d.get(svc.base + "config")
-        return 'interval = "7.0s"' in text(d)
+        return 'interval = "7s"' in text(d)
 
     wait(d, 30).until(applied)
 
@@ -350,9 +352,11 @@ def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Servic
             width = phone.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
             assert width[0] <= width[1] + 1, (p, width)
             shoot(phone, "phone-" + (p.split("?")[0].replace("/", "-") or "overview"))
-        # Chinese, switched from the page.
+        # Chinese, switched from the page: the same page comes back, its filters kept.
+        phone.get(svc.base + "activity?target=library")
         phone.find_element(By.LINK_TEXT, "中文").click()
         wait(phone).until(lambda d: "配置" in d.find_element(By.TAG_NAME, "nav").text)
+        assert phone.current_url == svc.base + "activity?target=library", phone.current_url
         phone.get(svc.base)
         assert "概览" in text(phone)
         shoot(phone, "phone-overview-zh")
@@ -369,3 +373,27 @@ def test_10_logout_ends_the_session(browser: WebDriver, svc: Service_) -> None:
     d.get(svc.base + "watches")
     wait(d).until(ec.url_contains("/pps/login"))
     shoot(d, "desktop-login")
+
+
+def test_pps_passwd_does_not_show_the_password_at_a_terminal() -> None:
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: pps passwd on the terminal
+        os.execv(BINARY, [BINARY, "passwd"])
+    time.sleep(0.5)
+    os.write(fd, b"secret-password-9\n")
+    out = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"$argon2id$" in out
+    assert b"secret-password-9" not in out, out

@@ -3,6 +3,14 @@
 // Activity, appended on Logs). EventSource reconnects by itself after a reload of the
 // service and sends the id of the last line it saw.
 "use strict";
+// Times come as UTC <time> elements; show them in the browser's own time zone.
+function localTimes(root) {
+  root.querySelectorAll("time[datetime]").forEach(function (t) {
+    const d = new Date(t.getAttribute("datetime"));
+    if (!isNaN(d)) { t.title = t.textContent; t.textContent = d.toLocaleString(); }
+  });
+}
+localTimes(document);
 (function () {
   const live = document.getElementById("live");
   if (!live || live.dataset.live !== "true" || !window.EventSource) return;
@@ -16,6 +24,7 @@
     const row = t.content.firstElementChild;
     if (!row) return;
     row.classList.add("fresh");
+    localTimes(row);
     if (append) {
       body.append(row);
       while (body.rows.length > 2000) body.deleteRow(0);

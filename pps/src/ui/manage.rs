@@ -7,13 +7,29 @@
 //! the file stays byte-identical), then applied by the running service through its
 //! [`Handover`](crate::service::Handover), without a restart.
 
-use super::{Lang, Session, UiState, civil, esc, lang, language_switch, page, t, to_login};
+use super::{Lang, Session, UiState, esc, lang, language_switch, page, t, to_login};
 use crate::edit::{WatchEdit, WatchForm};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// `1.5 GB`, `340 KB`, `12 B`.
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
 
 /// Entries the browser shows of one folder (the rest are counted; `pps ls` lists all).
 const MAX_ROWS: usize = 2000;
@@ -22,7 +38,8 @@ const MAX_ROWS: usize = 2000;
 const APPLY_WAIT: Duration = Duration::from_secs(15);
 
 /// The flash messages a redirect may name (only these keys are ever shown).
-const FLASHES: [&str; 6] = [
+const FLASHES: [&str; 7] = [
+    "scan_started",
     "saved",
     "saved_slow",
     "due_marked",
@@ -36,8 +53,9 @@ const FLASHES: [&str; 6] = [
 pub(crate) enum Reindex {
     /// Listing: what it has done so far.
     Running(pps_core::engine::Progress),
-    /// Done at (UTC seconds), with the folders recorded and the folders that failed.
-    Done(i64, u64, usize),
+    /// Done at (UTC seconds), with the folders listed, the folders that failed and
+    /// the changes found.
+    Done(i64, u64, usize, usize),
     /// It stopped with this error; the old baseline stays.
     Failed(String),
 }
@@ -197,18 +215,23 @@ pub(super) async fn watches(
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(&label)
                 .cloned();
-            match status {
+            let (running, done) = match status.as_ref().map(|(j, _)| *j) {
+                Some(Job::Scan) => ("scanning", "scanned"),
+                _ => ("reindexing", "reindexed"),
+            };
+            match status.map(|(_, r)| r) {
                 Some(Reindex::Running(p)) => actions.push_str(&format!(
                     "<span class=\"hint\" data-refresh=\"2\">{}: {} / {}</span>",
-                    t(lang, "reindexing"),
+                    t(lang, running),
                     p.listed,
                     p.listed + p.queued
                 )),
-                Some(Reindex::Done(at, n, failed)) => actions.push_str(&format!(
-                    "<span class=\"hint\">{} {}: {n} {}{}</span>",
-                    t(lang, "reindexed"),
-                    esc(&civil(at)),
+                Some(Reindex::Done(at, n, failed, changes)) => actions.push_str(&format!(
+                    "<span class=\"hint\">{} {}: {n} {}, {changes} {}{}</span>",
+                    t(lang, done),
+                    super::time_html(at),
                     t(lang, "folders"),
+                    t(lang, "changes"),
                     if failed > 0 {
                         format!(", {failed} ✗")
                     } else {
@@ -265,7 +288,7 @@ pub(super) async fn watches(
                 } else {
                     crate::walk::human(Duration::from_secs(d.unsigned_abs()))
                 }),
-            last = esc(&last),
+            last = last,
         ));
     }
     body.push_str("</tbody></table></div>");
@@ -301,14 +324,20 @@ async fn last_change(state: &UiState, source: &str, root: &str) -> String {
         source: Some(source.to_owned()),
         since: None,
         before: None,
-        limit: 1,
+        limit: 200,
     };
+    // The store matches the text; the root must hold the path folder by folder
+    // (`/media` does not hold `/media2/x`).
+    let root = root.to_owned();
     tokio::task::spawn_blocking(move || store.history(&query))
         .await
         .ok()
         .and_then(Result::ok)
-        .and_then(|h| h.into_iter().next())
-        .map_or(String::new(), |h| civil(h.at.as_secs()))
+        .and_then(|h| {
+            h.into_iter()
+                .find(|h| pps_core::path::is_at_or_under(&h.change.path, &root))
+        })
+        .map_or(String::new(), |h| super::time_html(h.at.as_secs()))
 }
 
 fn index_form(
@@ -628,56 +657,27 @@ pub(super) async fn delete(
     }
 }
 
-/// Scan now: the watch's root is due at once and its pass loop is woken.
+/// Scan now: one full pass of the watch in the background (every folder listed once,
+/// at the source's rate limit, as `pps once --full`), its progress on the watch list;
+/// what it finds is queued and the targets' delivery loops are woken.
 pub(super) async fn scan_now(
     State(state): State<UiState>,
     headers: HeaderMap,
     Form(form): Form<IndexForm>,
 ) -> Response {
-    let s = match super::checked(&state, &headers, &form.csrf) {
-        Ok((_, s)) => s,
-        Err(r) => return r.into_response(),
-    };
-    let forms = watch_forms(&state);
-    let Some(f) = forms.get(form.index) else {
-        return refused_page(&state, &headers, &s.csrf, "no such watch; reload the page");
-    };
-    let Ok(root) = pps_core::path::normalize(&f.path) else {
-        return refused_page(&state, &headers, &s.csrf, "that watch's path is not valid");
-    };
-    let Some((_, w, wake)) = state
-        .app
-        .watches
-        .iter()
-        .find(|(wc, _, _)| wc.source == f.source && wc.path == root)
-        .cloned()
-    else {
-        return refused_page(
-            &state,
-            &headers,
-            &s.csrf,
-            "that watch is not in force (disabled?)",
-        );
-    };
-    let engine = state.app.engine.clone();
-    match tokio::task::spawn_blocking(move || engine.hint(&w, &root)).await {
-        Ok(Ok(_)) => {
-            wake.notify_one();
-            tracing::info!(watch = %f.source, path = %f.path, "web UI: scan now");
-            done(&state, "due_marked")
-        }
-        Ok(Err(e)) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    start_job(state, headers, form, Job::Scan).await
 }
 
-/// Re-index a watch in the background: a baseline recorded into a staging scope and
-/// swapped in only once complete (as `pps index`), its progress on the watch list.
-pub(super) async fn reindex(
-    State(state): State<UiState>,
-    headers: HeaderMap,
-    Form(form): Form<IndexForm>,
-) -> Response {
+/// A background job on one watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Job {
+    /// A full pass that reports changes.
+    Scan,
+    /// A new baseline, swapped in once complete.
+    Reindex,
+}
+
+async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job) -> Response {
     let s = match super::checked(&state, &headers, &form.csrf) {
         Ok((_, s)) => s,
         Err(r) => return r.into_response(),
@@ -710,21 +710,24 @@ pub(super) async fn reindex(
             .reindex
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if matches!(r.get(&label), Some(Reindex::Running(_))) {
+        if matches!(r.get(&label), Some((_, Reindex::Running(_)))) {
             return refused_page(
                 &state,
                 &headers,
                 &s.csrf,
-                "that watch is being re-indexed already",
+                "that watch is being scanned or re-indexed already",
             );
         }
         r.insert(
             label.clone(),
-            Reindex::Running(pps_core::engine::Progress {
-                listed: 0,
-                queued: 0,
-                changes: 0,
-            }),
+            (
+                job,
+                Reindex::Running(pps_core::engine::Progress {
+                    listed: 0,
+                    queued: 0,
+                    changes: 0,
+                }),
+            ),
         );
     }
     let mut options = pps_core::EngineOptions::default();
@@ -738,7 +741,7 @@ pub(super) async fn reindex(
                 .reindex
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(label.clone(), Reindex::Running(p));
+                .insert(label.clone(), (job, Reindex::Running(p)));
         }
     };
     let engine = state
@@ -747,19 +750,32 @@ pub(super) async fn reindex(
         .clone()
         .with_options(options)
         .with_progress(progress);
-    tracing::info!(watch = %label, "web UI: re-index started");
+    let wakes: Vec<_> = wc
+        .targets
+        .iter()
+        .filter_map(|t| state.app.wakes.get(t).cloned())
+        .collect();
+    tracing::info!(watch = %label, job = ?job, "web UI: started");
     tokio::spawn(async move {
-        let done = match engine.reindex(&w).await {
+        let result = match job {
+            Job::Scan => engine.pass(&w).await,
+            Job::Reindex => engine.reindex(&w).await,
+        };
+        let done = match result {
             Ok(r) => {
-                tracing::info!(watch = %label, folders = r.folders_listed, "re-index done; the new baseline is in force");
+                crate::service::log_pass(&r);
+                if r.scans_queued > 0 {
+                    wakes.iter().for_each(|n| n.notify_one());
+                }
                 Reindex::Done(
                     engine.clock().now().as_secs(),
                     r.folders_listed,
                     r.errors.len(),
+                    r.changes.len(),
                 )
             }
             Err(e) => {
-                tracing::warn!(watch = %label, error = %e, "re-index failed; the old baseline stays");
+                tracing::warn!(watch = %label, error = %e, "web UI: the job failed; the stored state stays");
                 Reindex::Failed(e.to_string())
             }
         };
@@ -767,9 +783,25 @@ pub(super) async fn reindex(
             .reindex
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(label, done);
+            .insert(label, (job, done));
     });
-    done(&state, "reindex_started")
+    done(
+        &state,
+        match job {
+            Job::Scan => "scan_started",
+            Job::Reindex => "reindex_started",
+        },
+    )
+}
+
+/// Re-index a watch in the background: a baseline recorded into a staging scope and
+/// swapped in only once complete (as `pps index`), its progress on the watch list.
+pub(super) async fn reindex(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<IndexForm>,
+) -> Response {
+    start_job(state, headers, form, Job::Reindex).await
 }
 
 pub(super) async fn browse(
@@ -918,7 +950,7 @@ pub(super) async fn browse(
     actions.push_str("</div>");
     body.push_str(&actions);
     body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"listing\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table id=\"listing\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "state"),
         t(lang, "name"),
         t(lang, "size"),
@@ -926,8 +958,9 @@ pub(super) async fn browse(
         t(lang, "stored_mtime"),
     ));
     let when = |e: &pps_core::Entry| {
-        e.mtime
-            .map_or(String::new(), |m| civil(m.to_timestamp().as_secs()))
+        e.mtime.map_or(String::new(), |m| {
+            super::time_html(m.to_timestamp().as_secs())
+        })
     };
     for row in report.rows.iter().take(MAX_ROWS) {
         let e = &row.entry;
@@ -945,9 +978,15 @@ pub(super) async fn browse(
             esc(&e.name)
         };
         body.push_str(&format!(
-            "<tr class=\"st-{st}\"><td>{st}</td><td class=\"path\">{name}</td><td>{size}</td><td>{mtime}</td><td>{stored}</td></tr>",
+            "<tr class=\"st-{st}\"><td data-label=\"{l_st}\">{st_text}</td><td class=\"path\" data-label=\"{l_name}\">{name}</td><td data-label=\"{l_size}\">{size}</td><td data-label=\"{l_m}\">{mtime}</td><td data-label=\"{l_s}\">{stored}</td></tr>",
+            l_st = t(lang, "state"),
+            l_name = t(lang, "name"),
+            l_size = t(lang, "size"),
+            l_m = t(lang, "mtime"),
+            l_s = t(lang, "stored_mtime"),
             st = row.state.as_str(),
-            size = if e.is_dir() { String::new() } else { e.size.to_string() },
+            st_text = t(lang, &format!("st_{}", row.state.as_str())),
+            size = if e.is_dir() { String::new() } else { human_size(e.size) },
             mtime = when(e),
             stored = row.stored.as_ref().map_or(String::new(), when),
         ));
@@ -1064,10 +1103,14 @@ pub(super) async fn browse_forget(
     }
 }
 
-fn log_row(l: &crate::logs::LogLine) -> String {
+fn log_row(l: &crate::logs::LogLine, lang: Lang) -> String {
     format!(
-        "<tr class=\"lv-{lv}\"><td>{at}</td><td>{lv}</td><td>{target}</td><td class=\"path\">{text}</td></tr>",
-        at = esc(&l.to_text()[..23.min(l.to_text().len())]),
+        "<tr class=\"lv-{lv}\"><td data-label=\"{l_at}\">{at}</td><td data-label=\"{l_lv}\">{lv}</td><td data-label=\"{l_m}\" class=\"module\">{target}</td><td class=\"path\" data-label=\"{l_x}\">{text}</td></tr>",
+        l_at = t(lang, "time"),
+        l_lv = t(lang, "level"),
+        l_m = t(lang, "module"),
+        l_x = t(lang, "message"),
+        at = super::time_html(l.at_ms.div_euclid(1000)),
         lv = l.level.as_str().to_ascii_lowercase(),
         target = esc(&l.target),
         text = esc(&l.text),
@@ -1108,7 +1151,7 @@ pub(super) async fn logs(
         r#"<h1>{title}</h1><form method="get" class="filters"><label>{tl} <select name="level">{levels}</select></label><button>{tf}</button>
 <a class="button" href="{download}" download="pps.log">{td}</a></form>
 <p class="hint" id="live" data-events="{events}" data-after="{after}" data-live="true" data-table="logs" data-order="append">{live}</p>
-<div class="scroll"><table id="logs"><thead><tr><th>{tt}</th><th>{tlv}</th><th>{tm}</th><th>{tx}</th></tr></thead><tbody>"#,
+<div class="scroll"><table id="logs" class="cards"><thead><tr><th>{tt}</th><th>{tlv}</th><th>{tm}</th><th>{tx}</th></tr></thead><tbody>"#,
         title = t(lang, "logs"),
         tl = t(lang, "level"),
         tf = t(lang, "filter"),
@@ -1123,7 +1166,7 @@ pub(super) async fn logs(
         after = lines.last().map_or(0, |l| l.seq),
     );
     for l in &lines {
-        body.push_str(&log_row(l));
+        body.push_str(&log_row(l, lang));
     }
     body.push_str("</tbody></table></div>");
     page(&state, lang, t(lang, "logs"), Some(&s.csrf), &body)
@@ -1177,6 +1220,7 @@ pub(super) async fn logs_events(
         );
     };
     let level = log_level(&q);
+    let lang = lang(&headers);
     let mut after: u64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -1194,7 +1238,9 @@ pub(super) async fn logs_events(
             .into_iter()
             .map(|l| {
                 after = after.max(l.seq);
-                SseEvent::default().id(l.seq.to_string()).data(log_row(&l))
+                SseEvent::default()
+                    .id(l.seq.to_string())
+                    .data(log_row(&l, lang))
             })
             .collect();
         if out.is_empty() && ticks.is_multiple_of(30) {
