@@ -17,21 +17,7 @@ fn utc(secs: i64) -> String {
     pps::history::utc_text(secs)
 }
 
-/// A size in bytes for people: `812 B`, `1.2 MB`, `9120.6 GB`.
-pub fn size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use pps::walk::human_size as size;
 
 fn describe(e: &Entry) -> (String, String, String) {
     let kind = if e.is_dir() { "dir" } else { "file" };

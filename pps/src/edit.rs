@@ -72,14 +72,24 @@ pub enum WatchEdit {
     },
 }
 
+/// What an edit did.
+#[derive(Debug)]
+pub struct Edited {
+    /// The config the file now holds.
+    pub config: Config,
+    /// False when the edit left the text as it was (a form saved unchanged): the file
+    /// was not written, and there is nothing to apply.
+    pub changed: bool,
+}
+
 /// Applies `edit` to the config file `file` with the process's environment, validates
-/// the result as `pps check` does, and writes it. Returns the new config.
+/// the result as `pps check` does, and writes it.
 ///
 /// # Errors
 /// `ConfigInvalid` with the validation's message (key and line) when the edited file
 /// would not validate, or when the watch named is not at its place; the file is then
 /// left byte-identical. An I/O error reading or writing the file.
-pub fn edit_watches(file: &Path, edit: &WatchEdit) -> Result<Config> {
+pub fn edit_watches(file: &Path, edit: &WatchEdit) -> Result<Edited> {
     let env = crate::config::process_env()?;
     edit_watches_with(file, edit, &env)
 }
@@ -91,7 +101,7 @@ pub fn edit_watches_with(
     file: &Path,
     edit: &WatchEdit,
     env: &[(String, String)],
-) -> Result<Config> {
+) -> Result<Edited> {
     // One edit at a time in this process: two saves at once (a double click, two tabs)
     // would otherwise both read the old file and the second rename would drop the
     // first edit while both were answered "saved".
@@ -101,8 +111,11 @@ pub fn edit_watches_with(
     let text = std::fs::read_to_string(file).map_err(|e| io_err("cannot read", file, &e))?;
     let new = apply(&text, edit).map_err(|e| e.with("file", file.display().to_string()))?;
     let config = Config::parse(&new, Some(file), env)?;
-    write_atomically(file, &new)?;
-    Ok(config)
+    let changed = new != text;
+    if changed {
+        write_atomically(file, &new)?;
+    }
+    Ok(Edited { config, changed })
 }
 
 /// The edited text (not validated).
@@ -589,7 +602,8 @@ path = "/films"
             },
             &[],
         )
-        .unwrap();
+        .unwrap()
+        .config;
         assert!(!c.watches[0].enabled);
         assert!(c.watches[1].enabled);
         let written = std::fs::read_to_string(&file).unwrap();

@@ -116,8 +116,9 @@ struct Session {
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    /// Re-indexes started from the UI, by watch label (they run on past a reload).
-    reindex: Mutex<std::collections::BTreeMap<String, (manage::Job, manage::Reindex)>>,
+    /// Scans and re-indexes started from the UI, by watch label (they run on past a
+    /// reload).
+    jobs: Mutex<std::collections::BTreeMap<String, (manage::Job, manage::JobState)>>,
     /// Event streams open now, held under [`MAX_STREAMS`].
     streams: std::sync::atomic::AtomicUsize,
     /// Password checks running at once: argon2 takes ~19 MiB each by design.
@@ -129,7 +130,7 @@ impl Default for Sessions {
         Sessions {
             live: Mutex::default(),
             failures: Mutex::default(),
-            reindex: Mutex::default(),
+            jobs: Mutex::default(),
             streams: std::sync::atomic::AtomicUsize::new(0),
             hashing: tokio::sync::Semaphore::new(2),
         }
@@ -478,10 +479,6 @@ fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "queued" => ("Scan queued", "扫描已排队"),
         "forgotten" => ("Stored state forgotten", "已清除状态"),
-        "due_marked" => (
-            "Due now: it is listed at the next pass.",
-            "已标记：下次检查时列出。",
-        ),
         "go" => ("Go", "前往"),
         "sources" => ("Sources", "来源"),
         "ev_change" => ("change", "变化"),

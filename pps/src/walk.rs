@@ -113,6 +113,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// A size in bytes for people: `812 B`, `1.2 MB`, `9120.6 GB` (`pps status`, the web
+/// UI's browser).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// `1h 02m`, `3m 20s`, `12.5s`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs_f64();

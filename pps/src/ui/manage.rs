@@ -15,22 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// `1.5 GB`, `340 KB`, `12 B`.
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// Entries the browser shows of one folder (the rest are counted; `pps ls` lists all).
 const MAX_ROWS: usize = 2000;
 
@@ -38,19 +22,18 @@ const MAX_ROWS: usize = 2000;
 const APPLY_WAIT: Duration = Duration::from_secs(15);
 
 /// The flash messages a redirect may name (only these keys are ever shown).
-const FLASHES: [&str; 7] = [
+const FLASHES: [&str; 6] = [
     "scan_started",
     "saved",
     "saved_slow",
-    "due_marked",
     "queued",
     "forgotten",
     "reindex_started",
 ];
 
-/// A re-index started from the UI.
+/// Where a job started from the UI (a scan or a re-index) stands.
 #[derive(Debug, Clone)]
-pub(crate) enum Reindex {
+pub(crate) enum JobState {
     /// Listing: what it has done so far.
     Running(pps_core::engine::Progress),
     /// Done at (UTC seconds), with the folders listed, the folders that failed and
@@ -210,7 +193,7 @@ pub(super) async fn watches(
             ));
             let status = state
                 .sessions
-                .reindex
+                .jobs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(&label)
@@ -220,13 +203,13 @@ pub(super) async fn watches(
                 _ => ("reindexing", "reindexed"),
             };
             match status.map(|(_, r)| r) {
-                Some(Reindex::Running(p)) => actions.push_str(&format!(
+                Some(JobState::Running(p)) => actions.push_str(&format!(
                     "<span class=\"hint\" data-refresh=\"2\">{}: {} / {}</span>",
                     t(lang, running),
                     p.listed,
                     p.listed + p.queued
                 )),
-                Some(Reindex::Done(at, n, failed, changes)) => actions.push_str(&format!(
+                Some(JobState::Done(at, n, failed, changes)) => actions.push_str(&format!(
                     "<span class=\"hint\">{} {}: {n} {}, {changes} {}{}</span>",
                     t(lang, done),
                     super::time_html(at),
@@ -238,7 +221,7 @@ pub(super) async fn watches(
                         String::new()
                     }
                 )),
-                Some(Reindex::Failed(e)) => actions.push_str(&error_box(&e)),
+                Some(JobState::Failed(e)) => actions.push_str(&error_box(&e)),
                 None => {}
             }
         }
@@ -496,8 +479,7 @@ async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static st
     let handover = state.app.handover.clone();
     let seen = handover.generation();
     let written = tokio::task::spawn_blocking(move || {
-        let before = std::fs::read(&file).ok();
-        crate::edit::edit_watches(&file, &edit).map(|_| std::fs::read(&file).ok() != before)
+        crate::edit::edit_watches(&file, &edit).map(|e| e.changed)
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -707,10 +689,10 @@ async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job
     let sessions = state.sessions.clone();
     {
         let mut r = sessions
-            .reindex
+            .jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if matches!(r.get(&label), Some((_, Reindex::Running(_)))) {
+        if matches!(r.get(&label), Some((_, JobState::Running(_)))) {
             return refused_page(
                 &state,
                 &headers,
@@ -722,7 +704,7 @@ async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job
             label.clone(),
             (
                 job,
-                Reindex::Running(pps_core::engine::Progress {
+                JobState::Running(pps_core::engine::Progress {
                     listed: 0,
                     queued: 0,
                     changes: 0,
@@ -738,10 +720,10 @@ async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job
         let (sessions, label) = (sessions.clone(), label.clone());
         move |_: &str, p: pps_core::engine::Progress| {
             sessions
-                .reindex
+                .jobs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(label.clone(), (job, Reindex::Running(p)));
+                .insert(label.clone(), (job, JobState::Running(p)));
         }
     };
     let engine = state
@@ -767,7 +749,7 @@ async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job
                 if r.scans_queued > 0 {
                     wakes.iter().for_each(|n| n.notify_one());
                 }
-                Reindex::Done(
+                JobState::Done(
                     engine.clock().now().as_secs(),
                     r.folders_listed,
                     r.errors.len(),
@@ -776,11 +758,11 @@ async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job
             }
             Err(e) => {
                 tracing::warn!(watch = %label, error = %e, "web UI: the job failed; the stored state stays");
-                Reindex::Failed(e.to_string())
+                JobState::Failed(e.to_string())
             }
         };
         sessions
-            .reindex
+            .jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(label, (job, done));
@@ -986,7 +968,7 @@ pub(super) async fn browse(
             l_s = t(lang, "stored_mtime"),
             st = row.state.as_str(),
             st_text = t(lang, &format!("st_{}", row.state.as_str())),
-            size = if e.is_dir() { String::new() } else { human_size(e.size) },
+            size = if e.is_dir() { String::new() } else { crate::walk::human_size(e.size) },
             mtime = when(e),
             stored = row.stored.as_ref().map_or(String::new(), when),
         ));
