@@ -661,6 +661,23 @@ async fn switch_language(
     language_switch(&state, &lq, &back).unwrap_or_else(|| Redirect::to(&back).into_response())
 }
 
+/// The start of every page: its `?lang=` switch (a redirect), else the viewer's
+/// session and language, else the redirect to the login.
+fn open_page(
+    state: &UiState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    here: &str,
+) -> std::result::Result<(Session, Lang), Box<Response>> {
+    if let Some(r) = language_switch(state, q, here) {
+        return Err(Box::new(r));
+    }
+    match state.session(headers) {
+        Some((_, s)) => Ok((s, lang(headers))),
+        None => Err(Box::new(to_login(state))),
+    }
+}
+
 fn to_login(state: &UiState) -> Response {
     Redirect::to(&state.path("login")).into_response()
 }
@@ -875,13 +892,10 @@ async fn overview(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = language_switch(&state, &q, &state.base) {
-        return r;
-    }
-    let Some((_, s)) = state.session(&headers) else {
-        return to_login(&state);
+    let (s, lang) = match open_page(&state, &headers, &q, &state.base) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
-    let lang = lang(&headers);
     let app = state.app.clone();
     let report = match tokio::task::spawn_blocking(move || (app.status)()).await {
         Ok(Ok(r)) => r,
@@ -1182,13 +1196,10 @@ async fn activity(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = language_switch(&state, &q, &state.path("activity")) {
-        return r;
-    }
-    let Some((_, s)) = state.session(&headers) else {
-        return to_login(&state);
+    let (s, lang) = match open_page(&state, &headers, &q, &state.path("activity")) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
-    let lang = lang(&headers);
     let query = history_query(&q, 50);
     let engine = state.app.engine.clone();
     let lines = match tokio::task::spawn_blocking({
@@ -1296,10 +1307,46 @@ async fn activity_events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some((id, _)) = state.session(&headers) else {
+    let lang = lang(&headers);
+    let query = history_query(&q, 200);
+    let store: Arc<dyn MtimeStore> = state.app.engine.store().clone();
+    let filters = q.clone();
+    live_rows(&state, &headers, &q, Duration::from_secs(1), move |after| {
+        let (store, query, q) = (store.clone(), query.clone(), filters.clone());
+        async move {
+            tokio::task::spawn_blocking(move || store.history(&query))
+                .await
+                .ok()
+                .and_then(std::result::Result::ok)
+                .unwrap_or_default()
+                .into_iter()
+                .rev()
+                .filter(|h| h.id > after && in_watch(&q, h))
+                .map(|h| (h.id, history_row(&h, lang)))
+                .collect()
+        }
+    })
+}
+
+/// A page's live table: every `every`, `poll(after)` gives the rows (id, HTML, escaped)
+/// after the last one sent, which go out as server-sent events. The client's
+/// `Last-Event-ID` (or `?after=`) is where it starts; a comment every 15 s of quiet keeps
+/// proxies from closing the stream; at most [`MAX_STREAMS`] are open, and each ends
+/// with its session.
+fn live_rows<F, Fut>(
+    state: &UiState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    every: Duration,
+    poll: F,
+) -> Response
+where
+    F: Fn(i64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<(i64, String)>> + Send,
+{
+    let Some((id, _)) = state.session(headers) else {
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
     };
-    let lang = lang(&headers);
     let Some(slot) = StreamSlot::take(&state.sessions) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -1307,48 +1354,34 @@ async fn activity_events(
         )
             .into_response();
     };
-    let mut after: i64 = headers
+    let after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .or(q.get("after").map(String::as_str))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let query = history_query(&q, 200);
-    let filters = q.clone();
-    let mut ticks: u64 = 0;
-    let store: Arc<dyn MtimeStore> = state.app.engine.store().clone();
-    let stream = async_stream_of(move || {
-        let store = store.clone();
-        let query = query.clone();
-        async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            tokio::task::spawn_blocking(move || store.history(&query))
-                .await
-                .ok()
-                .and_then(std::result::Result::ok)
-                .unwrap_or_default()
-        }
-    })
-    .flat_map(move |lines| {
-        ticks += 1;
-        let since = after;
-        let mut fresh: Vec<SseEvent> = lines
-            .into_iter()
-            .rev()
-            .filter(|h| h.id > since && in_watch(&filters, h))
-            .map(|h| {
-                after = after.max(h.id);
-                SseEvent::default()
-                    .id(h.id.to_string())
-                    .data(history_row(&h, lang))
-            })
-            .collect();
-        if fresh.is_empty() && ticks.is_multiple_of(15) {
-            // A comment now and then keeps proxies from closing a quiet stream.
-            fresh.push(SseEvent::default().comment("idle"));
-        }
-        futures_util::stream::iter(fresh.into_iter().map(Ok::<_, std::convert::Infallible>))
-    });
+    let idle_every = (Duration::from_secs(15).as_millis() / every.as_millis().max(1)).max(1) as u64;
+    let stream = futures_util::stream::unfold(
+        (poll, after, 0u64),
+        move |(poll, after, ticks)| async move {
+            tokio::time::sleep(every).await;
+            let rows = poll(after).await;
+            let next = rows.iter().map(|(i, _)| *i).fold(after, i64::max);
+            let mut events: Vec<SseEvent> = rows
+                .into_iter()
+                .map(|(i, html)| SseEvent::default().id(i.to_string()).data(html))
+                .collect();
+            let ticks = ticks + 1;
+            if events.is_empty() && ticks.is_multiple_of(idle_every) {
+                events.push(SseEvent::default().comment("idle"));
+            }
+            let out = futures_util::stream::iter(
+                events.into_iter().map(Ok::<_, std::convert::Infallible>),
+            );
+            Some((out, (poll, next, ticks)))
+        },
+    )
+    .flatten();
     Sse::new(while_logged_in(stream, state.sessions.clone(), id, slot)).into_response()
 }
 
@@ -1371,18 +1404,6 @@ fn while_logged_in<S: futures_util::Stream<Item: Send> + Send + 'static>(
     })
 }
 
-/// An endless stream of what `f` yields, one call after another.
-fn async_stream_of<F, Fut, T>(f: F) -> impl futures_util::Stream<Item = T>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    futures_util::stream::unfold(f, |f| async move {
-        let v = f().await;
-        Some((v, f))
-    })
-}
-
 use futures_util::StreamExt as _;
 
 mod manage;
@@ -1392,13 +1413,10 @@ async fn config_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = language_switch(&state, &q, &state.path("config")) {
-        return r;
-    }
-    let Some((_, s)) = state.session(&headers) else {
-        return to_login(&state);
+    let (s, lang) = match open_page(&state, &headers, &q, &state.path("config")) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
-    let lang = lang(&headers);
     let mut body = format!(
         "<h1>{}</h1><p>{}</p><pre class=\"config\">{}</pre>",
         t(lang, "config"),

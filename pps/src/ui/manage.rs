@@ -7,7 +7,7 @@
 //! the file stays byte-identical), then applied by the running service through its
 //! [`Handover`](crate::service::Handover), without a restart.
 
-use super::{Lang, Session, UiState, esc, lang, language_switch, page, t, to_login};
+use super::{Lang, UiState, esc, lang, page, t};
 use crate::edit::{WatchEdit, WatchForm};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -60,14 +60,6 @@ fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, msg.into()).into_response()
 }
 
-/// The session of a page view, or the redirect to the login.
-fn viewer(state: &UiState, headers: &HeaderMap) -> Result<Session, Box<Response>> {
-    state
-        .session(headers)
-        .map(|(_, s)| s)
-        .ok_or_else(|| Box::new(to_login(state)))
-}
-
 /// The file's watches as written, or (no file: `--watch` mode) as in force.
 fn watch_forms(state: &UiState) -> Vec<WatchForm> {
     if let Some(text) = state
@@ -102,14 +94,10 @@ pub(super) async fn watches(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = language_switch(&state, &q, &state.path("watches")) {
-        return r;
-    }
-    let s = match viewer(&state, &headers) {
-        Ok(s) => s,
+    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("watches")) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    let lang = lang(&headers);
     let app = state.app.clone();
     let report = tokio::task::spawn_blocking(move || (app.status)())
         .await
@@ -423,11 +411,10 @@ pub(super) async fn edit_form(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let s = match viewer(&state, &headers) {
-        Ok(s) => s,
+    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("watches")) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    let lang = lang(&headers);
     let forms = watch_forms(&state);
     let Some((i, f)) = q
         .get("i")
@@ -791,14 +778,10 @@ pub(super) async fn browse(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = language_switch(&state, &q, &state.path("browse")) {
-        return r;
-    }
-    let s = match viewer(&state, &headers) {
-        Ok(s) => s,
+    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("browse")) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    let lang = lang(&headers);
     let first = state.app.config.watches.first();
     let source = q
         .get("source")
@@ -1111,14 +1094,10 @@ pub(super) async fn logs(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = language_switch(&state, &q, &state.path("logs")) {
-        return r;
-    }
-    let s = match viewer(&state, &headers) {
-        Ok(s) => s,
+    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("logs")) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    let lang = lang(&headers);
     let level = log_level(&q);
     let lines = crate::logs::after(0, level, 500);
     let name = level.as_str().to_ascii_lowercase();
@@ -1190,51 +1169,19 @@ pub(super) async fn logs_events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    use axum::response::sse::{Event as SseEvent, Sse};
-    use futures_util::StreamExt as _;
-    let Some((id, _)) = state.session(&headers) else {
-        return refuse(StatusCode::UNAUTHORIZED, "log in first");
-    };
-    let Some(slot) = super::StreamSlot::take(&state.sessions) else {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many live views open; close one",
-        );
-    };
     let level = log_level(&q);
     let lang = lang(&headers);
-    let mut after: u64 = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .or(q.get("after").map(String::as_str))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut ticks: u64 = 0;
-    let stream = futures_util::stream::unfold((), |()| async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Some(((), ()))
-    })
-    .flat_map(move |()| {
-        ticks += 1;
-        let mut out: Vec<SseEvent> = crate::logs::after(after, level, 200)
-            .into_iter()
-            .map(|l| {
-                after = after.max(l.seq);
-                SseEvent::default()
-                    .id(l.seq.to_string())
-                    .data(log_row(&l, lang))
-            })
-            .collect();
-        if out.is_empty() && ticks.is_multiple_of(30) {
-            out.push(SseEvent::default().comment("idle"));
-        }
-        futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>))
-    });
-    Sse::new(super::while_logged_in(
-        stream,
-        state.sessions.clone(),
-        id,
-        slot,
-    ))
-    .into_response()
+    super::live_rows(
+        &state,
+        &headers,
+        &q,
+        Duration::from_millis(500),
+        move |after| {
+            let rows = crate::logs::after(u64::try_from(after).unwrap_or(0), level, 200)
+                .into_iter()
+                .map(|l| (i64::try_from(l.seq).unwrap_or(i64::MAX), log_row(&l, lang)))
+                .collect();
+            std::future::ready(rows)
+        },
+    )
 }
