@@ -163,6 +163,12 @@ async fn wait_for_page(c: &reqwest::Client, url: &str, cookie: &str, needle: &st
     }
 }
 
+/// The `name=value` of the session cookie a login answered with.
+fn session_cookie(r: &reqwest::Response) -> String {
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
 async fn login(c: &reqwest::Client, svc: &Svc, password: &str) -> reqwest::Response {
     c.post(format!("{}/pps/login", svc.base))
         .form(&[("password", password)])
@@ -444,13 +450,7 @@ async fn the_ui_bounds_slow_bodies_streams_and_stale_connections() {
     let svc = start();
     let c = client();
     let r = login(&c, &svc, PASSWORD).await;
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&r);
     let addr = svc.base.trim_start_matches("http://").to_owned();
 
     // A head that promises a body and sends none is answered within the body timeout
@@ -611,13 +611,7 @@ async fn the_ui_bounds_slow_bodies_streams_and_stale_connections() {
     while r.status() == StatusCode::TEMPORARY_REDIRECT {
         r = login(&c, &svc, PASSWORD).await;
     }
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&r);
     let page = get(&c, &format!("{}/pps/watches", svc.base), &cookie).await;
     let csrf = csrf_of(&page);
     let before = std::fs::read(&file).unwrap();
@@ -658,13 +652,7 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
     let svc = start();
     let c = client();
     let r = login(&c, &svc, PASSWORD).await;
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&r);
     let watches = format!("{}/pps/watches", svc.base);
     let save = format!("{}/pps/watches/save", svc.base);
     let page = get(&c, &watches, &cookie).await;
@@ -698,8 +686,35 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
         before,
         "the file is untouched"
     );
-    let check = pps().arg("-c").arg(&file).arg("check").output().unwrap();
-    assert!(check.status.success() || !check.stderr.is_empty());
+    // The message is the one `pps check` prints for that file (`pps.toml` stays as
+    // it was, so the edited text is checked as a copy in a folder of its own).
+    let trial_dir = svc._dir.path().join("trial");
+    std::fs::create_dir_all(&trial_dir).unwrap();
+    let trial = trial_dir.join("pps.toml");
+    std::fs::write(
+        &trial,
+        String::from_utf8(before.clone()).unwrap().replacen(
+            "interval = \"1s\"",
+            "interval = \"soon\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let check = pps().arg("-c").arg(&trial).arg("check").output().unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&check.stderr)
+        .lines()
+        .find(|l| l.contains("watch[0].interval"))
+        .expect("pps check names the key")
+        .trim_start_matches("error: ")
+        .replace(&trial.display().to_string(), &file.display().to_string());
+    let html = said
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    assert!(page.contains(&html), "{html}\n{page}");
 
     // A new watch, added from the UI: written after the comments, applied at once.
     let films = svc.media.parent().unwrap().join("films");
