@@ -1220,6 +1220,10 @@ async fn activity(
             esc(label)
         )
     };
+    // The page ends where the store's page ended, whatever the watch filter kept of it.
+    let page_end = (lines.len() == query.limit)
+        .then(|| lines.last().map(|h| h.id))
+        .flatten();
     let lines: Vec<HistoryEntry> = lines.into_iter().filter(|h| in_watch(&q, h)).collect();
     let sel_watch = q.get("watch").cloned().unwrap_or_default();
     let mut watches = opt(&sel_watch, "", t(lang, "all"));
@@ -1282,11 +1286,9 @@ async fn activity(
     if lines.is_empty() {
         body.push_str(&format!("<p id=\"empty\">{}</p>", t(lang, "none")));
     }
-    if lines.len() == query.limit
-        && let Some(last) = lines.last()
-    {
+    if let Some(last) = page_end {
         let mut next = q.clone();
-        next.insert("before".into(), last.id.to_string());
+        next.insert("before".into(), last.to_string());
         next.remove("lang");
         let qs = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(next.iter())
