@@ -104,6 +104,38 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that follows tokio's time from a given start: under
+/// `#[tokio::test(start_paused = true)]` it moves exactly as far as the runtime's
+/// sleeps do, so the service loop ([`crate::engine::Engine::run_scheduled`]) is tested
+/// on virtual time without a second clock to keep in step.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: Timestamp,
+    at: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock showing `start` now, moving with tokio's time.
+    pub fn new(start: Timestamp) -> Self {
+        TokioClock {
+            start,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The time in Unix seconds with its fraction: a wall clock for the shared call
+    /// budget ([`crate::budget::WallClock`]).
+    pub fn wall(&self) -> f64 {
+        self.start.0 as f64 + self.at.elapsed().as_secs_f64()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        self.start.plus(self.at.elapsed())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,11 @@
 //! atomic commit (commits are batched, never split across a folder).
 //!
 //! A **scheduled pass** ([`Engine::pass_due`]) lists only the folders whose next-due
-//! time has come, oldest due first, never more than the calls it is given; see
+//! time has come, best first (the root, then evidence of a change, then the changes a
+//! listing is expected to find), never more than the calls it is given; see
 //! [`crate::schedule`] for the rules. A full pass keeps every folder's schedule current
-//! too, so the two mix freely.
+//! too, so the two mix freely. [`Engine::run_scheduled`] is the service's loop of
+//! scheduled passes within a source's [`PassBudget`].
 //!
 //! **Delivery** runs per target: it takes the target's queued scans, plans them
 //! ([`crate::plan`]), sends them, and removes a scan from the outbox only when the target
@@ -27,9 +29,11 @@ use crate::target::ScanTarget;
 use crate::types::Change;
 mod delivery;
 mod pass;
+mod scheduled;
 
 pub use delivery::DeliveryReport;
 pub use pass::Comparison;
+pub use scheduled::{PASS_SECONDS, PassBudget, SparePolicy};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;

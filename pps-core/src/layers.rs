@@ -13,6 +13,7 @@
 //! with `#[tokio::test(start_paused = true)]` runs hours of pacing in microseconds and
 //! sees exact instants.
 
+use crate::budget::CallGate;
 use crate::{DirectorySource, Entry, ErrorKind, Hint, ListOptions, Result};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -145,6 +146,8 @@ struct Shaper {
     clock: TokioClock,
     counters: Arc<LayerStats>,
     state: Mutex<ShaperState>,
+    /// The budget shared beyond this process, asked after this process's own pacing.
+    gate: std::sync::OnceLock<Arc<dyn CallGate>>,
 }
 
 struct ShaperState {
@@ -170,6 +173,7 @@ impl Shaper {
                 limiter,
                 calm_until: Instant::now(),
             }),
+            gate: std::sync::OnceLock::new(),
         }
     }
 
@@ -303,11 +307,21 @@ impl<S> RateLimit<S> {
         &self.inner
     }
 
+    /// Asks `gate` too before every call, after this layer's own pacing: a budget
+    /// shared with other processes ([`StoreGate`](crate::budget::StoreGate)). Set once,
+    /// for this layer and every clone of it; false when a gate was already set.
+    pub fn share_budget(&self, gate: Arc<dyn CallGate>) -> bool {
+        self.shaper.gate.set(gate).is_ok()
+    }
+
     /// Runs `call` once the limiter lets it through: for calls that are not listings
     /// but cost the server all the same (a health probe).
     pub async fn paced<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
         let asked = Instant::now();
         self.shaper.acquire().await;
+        if let Some(gate) = self.shaper.gate.get() {
+            gate.acquire().await;
+        }
         // Kept apart from the calls' own latency: time spent waiting for the limiter
         // says the rate is the bottleneck, not the cloud.
         self.shaper
@@ -319,6 +333,9 @@ impl<S> RateLimit<S> {
             && err.kind() == ErrorKind::Throttled
         {
             self.shaper.throttled();
+            if let Some(gate) = self.shaper.gate.get() {
+                gate.throttled();
+            }
         }
         result
     }

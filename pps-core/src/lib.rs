@@ -72,6 +72,7 @@
 
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod clock;
 pub mod duration;
 pub mod engine;
@@ -95,6 +96,7 @@ pub mod target;
 pub mod testing;
 pub mod types;
 
+pub use budget::{CallGate, CallLimits, StoreGate};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::{Engine, EngineOptions, PassReport, TargetSpec, Watch};
 pub use error::{Error, ErrorKind, Result};

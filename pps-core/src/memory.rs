@@ -1,6 +1,7 @@
 //! In-memory implementations of the three traits: reference implementations and the
 //! test doubles used everywhere.
 
+use crate::budget::{self, Bucket, CallLimits, Grant, Windows};
 use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
@@ -369,8 +370,10 @@ struct StoreState {
     next_id: i64,
     history: VecDeque<HistoryEntry>,
     next_history: i64,
-    /// Calls per (source, hour).
+    /// Calls per (source, minute).
     calls: BTreeMap<(String, i64), u64>,
+    /// The shared call budget's bucket per source.
+    buckets: HashMap<String, Bucket>,
     limits: HistoryLimits,
     /// Commits to let through before failing `fail_commits` of them.
     pass_commits: u32,
@@ -440,6 +443,14 @@ impl StoreState {
         {
             self.history.pop_front();
         }
+    }
+
+    /// Counts `n` calls of `source` in `minute`, and forgets what is older than
+    /// [`CALLS_KEPT`](crate::budget::CALLS_KEPT).
+    fn count_calls(&mut self, source: &str, minute: i64, n: u64) {
+        *self.calls.entry((source.to_owned(), minute)).or_default() += n;
+        let keep = (crate::budget::CALLS_KEPT.as_secs() / 60) as i64;
+        self.calls.retain(|(_, m), _| *m > minute - keep);
     }
 
     /// A history line for the queued scan `id` before it changes.
@@ -591,17 +602,29 @@ impl MtimeStore for MemoryStore {
     ) -> Result<Vec<(String, FolderSchedule)>> {
         let st = lock(&self.state);
         let from = (scope.0, Timestamp::from_secs(i64::MIN), String::new());
-        Ok(st
+        let mut due: Vec<(String, FolderSchedule)> = st
             .due_index
             .range(from..)
             .take_while(|(s, due, _)| *s == scope.0 && *due <= now)
-            .take(limit)
             .filter_map(|(_, _, p)| {
                 st.schedules
                     .get(&(scope.0, p.clone()))
                     .map(|s| (p.clone(), *s))
             })
-            .collect())
+            .collect();
+        // The order the trait documents (the SQLite store's ORDER BY): evidence first,
+        // then the changes a listing is expected to find, then oldest due, then path.
+        let key = |s: &FolderSchedule| (s.force_refresh || s.evidence, s.expected(now));
+        due.sort_by(|(pa, a), (pb, b)| {
+            let (ea, xa) = key(a);
+            let (eb, xb) = key(b);
+            eb.cmp(&ea)
+                .then(xb.total_cmp(&xa))
+                .then(a.next_due.cmp(&b.next_due))
+                .then(pa.cmp(pb))
+        });
+        due.truncate(limit);
+        Ok(due)
     }
 
     fn schedule_summary(
@@ -747,22 +770,85 @@ impl MtimeStore for MemoryStore {
         if n == 0 {
             return Ok(());
         }
-        let hour = at.as_secs().div_euclid(3600);
+        let minute = at.as_secs().div_euclid(60);
         let mut st = lock(&self.state);
-        *st.calls.entry((source.to_owned(), hour)).or_default() += n;
-        st.calls.retain(|(_, h), _| *h >= hour - 25);
+        st.count_calls(source, minute, n);
         Ok(())
     }
 
     fn calls_since(&self, source: &str, since: Timestamp) -> Result<u64> {
-        let from = since.as_secs().div_euclid(3600);
+        let from = since.as_secs().div_euclid(60);
         let st = lock(&self.state);
         Ok(st
             .calls
-            .iter()
-            .filter(|((s, h), _)| s == source && *h >= from)
+            .range((source.to_owned(), from)..=(source.to_owned(), i64::MAX))
             .map(|(_, n)| n)
             .sum())
+    }
+
+    fn calls_by_hour(&self, source: &str, now: Timestamp, hours: usize) -> Result<Vec<u64>> {
+        let last = now.as_secs().div_euclid(3600);
+        let first = last - hours as i64 + 1;
+        let mut out = vec![0u64; hours];
+        let st = lock(&self.state);
+        for ((_, minute), n) in st
+            .calls
+            .range((source.to_owned(), first * 60)..=(source.to_owned(), i64::MAX))
+        {
+            if let Some(slot) = usize::try_from(minute.div_euclid(60) - first)
+                .ok()
+                .and_then(|i| out.get_mut(i))
+            {
+                *slot += n;
+            }
+        }
+        Ok(out)
+    }
+
+    fn take_call(&self, source: &str, now: f64, limits: &CallLimits) -> Result<Grant> {
+        let mut st = lock(&self.state);
+        let bucket = st
+            .buckets
+            .get(source)
+            .copied()
+            .unwrap_or_else(|| Bucket::full(limits, now));
+        let cur = budget::minute_of(now);
+        let count = |w: i64| -> (u64, u64) {
+            let whole = st
+                .calls
+                .range((source.to_owned(), cur - w + 1)..=(source.to_owned(), i64::MAX))
+                .map(|(_, n)| n)
+                .sum();
+            let edge = st
+                .calls
+                .get(&(source.to_owned(), cur - w))
+                .copied()
+                .unwrap_or(0);
+            (whole, edge)
+        };
+        let [m, h, d] = budget::WINDOW_MINUTES;
+        let windows = Windows {
+            minute: count(m),
+            hour: count(h),
+            day: count(d),
+        };
+        let (grant, bucket) = budget::decide(limits, bucket, windows, now);
+        if grant == Grant::Now {
+            st.buckets.insert(source.to_owned(), bucket);
+            st.count_calls(source, cur, 1);
+        }
+        Ok(grant)
+    }
+
+    fn pause_calls(&self, source: &str, until: f64) -> Result<()> {
+        let mut st = lock(&self.state);
+        let b = st.buckets.entry(source.to_owned()).or_insert(Bucket {
+            tokens: 1.0,
+            at: until,
+            paused_until: 0.0,
+        });
+        b.paused_until = b.paused_until.max(until);
+        Ok(())
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {

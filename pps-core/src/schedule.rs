@@ -24,11 +24,19 @@
 //!   just created, and a folder a push hint names are **due at once** (a hint also asks
 //!   the source to bypass its cache, [`ListOptions::force_refresh`](crate::ListOptions)).
 //!
-//! Due folders are listed oldest due first ([`Engine::pass_due`](crate::Engine::pass_due)),
-//! at most a given number per call, which a [`CallBudget`] hands out. Since a listed
-//! folder is due again only after its interval, each folder is in the due queue at most
-//! once; a folder due at `t` is therefore listed before `t` plus the time to list every
-//! folder of the watch once. No folder waits longer than its ceiling plus one pass.
+//! A **watch root** is listed at the base interval whatever its age ([`Schedule::root`]):
+//! new titles land there, and a change inside one of its direct children shows in its
+//! listing through the child's mtime.
+//!
+//! When more folders are due than the budget lists, they are taken by the changes one
+//! listing is expected to find ([`FolderSchedule::expected`]: the time since a folder
+//! was listed over its typical gap between changes), after every folder with
+//! **evidence** of a change (created, its entry moved, a push hint). So a folder just
+//! seen changing is listed again before hundreds that are merely due, and a folder left
+//! unlisted long enough rises until it is listed: none starves. This is the
+//! square-root law's ranking (`shared/docs/scheduling.md`): listing by expected changes
+//! found per call spends the budget where the rate λ is high, and each folder's own
+//! interval keeps it listed at least every ceiling plus a pass.
 //!
 //! Budget the due folders leave unused goes to **spare listings**
 //! ([`Engine::pass_due_spare`](crate::Engine::pass_due_spare)): the folders with the
@@ -176,8 +184,10 @@ impl Schedule {
         let interval = self
             .clamp(age / 16)
             .min(self.ceiling_for(Some(newest), now));
-        let offset =
-            ordinal.wrapping_mul(BASELINE_SPREAD.as_secs()) % interval.as_secs().max(1) + 1;
+        // The baseline just listed it: its first due time falls between half and one
+        // interval from now, spread by `ordinal`, so a fresh index does not list every
+        // folder again within minutes, nor all at once an interval later.
+        let offset = spread(ordinal, interval);
         times.sort_unstable();
         let (burst, cadence) = cadence_of(&times);
         let mut s = FolderSchedule {
@@ -218,6 +228,7 @@ impl Schedule {
             last_change: Some(now),
             burst: Some(now),
             listed: Some(now),
+            seen_change: Some(now),
             ..FolderSchedule::default()
         }
     }
@@ -284,6 +295,7 @@ impl Schedule {
             interval,
             next_due: now.plus(interval),
             force_refresh: false,
+            evidence: false,
             // The listing equals the stored one again: whatever was settling is moot.
             settling: None,
             listed: Some(now),
@@ -302,12 +314,11 @@ impl Schedule {
 
     /// The window around a folder's next expected change, from its cadence: the next
     /// `burst + k × cadence` whose window has not ended, a tenth of the cadence either
-    /// side (30 minutes to 12 hours). `None` without a cadence.
+    /// side (30 minutes to 12 hours). `None` without a cadence, or once the cadence is
+    /// over ([`FolderSchedule::live_cadence`]: a show that ended gets no more windows).
     pub fn window(&self, s: &FolderSchedule, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
-        let (burst, cadence) = (s.burst?, s.cadence?);
-        if cadence < BURST {
-            return None;
-        }
+        let cadence = s.live_cadence(now)?;
+        let burst = s.burst?;
         let tolerance =
             (cadence / 10).clamp(Duration::from_secs(1800), Duration::from_secs(12 * 3600));
         let cad = cadence.as_secs().max(1) as i64;
@@ -321,6 +332,21 @@ impl Schedule {
         .max(1);
         let expected = Timestamp::from_secs(burst.as_secs().saturating_add(k.saturating_mul(cad)));
         Some((expected.minus(tolerance), expected.plus(tolerance)))
+    }
+
+    /// The schedule of a watch root, whatever the rest of the schedule made of it: at
+    /// the base interval, due at most one base interval after it was last listed. The
+    /// root is where new titles land (a film folder created in `/115/电影`), and on
+    /// 115 a change inside a direct child moves that child's mtime in the root's
+    /// listing, so listing the root every interval finds both, whatever the age of its
+    /// newest entry. It costs one call per interval per watch.
+    pub fn root(&self, s: &FolderSchedule, now: Timestamp) -> FolderSchedule {
+        let listed = s.listed.unwrap_or(now);
+        FolderSchedule {
+            interval: self.base(),
+            next_due: s.next_due.min(listed.plus(self.base())),
+            ..*s
+        }
     }
 
     /// The schedule of a folder whose listing failed: due again after its current
@@ -370,9 +396,37 @@ fn cadence_of(times: &[Timestamp]) -> (Option<Timestamp>, Option<Duration>) {
     (burst, Some(sorted[sorted.len() / 2]))
 }
 
-/// How far apart the first due times of a baseline's folders are (see
+/// How far apart the first due times of a baseline's folders without mtimes are (see
 /// [`Schedule::recorded`]): 4 s, so about 21,600 folders per day.
 pub const BASELINE_SPREAD: Duration = Duration::from_secs(4);
+
+/// Seconds from now to the first due time of the `ordinal`-th folder of a baseline
+/// whose interval is `interval`: between half and one interval, at the `ordinal`-th
+/// point of the golden-ratio sequence, which spreads any number of folders evenly
+/// (three folders or 20,000) without knowing the count.
+fn spread(ordinal: u64, interval: Duration) -> u64 {
+    const PHI: f64 = 0.618_033_988_749_895;
+    let frac = (ordinal as f64 * PHI).fract();
+    let secs = interval.as_secs().max(1) as f64;
+    ((secs / 2.0) * (1.0 + frac)).round().max(1.0) as u64
+}
+
+/// How many cadences after its last burst a cadence still holds: a weekly show that
+/// missed three weeks in a row has ended (or is on a break) and gets no more windows.
+pub const CADENCE_LIFE: u32 = 4;
+
+/// The shortest typical gap between changes [`FolderSchedule::expected`] assumes for a
+/// folder not in a burst.
+pub const MIN_GAP: Duration = Duration::from_secs(600);
+
+/// The typical gap between changes of a folder in a burst: one pps saw change less
+/// than [`BURST`] ago. Changes come in bursts (an episode, then its subtitles; a season
+/// uploaded file by file; the next episode of a show airing several a day), so right
+/// after one the next is likely within seconds to minutes. A hundredth of
+/// [`MIN_GAP`]: under a saturated budget such a folder is listed again within seconds
+/// of coming due, before folders that are merely due; a merely-due folder still wins
+/// once it has waited about a hundred times longer, so none starves.
+pub const BURST_GAP: Duration = Duration::from_secs(6);
 
 /// A changed listing waiting for the settle time: its fingerprint and since when it
 /// has looked like that.
@@ -406,32 +460,71 @@ pub struct FolderSchedule {
     pub cadence: Option<Duration>,
     /// When the folder was last listed; `None` when unknown (an older store).
     pub listed: Option<Timestamp>,
+    /// Something says it changed: it was just created, its entry moved in its parent's
+    /// listing, or a push hint named it. Such a folder goes before every folder that is
+    /// merely due; cleared by its next listing.
+    pub evidence: bool,
+    /// When pps itself last saw its listing change (`None`: never; a baseline's dates
+    /// are not this). A change pps observed is far stronger evidence than an mtime: a
+    /// library copied last night gives every folder a fresh mtime, but only the airing
+    /// show is seen changing.
+    pub seen_change: Option<Timestamp>,
 }
 
 impl FolderSchedule {
-    /// The changes expected since the folder was last listed: the time since then
-    /// over its typical gap between changes (its cadence, else the age of its last
-    /// change, at least an hour; a folder never seen changing counts as changing once
-    /// in ten of its intervals). What spare listings rank by.
+    /// Its cadence while it holds: a cadence of at least [`BURST`] whose last burst is
+    /// less than [`CADENCE_LIFE`] cadences old.
+    pub fn live_cadence(&self, now: Timestamp) -> Option<Duration> {
+        let (burst, cadence) = (self.burst?, self.cadence?);
+        (cadence >= BURST && now.since(burst) <= cadence.saturating_mul(CADENCE_LIFE))
+            .then_some(cadence)
+    }
+
+    /// Whether pps saw it change less than [`BURST`] ago.
+    pub fn in_burst(&self, now: Timestamp) -> bool {
+        self.seen_change.is_some_and(|c| now.since(c) < BURST)
+    }
+
+    /// The typical time between its changes, in seconds: the estimate of 1/λ behind
+    /// [`expected`](Self::expected). [`BURST_GAP`] while [`in a burst`](Self::in_burst);
+    /// else its live cadence; else the age of its last change (one change in that
+    /// long); else, never seen changing, ten of its intervals (ten days when the
+    /// interval is unknown); never under [`MIN_GAP`].
+    pub fn gap(&self, now: Timestamp) -> f64 {
+        if self.in_burst(now) {
+            return BURST_GAP.as_secs_f64();
+        }
+        let gap = match (self.live_cadence(now), self.last_change) {
+            (Some(c), _) => c.as_secs_f64(),
+            (None, Some(c)) => now.since(c).as_secs_f64(),
+            (None, None) if !self.interval.is_zero() => self.interval.as_secs_f64() * 10.0,
+            (None, None) => 864_000.0,
+        };
+        gap.max(MIN_GAP.as_secs_f64())
+    }
+
+    /// The changes expected since the folder was last listed: the time since then over
+    /// its [`gap`](Self::gap). This is the expected number of changes one listing of it
+    /// finds now, what due folders are ordered by when they outnumber the budget
+    /// ([`MtimeStore::due`](crate::MtimeStore::due)) and what spare listings are ranked
+    /// by. A folder just seen changing scores high (a short gap), so it is listed again
+    /// before folders that are merely due; a folder left unlisted long enough scores
+    /// high too, so none starves.
     pub fn expected(&self, now: Timestamp) -> f64 {
         let listed = self
             .listed
             .unwrap_or_else(|| self.next_due.minus(self.interval));
-        let since = now.since(listed).as_secs_f64();
-        let gap = match (self.cadence, self.last_change) {
-            (Some(c), _) => c.as_secs_f64(),
-            (None, Some(c)) => now.since(c).as_secs_f64(),
-            (None, None) => self.interval.as_secs_f64() * 10.0,
-        };
-        since / gap.max(3600.0)
+        now.since(listed).as_secs_f64() / self.gap(now)
     }
 
     /// This schedule made due by `now` at the latest, with `force_refresh` added when
-    /// `force` is set. An earlier due time is kept, so a promotion never pushes a
-    /// folder back in the queue.
+    /// `force` is set, and marked as having [`evidence`](Self::evidence) of a change.
+    /// An earlier due time is kept, so a promotion never pushes a folder back in the
+    /// queue.
     pub fn promoted(mut self, now: Timestamp, force: bool) -> Self {
         self.next_due = self.next_due.min(now);
         self.force_refresh |= force;
+        self.evidence = true;
         self
     }
 }
@@ -719,6 +812,7 @@ mod tests {
         };
         let weekly = FolderSchedule {
             cadence: Some(Duration::from_secs(7 * D as u64)),
+            burst: Some(now.minus(Duration::from_secs(6 * D as u64))),
             ..old
         };
         assert!(active.expected(now) > weekly.expected(now));
@@ -731,6 +825,98 @@ mod tests {
             later.expected(now) > active.expected(now),
             "longer unlisted, more expected"
         );
+    }
+
+    #[test]
+    fn a_cadence_ends_after_four_missed_beats() {
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(300))
+            .with_max_interval(Duration::from_secs(D as u64));
+        let now = ts(1_800_000_000);
+        // A weekly show whose last episode aired 42 days ago: six weeks missed.
+        let weekly =
+            |last_age: i64| (0..5).map(move |w| Some(ts(now.as_secs() - last_age - w * 7 * D)));
+        let ended = s.first(weekly(42 * D), 0, now);
+        assert_eq!(ended.cadence, Some(Duration::from_secs(7 * D as u64)));
+        assert_eq!(ended.live_cadence(now), None);
+        assert_eq!(s.window(&ended, now), None, "no window for an ended show");
+        assert_eq!(
+            ended.interval.as_secs(),
+            D as u64,
+            "nothing keeps it from the ceiling"
+        );
+        // Three weeks since the last: still on (a break of two weeks happens).
+        let paused = s.first(weekly(21 * D), 0, now);
+        assert!(paused.live_cadence(now).is_some());
+        assert!(s.window(&paused, now).is_some());
+        // An ended show's gap is the age of its last change, not its old cadence.
+        assert!(ended.gap(now) >= 42.0 * D as f64);
+    }
+
+    #[test]
+    fn a_baseline_comes_due_between_half_and_one_interval_later() {
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(10))
+            .with_max_interval(Duration::from_secs(D as u64));
+        let now = ts(1_800_000_000);
+        let old = Some(ts(now.as_secs() - 400 * D));
+        let dues: Vec<i64> = (0..121)
+            .map(|i| s.first([old], i, now).next_due.as_secs() - now.as_secs())
+            .collect();
+        // 121 year-old folders: none comes due in the first half day (they were just
+        // listed), and they spread over the second half, not a few seconds apart.
+        assert!(dues.iter().all(|d| (D / 2..=D).contains(d)), "{dues:?}");
+        let mut sorted = dues.clone();
+        sorted.sort_unstable();
+        let widest_gap = sorted.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        assert!(
+            widest_gap < D / 20,
+            "evenly spread: widest gap {widest_gap}"
+        );
+    }
+
+    #[test]
+    fn a_root_is_listed_at_the_base_interval_whatever_its_age() {
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(10))
+            .with_max_interval(Duration::from_secs(D as u64));
+        let now = ts(1_800_000_000);
+        let quiet = s.first([Some(ts(now.as_secs() - 200 * D))], 0, now);
+        assert!(quiet.next_due.since(now) > Duration::from_secs(H as u64));
+        let root = s.root(&quiet, now);
+        assert_eq!(root.interval.as_secs(), 10);
+        assert_eq!(root.next_due, now.plus(Duration::from_secs(10)));
+        let grown = s.unchanged(&root, root.next_due);
+        assert_eq!(
+            s.root(&grown, root.next_due).next_due,
+            root.next_due.plus(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn a_folder_just_seen_changing_expects_more_than_one_merely_due() {
+        let now = ts(1_800_000_000);
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(2))
+            .with_max_interval(Duration::from_secs(D as u64));
+        // Listed 2 s ago, changed then: in a burst.
+        let airing = s.changed(now.minus(Duration::from_secs(2)));
+        // Entries from last night, due, unlisted for a minute and a half (411 such
+        // folders at 5 calls a second are each listed about that often).
+        let fresh = FolderSchedule {
+            last_change: Some(now.minus(Duration::from_secs(12 * H as u64))),
+            listed: Some(now.minus(Duration::from_secs(90))),
+            interval: Duration::from_secs(600),
+            ..FolderSchedule::default()
+        };
+        assert!(airing.expected(now) > fresh.expected(now));
+        // But a merely-due folder left long enough (here six hours, for one whose
+        // last change is half a day old) rises above it: none starves.
+        let starved = FolderSchedule {
+            listed: Some(now.minus(Duration::from_secs(6 * H as u64))),
+            ..fresh
+        };
+        assert!(starved.expected(now) > airing.expected(now));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //!   enqueue time.
 //! - `schedule` (v2): one row per (scope, folder path) with its poll interval, next due
 //!   time, last change, pending hint and settling listing, indexed by due time so the
-//!   scheduler's "oldest due first" query reads only what it returns. A row may exist
+//!   scheduler's due query reads only the due rows (and ranks them). A row may exist
 //!   without a `folders` row: a folder due to be listed for the first time.
 //! - `history` (v5): the activity history, one row per change found and per delivery
 //!   outcome, inserted in the transaction of what it records and pruned (by age and
@@ -22,6 +22,7 @@
 //!   open. A file from a newer pps is refused, never altered. `PRAGMA application_id`
 //!   marks the file as a pps store, so pointing pps at another database is refused too.
 
+use crate::budget::{self, Bucket, CallLimits, Grant, Windows};
 use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
@@ -133,6 +134,27 @@ const MIGRATIONS: &[&str] = &[
         n INTEGER NOT NULL,
         PRIMARY KEY (source, hour)
     ) WITHOUT ROWID;",
+    // v8: evidence of a change (a folder created, its entry moved, a push hint) puts a
+    // due folder first, and the last change pps itself saw marks a burst; calls per minute instead of per hour, so every process of one
+    // account shares per-minute and per-hour ceilings, and a token bucket per source
+    // shared by those processes (one budget per cloud account, not per process).
+    "ALTER TABLE schedule ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE schedule ADD COLUMN seen_change INTEGER;
+     CREATE TABLE calls_v8 (
+        source TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (source, minute)
+     ) WITHOUT ROWID;
+     INSERT INTO calls_v8 (source, minute, n) SELECT source, hour * 60, n FROM calls;
+     DROP TABLE calls;
+     ALTER TABLE calls_v8 RENAME TO calls;
+     CREATE TABLE budget (
+        source TEXT PRIMARY KEY,
+        tokens REAL NOT NULL,
+        at REAL NOT NULL,
+        paused_until REAL NOT NULL DEFAULT 0
+     );",
 ];
 
 /// The first schema version whose migration rewrites the folders: after it, the file
@@ -613,7 +635,7 @@ fn read_queued(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedScan> {
 }
 
 /// A schedule from columns `due, interval, last_change, hold_until, force, settle_fp,
-/// settle_since` starting at column `at`.
+/// settle_since, burst, cadence, listed, evidence, seen_change` starting at column `at`.
 fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderSchedule> {
     let fp: Option<Vec<u8>> = row.get(at + 5)?;
     let since: Option<i64> = row.get(at + 6)?;
@@ -639,7 +661,32 @@ fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderS
             .get::<_, Option<i64>>(at + 8)?
             .map(|c| std::time::Duration::from_secs(c.max(0) as u64)),
         listed: row.get::<_, Option<i64>>(at + 9)?.map(Timestamp::from_secs),
+        evidence: row.get(at + 10)?,
+        seen_change: row
+            .get::<_, Option<i64>>(at + 11)?
+            .map(Timestamp::from_secs),
     })
+}
+
+/// Counts `n` calls of `source` in `minute`; the first count of a minute also prunes
+/// what is older than [`CALLS_KEPT`](crate::budget::CALLS_KEPT).
+fn count_calls(conn: &Connection, source: &str, minute: i64, n: u64) -> rusqlite::Result<()> {
+    let total: i64 = conn
+        .prepare_cached(
+            "INSERT INTO calls (source, minute, n) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source, minute) DO UPDATE SET n = n + excluded.n
+             RETURNING n",
+        )?
+        .query_row(
+            params![source, minute, i64::try_from(n).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?;
+    if u64::try_from(total).unwrap_or(0) == n {
+        let keep = (crate::budget::CALLS_KEPT.as_secs() / 60) as i64;
+        conn.prepare_cached("DELETE FROM calls WHERE minute <= ?1")?
+            .execute([minute - keep])?;
+    }
+    Ok(())
 }
 
 fn subtree_bounds(root: &str) -> (String, String) {
@@ -772,8 +819,8 @@ impl MtimeStore for SqliteStore {
             }
             let mut sched = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(err)?;
             for (path, s) in &commit.schedules {
@@ -793,6 +840,8 @@ impl MtimeStore for SqliteStore {
                         s.burst.map(Timestamp::as_secs),
                         s.cadence.map(duration_secs),
                         s.listed.map(Timestamp::as_secs),
+                        s.evidence,
+                        s.seen_change.map(Timestamp::as_secs),
                     ])
                     .map_err(err)?;
             }
@@ -853,7 +902,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed FROM schedule
+                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change FROM schedule
                  WHERE scope = ?1 AND path = ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -871,15 +920,35 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed FROM schedule
-                 WHERE scope = ?1 AND due <= ?2 ORDER BY due, path LIMIT ?3",
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change FROM schedule
+                 WHERE scope = ?1 AND due <= ?2
+                 ORDER BY (force OR evidence) DESC,
+                    max(0, ?2 - coalesce(listed, due - interval)) * 1.0 /
+                        CASE WHEN seen_change IS NOT NULL AND ?2 - seen_change < ?5 THEN ?7
+                        ELSE max(?4,
+                            CASE WHEN cadence >= ?5 AND burst IS NOT NULL AND ?2 - burst <= ?6 * cadence
+                                    THEN cadence
+                                 WHEN last_change IS NOT NULL THEN ?2 - last_change
+                                 WHEN interval > 0 THEN 10 * interval
+                                 ELSE 864000 END) END DESC,
+                    due, path
+                 LIMIT ?3",
             )
             .map_err(|e| self.err(e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![scope.0, now.as_secs(), limit], |r| {
-                Ok((r.get(0)?, read_schedule(r, 1)?))
-            })
+            .query_map(
+                params![
+                    scope.0,
+                    now.as_secs(),
+                    limit,
+                    duration_secs(crate::schedule::MIN_GAP),
+                    duration_secs(crate::schedule::BURST),
+                    i64::from(crate::schedule::CADENCE_LIFE),
+                    duration_secs(crate::schedule::BURST_GAP),
+                ],
+                |r| Ok((r.get(0)?, read_schedule(r, 1)?)),
+            )
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
@@ -996,7 +1065,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change
                  FROM schedule WHERE scope = ?1",
             )
             .map_err(|e| self.err(e))?;
@@ -1021,7 +1090,7 @@ impl MtimeStore for SqliteStore {
         for chunk in candidates.chunks(500).rev() {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change
                  FROM schedule WHERE scope = ?1 AND path IN ({}) ORDER BY length(path) DESC LIMIT 1",
                 marks.join(", ")
             );
@@ -1120,31 +1189,115 @@ impl MtimeStore for SqliteStore {
         if n == 0 {
             return Ok(());
         }
-        let hour = at.as_secs().div_euclid(3600);
         let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO calls (source, hour, n) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source, hour) DO UPDATE SET n = n + excluded.n",
-        )
-        .and_then(|mut st| st.execute(params![source, hour, i64::try_from(n).unwrap_or(i64::MAX)]))
-        .map_err(|e| self.err(e))?;
-        // A day and an hour is all a daily ceiling looks back on.
-        conn.prepare_cached("DELETE FROM calls WHERE hour < ?1")
-            .and_then(|mut st| st.execute([hour - 25]))
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        count_calls(&conn, source, at.as_secs().div_euclid(60), n).map_err(|e| self.err(e))
     }
 
     fn calls_since(&self, source: &str, since: Timestamp) -> Result<u64> {
         let conn = self.conn();
         let n: i64 = conn
             .query_row(
-                "SELECT coalesce(sum(n), 0) FROM calls WHERE source = ?1 AND hour >= ?2",
-                params![source, since.as_secs().div_euclid(3600)],
+                "SELECT coalesce(sum(n), 0) FROM calls WHERE source = ?1 AND minute >= ?2",
+                params![source, since.as_secs().div_euclid(60)],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn calls_by_hour(&self, source: &str, now: Timestamp, hours: usize) -> Result<Vec<u64>> {
+        let last = now.as_secs().div_euclid(3600);
+        let first = last - hours as i64 + 1;
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT minute / 60 - ?2, sum(n) FROM calls WHERE source = ?1 AND minute >= ?2 * 60
+                 GROUP BY minute / 60",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = vec![0u64; hours];
+        let rows = stmt
+            .query_map(params![source, first], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (i, n) = row.map_err(|e| self.err(e))?;
+            if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                *slot += u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
+    fn take_call(&self, source: &str, now: f64, limits: &CallLimits) -> Result<Grant> {
+        let mut conn = self.conn();
+        let err = |e| self.err(e);
+        // IMMEDIATE: the read and the write are one step for every process of the
+        // store, so two of them can never both take the last token.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let bucket = tx
+            .query_row(
+                "SELECT tokens, at, paused_until FROM budget WHERE source = ?1",
+                [source],
+                |r| {
+                    Ok(Bucket {
+                        tokens: r.get(0)?,
+                        at: r.get(1)?,
+                        paused_until: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(err)?
+            .unwrap_or_else(|| Bucket::full(limits, now));
+        let cur = budget::minute_of(now);
+        let [m, h, d] = budget::WINDOW_MINUTES;
+        let w = tx
+            .query_row(
+                "SELECT coalesce(sum(CASE WHEN minute > ?2 - ?3 THEN n END), 0),
+                        coalesce(sum(CASE WHEN minute = ?2 - ?3 THEN n END), 0),
+                        coalesce(sum(CASE WHEN minute > ?2 - ?4 THEN n END), 0),
+                        coalesce(sum(CASE WHEN minute = ?2 - ?4 THEN n END), 0),
+                        coalesce(sum(CASE WHEN minute > ?2 - ?5 THEN n END), 0),
+                        coalesce(sum(CASE WHEN minute = ?2 - ?5 THEN n END), 0)
+                 FROM calls WHERE source = ?1 AND minute >= ?2 - ?5",
+                params![source, cur, m, h, d],
+                |r| {
+                    let g = |i| r.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(Windows {
+                        minute: (g(0)?, g(1)?),
+                        hour: (g(2)?, g(3)?),
+                        day: (g(4)?, g(5)?),
+                    })
+                },
+            )
+            .map_err(err)?;
+        let (grant, bucket) = budget::decide(limits, bucket, w, now);
+        if grant == Grant::Now {
+            tx.execute(
+                "INSERT INTO budget (source, tokens, at, paused_until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
+                params![source, bucket.tokens, bucket.at, bucket.paused_until],
+            )
+            .map_err(err)?;
+            count_calls(&tx, source, cur, 1).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(grant)
+    }
+
+    fn pause_calls(&self, source: &str, until: f64) -> Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO budget (source, tokens, at, paused_until) VALUES (?1, 1, ?2, ?2)
+             ON CONFLICT (source) DO UPDATE SET paused_until = max(paused_until, excluded.paused_until)",
+            params![source, until],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {

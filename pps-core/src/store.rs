@@ -1,6 +1,7 @@
 //! The mtime store: what every watched folder looked like, and the outbox of scans not
 //! yet delivered.
 
+use crate::budget::{CallLimits, Grant};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::listing::Fingerprint;
@@ -289,13 +290,19 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     fn schedules(&self, scope: ScopeId) -> Result<Vec<(String, FolderSchedule)>>;
 
     /// Up to `limit` folders of `scope` whose `next_due` is at or before `now`, with
-    /// their schedules, oldest due first (ties by path, so the order is stable).
+    /// their schedules, best first: every folder with evidence of a change
+    /// ([`FolderSchedule::evidence`] or a pending `force_refresh`) before the rest, then
+    /// by the changes a listing is expected to find now
+    /// ([`FolderSchedule::expected`], highest first), then oldest due, then by path (so
+    /// the order is stable).
     ///
     /// # Behaviour
     /// - A folder due exactly at `now` is included.
     /// - `limit` 0 returns nothing; an unknown scope has nothing due.
-    /// - Scales with the number returned, not the number stored (an index on the due
-    ///   time): the scheduler asks every few seconds.
+    /// - Scales with the number of due folders (they are ranked), not the number
+    ///   stored (an index on the due time): the scheduler asks every few seconds. Under
+    ///   a budget the due set stays small; a saturated one ranks a few thousand rows,
+    ///   a few milliseconds (BENCHMARKS.md).
     fn due(
         &self,
         scope: ScopeId,
@@ -347,12 +354,32 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     /// history line each. Returns how many.
     fn drop_scans(&self, target: &str, path: Option<&str>) -> Result<u64>;
 
-    /// Counts `n` calls made to `source` at `at`, kept per hour for a day: how a
-    /// daily call ceiling survives a restart.
+    /// Counts `n` calls made to `source` at `at` without asking the budget (`pps walk
+    /// --force`), kept per minute for [`CALLS_KEPT`](crate::budget::CALLS_KEPT).
     fn record_calls(&self, source: &str, at: Timestamp, n: u64) -> Result<()>;
 
-    /// Calls counted for `source` in the hours from the one holding `since` on.
+    /// Calls counted for `source` in the minutes from the one holding `since` on.
     fn calls_since(&self, source: &str, since: Timestamp) -> Result<u64>;
+
+    /// Calls counted for `source` per hour, for the `hours` whole hours up to and
+    /// including the one holding `now`, oldest first (zero for an hour without calls).
+    fn calls_by_hour(&self, source: &str, now: Timestamp, hours: usize) -> Result<Vec<u64>>;
+
+    /// Asks the shared budget of `source` for one call at `now` (Unix seconds): reads
+    /// its bucket and its calls in the windows of its ceilings, applies
+    /// [`budget::decide`](crate::budget::decide), and when granted stores the bucket and
+    /// counts the call, all in one transaction, so processes sharing the store never
+    /// together exceed `limits`.
+    ///
+    /// # Behaviour
+    /// - A source never asked for starts with a full bucket.
+    /// - A wait counts nothing and changes nothing.
+    /// - Counts older than [`CALLS_KEPT`](crate::budget::CALLS_KEPT) are pruned.
+    fn take_call(&self, source: &str, now: f64, limits: &CallLimits) -> Result<Grant>;
+
+    /// Pauses every call to `source` until `until` (Unix seconds); an earlier pause
+    /// already in force is extended, never shortened.
+    fn pause_calls(&self, source: &str, until: f64) -> Result<()>;
 
     /// History lines matching `query`, newest first.
     ///

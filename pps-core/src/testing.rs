@@ -405,32 +405,79 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     calls_conformance(open);
 }
 
-/// Calls per source and hour: counted, summed from an hour on, kept a day.
+/// Calls per source and minute: counted, summed from a minute on, per hour for the
+/// chart, kept two days; the shared budget's grants, waits, ceilings and pauses.
 fn calls_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    use crate::budget::{CallLimits, Grant, WaitFor};
     let store = open();
     // 1_800_000_000 is a whole hour (500,000 of them).
     let h = |n: i64| Timestamp::from_secs(1_800_000_000 + n * 3600);
+    let m = |t: Timestamp, mins: u64| t.plus(Duration::from_secs(mins * 60));
     assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 0);
     store.record_calls("cd2", h(0), 5).expect("record");
-    store
-        .record_calls("cd2", h(0).plus(std::time::Duration::from_secs(60)), 2)
-        .expect("record");
+    store.record_calls("cd2", m(h(0), 1), 2).expect("record");
     store.record_calls("cd2", h(3), 10).expect("record");
     store.record_calls("other", h(3), 100).expect("record");
     store.record_calls("cd2", h(3), 0).expect("nothing");
     assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 17);
     assert_eq!(
         store
-            .calls_since("cd2", h(0).plus(std::time::Duration::from_secs(1800)))
+            .calls_since("cd2", h(0).plus(Duration::from_secs(30)))
             .expect("calls"),
         17,
-        "the hour holding `since` counts whole"
+        "the minute holding `since` counts whole"
     );
-    assert_eq!(store.calls_since("cd2", h(1)).expect("calls"), 10);
+    assert_eq!(store.calls_since("cd2", m(h(0), 1)).expect("calls"), 12);
+    assert_eq!(store.calls_since("cd2", m(h(0), 2)).expect("calls"), 10);
     assert_eq!(store.calls_since("other", h(0)).expect("calls"), 100);
-    // A day later the old hours are gone.
-    store.record_calls("cd2", h(27), 1).expect("record");
-    assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 11);
+    assert_eq!(
+        store
+            .calls_by_hour("cd2", h(3).plus(Duration::from_secs(5)), 5)
+            .expect("by hour"),
+        [0, 7, 0, 0, 10],
+        "oldest first, the current hour last"
+    );
+    // Two days and an hour later the old minutes are gone.
+    store.record_calls("cd2", h(52), 1).expect("record");
+    assert_eq!(store.calls_since("cd2", h(0)).expect("calls"), 1);
+
+    // The shared budget: one a second with a burst of two; the calls it grants are
+    // counted; a wait counts nothing.
+    let t = 1_900_000_020.0; // 20 s into a minute
+    let limits = CallLimits::new(1.0).with_burst(2);
+    let take = |at: f64, l: &CallLimits| store.take_call("cd2", at, l).expect("take");
+    assert_eq!(take(t, &limits), Grant::Now, "a new source starts full");
+    assert_eq!(take(t, &limits), Grant::Now, "its burst");
+    assert_eq!(
+        take(t + 0.25, &limits),
+        Grant::Wait(Duration::from_millis(750), WaitFor::Rate)
+    );
+    assert_eq!(take(t + 1.0, &limits), Grant::Now);
+    let at = |s: f64| Timestamp::from_secs(s as i64);
+    assert_eq!(store.calls_since("cd2", at(t)).expect("calls"), 3);
+    assert_eq!(
+        store.take_call("other", t, &limits).expect("take"),
+        Grant::Now,
+        "per source"
+    );
+    // A ceiling per minute of 4: the minute holds 3, one more, then a wait.
+    let ceiling = limits.with_ceilings(Some(4), None, None);
+    assert_eq!(take(t + 2.0, &ceiling), Grant::Now);
+    assert!(matches!(
+        take(t + 3.0, &ceiling),
+        Grant::Wait(_, WaitFor::Minute)
+    ));
+    // A day's ceiling counts what the minutes before hold (3 + 1 + the 4 of today).
+    let day = limits.with_ceilings(None, None, Some(4));
+    assert!(matches!(take(t + 10.0, &day), Grant::Wait(_, WaitFor::Day)));
+    // A pause holds every call; a shorter one never shortens it.
+    store.pause_calls("cd2", t + 100.0).expect("pause");
+    store.pause_calls("cd2", t + 50.0).expect("pause");
+    assert_eq!(
+        take(t + 40.0, &limits),
+        Grant::Wait(Duration::from_secs(60), WaitFor::Paused)
+    );
+    assert_eq!(take(t + 100.0, &limits), Grant::Now);
 }
 
 /// The history: changes written with their commit, one line per delivery outcome
@@ -789,6 +836,8 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         burst: Some(Timestamp::from_secs(1_699_998_000)),
         cadence: Some(Duration::from_secs(7 * 86_400)),
         listed: Some(Timestamp::from_secs(1_699_999_900)),
+        evidence: true,
+        seen_change: Some(Timestamp::from_secs(1_699_999_950)),
     };
     let commit = Commit {
         folders: vec![("/a".into(), record(1)), ("/a/TV".into(), record(2))],
@@ -850,15 +899,18 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     assert_eq!(store.schedule(b, "/a/TV").expect("schedule"), None);
     assert_eq!(store.schedule(a, "/nope").expect("schedule"), None);
 
-    // Due: oldest first, ties by path, `now` inclusive, limited, per scope.
+    // Due: best first (see `MtimeStore::due`), `now` inclusive, limited, per scope. With
+    // nothing known of these folders but their intervals, S1 and S2 (interval 60, so a
+    // 600 s gap, due 100 s) expect the most, then /a, then TV Shows (interval unknown:
+    // a ten-day gap); S1 and S2 tie and go by due time, then path.
     assert_eq!(
         due_paths(&*store, a, 300),
-        ["/a/TV Shows", "/a/TV/S1", "/a/TV/S2", "/a"],
-        "oldest due first, ties by path"
+        ["/a/TV/S1", "/a/TV/S2", "/a", "/a/TV Shows"],
+        "by expected changes, ties by due time and path"
     );
     assert_eq!(
         due_paths(&*store, a, 200),
-        ["/a/TV Shows", "/a/TV/S1", "/a/TV/S2"]
+        ["/a/TV/S1", "/a/TV/S2", "/a/TV Shows"]
     );
     assert_eq!(due_paths(&*store, a, 99), Vec::<String>::new());
     assert!(
@@ -869,7 +921,7 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         .due(a, Timestamp::from_secs(1000), 2)
         .expect("due with a limit");
     assert_eq!(two.len(), 2, "limit");
-    assert_eq!(two[0], ("/a/TV Shows".to_owned(), sched(100, 0)));
+    assert_eq!(two[0], ("/a/TV/S1".to_owned(), sched(200, 60)));
     assert!(
         store
             .due(a, Timestamp::from_secs(1000), 0)
@@ -877,19 +929,23 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
             .is_empty()
     );
 
-    // Replacing a schedule moves the folder in the due order.
+    // Replacing a schedule moves the folder in the due order: evidence of a change
+    // (a parent's listing showed it move) puts TV Shows first.
     store
         .commit(
             a,
             &Commit {
-                schedules: vec![("/a/TV Shows".into(), sched(250, 120))],
+                schedules: vec![(
+                    "/a/TV Shows".into(),
+                    sched(250, 120).promoted(Timestamp::from_secs(250), false),
+                )],
                 ..Commit::default()
             },
         )
         .expect("reschedule");
     assert_eq!(
         due_paths(&*store, a, 300),
-        ["/a/TV/S1", "/a/TV/S2", "/a/TV Shows", "/a"]
+        ["/a/TV Shows", "/a/TV/S1", "/a/TV/S2", "/a"]
     );
 
     // The summary for `status`.
@@ -922,7 +978,7 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     assert_eq!(store.schedule(a, "/a/TV").expect("schedule"), None);
     assert_eq!(
         due_paths(&*store, a, 300),
-        ["/a/TV/S3", "/a/TV Shows", "/a"],
+        ["/a/TV Shows", "/a/TV/S3", "/a"],
         "removal keeps /a/TV Shows; schedules are written after removals"
     );
     store.forget(a, "/a/TV Shows").expect("forget");

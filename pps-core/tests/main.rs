@@ -8,6 +8,7 @@ mod engine;
 mod layers;
 mod props;
 mod schedule;
+mod service_loop;
 mod store;
 
 use pps_core::memory::{MemorySource, MemoryStore, MemoryTarget};

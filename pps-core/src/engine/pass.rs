@@ -456,14 +456,23 @@ impl Engine {
         if st.pending.is_empty() {
             return Ok(());
         }
-        let commit = std::mem::take(&mut st.pending);
+        let mut commit = std::mem::take(&mut st.pending);
+        // Whatever a listing made of the root's schedule, the root stays at the base
+        // interval (`Schedule::root`): one place, so no path can set it a day ahead.
+        for (path, s) in &mut commit.schedules {
+            if *path == st.watch.root {
+                *s = st.watch.schedule.root(s, st.now);
+            }
+        }
         self.store.commit(st.scope, &commit)?;
         st.report.scans_queued += commit.scans.len() as u64;
         Ok(())
     }
 
     /// One scheduled pass over `watch`: lists the folders whose next-due time has come,
-    /// oldest due first, and never more than `max_listings` of them.
+    /// best first (the root when due by its rule, then the store's ranking,
+    /// [`MtimeStore::due`](crate::MtimeStore::due)), and never more than `max_listings`
+    /// of them.
     ///
     /// A listed folder is handled exactly as in [`pass`](Self::pass) (same changes, same
     /// atomic commit of state, schedule and scans, same excludes, same outage rule when
@@ -521,6 +530,28 @@ impl Engine {
                 mtime: None,
             })
             .collect();
+        // The root goes first whenever it is due by the root rule (`Schedule::root`),
+        // read from its last listing: a store indexed before the rule still holds a
+        // root set a day ahead, and a root must never wait behind a full queue.
+        if budget > 0
+            && !queue.iter().any(|v| v.path == watch.root)
+            && let Some(s) = self.store.schedule(scope, &watch.root)?
+            && watch.schedule.root(&s, now).next_due <= now
+        {
+            if queue.len() >= budget {
+                queue.pop_back();
+            }
+            queue.push_front(Visit {
+                path: watch.root.clone(),
+                silent: false,
+                active: false,
+                force: s.force_refresh,
+                baseline: false,
+                early: false,
+                sched: Some(s),
+                mtime: None,
+            });
+        }
         st.report.folders_due = queue.len() as u64;
         st.planned = queue.iter().map(|v| v.path.clone()).collect();
         let mut room = budget.saturating_sub(queue.len());
@@ -1029,6 +1060,8 @@ fn settle_hold(
             }),
             burst: current.and_then(|s| s.burst),
             cadence: current.and_then(|s| s.cadence),
+            evidence: false,
+            seen_change: current.and_then(|s| s.seen_change),
             listed: Some(now),
         }),
     }
