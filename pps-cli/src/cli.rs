@@ -163,6 +163,10 @@ enum Command {
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
+        /// Do not wait for the call budget this walk shares with `pps run` and every
+        /// other pps process of the config's store (its calls still count).
+        #[arg(long)]
+        force: bool,
     },
     /// Ask a running service's /health (for container health checks; exit 0 when healthy).
     Health {
@@ -444,6 +448,7 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
             interval,
             max_interval,
             json,
+            force,
         } => {
             let args = pps::walk::WalkArgs {
                 root,
@@ -452,6 +457,7 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
                 max_depth,
                 interval,
                 max_interval,
+                force,
             };
             commands::walk(&config_path(config), &args, json).await
         }

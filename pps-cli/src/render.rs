@@ -90,6 +90,9 @@ pub fn walk(r: &WalkReport) -> String {
             String::new()
         }
     ));
+    if let Some(b) = &r.budget {
+        o.push_str(&format!("  budget:   {b}\n"));
+    }
     let configured = match r.rate {
         Some(rate) => format!(
             "{} at the configured {rate} calls/s; ",
@@ -124,6 +127,29 @@ pub fn walk(r: &WalkReport) -> String {
 /// `pps status`'s text.
 pub fn status(v: &StatusReport) -> String {
     let mut out = format!("store {} ({})\n", v.store, size(v.store_bytes));
+    for s in &v.sources {
+        let ceilings: Vec<String> = [
+            (s.max_calls_per_minute, "a minute"),
+            (s.max_calls_per_hour, "an hour"),
+            (s.max_calls_per_day, "a day"),
+        ]
+        .iter()
+        .filter_map(|(c, per)| c.map(|c| format!("{c} {per}")))
+        .collect();
+        out.push_str(&format!(
+            "source {}: {} calls in the last hour, {} in the last day (every pps process of this store); rate {}/s = {} a day{}\n",
+            s.source,
+            s.calls_last_hour,
+            s.calls_last_day,
+            s.calls_per_second,
+            s.budget_per_day,
+            if ceilings.is_empty() {
+                String::new()
+            } else {
+                format!(", at most {}", ceilings.join(", "))
+            }
+        ));
+    }
     for w in &v.watches {
         out.push_str(&format!(
             "watch {}: {}{}\n",
@@ -155,7 +181,7 @@ pub fn status(v: &StatusReport) -> String {
         let b = &sc.bands;
         let budget = match (sc.budget_per_day, sc.max_calls_per_day) {
             (Some(r), Some(cap)) => format!(
-                " of the {r} the rate allows (spare listings fill it up to max_calls_per_day = {cap})"
+                " of the {r} the rate allows (spare listings fill it up to an hour short of max_calls_per_day = {cap})"
             ),
             (Some(r), None) => format!(" of the {r} the rate allows (spare listings use the rest)"),
             _ => String::new(),
@@ -163,6 +189,11 @@ pub fn status(v: &StatusReport) -> String {
         out.push_str(&format!(
             "  intervals: {} up to 15 min, {} up to 1 h, {} up to 6 h, {} up to a day, {} longer; on course for {} calls a day{budget}\n",
             b.up_to_15m, b.up_to_1h, b.up_to_6h, b.up_to_1d, b.longer, sc.calls_per_day
+        ));
+        out.push_str(&format!(
+            "  found within: a new title in the root {}, a change in the quietest folder {}\n",
+            human(Duration::from_secs(sc.delay.new_title_s)),
+            human(Duration::from_secs(sc.delay.quietest_s)),
         ));
     }
     for t in &v.targets {

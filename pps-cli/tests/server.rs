@@ -193,6 +193,11 @@ async fn triggers_health_and_metrics() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.headers()["connection"],
+        "close",
+        "the unread body ends the connection, and the 413 says so"
+    );
     let r = svc
         .post("/triggers/arr")
         .bearer_auth(TOKEN)

@@ -101,6 +101,14 @@ impl CloudDrive {
         })
     }
 
+    /// Makes every call to the cloud (listings, retries, paced health checks) ask
+    /// `gate` first, after this source's own rate limit: a budget shared with other
+    /// processes ([`pps_core::StoreGate`]). Set once for this source and its clones;
+    /// false when one was already set.
+    pub fn share_budget(&self, gate: Arc<dyn pps_core::CallGate>) -> bool {
+        self.stack.inner().share_budget(gate)
+    }
+
     fn client(&self) -> &CloudDriveClient {
         self.stack.inner().inner()
     }

@@ -135,9 +135,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, hour)
     ) WITHOUT ROWID;",
     // v8: evidence of a change (a folder created, its entry moved, a push hint) puts a
-    // due folder first, and the last change pps itself saw marks a burst; calls per minute instead of per hour, so every process of one
-    // account shares per-minute and per-hour ceilings, and a token bucket per source
-    // shared by those processes (one budget per cloud account, not per process).
+    // due folder first, and the last change pps itself saw marks a burst; calls per
+    // minute instead of per hour, so every process of one account shares per-minute
+    // and per-hour ceilings, and a token bucket per source shared by those processes
+    // (one budget per cloud account, not per process).
+    // A watch root is listed at its interval from now on: a root an older pps set a
+    // day ahead comes due at once.
     "ALTER TABLE schedule ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE schedule ADD COLUMN seen_change INTEGER;
      CREATE TABLE calls_v8 (
@@ -154,7 +157,9 @@ const MIGRATIONS: &[&str] = &[
         tokens REAL NOT NULL,
         at REAL NOT NULL,
         paused_until REAL NOT NULL DEFAULT 0
-     );",
+     );
+     UPDATE schedule SET due = min(due, coalesce(listed, due) + 1)
+        WHERE EXISTS (SELECT 1 FROM scopes WHERE scopes.id = schedule.scope AND scopes.root = schedule.path);",
 ];
 
 /// The first schema version whose migration rewrites the folders: after it, the file

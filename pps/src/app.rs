@@ -72,6 +72,44 @@ pub fn source(
     }
 }
 
+/// The shared call budget a source's config sets (`None` for a local folder).
+pub fn call_limits(config: &SourceConfig) -> Option<pps_core::CallLimits> {
+    match config {
+        SourceConfig::CloudDrive2 {
+            settings,
+            max_calls_per_day,
+            max_calls_per_minute,
+            max_calls_per_hour,
+            throttle_pause,
+            ..
+        } => Some(
+            pps_core::CallLimits::new(settings.max_queries_per_second)
+                .with_burst(settings.burst)
+                .with_ceilings(
+                    *max_calls_per_minute,
+                    *max_calls_per_hour,
+                    *max_calls_per_day,
+                )
+                .with_throttle_pause(*throttle_pause),
+        ),
+        SourceConfig::Local { .. } => None,
+    }
+}
+
+/// Makes every call of `cd` ask the shared budget of source `name` in `store` first
+/// (`force`: count the calls, never wait).
+pub fn share_budget(
+    cd: &CloudDrive,
+    store: Arc<dyn pps_core::MtimeStore>,
+    name: &str,
+    limits: pps_core::CallLimits,
+    force: bool,
+) {
+    let gate = pps_core::StoreGate::new(store, name, limits);
+    let gate = if force { gate.forced() } else { gate };
+    cd.share_budget(Arc::new(gate));
+}
+
 /// Builds a target.
 pub fn target(name: &str, config: &TargetConfig) -> Result<Arc<dyn ScanTarget>> {
     let t: Arc<dyn ScanTarget> = match &config.kind {
@@ -107,9 +145,11 @@ impl App {
         Ok(app)
     }
 
-    /// Builds everything over a given store.
+    /// Builds everything over a given store. Every cloud source asks the store's shared
+    /// call budget before each call ([`share_budget`]), so this process and any other
+    /// of the same store (`pps run`, `pps walk`, `pps ls`, the UI) spend one budget.
     pub fn build_with_store(config: Config, store: Arc<dyn pps_core::MtimeStore>) -> Result<App> {
-        let mut engine = Engine::new(store);
+        let mut engine = Engine::new(store.clone());
         let mut sources = BTreeMap::new();
         let mut clouddrives = BTreeMap::new();
         let hidden = pps_core::sqlite::store_files(&config.store);
@@ -119,6 +159,9 @@ impl App {
             engine = engine.with_source(name.clone(), src.clone());
             sources.insert(name.clone(), src);
             if let Some(cd) = cd {
+                if let Some(limits) = call_limits(sc) {
+                    share_budget(&cd, store.clone(), name, limits, false);
+                }
                 clouddrives.insert(name.clone(), cd);
             }
         }
@@ -228,17 +271,22 @@ impl App {
         }
     }
 
-    /// Calls a day a source's spare listings may bring the total to (`None`: only its
-    /// rate limits them), and whether it gets spare listings at all: a local folder
-    /// does not (listing it costs nothing worth saving, and re-listing it without pause
-    /// would only keep its disk busy).
-    pub fn spare_policy(&self, source: &str) -> Option<Option<u64>> {
+    /// How a source's spare budget is spent: up to its rate, or within its daily
+    /// ceiling; never for a local folder (listing it costs nothing worth saving, and
+    /// re-listing it without pause would only keep its disk busy).
+    pub fn spare_policy(&self, source: &str) -> pps_core::engine::SparePolicy {
+        use pps_core::engine::SparePolicy;
         match self.config.sources.get(source) {
             Some(SourceConfig::CloudDrive2 {
                 max_calls_per_day, ..
-            }) => Some(*max_calls_per_day),
-            _ => None,
+            }) => max_calls_per_day.map_or(SparePolicy::Rate, SparePolicy::Daily),
+            _ => SparePolicy::Off,
         }
+    }
+
+    /// The shared call budget of a source (`None`: a local folder has none).
+    pub fn call_limits(&self, source: &str) -> Option<pps_core::CallLimits> {
+        self.config.sources.get(source).and_then(call_limits)
     }
 
     /// The engine tuned for one watch (its source's concurrency).

@@ -92,6 +92,8 @@ impl ServerConfig {
 
 /// One `[sources.NAME]`.
 #[derive(Debug, Clone)]
+// Built once per source when a config is read: the size of a variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SourceConfig {
     /// `kind = "clouddrive2"`.
     CloudDrive2 {
@@ -99,9 +101,17 @@ pub enum SourceConfig {
         settings: CloudDriveConfig,
         /// Listings in flight at once.
         concurrency: usize,
-        /// A daily ceiling on calls, which spare listings respect (due ones are never
-        /// held back by it). `None`: only the rate limits them.
+        /// At most this many calls in any 24 hours, by every pps process of the store
+        /// together (spare listings stop an hour of due listings short of it). `None`:
+        /// only the rate limits them.
         max_calls_per_day: Option<u64>,
+        /// At most this many calls in any minute (115's practice: 200).
+        max_calls_per_minute: Option<u64>,
+        /// At most this many calls in any hour (115's practice: 12,000).
+        max_calls_per_hour: Option<u64>,
+        /// How long every process stops calling after the cloud said calls come too
+        /// fast (at least a minute; default a minute).
+        throttle_pause: Duration,
     },
     /// `kind = "local"`.
     Local {
@@ -284,7 +294,18 @@ struct RawWatch {
 struct SourceKeys {
     concurrency: Option<usize>,
     max_calls_per_day: Option<u64>,
+    max_calls_per_minute: Option<u64>,
+    max_calls_per_hour: Option<u64>,
+    throttle_pause: Option<String>,
 }
+
+/// The keys of [`SourceKeys`] that only a cloud source takes.
+const BUDGET_KEYS: [&str; 4] = [
+    "max_calls_per_day",
+    "max_calls_per_minute",
+    "max_calls_per_hour",
+    "throttle_pause",
+];
 
 /// The keys of a target table pps reads itself; the rest is the adapter's.
 #[derive(Deserialize, Default)]
@@ -781,7 +802,16 @@ impl Ctx<'_> {
         let key = |k: &str| format!("sources.{name}.{k}");
         let kind = kind_of(&mut table, self, at, &key("kind"))?;
         let ours: SourceKeys = self.typed(
-            take(&mut table, &["concurrency", "max_calls_per_day"]),
+            take(
+                &mut table,
+                &[
+                    "concurrency",
+                    "max_calls_per_day",
+                    "max_calls_per_minute",
+                    "max_calls_per_hour",
+                    "throttle_pause",
+                ],
+            ),
             at,
             &format!("sources.{name}"),
             &from_env,
@@ -804,19 +834,56 @@ impl Ctx<'_> {
                 settings.validate().map_err(|e| {
                     self.adapter_err(at, &format!("sources.{name}"), name, "SOURCES", e)
                 })?;
+                for (k, v) in [
+                    ("max_calls_per_day", ours.max_calls_per_day),
+                    ("max_calls_per_minute", ours.max_calls_per_minute),
+                    ("max_calls_per_hour", ours.max_calls_per_hour),
+                ] {
+                    if v == Some(0) {
+                        return Err(self.key_err(
+                            at,
+                            &key(k),
+                            "must be at least 1 (leave it out for no ceiling)",
+                        ));
+                    }
+                }
+                let pause = match &ours.throttle_pause {
+                    None => pps_core::budget::MIN_THROTTLE_PAUSE,
+                    Some(p) => {
+                        let d = duration::parse(p)
+                            .map_err(|m| self.key_err(at, &key("throttle_pause"), m))?;
+                        if d < pps_core::budget::MIN_THROTTLE_PAUSE {
+                            return Err(self.key_err(
+                                at,
+                                &key("throttle_pause"),
+                                format!("`{p}` is under a minute: a cloud that throttled keeps throttling an account that comes back sooner"),
+                            ));
+                        }
+                        d
+                    }
+                };
                 Ok(SourceConfig::CloudDrive2 {
                     settings,
                     concurrency: concurrency(CLOUDDRIVE_CONCURRENCY)?,
                     max_calls_per_day: ours.max_calls_per_day,
+                    max_calls_per_minute: ours.max_calls_per_minute,
+                    max_calls_per_hour: ours.max_calls_per_hour,
+                    throttle_pause: pause,
                 })
             }
             "local" => {
                 let _: LocalKeys = self.typed(table, at, &format!("sources.{name}"), &from_env)?;
-                if ours.max_calls_per_day.is_some() {
+                let set = [
+                    ours.max_calls_per_day.is_some(),
+                    ours.max_calls_per_minute.is_some(),
+                    ours.max_calls_per_hour.is_some(),
+                    ours.throttle_pause.is_some(),
+                ];
+                if let Some((k, _)) = BUDGET_KEYS.iter().zip(set).find(|(_, on)| *on) {
                     return Err(self.key_err(
                         at,
-                        &key("max_calls_per_day"),
-                        "`max_calls_per_day` applies to clouddrive2 sources only",
+                        &key(k),
+                        format!("`{k}` applies to clouddrive2 sources only (a local folder has no call budget)"),
                     ));
                 }
                 Ok(SourceConfig::Local {
@@ -1362,8 +1429,13 @@ kind = "local"
 # kind = "clouddrive2"
 # url = "http://127.0.0.1:19798"
 # api_token = "..."              # or: username = "..." and password = "..."
-# max_queries_per_second = 0.9   # 115 bans accounts that call too often
-# max_calls_per_day = 40000      # cap what spare listings add to the due ones (default: the rate)
+# max_queries_per_second = 0.9   # 115 bans accounts that call too often; shared by
+#                                # every pps process of this store (run, walk, ls, the UI)
+# max_calls_per_minute = 200     # ceilings over every call (115's practice: 3/s, 200 a
+# max_calls_per_hour = 12000     # minute, 12,000 an hour); none by default
+# max_calls_per_day = 40000
+# throttle_pause = "60s"         # every process pauses this long when the cloud says
+#                                # calls come too fast (at least 60s)
 # concurrency = 2
 # push = true                    # use cd2's change events as hints
 

@@ -296,12 +296,20 @@ async fn guard(State(state): State<ServerState>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
+/// A 413 with `Connection: close`: the body was never read, so the connection cannot
+/// carry another request; saying so keeps a client from sending its next request on a
+/// connection the server is about to drop (it would fail as an incomplete message).
 fn too_large(max: usize) -> Response {
-    Reject(
+    let mut r = Reject(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the body is larger than max_body_bytes ({max} bytes)"),
     )
-    .into_response()
+    .into_response();
+    r.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 /// Reads a body of at most `max_body_bytes`; a longer one (sent without a length) is
@@ -816,6 +824,46 @@ async fn metrics(State(state): State<ServerState>) -> Response {
     );
     for (origin, n) in &hints {
         let _ = writeln!(o, "pps_hints_total{{origin=\"{origin}\"}} {n}");
+    }
+    let store = state.engine.store().clone();
+    // Calls of every process of this store (due, spare, walk, ls, the UI), from the
+    // store's shared budget, per cloud source: the last hour and the last day.
+    let sources: Vec<String> = state.clouddrives.keys().cloned().collect();
+    let now = state.engine.clock().now();
+    let spent = tokio::task::spawn_blocking(move || {
+        sources
+            .into_iter()
+            .map(|s| {
+                let hour =
+                    store.calls_since(&s, now.minus(std::time::Duration::from_secs(3540)))?;
+                let day =
+                    store.calls_since(&s, now.minus(std::time::Duration::from_secs(86_340)))?;
+                Ok((s, hour, day))
+            })
+            .collect::<pps_core::Result<Vec<_>>>()
+    })
+    .await;
+    if let Ok(Ok(spent)) = spent
+        && !spent.is_empty()
+    {
+        for (name, help, pick) in [
+            (
+                "pps_source_calls_last_hour",
+                "Calls made to the source in the last hour by every pps process of this store.",
+                1,
+            ),
+            (
+                "pps_source_calls_last_day",
+                "Calls made to the source in the last 24 hours by every pps process of this store.",
+                2,
+            ),
+        ] {
+            family(&mut o, name, "gauge", help);
+            for (s, hour, day) in &spent {
+                let n = if pick == 1 { hour } else { day };
+                let _ = writeln!(o, "{name}{{source=\"{}\"}} {n}", label(s));
+            }
+        }
     }
     let store = state.engine.store().clone();
     let stats = tokio::task::spawn_blocking(move || store.stats()).await;

@@ -116,13 +116,11 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             }
         });
     }
-    // One call budget per source, shared by its watches: scheduled passes never plan
-    // more listings than the source's rate allows (its rate limit layer paces them too).
-    let mut budgets: BTreeMap<String, Arc<std::sync::Mutex<pps_core::CallBudget>>> =
-        BTreeMap::new();
-    // Per source with a daily ceiling: a day's bucket, which spare listings need and
-    // every listing spends.
-    let mut daily: BTreeMap<String, Arc<std::sync::Mutex<pps_core::CallBudget>>> = BTreeMap::new();
+    // One pass budget per source, shared by its watches: scheduled passes never plan
+    // more listings than the source's rate allows. Every call also asks the store's
+    // shared budget (App::build_with_store), so other pps processes of this store
+    // spend from the same account's allowance.
+    let mut budgets: BTreeMap<String, Arc<pps_core::engine::PassBudget>> = BTreeMap::new();
     let mut watch_wakes: Vec<Arc<tokio::sync::Notify>> = Vec::new();
     for (wc, w) in &app.watches {
         let engine = app.engine_for(wc);
@@ -156,103 +154,28 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             });
             continue;
         }
-        let rate = app.calls_per_second(&wc.source);
         let budget = budgets
             .entry(wc.source.clone())
             .or_insert_with(|| {
-                // A minute's worth of calls at most is saved up.
-                let calls = (rate * 60.0).round().max(1.0) as u64;
-                Arc::new(std::sync::Mutex::new(pps_core::CallBudget::new(
-                    calls,
-                    Duration::from_secs(60),
-                )))
+                Arc::new(pps_core::engine::PassBudget::new(
+                    wc.source.clone(),
+                    app.calls_per_second(&wc.source),
+                    app.spare_policy(&wc.source),
+                ))
             })
             .clone();
-        let spare_policy = app.spare_policy(&wc.source);
-        let day = match spare_policy {
-            Some(Some(cap)) => Some(
-                daily
-                    .entry(wc.source.clone())
-                    .or_insert_with(|| {
-                        let mut b = pps_core::CallBudget::new(cap, Duration::from_secs(86_400));
-                        // What the last day already spent (the store counts calls per
-                        // hour), so a restart does not hand out a fresh day's worth.
-                        let since = engine.clock().now().minus(Duration::from_secs(86_400));
-                        match engine.store().calls_since(&wc.source, since) {
-                            Ok(n) => b.spend(n),
-                            Err(e) => tracing::warn!(source = %wc.source, error = %e, "cannot read the calls of the last day; counting from zero"),
-                        }
-                        Arc::new(std::sync::Mutex::new(b))
-                    })
-                    .clone(),
-            ),
-            _ => None,
-        };
         tasks.spawn(async move {
-            let lock = |b: &Arc<std::sync::Mutex<pps_core::CallBudget>>| {
-                b.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .available(engine.clock().now())
-            };
-            loop {
-                let n = lock(&budget);
-                // Spare listings spend what the due folders leave of the rate, within the
-                // daily ceiling when there is one; never for a local source.
-                // At most about a second's worth per pass: the loop comes back every
-                // second, and a big batch of spare listings would hold up the due ones
-                // (a new episode) until the rate limit had let it all through.
-                let per_pass = rate.ceil().max(1.0) as u64;
-                let spare = match (&spare_policy, &day) {
-                    (None, _) => 0,
-                    (Some(_), Some(d)) => lock(d).min(per_pass),
-                    (Some(_), None) => per_pass,
-                };
-                let mut spared = 0;
-                if n > 0 {
-                    match engine.pass_due_spare(&w, n, spare).await {
-                        Ok(r) => {
-                            metrics.pass(&wc.source, &wc.label(), &r);
-                            spared = r.folders_spare;
-                            budget
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .spend(r.folders_listed);
-                            if let Some(d) = &day {
-                                d.lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .spend(r.folders_listed);
-                                let at = engine.clock().now();
-                                if let Err(e) = engine.store().record_calls(&wc.source, at, r.folders_listed) {
-                                    tracing::warn!(source = %wc.source, error = %e, "cannot count the calls of a pass");
-                                }
-                            }
-                            if r.folders_listed > r.folders_spare {
-                                log_pass(&r);
-                            }
-                            if r.scans_queued > 0 {
-                                wake.iter().for_each(|n| n.notify_one());
-                            }
-                        }
-                        Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
+            engine
+                .run_scheduled(&w, &budget, &own, |r| {
+                    metrics.pass(&wc.source, &wc.label(), r);
+                    if r.folders_listed > r.folders_spare {
+                        log_pass(r);
                     }
-                }
-                // Sleep until the next folder is due (at most a minute, so a changed
-                // clock or a refilled budget is noticed), or until a hint arrives; not
-                // at all while spare listings are being made (the rate limit paces them).
-                let wait = match engine.schedule_summary(&w, Duration::ZERO) {
-                    _ if spared > 0 => Duration::ZERO,
-                    Ok(s) if s.due_now > 0 => Duration::from_secs(1),
-                    Ok(s) => s
-                        .next_due
-                        .map_or(Duration::from_secs(60), |d| d.since(engine.clock().now()))
-                        .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-                    Err(_) => Duration::from_secs(60),
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = own.notified() => {}
-                }
-            }
+                    if r.scans_queued > 0 {
+                        wake.iter().for_each(|n| n.notify_one());
+                    }
+                })
+                .await;
         });
     }
     // Push hints (cd2's change events) make the named folders due at once; the listing

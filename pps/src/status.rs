@@ -13,10 +13,53 @@ pub struct StatusReport {
     pub store: String,
     /// Its size in bytes (the WAL included).
     pub store_bytes: u64,
+    /// Per cloud source: its budget and what was spent of it.
+    pub sources: Vec<SourceStatus>,
     /// Per watch.
     pub watches: Vec<WatchStatus>,
     /// Per target.
     pub targets: Vec<TargetStatus>,
+}
+
+/// One cloud source in [`StatusReport`]: the calls actually made (every listing of every
+/// pps process of this store: due, spare, `walk`, `ls`, the UI's browser) beside the
+/// budget.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceStatus {
+    /// The source's name.
+    pub source: String,
+    /// Its rate, in calls per second.
+    pub calls_per_second: f64,
+    /// What the rate allows a day.
+    pub budget_per_day: u64,
+    /// The ceilings set (`None`: none).
+    pub max_calls_per_minute: Option<u64>,
+    /// See [`max_calls_per_minute`](Self::max_calls_per_minute).
+    pub max_calls_per_hour: Option<u64>,
+    /// See [`max_calls_per_minute`](Self::max_calls_per_minute).
+    pub max_calls_per_day: Option<u64>,
+    /// Calls made in the last hour (whole minutes).
+    pub calls_last_hour: u64,
+    /// Calls made in the last 24 hours (whole minutes).
+    pub calls_last_day: u64,
+    /// Calls per hour over the last 48 hours, oldest first, the current hour last.
+    pub calls_by_hour: Vec<u64>,
+}
+
+/// Hours of [`SourceStatus::calls_by_hour`].
+pub const CHART_HOURS: usize = 48;
+
+/// What the current schedule implies for a watch, in [`ScheduleStatus`]: the longest
+/// a change waits before a pass finds it (then delivery sends it at once).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DelayStatus {
+    /// A new title created directly in the root, or a change inside one of its direct
+    /// children where the source moves the child's mtime (115 does): the root's
+    /// interval plus one pass.
+    pub new_title_s: u64,
+    /// A change in the quietest folder (no hint): its interval plus the time to list
+    /// what is due now at the source's rate.
+    pub quietest_s: u64,
 }
 
 /// One watch in [`StatusReport`].
@@ -61,6 +104,8 @@ pub struct ScheduleStatus {
     pub budget_per_day: Option<u64>,
     /// The source's `max_calls_per_day`.
     pub max_calls_per_day: Option<u64>,
+    /// The longest waits the schedule implies.
+    pub delay: DelayStatus,
 }
 
 /// Folders per interval band in [`ScheduleStatus`].
@@ -122,8 +167,9 @@ pub struct StatusSource {
     store_path: std::path::PathBuf,
     watches: Vec<(crate::config::WatchConfig, pps_core::Watch)>,
     targets: Vec<String>,
-    /// Per source: its spare-listing policy and calls per second.
-    budgets: std::collections::BTreeMap<String, (Option<Option<u64>>, f64)>,
+    /// Per source: its shared call budget (`None`: a local folder) and calls per
+    /// second.
+    budgets: std::collections::BTreeMap<String, (Option<pps_core::CallLimits>, f64)>,
 }
 
 impl StatusSource {
@@ -138,7 +184,7 @@ impl StatusSource {
                 .config
                 .sources
                 .keys()
-                .map(|s| (s.clone(), (app.spare_policy(s), app.calls_per_second(s))))
+                .map(|s| (s.clone(), (app.call_limits(s), app.calls_per_second(s))))
                 .collect(),
         }
     }
@@ -148,6 +194,23 @@ impl StatusSource {
         let store = self.engine.store();
         let stats = store.stats()?;
         let now = self.engine.clock().now();
+        let mut sources = Vec::new();
+        for (name, (limits, rate)) in &self.budgets {
+            let Some(l) = limits else { continue };
+            let hour = store.calls_since(name, now.minus(Duration::from_secs(3600 - 60)))?;
+            let day = store.calls_since(name, now.minus(Duration::from_secs(86_400 - 60)))?;
+            sources.push(SourceStatus {
+                source: name.clone(),
+                calls_per_second: *rate,
+                budget_per_day: (rate * 86_400.0).round() as u64,
+                max_calls_per_minute: l.per_minute,
+                max_calls_per_hour: l.per_hour,
+                max_calls_per_day: l.per_day,
+                calls_last_hour: hour,
+                calls_last_day: day,
+                calls_by_hour: store.calls_by_hour(name, now, CHART_HOURS)?,
+            });
+        }
         let mut watches = Vec::new();
         for (wc, w) in &self.watches {
             let folders = stats
@@ -156,7 +219,24 @@ impl StatusSource {
                 .find(|(_, s, r, _)| *s == wc.source && *r == wc.path)
                 .map_or(0, |s| s.3);
             let sched = self.engine.schedule_summary(w, Duration::from_secs(3600))?;
-            let (policy, rate) = self.budgets.get(&wc.source).copied().unwrap_or((None, 0.0));
+            let (limits, rate) = self.budgets.get(&wc.source).copied().unwrap_or((None, 0.0));
+            // A pass plans at most PASS_SECONDS of the rate; a local folder's is instant.
+            let pass = if limits.is_some() {
+                pps_core::engine::PASS_SECONDS as u64
+            } else {
+                0
+            };
+            let backlog = if rate > 0.0 {
+                (sched.due_now as f64 / rate).ceil() as u64
+            } else {
+                0
+            };
+            let delay = DelayStatus {
+                new_title_s: wc.interval.as_secs() + pass,
+                quietest_s: sched.longest_interval.as_secs().max(wc.interval.as_secs())
+                    + backlog
+                    + pass,
+            };
             watches.push(WatchStatus {
                 watch: wc.label(),
                 source: wc.source.clone(),
@@ -178,8 +258,9 @@ impl StatusSource {
                         longer: sched.bands[4],
                     },
                     calls_per_day: sched.calls_per_day.round() as u64,
-                    budget_per_day: policy.map(|_| (rate * 86_400.0).round() as u64),
-                    max_calls_per_day: policy.flatten(),
+                    budget_per_day: limits.map(|_| (rate * 86_400.0).round() as u64),
+                    max_calls_per_day: limits.and_then(|l| l.per_day),
+                    delay,
                 },
             });
         }
@@ -223,6 +304,7 @@ impl StatusSource {
         Ok(StatusReport {
             store: self.store_path.display().to_string(),
             store_bytes,
+            sources,
             watches,
             targets,
         })

@@ -405,7 +405,16 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "due_now" => ("Due now", "待扫描"),
         "due_hour" => ("Due within the hour", "一小时内"),
         "longest" => ("Longest interval", "最长间隔"),
-        "calls_day" => ("Calls a day (on course)", "每日调用（预计）"),
+        "calls_day" => ("Due listings a day (on course)", "每日到期调用（预计）"),
+        "found_within" => ("Found within", "发现时间上限"),
+        "new_title" => ("new title in the root", "根目录新影片"),
+        "quietest" => ("quietest folder", "最安静的文件夹"),
+        "calls_hour_made" => ("Calls in the last hour", "最近一小时调用"),
+        "calls_day_made" => ("Calls in the last day", "最近一天调用"),
+        "calls_chart" => ("Calls per hour, last two days", "每小时调用，最近两天"),
+        "chart_budget" => ("the rate's budget per hour", "速率允许的每小时额度"),
+        "chart_now" => ("now", "现在"),
+        "chart_ago" => ("48 h ago", "48 小时前"),
         "target" => ("Target", "目标"),
         "pending" => ("Pending", "待发送"),
         "parked" => ("Parked", "已搁置"),
@@ -497,7 +506,7 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "mean_pass" => ("Mean pass", "平均每次"),
         "budget" => ("Budget", "额度"),
         "rate" => ("Rate in force", "当前速率"),
-        "per_day" => ("Calls a day at most", "每日调用上限"),
+        "per_day" => ("Ceilings (minute / hour / day)", "上限（分钟 / 小时 / 天）"),
         "listed" => ("Listings since start", "启动以来列出"),
         "failed" => ("Failed", "失败"),
         "throttled" => ("Throttled", "被限流"),
@@ -908,7 +917,7 @@ async fn overview(
         t(lang, "watches")
     );
     body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"schedule\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table id=\"schedule\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "watch"),
         t(lang, "folders"),
         t(lang, "due_now"),
@@ -918,12 +927,20 @@ async fn overview(
         t(lang, "passes"),
         t(lang, "mean_pass"),
         t(lang, "calls_day"),
+        t(lang, "found_within"),
     ));
     let passes = state.app.metrics.with(|c| c.passes.clone());
     for w in &report.watches {
         let (secs, n) = passes.get(&w.watch).copied().unwrap_or((0.0, 0));
+        let found_within = format!(
+            "{}: {} · {}: {}",
+            t(lang, "new_title"),
+            crate::walk::human(Duration::from_secs(w.schedule.delay.new_title_s)),
+            t(lang, "quietest"),
+            crate::walk::human(Duration::from_secs(w.schedule.delay.quietest_s)),
+        );
         body.push_str(&format!(
-            "<tr><td data-label=\"{l0}\">{}</td><td data-label=\"{l1}\">{}</td><td data-label=\"{l2}\">{}</td><td data-label=\"{l3}\">{}</td><td data-label=\"{l4}\">{}</td><td data-label=\"{l5}\">{}</td><td data-label=\"{l6}\">{n}</td><td data-label=\"{l7}\">{}</td><td data-label=\"{l8}\">{}</td></tr>",
+            "<tr><td data-label=\"{l0}\">{}</td><td data-label=\"{l1}\">{}</td><td data-label=\"{l2}\">{}</td><td data-label=\"{l3}\">{}</td><td data-label=\"{l4}\">{}</td><td data-label=\"{l5}\">{}</td><td data-label=\"{l6}\">{n}</td><td data-label=\"{l7}\">{}</td><td data-label=\"{l8}\">{}</td><td data-label=\"{l9}\">{}</td></tr>",
             esc(&w.watch),
             w.folders,
             w.schedule.due_now,
@@ -939,6 +956,7 @@ async fn overview(
                 Some(b) => format!("{} / {b}", w.schedule.calls_per_day),
                 None => w.schedule.calls_per_day.to_string(),
             },
+            found_within,
             l0 = t(lang, "watch"),
             l1 = t(lang, "folders"),
             l2 = t(lang, "due_now"),
@@ -948,10 +966,11 @@ async fn overview(
             l6 = t(lang, "passes"),
             l7 = t(lang, "mean_pass"),
             l8 = t(lang, "calls_day"),
+            l9 = t(lang, "found_within"),
         ));
     }
     body.push_str("</tbody></table></div>");
-    body.push_str(&sources_table(&state, lang));
+    body.push_str(&sources_table(&state, lang, &report.sources));
     body.push_str(&format!(
         "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
         t(lang, "targets"),
@@ -1011,7 +1030,7 @@ async fn overview(
 
 /// Each source: its budget, the rate in force, what it was asked since the start and
 /// how often the cloud throttled.
-fn sources_table(state: &UiState, lang: Lang) -> String {
+fn sources_table(state: &UiState, lang: Lang, spent: &[crate::status::SourceStatus]) -> String {
     use crate::config::SourceConfig;
     let (listed, _) = state.app.metrics.totals();
     let failed = state.app.metrics.with(|c| {
@@ -1022,12 +1041,14 @@ fn sources_table(state: &UiState, lang: Lang) -> String {
             .collect::<std::collections::BTreeMap<_, _>>()
     });
     let mut out = format!(
-        "<h2>{}</h2><div class=\"scroll\"><table id=\"sources\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<h2>{}</h2><div class=\"scroll\"><table id=\"sources\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "sources"),
         t(lang, "source"),
         t(lang, "budget"),
         t(lang, "rate"),
         t(lang, "per_day"),
+        t(lang, "calls_hour_made"),
+        t(lang, "calls_day_made"),
         t(lang, "listed"),
         t(lang, "failed"),
         t(lang, "throttled"),
@@ -1043,26 +1064,80 @@ fn sources_table(state: &UiState, lang: Lang) -> String {
             SourceConfig::CloudDrive2 {
                 settings,
                 max_calls_per_day,
+                max_calls_per_minute,
+                max_calls_per_hour,
                 ..
             } => {
                 let cd = state.app.clouddrives.get(name);
+                let c = |v: &Option<u64>| v.map_or("—".to_owned(), |d| d.to_string());
                 (
                     format!("{}/s", settings.max_queries_per_second),
-                    max_calls_per_day.map_or("—".to_owned(), |d| d.to_string()),
+                    format!(
+                        "{} / {} / {}",
+                        c(max_calls_per_minute),
+                        c(max_calls_per_hour),
+                        c(max_calls_per_day)
+                    ),
                     cd.map_or(String::new(), |c| format!("{:.2}/s", c.current_rate())),
                     cd.map_or(String::new(), |c| c.stats().throttled.to_string()),
                 )
             }
         };
+        let made = spent.iter().find(|s| s.source == *name);
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{budget}</td><td>{rate}</td><td>{per_day}</td><td>{}</td><td>{}</td><td>{throttled}</td></tr>",
+            "<tr><td>{}</td><td>{budget}</td><td>{rate}</td><td>{per_day}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{throttled}</td></tr>",
             esc(name),
+            made.map_or(String::new(), |m| m.calls_last_hour.to_string()),
+            made.map_or(String::new(), |m| m.calls_last_day.to_string()),
             listed.get(name).copied().unwrap_or(0),
             failed.get(name).copied().unwrap_or(0),
         ));
     }
     out.push_str("</tbody></table></div>");
+    for m in spent {
+        out.push_str(&calls_chart(lang, m));
+    }
     out
+}
+
+/// Calls per hour over the last two days against the budget, as an inline SVG drawn
+/// here: no script, no font, nothing from the internet. Bars scale to the larger of
+/// the busiest hour and the rate's budget per hour, which is drawn as a dashed line.
+fn calls_chart(lang: Lang, m: &crate::status::SourceStatus) -> String {
+    let (w, h) = (480.0_f64, 120.0_f64);
+    let budget = m.calls_per_second * 3600.0;
+    let hour_cap = m.max_calls_per_hour.map(|c| c as f64);
+    let budget = hour_cap.map_or(budget, |c| c.min(budget));
+    let top = m.calls_by_hour.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let top = top.max(budget) * 1.1;
+    let n = m.calls_by_hour.len().max(1) as f64;
+    let bw = w / n;
+    let mut bars = String::new();
+    for (i, v) in m.calls_by_hour.iter().enumerate() {
+        let bh = (*v as f64 / top * h).max(if *v > 0 { 1.0 } else { 0.0 });
+        bars.push_str(&format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4a7bd0\"><title>{}</title></rect>",
+            i as f64 * bw + 0.5,
+            h - bh,
+            (bw - 1.0).max(0.5),
+            bh,
+            v
+        ));
+    }
+    let y = h - budget / top * h;
+    format!(
+        "<figure class=\"chart\"><figcaption>{caption} — {src}</figcaption><svg viewBox=\"0 0 {w} {h2}\" width=\"100%\" role=\"img\" aria-label=\"{caption}\"><title>{caption}: {last} {per_h}</title>{bars}<line x1=\"0\" y1=\"{y:.1}\" x2=\"{w}\" y2=\"{y:.1}\" stroke=\"#c0392b\" stroke-dasharray=\"4 3\"><title>{budget_l}: {b:.0}</title></line><text x=\"0\" y=\"{ty}\" font-size=\"10\" fill=\"currentColor\">{ago}</text><text x=\"{w}\" y=\"{ty}\" font-size=\"10\" text-anchor=\"end\" fill=\"currentColor\">{now}</text></svg><p class=\"legend\">— — {budget_l}: {b:.0}</p></figure>",
+        caption = t(lang, "calls_chart"),
+        src = esc(&m.source),
+        h2 = h + 14.0,
+        ty = h + 11.0,
+        last = m.calls_by_hour.last().copied().unwrap_or(0),
+        per_h = t(lang, "calls_hour_made"),
+        budget_l = t(lang, "chart_budget"),
+        b = budget,
+        ago = t(lang, "chart_ago"),
+        now = t(lang, "chart_now"),
+    )
 }
 
 fn action_form(

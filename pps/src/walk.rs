@@ -103,6 +103,9 @@ pub struct WalkReport {
     pub interval: Duration,
     /// Ceiling for the estimate.
     pub max_interval: Duration,
+    /// How the walk's calls were budgeted: shared with the other pps processes of a
+    /// store, or `--force`d beyond it (`None`: a local folder, no budget).
+    pub budget: Option<String>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -203,6 +206,7 @@ impl WalkReport {
             "calls_per_second": self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9),
             "latency_ms": {"p50": ms(p50), "p95": ms(p95), "max": ms(max)},
             "rate_limit_wait_s": (self.limiter_wait.as_secs_f64() * 10.0).round() / 10.0,
+            "budget": self.budget,
             "full_pass_s": {
                 "configured": self.rate.map(pass),
                 "at_0.5": pass(0.5), "at_1": pass(1.0), "at_5": pass(5.0),
@@ -338,6 +342,8 @@ pub struct WalkArgs {
     pub interval: Duration,
     /// Ceiling for the calls-per-day estimate.
     pub max_interval: Duration,
+    /// Spend beyond the source's shared budget (its calls are still counted).
+    pub force: bool,
 }
 
 /// Walks `args.root` read-only through the source stack a pass uses, until done or
@@ -412,6 +418,31 @@ pub async fn walk_root(
     };
     let (source, cd) = crate::app::source(&settings, &[])
         .map_err(|e| e.with_default("source", name.to_owned()))?;
+    // 115 counts calls per account: a walk beside `pps run` draws from the budget the
+    // service draws from, through the store both open, at the config's rate and
+    // ceilings (a `--max-queries-per-second` above them cannot raise them).
+    let mut budget = None;
+    if let (Some(cd), Some(loaded)) = (&cd, &loaded)
+        && let Some(limits) = loaded.sources.get(name).and_then(crate::app::call_limits)
+    {
+        let store = pps_core::sqlite::SqliteStore::open(&loaded.store)
+            .map_err(|e| e.with_default("store", loaded.store.display().to_string()))?;
+        crate::app::share_budget(cd, std::sync::Arc::new(store), name, limits, args.force);
+        budget = Some(if args.force {
+            tracing::warn!(source = %name, "--force: this walk does not wait for the budget it shares with `pps run` and the other pps processes of {}; its calls still count", loaded.store.display());
+            format!(
+                "--force: beyond the budget shared with every pps process of {} ({}/s); its calls were counted",
+                loaded.store.display(),
+                limits.calls_per_second
+            )
+        } else {
+            format!(
+                "shared with every pps process of {} ({}/s)",
+                loaded.store.display(),
+                limits.calls_per_second
+            )
+        });
+    }
     let opts = WalkOptions {
         concurrency: args
             .concurrency
@@ -423,6 +454,9 @@ pub async fn walk_root(
         max_interval: args.max_interval,
         progress,
     };
+    let budget_note = budget;
     let label = format!("{name}:{path}");
-    Ok(walk(&label, source, cd.as_ref(), &path, &opts, stop).await)
+    let mut report = walk(&label, source, cd.as_ref(), &path, &opts, stop).await;
+    report.budget = budget_note;
+    Ok(report)
 }

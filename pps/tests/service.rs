@@ -5,6 +5,8 @@
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use pps::{App, Config};
+use pps_core::StoreGate;
+use pps_core::layers::{RateLimit, RateLimitPolicy};
 use pps_core::memory::{MemorySource, MemoryStore};
 use pps_core::{Clock, DirectorySource, Entry, Hint, ListOptions, MtimeStore, Result, Timestamp};
 use std::sync::{Arc, Mutex};
@@ -111,15 +113,27 @@ interval = "1m"
         stall: Arc::default(),
         hints: Arc::new(Mutex::new(Some(rx))),
     };
-    let source: Arc<dyn DirectorySource> = Arc::new(probe.clone());
+    // As a cd2 source is: its rate limit layer, asking the store's shared budget
+    // before every call (so every call is counted there).
+    let limited = RateLimit::new(probe.clone(), RateLimitPolicy::new(qps, 2));
+    let start = probe.start;
+    let wall = Arc::new(move || T0 as f64 + start.elapsed().as_secs_f64());
+    let limits = app.call_limits("cd2").expect("a cd2 source has a budget");
+    limited.share_budget(Arc::new(
+        StoreGate::new(store.clone(), "cd2", limits).with_clock(wall),
+    ));
+    let source: Arc<dyn DirectorySource> = Arc::new(limited);
+    // The baseline on the bare probe: neither paced nor counted, so the test's
+    // virtual time and the store's counts start with the service.
     app.engine = app
         .engine
         .clone()
-        .with_source("cd2", source.clone())
+        .with_source("cd2", Arc::new(probe.clone()))
         .with_clock(Arc::new(TokioClock(probe.start)));
-    app.sources.insert("cd2".into(), source);
     let (_, w) = &app.watches[0];
     app.engine.pass(w).await.unwrap();
+    app.engine = app.engine.clone().with_source("cd2", source.clone());
+    app.sources.insert("cd2".into(), source);
     // Every folder due now: the service has more to list than its budget allows.
     let scope = store.scope("cd2", "/lib").unwrap();
     let mut commit = pps_core::store::Commit::default();
@@ -145,13 +159,14 @@ fn listed(p: &Probe) -> Vec<(Duration, String)> {
 async fn due_folders_are_listed_within_the_call_budget() {
     let rig = rig(2.0, 300).await;
     let app = rig.app.clone();
-    let stop = tokio::time::sleep(Duration::from_secs(120));
+    let stop = tokio::time::sleep(Duration::from_secs(160));
     pps::service::serve(&app, stop).await.unwrap();
     let calls = listed(&rig.probe);
-    // The bucket starts with a minute's worth (120 calls at 2/s) and refills at 2/s:
-    // by any moment t, at most 120 + 2t listings.
+    // The shared budget holds a burst of 2 and refills at 2/s: by any moment t, at
+    // most 2 + 2t listings (nothing is saved up beyond that, unlike the minute's worth
+    // of old, which let 120 calls out at once).
     for (i, (at, _)) in calls.iter().enumerate() {
-        let allowed = 120 + 2 * at.as_secs() as usize + 2;
+        let allowed = 2 + (2.0 * at.as_secs_f64()).floor() as usize;
         assert!(
             i < allowed,
             "listing {i} at {at:?} beyond the budget of {allowed}"
@@ -159,10 +174,17 @@ async fn due_folders_are_listed_within_the_call_budget() {
     }
     assert!(
         calls.len() >= 300,
-        "every due folder was listed: {}",
+        "every due folder was listed within 160 s: {}",
         calls.len()
     );
-    assert!(calls.len() <= 120 + 2 * 120 + 2, "{}", calls.len());
+    assert!(calls.len() <= 2 + 2 * 160, "{}", calls.len());
+    assert_eq!(
+        rig.store
+            .calls_since("cd2", Timestamp::from_secs(T0))
+            .unwrap(),
+        calls.len() as u64,
+        "every call counted in the store"
+    );
 }
 
 #[tokio::test(start_paused = true)]

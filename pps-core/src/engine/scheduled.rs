@@ -98,10 +98,10 @@ impl PassBudget {
         t
     }
 
-    /// Reserves the listings a pass may plan now (whole tokens).
-    pub fn reserve(&self) -> u64 {
+    /// Reserves up to `want` listings for a pass now (whole tokens there are).
+    pub fn reserve(&self, want: u64) -> u64 {
         let mut t = self.refill();
-        let n = t.tokens.floor().max(0.0);
+        let n = t.tokens.floor().max(0.0).min(want as f64);
         t.tokens -= n;
         n as u64
     }
@@ -129,11 +129,11 @@ impl PassBudget {
             .insert(watch.to_owned(), calls_per_day);
     }
 
-    /// Spare listings a pass of `engine` may add to `planned` due ones at `now`.
-    fn spare(&self, engine: &Engine, planned: u64, now: Timestamp) -> u64 {
+    /// Spare listings a pass of `engine` may make at `now`, at most `room`.
+    fn spare(&self, engine: &Engine, room: u64, now: Timestamp) -> u64 {
         match self.spare {
             SparePolicy::Off => 0,
-            SparePolicy::Rate => planned,
+            SparePolicy::Rate => room,
             SparePolicy::Daily(cap) => {
                 let since = now.minus(Duration::from_secs(86_400));
                 let spent = match engine.store().calls_since(&self.source, since) {
@@ -151,8 +151,7 @@ impl PassBudget {
                     .sum();
                 // An hour of the due listings' course stays free for them.
                 let reserve = (course / 24.0).ceil() as u64;
-                cap.saturating_sub(spent.saturating_add(reserve))
-                    .min(planned)
+                cap.saturating_sub(spent.saturating_add(reserve)).min(room)
             }
         }
     }
@@ -177,10 +176,27 @@ impl Engine {
     ) {
         let label = format!("{}:{}", watch.source, watch.root);
         loop {
-            let planned = budget.reserve();
+            let summary = self.schedule_summary(watch, Duration::ZERO);
+            // Due folders first, from the budget's tokens; then, from what is left,
+            // spare listings. Watches sharing the source each take only what their
+            // due folders need, so none starves another.
+            let (want, baseline) = match &summary {
+                // No baseline yet: one full pass, whatever the budget.
+                Ok(s) if s.folders == 0 => (1, true),
+                Ok(s) => (s.due_now.min(budget.per_pass()), false),
+                Err(_) => (1, false),
+            };
+            let due = budget.reserve(want);
+            let spare = if baseline {
+                0
+            } else {
+                let room = budget.per_pass().saturating_sub(due);
+                let spare = budget.spare(self, room, self.clock.now());
+                budget.reserve(spare)
+            };
+            let planned = due + spare;
             let mut spared = 0;
             if planned > 0 {
-                let spare = budget.spare(self, planned, self.clock.now());
                 match self.pass_due_spare(watch, planned, spare).await {
                     Ok(r) => {
                         budget.give_back(planned.saturating_sub(r.folders_listed));
@@ -196,7 +212,7 @@ impl Engine {
             let wait = match self.schedule_summary(watch, Duration::ZERO) {
                 Ok(s) => {
                     budget.set_course(&label, s.calls_per_day);
-                    if spared > 0 || s.due_now > 0 {
+                    if spared > 0 || s.due_now > 0 || s.folders == 0 {
                         // More to list: as soon as the rate gives a call.
                         budget.until_next()
                     } else {
