@@ -431,6 +431,119 @@ async fn walk_counts_match_the_mock() {
     cd2.shutdown().await;
 }
 
+/// Issue 24, case 3: `pps walk` beside `pps run` spent a second budget on the same
+/// account. A walk now draws from the budget kept in the config's store, which every
+/// pps process of that config shares: the calls of one walk count against the next,
+/// a walk that reaches a ceiling waits (and says why), `--force` goes beyond it and
+/// says so, and `pps status` shows every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walk_draws_from_the_budget_every_process_of_the_store_shares() {
+    let mut tree = MockTree::new();
+    for s in 0..13 {
+        tree.write_file(&format!("/115/TV/Show {s:02}/e1.mkv"), 1000);
+    }
+    let cd2 = MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(tree)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.cd2]\nkind = \"clouddrive2\"\nurl = \"{}\"\nmax_queries_per_second = 200\nmax_calls_per_hour = 20\npush = false\n",
+            cd2.url()
+        ),
+    )
+    .unwrap();
+    let walk = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pps"));
+        c.arg("--config")
+            .arg(&config)
+            .args(["walk", "cd2:/115/TV"])
+            .args(extra)
+            .env("PPS_SOURCES_CD2_API_TOKEN", CD2_TOKEN);
+        c
+    };
+    let listings = || cd2.calls(pps_clouddrive::mock::Method::GetSubFiles);
+    // One walk: 14 folders, 14 calls of the hour's 20.
+    let out = walk(&["--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["folders"], 14, "{v}");
+    assert!(
+        v["budget"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("shared with every pps process"),
+        "{v}"
+    );
+    let status = |dir: &Path| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_pps"))
+            .arg("--config")
+            .arg(dir.join("pps.toml"))
+            .args(["status", "--json"])
+            .env("PPS_SOURCES_CD2_API_TOKEN", CD2_TOKEN)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let s = status(dir.path());
+    assert_eq!(s["sources"][0]["source"], "cd2", "{s}");
+    assert_eq!(s["sources"][0]["calls_last_hour"], 14, "{s}");
+    assert_eq!(s["sources"][0]["max_calls_per_hour"], 20, "{s}");
+
+    // A second walk, as another process: 6 calls are left in the hour; at the
+    // ceiling it waits and says why, instead of spending a second budget.
+    let mut child = walk(&["-v"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let said = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let hit = line.contains("calls wait for the ceiling per hour");
+            seen.push(line);
+            if hit {
+                return (true, seen);
+            }
+        }
+        (false, seen)
+    });
+    let (waited, seen) = said.join().unwrap();
+    assert!(waited, "the walk says it waits for the ceiling: {seen:?}");
+    assert_eq!(listings(), 20, "no call beyond the hour's 20");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(listings(), 20);
+
+    // --force spends beyond it, says so, and its calls still count.
+    let out = walk(&["--force", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["folders"], 14, "{v}");
+    assert!(
+        v["budget"].as_str().unwrap_or("").starts_with("--force"),
+        "{v}"
+    );
+    assert!(
+        text(&out.stderr).contains("--force"),
+        "said loudly: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(listings(), 34);
+    assert_eq!(status(dir.path())["sources"][0]["calls_last_hour"], 34);
+    cd2.shutdown().await;
+}
+
 #[test]
 fn walk_of_a_local_tree() {
     let dir = tempfile::tempdir().unwrap();

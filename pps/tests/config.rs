@@ -567,3 +567,86 @@ fn a_url_with_a_token_and_a_bad_port_never_echoes_the_token() {
         );
     }
 }
+
+/// Issue 24: the shared budget's ceilings and throttle pause, with every bad value
+/// named by its key and line, and the budget keys refused on a local folder.
+#[test]
+fn the_budget_keys_and_their_errors() {
+    let text = GOOD.replace(
+        "max_queries_per_second = 0.9",
+        "max_queries_per_second = 0.9\nmax_calls_per_minute = 200\nmax_calls_per_hour = 12000\nthrottle_pause = \"5m\"",
+    );
+    let c = parse(&text).unwrap();
+    let SourceConfig::CloudDrive2 {
+        max_calls_per_minute,
+        max_calls_per_hour,
+        throttle_pause,
+        ..
+    } = &c.sources["cd2"]
+    else {
+        panic!("cd2")
+    };
+    assert_eq!(
+        (*max_calls_per_minute, *max_calls_per_hour, *throttle_pause),
+        (Some(200), Some(12_000), Duration::from_secs(300))
+    );
+    let d = parse(GOOD).unwrap();
+    let SourceConfig::CloudDrive2 { throttle_pause, .. } = &d.sources["cd2"] else {
+        panic!("cd2")
+    };
+    assert_eq!(
+        *throttle_pause,
+        Duration::from_secs(60),
+        "a minute by default"
+    );
+    let line_of =
+        |text: &str, key: &str| text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    for (extra, key, says) in [
+        (
+            "throttle_pause = \"5s\"",
+            "throttle_pause",
+            "under a minute",
+        ),
+        (
+            "throttle_pause = \"soon\"",
+            "throttle_pause",
+            "not a duration",
+        ),
+        (
+            "max_calls_per_minute = 0",
+            "max_calls_per_minute",
+            "at least 1",
+        ),
+        ("max_calls_per_hour = 0", "max_calls_per_hour", "at least 1"),
+        ("max_calls_per_day = 0", "max_calls_per_day", "at least 1"),
+    ] {
+        let bad = GOOD.replace(
+            "max_queries_per_second = 0.9",
+            &format!("max_queries_per_second = 0.9\n{extra}"),
+        );
+        let err = parse(&bad).unwrap_err();
+        let shown = err.to_string();
+        assert_eq!(
+            err.context_value("key"),
+            Some(format!("sources.cd2.{key}").as_str()),
+            "{shown}"
+        );
+        assert_eq!(
+            err.context_value("line"),
+            Some(line_of(&bad, key).to_string().as_str()),
+            "{shown}"
+        );
+        assert!(shown.contains(says), "`{says}` not in: {shown}");
+    }
+    let local = "[sources.nas]\nkind = \"local\"\nmax_calls_per_hour = 100\n\n[targets.print]\nkind = \"stdout\"\n";
+    let err = parse(local).unwrap_err();
+    assert_eq!(
+        err.context_value("key"),
+        Some("sources.nas.max_calls_per_hour"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("clouddrive2 sources only"),
+        "{err}"
+    );
+}
