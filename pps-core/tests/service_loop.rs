@@ -226,3 +226,36 @@ async fn two_processes_of_one_store_share_one_budget() {
         "every call counted once in the store"
     );
 }
+
+/// When the cloud says calls come too fast, every process of the store pauses at
+/// least a minute: 115 keeps throttling an account that comes back within seconds.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_answer_pauses_every_process_for_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pps.db");
+    let src = MemorySource::new();
+    src.create_dir("/115/A");
+    let clock = TokioClock::new(Timestamp::from_secs(T0));
+    let process = || {
+        let store: Arc<dyn MtimeStore> = Arc::new(SqliteStore::open(&db).unwrap());
+        let layer = RateLimit::new(src.clone(), RateLimitPolicy::new(10.0, 1));
+        let wall = Arc::new(move || clock.wall());
+        layer.share_budget(Arc::new(
+            StoreGate::new(store, "cd2", CallLimits::new(10.0)).with_clock(wall),
+        ));
+        layer
+    };
+    let (a, b) = (process(), process());
+    src.inject_fault("/115/A", pps_core::ErrorKind::Throttled, Some(1));
+    let err = a.list("/115/A", ListOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), pps_core::ErrorKind::Throttled);
+    let throttled_at = tokio::time::Instant::now();
+    // The other process's next call waits out the pause.
+    b.list("/115", ListOptions::default()).await.unwrap();
+    let waited = throttled_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(60),
+        "the other process called again after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(62), "{waited:?}");
+}
