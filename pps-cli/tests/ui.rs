@@ -943,3 +943,160 @@ fn the_ui_is_off_without_a_password_and_a_password_is_never_a_hash() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
 }
+
+/// Issue 24: the Overview shows the calls a cloud source actually made (every listing
+/// of every pps process of the store), with a chart of the last two days against the
+/// budget drawn as inline SVG, and how soon each watch finds a change; the Browser's
+/// listings of a cloud folder draw from, and count against, that same budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_the_calls_made_and_the_browser_counts_against_the_budget() {
+    use pps_clouddrive::mock::{Method, MockServer, MockTree};
+    let mut tree = MockTree::new();
+    for s in 0..4 {
+        tree.write_file(&format!("/115/TV/Show {s}/e1.mkv"), 1);
+    }
+    let cd2 = MockServer::builder()
+        .api_token("ui-cd2-token")
+        .start(tree)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sources.cd2]
+kind = "clouddrive2"
+url = "{}"
+api_token = "ui-cd2-token"
+max_queries_per_second = 20
+max_calls_per_hour = 5000
+push = false
+
+[targets.print]
+kind = "stdout"
+
+[server]
+listen = "127.0.0.1:{port}"
+token = "{TOKEN}"
+
+[ui]
+password_hash = "{}"
+base_path = "/pps"
+
+[[watch]]
+source = "cd2"
+path = "/115/TV"
+interval = "2s"
+"#,
+            cd2.url(),
+            hash(PASSWORD),
+        ),
+    )
+    .unwrap();
+    let child = pps()
+        .current_dir(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the service never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let svc = Svc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+        media: std::path::PathBuf::new(),
+    };
+    let c = client();
+    let cookie = session_cookie(&login(&c, &svc, PASSWORD).await);
+    let overview = format!("{}/pps/", svc.base);
+    // The baseline's 5 calls and the root's listings every 2 s show as calls made.
+    let page = wait_for_page(&c, &overview, &cookie, "Calls in the last hour").await;
+    assert!(page.contains("<svg"), "the chart is drawn in the page");
+    assert!(page.contains("Calls per hour, last two days"), "{page}");
+    assert!(
+        page.contains("the rate&#39;s budget per hour")
+            || page.contains("the rate's budget per hour"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<script src=\"http"),
+        "nothing from the internet"
+    );
+    assert!(
+        page.contains("new title in the root: 7.0s"),
+        "interval 2 s + a pass: {page}"
+    );
+    assert!(page.contains("— / 5000 / —"), "the ceilings: {page}");
+    let status = |config: &std::path::Path| -> serde_json::Value {
+        let out = pps()
+            .arg("-c")
+            .arg(config)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let config = svc._dir.path().join("pps.toml");
+    // Past the baseline (5 folders) and a listing of the root at its interval.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (made, seen) = loop {
+        let seen = cd2.calls(Method::GetSubFiles);
+        let made = status(&config)["sources"][0]["calls_last_hour"]
+            .as_u64()
+            .unwrap();
+        if made >= 6 || Instant::now() > deadline {
+            break (made, seen);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(made >= 6, "{made} counted, the mock saw {seen}");
+    // Every listing the mock saw is counted in the store (one may land between the
+    // two reads).
+    assert!(
+        made >= seen && made <= seen + 2,
+        "mock {seen}, store {made}"
+    );
+    // A Browser listing of a cloud folder is a call like any other: counted.
+    let before = cd2.calls(Method::GetSubFiles);
+    let page = c
+        .get(format!(
+            "{}/pps/browse?source=cd2&path=/115/TV/Show%202",
+            svc.base
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("e1.mkv"), "{page}");
+    assert!(cd2.calls(Method::GetSubFiles) > before);
+    let after = status(&config)["sources"][0]["calls_last_hour"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        after > made,
+        "the browser's listing counts: {made} then {after}"
+    );
+    drop(svc);
+    cd2.shutdown().await;
+}
