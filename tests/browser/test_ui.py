@@ -5,13 +5,15 @@ that is down until a marker file exists. Run by scripts/test-ui."""
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Literal, TypeVar
 
 import pytest
 from selenium import webdriver
@@ -19,6 +21,8 @@ from selenium.common.exceptions import (
     NoAlertPresentException,
     NoSuchElementException,
     StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -150,18 +154,118 @@ def browser() -> Iterator[WebDriver]:
         d.quit()
 
 
-def wait(d: WebDriver, seconds: float = 30) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(d, seconds, poll_frequency=0.1)
+# What chromedriver may answer, instead of a result, for a command that meets a page
+# being replaced: a node or a script context of the old document, or a frame that is
+# being swapped. Each means "look again" (selenium #15401: "Node with given id does
+# not belong to the document" in place of a stale element reference). Matched in the
+# lower-cased message; any other error is a failure and is raised at once.
+NAVIGATING = (
+    "does not belong to the document",
+    "no node with given id",
+    "could not find node with given id",
+    "no such execution context",
+    "cannot find context with specified id",
+    "execution context was destroyed",
+    "document unloaded",
+    "target frame detached",
+    "inspected target navigated or closed",
+)
+# A browser that is gone is never transient, whatever else the message says.
+FATAL = ("tab crashed", "session deleted", "invalid session id", "disconnected", "not reachable")
+
+
+def navigating(e: WebDriverException) -> bool:
+    """Whether `e` is chromedriver meeting a page change (not a stale element: see transient)."""
+    m = (e.msg or "").lower()
+    return any(s in m for s in NAVIGATING) and not any(s in m for s in FATAL)
+
+
+def transient(e: WebDriverException) -> bool:
+    """Whether reading again may succeed: the element is of an old page or not there yet,
+    or the page changed under the command."""
+    return isinstance(e, (StaleElementReferenceException, NoSuchElementException)) or navigating(e)
+
+
+T = TypeVar("T")
+
+
+class Wait(WebDriverWait[WebDriver]):
+    """A WebDriverWait that looks again on the transient errors of a page change, and
+    only on those: any other WebDriverException fails at once with its own message.
+    A timeout names the condition, the page the browser is at and the last transient
+    error, so that a failure in CI can be read without a rerun."""
+
+    def until(self, method: Callable[[WebDriver], Literal[False] | T], message: str = "") -> T:
+        last: list[WebDriverException] = []
+
+        def attempt(d: WebDriver) -> Literal[False] | T:
+            try:
+                return method(d)
+            except TimeoutException:
+                raise  # a wait inside the condition gave up: its message says why
+            except WebDriverException as e:
+                if not transient(e):
+                    raise
+                last[:] = [e]
+                return False
+
+        try:
+            return super().until(attempt, message)
+        except TimeoutException:
+            what = message or getattr(method, "__qualname__", repr(method))
+            seen = f"{type(last[0]).__name__}: {(last[0].msg or '').strip()}" if last else "none"
+            raise TimeoutException(
+                f"waited {self._timeout:g}s for {what}; at {url(self._driver)}; last transient error: {seen}"
+            ) from (last[0] if last else None)
+
+
+def wait(d: WebDriver, seconds: float = 30) -> Wait:
+    return Wait(d, seconds, poll_frequency=0.1)
+
+
+def url(d: WebDriver) -> str:
+    """The browser's URL for a message; never raises (the page may be changing)."""
+    try:
+        return str(d.current_url)
+    except WebDriverException as e:
+        return f"(unknown: {(e.msg or '').strip()})"
+
+
+def read(d: WebDriver, what: Callable[[WebDriver], T], seconds: float = 10) -> T:
+    """`what(d)`, read again while the page changes under the read."""
+    return wait(d, seconds).until(lambda d: [what(d)], "a read of the page")[0]
 
 
 def text(d: WebDriver) -> str:
     """The page's main text; read again when the page changed under the read."""
-    for _ in range(50):
-        try:
-            return str(d.find_element(By.TAG_NAME, "main").text)
-        except (StaleElementReferenceException, NoSuchElementException):
-            time.sleep(0.1)
-    raise AssertionError(f"no page at {d.current_url}")
+    return read(d, lambda d: str(d.find_element(By.TAG_NAME, "main").text))
+
+
+def new_page(d: WebDriver, action: Callable[[], object], seconds: float = 30) -> None:
+    """Do `action` (a click that leaves the page) and wait until the browser shows
+    another document, fully loaded. The current document gets a random mark first,
+    which the next one cannot have; no element of the old page is asked about (an
+    element of a page that goes away may answer with an error, not as stale). A
+    navigation error from the action itself (the click raced the page it started) is
+    let pass: whether it left the page is what the wait decides."""
+    mark, left = secrets.token_hex(8), url(d)
+    wait(d, 10).until(
+        lambda d: d.execute_script("document.documentElement.dataset.ppsPage = arguments[0]; return true;", mark),
+        "marking the current page",
+    )
+    try:
+        action()
+    except WebDriverException as e:
+        if not navigating(e):
+            raise
+    wait(d, seconds).until(
+        lambda d: d.execute_script(
+            """const e = document.documentElement;
+            return document.readyState === 'complete' && !!e && e.dataset.ppsPage !== arguments[0];""",
+            mark,
+        ),
+        f"a new page after leaving {left}",
+    )
 
 
 def login(d: WebDriver, svc: Service_, password: str = PASSWORD) -> None:
@@ -169,10 +273,8 @@ def login(d: WebDriver, svc: Service_, password: str = PASSWORD) -> None:
     box = d.find_element(By.NAME, "password")
     box.clear()
     box.send_keys(password)
-    button = d.find_element(By.CSS_SELECTOR, "form.login button")
-    button.click()
-    # The answer is a new page: wait until the old one is gone before reading it.
-    wait(d).until(ec.staleness_of(button))
+    # The answer is a new page: wait until it is there before reading it.
+    new_page(d, d.find_element(By.CSS_SELECTOR, "form.login button").click)
 
 
 def no_alert(d: WebDriver) -> None:
@@ -207,7 +309,7 @@ def test_2_a_watch_added_in_the_browser_reports_a_new_film_live(browser: WebDriv
     form.find_element(By.NAME, "path").send_keys(str(svc.films))
     form.find_element(By.NAME, "interval").send_keys("1s")
     form.find_element(By.NAME, "targets").send_keys("print")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    new_page(d, form.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
     wait(d).until(ec.url_contains("done=saved"))
     wait(d).until(lambda d: "Saved to" in text(d))
     assert "Saved to the config file and applied." in text(d)
@@ -239,7 +341,7 @@ def test_3_scan_now_makes_the_watch_due(browser: WebDriver, svc: Service_) -> No
     d = browser
     d.get(svc.base + "watches")
     row = d.find_element(By.XPATH, f"//tr[contains(., '{svc.tv}')]")
-    row.find_element(By.XPATH, ".//button[text()='Scan now']").click()
+    new_page(d, row.find_element(By.XPATH, ".//button[text()='Scan now']").click)
     wait(d).until(ec.url_contains("done=scan_started"))
     assert "Scan started" in text(d)
     # The page follows the scan until it is done (it reloads itself meanwhile).
@@ -257,7 +359,7 @@ def test_4_a_parked_scan_is_retried_once_its_target_is_back(browser: WebDriver, 
     wait(d, 60).until(parked)
     svc.marker.touch()
     row = d.find_element(By.XPATH, "//tr[td[1][text()='library']]")
-    row.find_element(By.XPATH, ".//button[text()='Retry']").click()
+    new_page(d, row.find_element(By.XPATH, ".//button[text()='Retry']").click)
     wait(d).until(ec.url_to_be(svc.base))
 
     def sent(d: WebDriver) -> bool:
@@ -274,10 +376,9 @@ def test_5_an_invalid_interval_is_refused_and_the_file_stays_byte_identical(brow
     box = d.find_element(By.NAME, "interval")
     box.clear()
     box.send_keys("soon")
-    submit = d.find_element(By.CSS_SELECTOR, "form.watch-form button[type=submit]")
-    submit.click()
-    wait(d).until(ec.staleness_of(submit))
-    err = wait(d).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "p.error"))).text
+    new_page(d, d.find_element(By.CSS_SELECTOR, "form.watch-form button[type=submit]").click)
+    shown = wait(d).until(lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "p.error") if e.is_displayed()])
+    err = shown[0]
     assert "watch[0].interval" in err, err
     # The same message `pps check` prints for that file.
     trial = svc.root / "trial.toml"
@@ -319,18 +420,18 @@ def test_8_hostile_names_are_shown_as_text(browser: WebDriver, svc: Service_) ->
     bad = svc.tv / HOSTILE_DIR
     bad.mkdir()
     (bad / HOSTILE_FILE).write_bytes(b"x")
-    d.get(svc.base + "browse?source=nas&path=" + urllib.request.quote(str(svc.tv)))
+    d.get(svc.base + "browse?source=nas&path=" + urllib.parse.quote(str(svc.tv)))
     assert HOSTILE_DIR + "/" in text(d), (d.current_url, text(d))
     no_alert(d)
-    assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg")
-    d.find_element(By.LINK_TEXT, HOSTILE_DIR + "/").click()
+    assert not read(d, lambda d: d.find_elements(By.CSS_SELECTOR, "main img, main svg"))
+    new_page(d, d.find_element(By.LINK_TEXT, HOSTILE_DIR + "/").click)
     wait(d).until(lambda d: HOSTILE_FILE in text(d))
     no_alert(d)
-    assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg")
+    assert not read(d, lambda d: d.find_elements(By.CSS_SELECTOR, "main img, main svg"))
     d.get(svc.base + "activity")
     wait(d, 60).until(lambda d: HOSTILE_FILE in text(d) or HOSTILE_DIR in text(d))
     no_alert(d)
-    assert not d.find_elements(By.CSS_SELECTOR, "main img, main svg")
+    assert not read(d, lambda d: d.find_elements(By.CSS_SELECTOR, "main img, main svg"))
 
 
 def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Service_) -> None:
@@ -349,12 +450,14 @@ def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Servic
             phone.get(svc.base + p)
             # Usable on a phone: the page itself never scrolls sideways (wide tables
             # scroll inside their own box).
-            width = phone.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            width = read(
+                phone, lambda d: d.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            )
             assert width[0] <= width[1] + 1, (p, width)
             shoot(phone, "phone-" + (p.split("?")[0].replace("/", "-") or "overview"))
         # Chinese, switched from the page: the same page comes back, its filters kept.
         phone.get(svc.base + "activity?target=library")
-        phone.find_element(By.LINK_TEXT, "中文").click()
+        new_page(phone, phone.find_element(By.LINK_TEXT, "中文").click)
         wait(phone).until(lambda d: "配置" in d.find_element(By.TAG_NAME, "nav").text)
         assert phone.current_url == svc.base + "activity?target=library", phone.current_url
         phone.get(svc.base)
@@ -367,8 +470,8 @@ def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Servic
 def test_10_logout_ends_the_session(browser: WebDriver, svc: Service_) -> None:
     d = browser
     d.get(svc.base)
-    assert "Log out" in d.find_element(By.TAG_NAME, "nav").text, (d.current_url, text(d))
-    d.find_element(By.XPATH, "//nav//button[text()='Log out']").click()
+    assert "Log out" in read(d, lambda d: d.find_element(By.TAG_NAME, "nav").text), (d.current_url, text(d))
+    new_page(d, d.find_element(By.XPATH, "//nav//button[text()='Log out']").click)
     wait(d).until(ec.url_contains("/pps/login"))
     d.get(svc.base + "watches")
     wait(d).until(ec.url_contains("/pps/login"))
