@@ -471,3 +471,102 @@ fn history_shows_changes_and_deliveries() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("one of: change, sent"));
 }
+
+/// Issue 30, item 1: a watch inside another watch of the same source (which the UI's
+/// "Watch this folder" offers for any subfolder) listed and scanned every change in
+/// it twice. `pps check`, `pps run` and `--watch` refuse it, naming both watches and
+/// the line; a disabled inner watch, or the same path on another source, is fine.
+#[test]
+fn a_watch_inside_another_watch_of_its_source_is_refused() {
+    let t = Tree::new();
+    t.write("电影/Inception (2010)/film.mkv", "x");
+    let cfg = t.root.parent().unwrap().join("pps.toml");
+    let watch = |dir: &str, extra: &str| {
+        format!(
+            "[[watch]]\nsource = \"nas\"\npath = \"{}\"\n{extra}\n",
+            t.s(dir)
+        )
+    };
+    let head = format!(
+        "[store]\npath = \"{}\"\n\n[sources.nas]\nkind = \"local\"\n\n[sources.other]\nkind = \"local\"\n\n[targets.stdout]\nkind = \"stdout\"\n\n",
+        t.store.display()
+    );
+    let text = format!(
+        "{head}{}{}",
+        watch("电影", ""),
+        watch("电影/Inception (2010)", "")
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    for cmd in ["check", "once"] {
+        let out = pps().arg("--config").arg(&cfg).arg(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("watch[1].path"), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!("nas:{}", t.s("电影"))) && err.contains("Inception (2010)"),
+            "names both watches: {err}"
+        );
+        assert!(err.contains("scanned twice"), "{err}");
+        let line = text.lines().position(|l| l.contains("Inception")).unwrap() + 1;
+        assert!(err.contains(&format!("line: {line}")), "{err}");
+    }
+    // The outer one written second is refused too.
+    let reversed = format!(
+        "{head}{}{}",
+        watch("电影/Inception (2010)", ""),
+        watch("电影", "")
+    );
+    std::fs::write(&cfg, &reversed).unwrap();
+    let out = pps()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds watch[0]"));
+    // Disabled, or on another source: accepted.
+    for ok in [
+        format!(
+            "{head}{}{}",
+            watch("电影", ""),
+            watch("电影/Inception (2010)", "enabled = false")
+        ),
+        format!(
+            "{head}{}{}",
+            watch("电影", ""),
+            watch("电影/Inception (2010)", "").replace("\"nas\"", "\"other\"")
+        ),
+    ] {
+        std::fs::write(&cfg, &ok).unwrap();
+        let out = pps()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("check")
+            .output()
+            .unwrap();
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // --watch mode: the same rule.
+    let out = pps()
+        .args(["once", "--store"])
+        .arg(t.root.parent().unwrap().join("w.db"))
+        .arg("--watch")
+        .arg(t.s("电影"))
+        .arg("--watch")
+        .arg(t.s("电影/Inception (2010)"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scanned twice"));
+}

@@ -614,7 +614,10 @@ impl Config {
         }
         let mut watches = Vec::new();
         for (i, w) in raw.watch.into_iter().enumerate() {
-            watches.push(cx.watch(i, w, &sources, &targets, &target_at)?);
+            let path_at = w.get_ref().path.span().start;
+            let wc = cx.watch(i, w, &sources, &targets, &target_at)?;
+            cx.not_nested(i, &wc, &watches, path_at)?;
+            watches.push(wc);
         }
         // `PPS_SERVER_*` alone turns the server on (a container sets PPS_SERVER_LISTEN
         // and a token file, with no `[server]` table in the user's pps.toml).
@@ -708,6 +711,20 @@ impl Config {
             w.max_interval = interval.max(Duration::from_secs(86_400));
             w.active_max_interval = interval.max(Duration::from_secs(3600));
             w.exclude = exclude.clone();
+            if let Some(o) = watches.iter().find(|o: &&WatchConfig| {
+                pps_core::path::is_at_or_under(&o.path, &w.path)
+                    || pps_core::path::is_at_or_under(&w.path, &o.path)
+            }) {
+                return Err(Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!(
+                        "`{}` and `{}` hold each other: every change there would be listed and scanned twice; watch the outer folder only",
+                        o.path, w.path
+                    ),
+                )
+                .with("option", "--watch")
+                .with("path", shown));
+            }
             watches.push(w);
         }
         let sources = BTreeMap::from([(
@@ -1038,6 +1055,45 @@ impl Ctx<'_> {
         } else {
             self.key_err(at, &format!("{table_key}.{k}"), msg)
         }
+    }
+
+    /// Refuses watch `i` when it and an earlier enabled watch of the same source hold
+    /// each other (the same folder, or one inside the other): every change in the
+    /// inner one would be listed twice and scanned twice. The outer watch already
+    /// covers the inner folder.
+    fn not_nested(
+        &self,
+        i: usize,
+        wc: &WatchConfig,
+        before: &[WatchConfig],
+        path_at: usize,
+    ) -> Result<()> {
+        if !wc.enabled {
+            return Ok(());
+        }
+        let inside = pps_core::path::is_at_or_under;
+        let Some((j, other)) = before.iter().enumerate().find(|(_, o)| {
+            o.enabled
+                && o.source == wc.source
+                && (inside(&wc.path, &o.path) || inside(&o.path, &wc.path))
+        }) else {
+            return Ok(());
+        };
+        let how = if wc.path == other.path {
+            "is the same folder as".to_owned()
+        } else if inside(&wc.path, &other.path) {
+            "is inside".to_owned()
+        } else {
+            "holds".to_owned()
+        };
+        Err(self.err(
+            Some(path_at),
+            &format!("watch[{i}].path"),
+            format!(
+                "watch[{i}] (`{}:{}`) {how} watch[{j}] (`{}:{}`): every change there would be listed and scanned twice; keep the outer watch (it covers the folder) and remove or disable the other",
+                wc.source, wc.path, other.source, other.path
+            ),
+        ))
     }
 
     /// One `[[watch]]`, checked against the sources and targets.
