@@ -594,10 +594,11 @@ impl MtimeStore for MemoryStore {
         Ok(st.schedules.get(&(scope.0, path.to_owned())).copied())
     }
 
-    fn due(
+    fn due_ranked(
         &self,
         scope: ScopeId,
         now: Timestamp,
+        starved: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<(String, FolderSchedule)>> {
         let st = lock(&self.state);
@@ -613,12 +614,24 @@ impl MtimeStore for MemoryStore {
             })
             .collect();
         // The order the trait documents (the SQLite store's ORDER BY): evidence first,
-        // then the changes a listing is expected to find, then oldest due, then path.
-        let key = |s: &FolderSchedule| (s.force_refresh || s.evidence, s.expected(now));
+        // then the starved ones (longest unlisted first), then the changes a listing is
+        // expected to find, then oldest due, then path.
+        let listed = |s: &FolderSchedule| s.listed.unwrap_or_else(|| s.next_due.minus(s.interval));
+        let starving = |s: &FolderSchedule| starved.is_some_and(|t| listed(s) <= t);
+        let key = |s: &FolderSchedule| {
+            (
+                s.force_refresh || s.evidence,
+                starving(s),
+                if starving(s) { listed(s).as_secs() } else { 0 },
+                s.expected(now),
+            )
+        };
         due.sort_by(|(pa, a), (pb, b)| {
-            let (ea, xa) = key(a);
-            let (eb, xb) = key(b);
+            let (ea, sa, la, xa) = key(a);
+            let (eb, sb, lb, xb) = key(b);
             eb.cmp(&ea)
+                .then(sb.cmp(&sa))
+                .then(la.cmp(&lb))
                 .then(xb.total_cmp(&xa))
                 .then(a.next_due.cmp(&b.next_due))
                 .then(pa.cmp(pb))

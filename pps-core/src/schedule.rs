@@ -419,14 +419,12 @@ pub const CADENCE_LIFE: u32 = 4;
 /// folder not in a burst.
 pub const MIN_GAP: Duration = Duration::from_secs(600);
 
-/// The typical gap between changes of a folder in a burst: one pps saw change less
-/// than [`BURST`] ago. Changes come in bursts (an episode, then its subtitles; a season
-/// uploaded file by file; the next episode of a show airing several a day), so right
-/// after one the next is likely within seconds to minutes. A hundredth of
-/// [`MIN_GAP`]: under a saturated budget such a folder is listed again within seconds
-/// of coming due, before folders that are merely due; a merely-due folder still wins
-/// once it has waited about a hundred times longer, so none starves.
+/// The shortest typical gap between changes of a folder in a burst: one pps saw change
+/// less than [`BURST`] ago (see [`FolderSchedule::gap`]).
 pub const BURST_GAP: Duration = Duration::from_secs(6);
+
+/// In a burst, the typical gap is this share of the time since the change pps saw.
+pub const BURST_SHARE: u32 = 4;
 
 /// A changed listing waiting for the settle time: its fingerprint and since when it
 /// has looked like that.
@@ -486,13 +484,22 @@ impl FolderSchedule {
     }
 
     /// The typical time between its changes, in seconds: the estimate of 1/λ behind
-    /// [`expected`](Self::expected). [`BURST_GAP`] while [`in a burst`](Self::in_burst);
-    /// else its live cadence; else the age of its last change (one change in that
-    /// long); else, never seen changing, ten of its intervals (ten days when the
-    /// interval is unknown); never under [`MIN_GAP`].
+    /// [`expected`](Self::expected).
+    ///
+    /// - [`In a burst`](Self::in_burst): a quarter of the time since the change pps saw,
+    ///   at least [`BURST_GAP`]. Changes come in bursts (an episode, then its subtitles;
+    ///   a season uploaded file by file; a show airing several episodes a day), so right
+    ///   after one the next is likely within seconds, and less so the longer the folder
+    ///   stays quiet (the rate of aftershocks falls as one over the time since the
+    ///   shock). Under a saturated budget such a folder is listed again within seconds,
+    ///   and a burst that does not go on costs a few dozen listings, not an hour of them.
+    /// - Else its live cadence; else the age of its last change (one change in that
+    ///   long); else, never seen changing, ten of its intervals (ten days when the
+    ///   interval is unknown); never under [`MIN_GAP`].
     pub fn gap(&self, now: Timestamp) -> f64 {
-        if self.in_burst(now) {
-            return BURST_GAP.as_secs_f64();
+        if let Some(c) = self.seen_change.filter(|_| self.in_burst(now)) {
+            let since = now.since(c).as_secs_f64() / f64::from(BURST_SHARE);
+            return since.max(BURST_GAP.as_secs_f64());
         }
         let gap = match (self.live_cadence(now), self.last_change) {
             (Some(c), _) => c.as_secs_f64(),

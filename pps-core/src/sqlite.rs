@@ -916,10 +916,11 @@ impl MtimeStore for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    fn due(
+    fn due_ranked(
         &self,
         scope: ScopeId,
         now: Timestamp,
+        starved: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<(String, FolderSchedule)>> {
         let conn = self.conn();
@@ -928,8 +929,12 @@ impl MtimeStore for SqliteStore {
                 "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change FROM schedule
                  WHERE scope = ?1 AND due <= ?2
                  ORDER BY (force OR evidence) DESC,
+                    coalesce(listed, due - interval) <= ?8 DESC,
+                    CASE WHEN coalesce(listed, due - interval) <= ?8
+                        THEN coalesce(listed, due - interval) ELSE 0 END,
                     max(0, ?2 - coalesce(listed, due - interval)) * 1.0 /
-                        CASE WHEN seen_change IS NOT NULL AND ?2 - seen_change < ?5 THEN ?7
+                        CASE WHEN seen_change IS NOT NULL AND ?2 - seen_change < ?5
+                            THEN max(?7, (?2 - seen_change) * 1.0 / ?9)
                         ELSE max(?4,
                             CASE WHEN cadence >= ?5 AND burst IS NOT NULL AND ?2 - burst <= ?6 * cadence
                                     THEN cadence
@@ -951,6 +956,8 @@ impl MtimeStore for SqliteStore {
                     duration_secs(crate::schedule::BURST),
                     i64::from(crate::schedule::CADENCE_LIFE),
                     duration_secs(crate::schedule::BURST_GAP),
+                    starved.map_or(i64::MIN, Timestamp::as_secs),
+                    i64::from(crate::schedule::BURST_SHARE),
                 ],
                 |r| Ok((r.get(0)?, read_schedule(r, 1)?)),
             )

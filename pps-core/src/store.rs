@@ -308,6 +308,20 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
         scope: ScopeId,
         now: Timestamp,
         limit: usize,
+    ) -> Result<Vec<(String, FolderSchedule)>> {
+        self.due_ranked(scope, now, None, limit)
+    }
+
+    /// [`due`](Self::due), where every due folder last listed at or before `starved`
+    /// (when given) comes right after the folders with evidence, longest unlisted
+    /// first: the scheduler passes `now` minus the watch's ceiling, so under any load
+    /// no folder waits past its ceiling plus the time to list those ahead of it.
+    fn due_ranked(
+        &self,
+        scope: ScopeId,
+        now: Timestamp,
+        starved: Option<Timestamp>,
+        limit: usize,
     ) -> Result<Vec<(String, FolderSchedule)>>;
 
     /// The schedule of `scope` at `now` for `status`: folders with a schedule, how many

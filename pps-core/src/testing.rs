@@ -947,6 +947,50 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         due_paths(&*store, a, 300),
         ["/a/TV Shows", "/a/TV/S1", "/a/TV/S2", "/a"]
     );
+    // A starved folder (last listed at or before the cut: its interval ago from its
+    // due time, here /a, listed at 240, and S1/S2 at 140) goes right after evidence,
+    // longest unlisted first.
+    let ranked = |starved: i64| -> Vec<String> {
+        store
+            .due_ranked(
+                a,
+                Timestamp::from_secs(300),
+                Some(Timestamp::from_secs(starved)),
+                usize::MAX,
+            )
+            .expect("due ranked")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    };
+    assert_eq!(
+        ranked(240),
+        ["/a/TV Shows", "/a/TV/S1", "/a/TV/S2", "/a"],
+        "all starved: the longest unlisted first"
+    );
+    store
+        .commit(
+            a,
+            &Commit {
+                schedules: vec![("/a".into(), {
+                    let mut s = sched(300, 60);
+                    s.listed = Some(Timestamp::from_secs(10));
+                    s
+                })],
+                ..Commit::default()
+            },
+        )
+        .expect("reschedule");
+    assert_eq!(
+        ranked(100),
+        ["/a/TV Shows", "/a", "/a/TV/S1", "/a/TV/S2"],
+        "only /a starved (listed at 10): it passes S1 and S2"
+    );
+    assert_eq!(
+        due_paths(&*store, a, 300),
+        ["/a/TV Shows", "/a", "/a/TV/S1", "/a/TV/S2"],
+        "unlisted for 290 s, /a now expects the most anyway"
+    );
 
     // The summary for `status`.
     let sum = store

@@ -517,7 +517,12 @@ impl Engine {
         let mut st = self.pass_state(watch, scope, HashMap::new(), false, now);
         let mut queue: VecDeque<Visit> = self
             .store
-            .due(scope, now, budget)?
+            .due_ranked(
+                scope,
+                now,
+                Some(now.minus(watch.schedule.ceiling())),
+                budget,
+            )?
             .into_iter()
             .map(|(path, s)| Visit {
                 path,
