@@ -1,7 +1,9 @@
 //! Shared helpers for the benchmark binaries in `src/bin`: peak memory, the machine
-//! description, and timing summaries.
+//! description, and timing summaries; [`sim`] is the scheduling simulation.
 
 use std::time::Duration;
+
+pub mod sim;
 
 /// Resets the kernel's peak-RSS counter of this process (Linux `clear_refs` 5), so the
 /// next [`peak_rss_mb`] reports the peak of what runs after this call only.

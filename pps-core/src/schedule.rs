@@ -193,6 +193,7 @@ impl Schedule {
         let mut s = FolderSchedule {
             interval,
             next_due: now.plus(Duration::from_secs(offset)),
+            epoch: Some(newest),
             last_change: Some(newest),
             burst: burst.map(|b| b.min(now)),
             cadence,
@@ -229,24 +230,30 @@ impl Schedule {
             burst: Some(now),
             listed: Some(now),
             seen_change: Some(now),
+            epoch: Some(now),
             ..FolderSchedule::default()
         }
     }
 
     /// The schedule of a folder found changed, given its schedule before: as
     /// [`changed`](Self::changed), and:
-    /// - when it had changed before, within two ceilings, it holds the base interval
-    ///   for four times that gap: it is likely to change again on the same rhythm. A
-    ///   running hold is never shortened;
+    /// - when pps saw it change before, less than [`BURST`] earlier, it holds the base
+    ///   interval for four times that gap: it is likely to change again on the same
+    ///   rhythm. A running hold is never shortened;
     /// - a change [`BURST`] or more after the start of the last burst starts a new one,
     ///   and the gap between the two starts is the cadence (averaged with the one before
     ///   when it is within a quarter of it); a change within the burst keeps both.
     pub fn changed_again(&self, previous: &FolderSchedule, now: Timestamp) -> FolderSchedule {
         let mut s = self.changed(now);
         s.hold_until = previous.hold_until.filter(|h| *h > now);
-        if let Some(last) = previous.last_change {
+        s.epoch = previous.epoch.or(previous.last_change).or(Some(now));
+        s.changes = previous.changes.saturating_add(1);
+        // Two changes pps saw, less than BURST apart: a rhythm. A baseline's mtimes are
+        // no such evidence (a library copied an hour ago would hold every folder it
+        // sees change at the base interval for hours).
+        if let Some(last) = previous.seen_change {
             let gap = now.since(last);
-            if !gap.is_zero() && gap <= self.ceiling().saturating_mul(2) {
+            if !gap.is_zero() && gap <= BURST {
                 let until = now.plus(gap.saturating_mul(4));
                 s.hold_until = Some(s.hold_until.map_or(until, |h| h.max(until)));
             }
@@ -270,14 +277,20 @@ impl Schedule {
 
     /// The schedule of a folder found unchanged when due: interval doubled up to its
     /// ceiling (two weeks after its last change, the watch's ceiling; before, the
-    /// active one), due after the new interval but never after the start of its cadence
-    /// window; inside the window, at the base interval. A pending hint is cleared.
+    /// active one; [`BURST_INTERVAL`] while [`in a burst`](FolderSchedule::in_burst)),
+    /// due after the new interval but never after the start of its cadence window;
+    /// inside the window, at the base interval. A pending hint is cleared.
     pub fn unchanged(&self, s: &FolderSchedule, now: Timestamp) -> FolderSchedule {
         let grown = match s.hold_until {
             Some(until) if now < until => self.base(),
             _ => self
                 .clamp(self.current(s).saturating_mul(2))
                 .min(self.ceiling_for(s.last_change, now)),
+        };
+        let grown = if s.in_burst(now) {
+            grown.min(BURST_INTERVAL.max(self.base()))
+        } else {
+            grown
         };
         self.next_after(s, grown, now)
     }
@@ -419,12 +432,20 @@ pub const CADENCE_LIFE: u32 = 4;
 /// folder not in a burst.
 pub const MIN_GAP: Duration = Duration::from_secs(600);
 
-/// The shortest typical gap between changes of a folder in a burst: one pps saw change
-/// less than [`BURST`] ago (see [`FolderSchedule::gap`]).
+/// How long after a change pps saw a folder is *in a burst*: changes come in bursts
+/// (an episode, then its subtitles; a season uploaded file by file; the next episode
+/// of a show airing several a day), so right after one the next is likely soon.
+pub const BURST_WINDOW: Duration = Duration::from_secs(600);
+
+/// The typical gap between changes of a folder in a burst ([`FolderSchedule::gap`]): a
+/// hundredth of [`MIN_GAP`], so when due it goes before folders that are merely due.
 pub const BURST_GAP: Duration = Duration::from_secs(6);
 
-/// In a burst, the typical gap is this share of the time since the change pps saw.
-pub const BURST_SHARE: u32 = 4;
+/// The longest interval of a folder in a burst (or the base interval, when longer):
+/// found unchanged it doubles from the base up to this, not beyond, for the rest of the
+/// window. So its next change is found within seconds, and a burst that does not go
+/// on costs about sixty listings.
+pub const BURST_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A changed listing waiting for the settle time: its fingerprint and since when it
 /// has looked like that.
@@ -467,6 +488,12 @@ pub struct FolderSchedule {
     /// library copied last night gives every folder a fresh mtime, but only the airing
     /// show is seen changing.
     pub seen_change: Option<Timestamp>,
+    /// Where the folder's record of changes starts: the newest entry's mtime when a
+    /// baseline dated it (one change in that long is what its listing says), or when
+    /// pps first saw it. `None` in stores from before.
+    pub epoch: Option<Timestamp>,
+    /// Changes pps saw since [`epoch`](Self::epoch).
+    pub changes: u32,
 }
 
 impl FolderSchedule {
@@ -478,31 +505,36 @@ impl FolderSchedule {
             .then_some(cadence)
     }
 
-    /// Whether pps saw it change less than [`BURST`] ago.
+    /// Whether pps saw it change less than [`BURST_WINDOW`] ago.
     pub fn in_burst(&self, now: Timestamp) -> bool {
-        self.seen_change.is_some_and(|c| now.since(c) < BURST)
+        self.seen_change
+            .is_some_and(|c| now.since(c) < BURST_WINDOW)
     }
 
     /// The typical time between its changes, in seconds: the estimate of 1/λ behind
     /// [`expected`](Self::expected).
     ///
-    /// - [`In a burst`](Self::in_burst): a quarter of the time since the change pps saw,
-    ///   at least [`BURST_GAP`]. Changes come in bursts (an episode, then its subtitles;
-    ///   a season uploaded file by file; a show airing several episodes a day), so right
-    ///   after one the next is likely within seconds, and less so the longer the folder
-    ///   stays quiet (the rate of aftershocks falls as one over the time since the
-    ///   shock). Under a saturated budget such a folder is listed again within seconds,
-    ///   and a burst that does not go on costs a few dozen listings, not an hour of them.
-    /// - Else its live cadence; else the age of its last change (one change in that
-    ///   long); else, never seen changing, ten of its intervals (ten days when the
-    ///   interval is unknown); never under [`MIN_GAP`].
+    /// - [`In a burst`](Self::in_burst): [`BURST_GAP`]. Its interval stays at most
+    ///   [`BURST_INTERVAL`] meanwhile ([`Schedule::unchanged`]), so this puts it first
+    ///   only every few seconds, whatever the load, and only for [`BURST_WINDOW`].
+    /// - Else its live cadence; else the time since its [`epoch`](Self::epoch) over the
+    ///   changes in it (the one its baseline's newest entry shows, and each pps saw
+    ///   since); in a store from before, the age of its last change; else, never seen
+    ///   changing, ten of its intervals (ten days when the interval is unknown); never
+    ///   under [`MIN_GAP`].
     pub fn gap(&self, now: Timestamp) -> f64 {
-        if let Some(c) = self.seen_change.filter(|_| self.in_burst(now)) {
-            let since = now.since(c).as_secs_f64() / f64::from(BURST_SHARE);
-            return since.max(BURST_GAP.as_secs_f64());
+        if self.in_burst(now) {
+            return BURST_GAP.as_secs_f64();
         }
         let gap = match (self.live_cadence(now), self.last_change) {
             (Some(c), _) => c.as_secs_f64(),
+            // Its own record: one change in the age its baseline showed, plus each
+            // change pps saw since, over the whole time (a Bayesian count: one change
+            // does not make a folder twenty times likelier than its neighbours).
+            (None, _) if self.epoch.is_some() => {
+                let span = now.since(self.epoch.unwrap_or(now)).as_secs_f64();
+                span / f64::from(self.changes.saturating_add(1))
+            }
             (None, Some(c)) => now.since(c).as_secs_f64(),
             (None, None) if !self.interval.is_zero() => self.interval.as_secs_f64() * 10.0,
             (None, None) => 864_000.0,
@@ -631,13 +663,17 @@ mod tests {
         let t = Timestamp::from_secs(1000);
         let mut f = s.changed(t);
         assert_eq!(f.interval, Duration::from_secs(60));
+        // In the burst after the change pps saw, the interval stays at the base (60 s
+        // here, over BURST_INTERVAL); after the window it doubles.
+        assert_eq!(s.unchanged(&f, t).interval.as_secs(), 60);
+        let after = t.plus(BURST_WINDOW);
         let mut seen = Vec::new();
         for _ in 0..5 {
-            f = s.unchanged(&f, t);
+            f = s.unchanged(&f, after);
             seen.push(f.interval.as_secs());
         }
         assert_eq!(seen, [120, 240, 300, 300, 300]);
-        assert_eq!(f.next_due, Timestamp::from_secs(1300));
+        assert_eq!(f.next_due, after.plus(Duration::from_secs(300)));
         assert_eq!(s.changed(t).interval.as_secs(), 60);
         let unknown = FolderSchedule {
             interval: Duration::ZERO,
@@ -831,6 +867,41 @@ mod tests {
         assert!(
             later.expected(now) > active.expected(now),
             "longer unlisted, more expected"
+        );
+    }
+
+    #[test]
+    fn a_burst_keeps_the_interval_short_for_its_window_only() {
+        let s = Schedule::default()
+            .with_base_interval(Duration::from_secs(2))
+            .with_max_interval(Duration::from_secs(D as u64));
+        let t = ts(1_800_000_000);
+        let mut f = s.changed(t);
+        let mut at = t;
+        let mut listings = 0;
+        while at.since(t) < BURST_WINDOW {
+            at = f.next_due;
+            f = s.unchanged(&f, at);
+            listings += 1;
+            if at.since(t) < BURST_WINDOW {
+                assert!(f.interval <= BURST_INTERVAL, "{f:?}");
+            }
+        }
+        assert!(
+            listings <= 65,
+            "a burst that does not go on costs {listings} listings"
+        );
+        // Then it grows as any folder does.
+        let g = s.unchanged(&f, f.next_due);
+        assert_eq!(g.interval, f.interval * 2);
+        // A first change pps saw holds nothing (a baseline's mtimes are no rhythm); a
+        // second within the hour does.
+        let first = s.changed_again(&s.first([Some(t.minus(Duration::from_secs(300)))], 0, t), t);
+        assert_eq!(first.hold_until, None);
+        let second = s.changed_again(&first, t.plus(Duration::from_secs(120)));
+        assert_eq!(
+            second.hold_until,
+            Some(t.plus(Duration::from_secs(120 + 480)))
         );
     }
 

@@ -143,6 +143,8 @@ const MIGRATIONS: &[&str] = &[
     // day ahead comes due at once.
     "ALTER TABLE schedule ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE schedule ADD COLUMN seen_change INTEGER;
+     ALTER TABLE schedule ADD COLUMN epoch INTEGER;
+     ALTER TABLE schedule ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE calls_v8 (
         source TEXT NOT NULL,
         minute INTEGER NOT NULL,
@@ -640,7 +642,8 @@ fn read_queued(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedScan> {
 }
 
 /// A schedule from columns `due, interval, last_change, hold_until, force, settle_fp,
-/// settle_since, burst, cadence, listed, evidence, seen_change` starting at column `at`.
+/// settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes` starting
+/// at column `at`.
 fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderSchedule> {
     let fp: Option<Vec<u8>> = row.get(at + 5)?;
     let since: Option<i64> = row.get(at + 6)?;
@@ -670,6 +673,10 @@ fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderS
         seen_change: row
             .get::<_, Option<i64>>(at + 11)?
             .map(Timestamp::from_secs),
+        epoch: row
+            .get::<_, Option<i64>>(at + 12)?
+            .map(Timestamp::from_secs),
+        changes: row.get(at + 13)?,
     })
 }
 
@@ -824,8 +831,8 @@ impl MtimeStore for SqliteStore {
             }
             let mut sched = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )
                 .map_err(err)?;
             for (path, s) in &commit.schedules {
@@ -847,6 +854,8 @@ impl MtimeStore for SqliteStore {
                         s.listed.map(Timestamp::as_secs),
                         s.evidence,
                         s.seen_change.map(Timestamp::as_secs),
+                        s.epoch.map(Timestamp::as_secs),
+                        s.changes,
                     ])
                     .map_err(err)?;
             }
@@ -907,7 +916,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change FROM schedule
+                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes FROM schedule
                  WHERE scope = ?1 AND path = ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -926,18 +935,18 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change FROM schedule
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes FROM schedule
                  WHERE scope = ?1 AND due <= ?2
                  ORDER BY (force OR evidence) DESC,
                     coalesce(listed, due - interval) <= ?8 DESC,
                     CASE WHEN coalesce(listed, due - interval) <= ?8
                         THEN coalesce(listed, due - interval) ELSE 0 END,
                     max(0, ?2 - coalesce(listed, due - interval)) * 1.0 /
-                        CASE WHEN seen_change IS NOT NULL AND ?2 - seen_change < ?5
-                            THEN max(?7, (?2 - seen_change) * 1.0 / ?9)
+                        CASE WHEN seen_change IS NOT NULL AND ?2 - seen_change < ?9 THEN ?7
                         ELSE max(?4,
                             CASE WHEN cadence >= ?5 AND burst IS NOT NULL AND ?2 - burst <= ?6 * cadence
                                     THEN cadence
+                                 WHEN epoch IS NOT NULL THEN (?2 - epoch) * 1.0 / (changes + 1)
                                  WHEN last_change IS NOT NULL THEN ?2 - last_change
                                  WHEN interval > 0 THEN 10 * interval
                                  ELSE 864000 END) END DESC,
@@ -957,7 +966,7 @@ impl MtimeStore for SqliteStore {
                     i64::from(crate::schedule::CADENCE_LIFE),
                     duration_secs(crate::schedule::BURST_GAP),
                     starved.map_or(i64::MIN, Timestamp::as_secs),
-                    i64::from(crate::schedule::BURST_SHARE),
+                    duration_secs(crate::schedule::BURST_WINDOW),
                 ],
                 |r| Ok((r.get(0)?, read_schedule(r, 1)?)),
             )
@@ -1077,7 +1086,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes
                  FROM schedule WHERE scope = ?1",
             )
             .map_err(|e| self.err(e))?;
@@ -1102,7 +1111,7 @@ impl MtimeStore for SqliteStore {
         for chunk in candidates.chunks(500).rev() {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes
                  FROM schedule WHERE scope = ?1 AND path IN ({}) ORDER BY length(path) DESC LIMIT 1",
                 marks.join(", ")
             );

@@ -838,6 +838,8 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         listed: Some(Timestamp::from_secs(1_699_999_900)),
         evidence: true,
         seen_change: Some(Timestamp::from_secs(1_699_999_950)),
+        epoch: Some(Timestamp::from_secs(1_699_000_000)),
+        changes: 3,
     };
     let commit = Commit {
         folders: vec![("/a".into(), record(1)), ("/a/TV".into(), record(2))],

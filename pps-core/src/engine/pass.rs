@@ -1067,6 +1067,8 @@ fn settle_hold(
             cadence: current.and_then(|s| s.cadence),
             evidence: false,
             seen_change: current.and_then(|s| s.seen_change),
+            epoch: current.and_then(|s| s.epoch),
+            changes: current.map_or(0, |s| s.changes),
             listed: Some(now),
         }),
     }
