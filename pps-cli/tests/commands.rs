@@ -369,7 +369,7 @@ async fn walk_counts_match_the_mock() {
     std::fs::write(
         &config,
         format!(
-            "[sources.cd2]\nkind = \"clouddrive2\"\nurl = \"{}\"\nmax_queries_per_second = 200\nthrottle_backoff = \"20ms\"\nbackoff = \"10ms\"\nconcurrency = 4\n",
+            "[sources.cd2]\nkind = \"clouddrive2\"\nurl = \"{}\"\nmax_queries_per_second = 200\nthrottle_backoff = \"20ms\"\nbackoff = \"10ms\"\nthrottle_pause = \"0s\"\nconcurrency = 4\n",
             cd2.url()
         ),
     )

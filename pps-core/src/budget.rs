@@ -38,7 +38,8 @@ pub struct CallLimits {
     pub per_hour: Option<u64>,
     /// At most this many calls in any 24 hours (`max_calls_per_day`).
     pub per_day: Option<u64>,
-    /// How long every process stops calling after the cloud answered "too fast".
+    /// How long every process stops calling after the cloud answered "too fast"
+    /// (zero: no pause, for a cloud that throttles single calls at random).
     pub throttle_pause: Duration,
 }
 
@@ -75,9 +76,14 @@ impl CallLimits {
         self
     }
 
-    /// With a pause after throttling (at least [`MIN_THROTTLE_PAUSE`]).
+    /// With a pause after throttling: at least [`MIN_THROTTLE_PAUSE`], or zero for
+    /// none (the rate limit layer still lowers the rate after a throttled answer).
     pub fn with_throttle_pause(mut self, pause: Duration) -> Self {
-        self.throttle_pause = pause.max(MIN_THROTTLE_PAUSE);
+        self.throttle_pause = if pause.is_zero() {
+            Duration::ZERO
+        } else {
+            pause.max(MIN_THROTTLE_PAUSE)
+        };
         self
     }
 
@@ -370,6 +376,9 @@ impl CallGate for StoreGate {
     }
 
     fn throttled(&self) {
+        if self.limits.throttle_pause.is_zero() {
+            return;
+        }
         let until = (self.clock)() + self.limits.throttle_pause.as_secs_f64();
         match self.store.pause_calls(&self.source, until) {
             Ok(()) => {
@@ -457,6 +466,13 @@ mod tests {
                 .throttle_pause,
             MIN_THROTTLE_PAUSE,
             "never under a minute"
+        );
+        assert_eq!(
+            CallLimits::new(1.0)
+                .with_throttle_pause(Duration::ZERO)
+                .throttle_pause,
+            Duration::ZERO,
+            "or off, said so"
         );
     }
 }

@@ -110,7 +110,7 @@ pub enum SourceConfig {
         /// At most this many calls in any hour (115's practice: 12,000).
         max_calls_per_hour: Option<u64>,
         /// How long every process stops calling after the cloud said calls come too
-        /// fast (at least a minute; default a minute).
+        /// fast (at least a minute, or zero for no pause; default a minute).
         throttle_pause: Duration,
     },
     /// `kind = "local"`.
@@ -869,11 +869,11 @@ impl Ctx<'_> {
                     Some(p) => {
                         let d = duration::parse(p)
                             .map_err(|m| self.key_err(at, &key("throttle_pause"), m))?;
-                        if d < pps_core::budget::MIN_THROTTLE_PAUSE {
+                        if !d.is_zero() && d < pps_core::budget::MIN_THROTTLE_PAUSE {
                             return Err(self.key_err(
                                 at,
                                 &key("throttle_pause"),
-                                format!("`{p}` is under a minute: a cloud that throttled keeps throttling an account that comes back sooner"),
+                                format!("`{p}` is under a minute: a cloud that throttled keeps throttling an account that comes back sooner (\"0s\" turns the pause off)"),
                             ));
                         }
                         d
@@ -1491,7 +1491,7 @@ kind = "local"
 # max_calls_per_hour = 12000     # minute, 12,000 an hour); none by default
 # max_calls_per_day = 40000
 # throttle_pause = "60s"         # every process pauses this long when the cloud says
-#                                # calls come too fast (at least 60s)
+#                                # calls come too fast (at least 60s; "0s": no pause)
 # concurrency = 2
 # push = true                    # use cd2's change events as hints
 

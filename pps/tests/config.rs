@@ -599,6 +599,15 @@ fn the_budget_keys_and_their_errors() {
         Duration::from_secs(60),
         "a minute by default"
     );
+    let off = parse(&GOOD.replace(
+        "max_queries_per_second = 0.9",
+        "max_queries_per_second = 0.9\nthrottle_pause = \"0s\"",
+    ))
+    .unwrap();
+    let SourceConfig::CloudDrive2 { throttle_pause, .. } = &off.sources["cd2"] else {
+        panic!("cd2")
+    };
+    assert_eq!(*throttle_pause, Duration::ZERO, "0s turns it off");
     let line_of =
         |text: &str, key: &str| text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
     for (extra, key, says) in [

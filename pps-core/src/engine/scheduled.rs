@@ -177,24 +177,19 @@ impl Engine {
         let label = format!("{}:{}", watch.source, watch.root);
         loop {
             let summary = self.schedule_summary(watch, Duration::ZERO);
-            // Due folders first, from the budget's tokens; then, from what is left,
-            // spare listings. Watches sharing the source each take only what their
-            // due folders need, so none starves another.
-            let (want, baseline) = match &summary {
+            // A pass's worth of tokens (what it does not list goes back at its end):
+            // its due folders first, then the folders its listings find created or
+            // moved, listed in the same pass; spare listings only from what the due
+            // folders leave. A watch that finds the tokens taken by another watch of
+            // the source tries again as soon as one comes back.
+            let due = budget.reserve(budget.per_pass());
+            let spare = match &summary {
                 // No baseline yet: one full pass, whatever the budget.
-                Ok(s) if s.folders == 0 => (1, true),
-                Ok(s) => (s.due_now.min(budget.per_pass()), false),
-                Err(_) => (1, false),
+                Ok(s) if s.folders == 0 => 0,
+                Ok(s) => budget.spare(self, due.saturating_sub(s.due_now), self.clock.now()),
+                Err(_) => 0,
             };
-            let due = budget.reserve(want);
-            let spare = if baseline {
-                0
-            } else {
-                let room = budget.per_pass().saturating_sub(due);
-                let spare = budget.spare(self, room, self.clock.now());
-                budget.reserve(spare)
-            };
-            let planned = due + spare;
+            let planned = due;
             let mut spared = 0;
             if planned > 0 {
                 match self.pass_due_spare(watch, planned, spare).await {
