@@ -97,10 +97,20 @@ interval = "1s"
         ),
     )
     .unwrap();
+    run_service(dir, &config, port, media)
+}
+
+/// `pps run` on `config` in `dir`, once it listens on `port`.
+fn run_service(
+    dir: tempfile::TempDir,
+    config: &std::path::Path,
+    port: u16,
+    media: std::path::PathBuf,
+) -> Svc {
     let child = pps()
         .current_dir(dir.path())
         .arg("-c")
-        .arg(&config)
+        .arg(config)
         .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
@@ -999,26 +1009,7 @@ interval = "2s"
         ),
     )
     .unwrap();
-    let child = pps()
-        .current_dir(dir.path())
-        .arg("-c")
-        .arg(&config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the service never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let svc = Svc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-        media: std::path::PathBuf::new(),
-    };
+    let svc = run_service(dir, &config, port, std::path::PathBuf::new());
     let c = client();
     let cookie = session_cookie(&login(&c, &svc, PASSWORD).await);
     let overview = format!("{}/pps/", svc.base);

@@ -52,6 +52,15 @@ impl Visit {
         }
     }
 
+    /// A visit of a folder the schedule made due, with its schedule.
+    fn due(path: String, s: FolderSchedule) -> Self {
+        Visit {
+            force: s.force_refresh,
+            sched: Some(s),
+            ..Visit::new(path, false, false)
+        }
+    }
+
     fn options(&self) -> ListOptions {
         if self.force {
             ListOptions::force_refresh()
@@ -524,16 +533,7 @@ impl Engine {
                 budget,
             )?
             .into_iter()
-            .map(|(path, s)| Visit {
-                path,
-                silent: false,
-                active: false,
-                force: s.force_refresh,
-                baseline: false,
-                early: false,
-                sched: Some(s),
-                mtime: None,
-            })
+            .map(|(path, s)| Visit::due(path, s))
             .collect();
         // The root goes first whenever it is due by the root rule (`Schedule::root`),
         // read from its last listing: a store indexed before the rule still holds a
@@ -546,16 +546,7 @@ impl Engine {
             if queue.len() >= budget {
                 queue.pop_back();
             }
-            queue.push_front(Visit {
-                path: watch.root.clone(),
-                silent: false,
-                active: false,
-                force: s.force_refresh,
-                baseline: false,
-                early: false,
-                sched: Some(s),
-                mtime: None,
-            });
+            queue.push_front(Visit::due(watch.root.clone(), s));
         }
         st.report.folders_due = queue.len() as u64;
         st.planned = queue.iter().map(|v| v.path.clone()).collect();
