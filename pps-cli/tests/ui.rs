@@ -58,11 +58,7 @@ fn start() -> Svc {
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path().join("media");
     std::fs::create_dir_all(media.join("Show")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("pps.toml");
     std::fs::write(
         &config,
@@ -98,6 +94,15 @@ interval = "1s"
     )
     .unwrap();
     run_service(dir, &config, port, media)
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `pps run` on `config` in `dir`, once it listens on `port`.
@@ -971,11 +976,7 @@ async fn the_overview_shows_the_calls_made_and_the_browser_counts_against_the_bu
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("pps.toml");
     std::fs::write(
         &config,
