@@ -259,3 +259,46 @@ async fn a_throttled_answer_pauses_every_process_for_a_minute() {
     );
     assert!(waited < Duration::from_secs(62), "{waited:?}");
 }
+
+/// Two watches of one local source share its pass budget: neither waits behind the
+/// other for its baseline, and an idle one holds no tokens (the systemd unit's test
+/// once saw the second watch's baseline never come while the first idled).
+#[tokio::test(start_paused = true)]
+async fn two_watches_of_a_source_both_get_their_baseline_at_once() {
+    let src = MemorySource::new();
+    src.write_file("/srv/media/a.mkv", 1);
+    src.write_file("/home/media/b.mkv", 1);
+    let clock = TokioClock::new(Timestamp::from_secs(T0));
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::new(store.clone())
+        .with_source("nas", Arc::new(src.clone()))
+        .with_clock(Arc::new(clock));
+    let schedule = Schedule::default()
+        .with_base_interval(Duration::from_secs(1))
+        .with_max_interval(Duration::from_secs(2));
+    let budget = Arc::new(PassBudget::new("nas", 1000.0, SparePolicy::Off));
+    for root in ["/srv/media", "/home/media"] {
+        let (engine, budget) = (engine.clone(), budget.clone());
+        let watch = Watch::new("nas", root).unwrap().with_schedule(schedule);
+        tokio::spawn(async move {
+            let wake = tokio::sync::Notify::new();
+            engine.run_scheduled(&watch, &budget, &wake, |_| {}).await;
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for root in ["/srv/media", "/home/media"] {
+        let scope = store.scope("nas", root).unwrap();
+        assert!(
+            store.folder(scope, root).unwrap().is_some(),
+            "{root} has its baseline within half a second"
+        );
+    }
+    // Both keep being listed at their interval.
+    let before = src.list_calls();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        src.list_calls() - before >= 10,
+        "{}",
+        src.list_calls() - before
+    );
+}

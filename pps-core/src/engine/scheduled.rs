@@ -180,21 +180,31 @@ impl Engine {
             // A pass's worth of tokens (what it does not list goes back at its end):
             // its due folders first, then the folders its listings find created or
             // moved, listed in the same pass; spare listings only from what the due
-            // folders leave. A watch that finds the tokens taken by another watch of
-            // the source tries again as soon as one comes back.
-            let due = budget.reserve(budget.per_pass());
-            let spare = match &summary {
-                // No baseline yet: one full pass, whatever the budget.
-                Ok(s) if s.folders == 0 => 0,
-                Ok(s) => budget.spare(self, due.saturating_sub(s.due_now), self.clock.now()),
-                Err(_) => 0,
+            // folders leave. A baseline takes none: it is a full pass, which ignores
+            // the pass budget (the source's rate limit paces it), so it never waits
+            // behind another watch of the source. A loop with nothing to list takes
+            // none either, so an idle watch never holds the tokens a busy one needs.
+            let (baseline, due_now) = match &summary {
+                Ok(s) => (s.folders == 0, s.due_now),
+                Err(_) => (false, 1),
             };
-            let planned = due;
+            let wants = due_now > 0 || budget.spare != SparePolicy::Off;
+            let due = if !baseline && wants {
+                budget.reserve(budget.per_pass())
+            } else {
+                0
+            };
+            let spare = if baseline {
+                0
+            } else {
+                budget.spare(self, due.saturating_sub(due_now), self.clock.now())
+            };
+            let planned = if baseline { 1 } else { due };
             let mut spared = 0;
             if planned > 0 {
                 match self.pass_due_spare(watch, planned, spare).await {
                     Ok(r) => {
-                        budget.give_back(planned.saturating_sub(r.folders_listed));
+                        budget.give_back(due.saturating_sub(r.folders_listed));
                         spared = r.folders_spare;
                         on_pass(&r);
                     }
