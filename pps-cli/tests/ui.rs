@@ -1066,6 +1066,26 @@ interval = "2s"
         made >= seen && made <= seen + 2,
         "mock {seen}, store {made}"
     );
+    // /metrics says the same, from the same store.
+    let metrics = c
+        .get(format!("{}/metrics", svc.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{source=\"cd2\"}} ")))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(gauge("pps_source_calls_last_hour") >= made, "{metrics}");
+    // Two queries: a call may land between them.
+    assert!(gauge("pps_source_calls_last_day") >= gauge("pps_source_calls_last_hour"));
     // A Browser listing of a cloud folder is a call like any other: counted.
     let before = cd2.calls(Method::GetSubFiles);
     let page = c

@@ -834,10 +834,7 @@ async fn metrics(State(state): State<ServerState>) -> Response {
         sources
             .into_iter()
             .map(|s| {
-                let hour =
-                    store.calls_since(&s, now.minus(std::time::Duration::from_secs(3540)))?;
-                let day =
-                    store.calls_since(&s, now.minus(std::time::Duration::from_secs(86_340)))?;
+                let (hour, day) = crate::status::calls_made(store.as_ref(), &s, now)?;
                 Ok((s, hour, day))
             })
             .collect::<pps_core::Result<Vec<_>>>()

@@ -46,6 +46,18 @@ pub struct SourceStatus {
     pub calls_by_hour: Vec<u64>,
 }
 
+/// The calls made to `source` in the last hour and the last 24 hours, in whole minutes
+/// (the store counts per minute: the current one and the 59, or 1,439, before it).
+pub fn calls_made(
+    store: &dyn pps_core::MtimeStore,
+    source: &str,
+    now: pps_core::Timestamp,
+) -> Result<(u64, u64)> {
+    let hour = store.calls_since(source, now.minus(Duration::from_secs(3600 - 60)))?;
+    let day = store.calls_since(source, now.minus(Duration::from_secs(86_400 - 60)))?;
+    Ok((hour, day))
+}
+
 /// Hours of [`SourceStatus::calls_by_hour`].
 pub const CHART_HOURS: usize = 48;
 
@@ -197,8 +209,7 @@ impl StatusSource {
         let mut sources = Vec::new();
         for (name, (limits, rate)) in &self.budgets {
             let Some(l) = limits else { continue };
-            let hour = store.calls_since(name, now.minus(Duration::from_secs(3600 - 60)))?;
-            let day = store.calls_since(name, now.minus(Duration::from_secs(86_400 - 60)))?;
+            let (hour, day) = calls_made(store.as_ref(), name, now)?;
             sources.push(SourceStatus {
                 source: name.clone(),
                 calls_per_second: *rate,
