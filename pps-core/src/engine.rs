@@ -27,10 +27,12 @@ use crate::source::{DirectorySource, Hint};
 use crate::store::{Commit, MtimeStore, ScopeId};
 use crate::target::ScanTarget;
 use crate::types::Change;
+mod confirm;
 mod delivery;
 mod pass;
 mod scheduled;
 
+pub use confirm::{CONFIRM_BATCH, CONFIRM_PACE, CONFIRM_RETRY, ConfirmReport, human};
 pub use delivery::DeliveryReport;
 pub use pass::Comparison;
 pub use scheduled::{PASS_SECONDS, PassBudget, SparePolicy};
@@ -92,6 +94,12 @@ pub struct TargetSpec {
     /// Send file paths (when the target can take them). `false` turns a file-capable
     /// target into a folder-only one (the first system's `isfile_based_scanning: false`).
     pub scan_files: bool,
+    /// Confirm that accepted scans were indexed, when the target can
+    /// ([`ScanTarget::confirm_plan`]). On by default.
+    pub confirm: bool,
+    /// When a missing item is called stuck, counted from the scan; `None` takes the
+    /// target's own default ([`crate::ConfirmPlan::deadline`]).
+    pub confirm_deadline: Option<Duration>,
 }
 
 impl fmt::Debug for TargetSpec {
@@ -101,6 +109,8 @@ impl fmt::Debug for TargetSpec {
             .field("target", &self.target)
             .field("mapping", &self.mapping)
             .field("scan_files", &self.scan_files)
+            .field("confirm", &self.confirm)
+            .field("confirm_deadline", &self.confirm_deadline)
             .finish()
     }
 }
@@ -113,6 +123,8 @@ impl TargetSpec {
             target,
             mapping: PathMapping::default(),
             scan_files: true,
+            confirm: true,
+            confirm_deadline: None,
         }
     }
 

@@ -74,6 +74,7 @@
 
 pub mod budget;
 pub mod clock;
+pub mod confirm;
 pub mod duration;
 pub mod engine;
 pub mod error;
@@ -98,6 +99,7 @@ pub mod types;
 
 pub use budget::{CallGate, CallLimits, StoreGate};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use confirm::{ConfirmPlan, ConfirmRequest, Item, Lookup, Outcome, Remedy};
 pub use engine::{Engine, EngineOptions, PassReport, TargetSpec, Watch};
 pub use error::{Error, ErrorKind, Result};
 pub use schedule::{CallBudget, Schedule};

@@ -3,6 +3,9 @@
 
 use crate::budget::{self, Bucket, CallLimits, Grant, Windows};
 use crate::clock::Timestamp;
+use crate::confirm::{
+    ConfirmPlan, ConfirmRequest, Item, Lookup, NewConfirm, Outcome, PendingConfirm, Remedy,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
 use crate::path;
@@ -370,6 +373,11 @@ struct StoreState {
     next_id: i64,
     history: VecDeque<HistoryEntry>,
     next_history: i64,
+    /// Confirmations by id, with the scope of their watch.
+    confirms: BTreeMap<i64, (i64, PendingConfirm)>,
+    next_confirm: i64,
+    /// Item ids found per (target, path).
+    items: BTreeMap<(String, String), String>,
     /// Calls per (source, minute).
     calls: BTreeMap<(String, i64), u64>,
     /// The shared call budget's bucket per source.
@@ -407,6 +415,22 @@ impl MemoryStore {
     }
 }
 
+/// The wall clock in whole seconds, as the SQLite store stamps its rows.
+fn wall_now() -> Timestamp {
+    Timestamp::from_secs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    )
+}
+
+/// True when `p` is `base` or below it on whole components, in `base`'s separator style.
+fn at_or_below(base: &str, p: &str) -> bool {
+    let sep = crate::mapping::PathStyle::of(base).separator();
+    let base = base.trim_end_matches(sep);
+    p == base || (p.starts_with(base) && p[base.len()..].starts_with(sep))
+}
+
 impl StoreState {
     /// Adds a history line and prunes to the limits, as the SQLite store does.
     fn log(
@@ -417,12 +441,21 @@ impl StoreState {
         change: Change,
         detail: Option<String>,
     ) {
+        self.log_took(event, scope, target, change, detail, None);
+    }
+
+    /// [`log`](Self::log) with the time from queued to confirmed.
+    fn log_took(
+        &mut self,
+        event: Event,
+        scope: Option<i64>,
+        target: Option<String>,
+        change: Change,
+        detail: Option<String>,
+        took: Option<u64>,
+    ) {
         self.next_history += 1;
-        let at = Timestamp::from_secs(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        );
+        let at = wall_now();
         let watch = scope
             .and_then(|s| usize::try_from(s - 1).ok())
             .and_then(|i| self.scopes.get(i).cloned());
@@ -434,6 +467,7 @@ impl StoreState {
             target,
             change,
             detail,
+            took,
         });
         let cutoff = at.minus(self.limits.max_age);
         while self
@@ -558,6 +592,8 @@ impl MtimeStore for MemoryStore {
                         attempts: 0,
                         last_error: None,
                         next_try: None,
+                        scope,
+                        queued_at: wall_now(),
                     },
                     parked: false,
                     scope: scope.0,
@@ -691,13 +727,206 @@ impl MtimeStore for MemoryStore {
             .collect())
     }
 
-    fn complete(&self, ids: &[i64], sent_as: &str) -> Result<()> {
+    fn complete_confirming(
+        &self,
+        ids: &[i64],
+        sent_as: &str,
+        confirms: &[NewConfirm],
+    ) -> Result<()> {
         let mut st = lock(&self.state);
+        for c in confirms.iter().filter(|c| ids.contains(&c.scan)) {
+            let Some(q) = st.outbox.get(&c.scan).cloned() else {
+                continue;
+            };
+            st.confirms
+                .retain(|_, (_, p)| !(p.target == q.scan.target && p.path == c.path));
+            st.next_confirm += 1;
+            let id = st.next_confirm;
+            st.confirms.insert(
+                id,
+                (
+                    q.scope,
+                    PendingConfirm {
+                        id,
+                        target: q.scan.target.clone(),
+                        change: q.scan.change.clone(),
+                        path: c.path.clone(),
+                        changed_at: q.scan.queued_at,
+                        sent_at: c.sent_at,
+                        next_check: c.next_check,
+                        deadline: c.deadline,
+                        checks: 0,
+                        remedied: false,
+                        note: None,
+                        stuck: None,
+                    },
+                ),
+            );
+        }
         for id in ids {
             st.log_queued(*id, Event::Sent, sent_as);
             st.outbox.remove(id);
         }
         Ok(())
+    }
+
+    fn confirms_due(
+        &self,
+        target: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PendingConfirm>> {
+        let st = lock(&self.state);
+        let mut due: Vec<PendingConfirm> = st
+            .confirms
+            .values()
+            .map(|(_, c)| c)
+            .filter(|c| c.target == target && c.stuck.is_none() && c.next_check <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|c| (c.next_check, c.id));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    fn next_confirm(&self, target: &str) -> Result<Option<Timestamp>> {
+        let st = lock(&self.state);
+        Ok(st
+            .confirms
+            .values()
+            .map(|(_, c)| c)
+            .filter(|c| c.target == target && c.stuck.is_none())
+            .map(|c| c.next_check)
+            .min())
+    }
+
+    fn update_confirm(&self, c: &PendingConfirm) -> Result<()> {
+        let mut st = lock(&self.state);
+        if let Some((_, p)) = st.confirms.get_mut(&c.id)
+            && p.stuck.is_none()
+        {
+            p.next_check = c.next_check;
+            p.deadline = c.deadline;
+            p.checks = c.checks;
+            p.remedied = c.remedied;
+            p.note = c.note.clone();
+        }
+        Ok(())
+    }
+
+    fn settle_confirm(&self, id: i64, outcome: &Outcome) -> Result<()> {
+        let mut st = lock(&self.state);
+        let Some((scope, c)) = st.confirms.get(&id).cloned() else {
+            return Ok(());
+        };
+        let took = wall_now().since(c.changed_at).as_secs();
+        let (event, detail, took) = match outcome {
+            Outcome::Indexed(item) => {
+                st.items
+                    .insert((c.target.clone(), c.path.clone()), item.id.clone());
+                (
+                    Event::Indexed,
+                    crate::confirm::indexed_detail(item),
+                    Some(took),
+                )
+            }
+            Outcome::Removed => {
+                st.items
+                    .retain(|(t, p), _| !(*t == c.target && at_or_below(&c.path, p)));
+                (Event::Removed, c.path.clone(), Some(took))
+            }
+            Outcome::Stuck(reason) => (Event::Stuck, reason.clone(), None),
+        };
+        st.log_took(
+            event,
+            Some(scope),
+            Some(c.target.clone()),
+            c.change.clone(),
+            Some(detail),
+            took,
+        );
+        match outcome {
+            Outcome::Stuck(reason) => {
+                if let Some((_, p)) = st.confirms.get_mut(&id) {
+                    p.stuck = Some(reason.clone());
+                }
+            }
+            _ => {
+                st.confirms.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    fn stuck(&self, target: &str) -> Result<Vec<PendingConfirm>> {
+        let st = lock(&self.state);
+        Ok(st
+            .confirms
+            .values()
+            .map(|(_, c)| c)
+            .filter(|c| c.target == target && c.stuck.is_some())
+            .cloned()
+            .collect())
+    }
+
+    fn retry_stuck(&self, target: Option<&str>) -> Result<u64> {
+        let mut st = lock(&self.state);
+        let ids: Vec<i64> = st
+            .confirms
+            .iter()
+            .filter(|(_, (_, c))| c.stuck.is_some() && target.is_none_or(|t| c.target == t))
+            .map(|(id, _)| *id)
+            .collect();
+        let now = wall_now();
+        for id in &ids {
+            let Some((scope, c)) = st.confirms.remove(id) else {
+                continue;
+            };
+            st.next_id += 1;
+            let qid = st.next_id;
+            st.outbox.insert(
+                qid,
+                Queued {
+                    scan: QueuedScan {
+                        id: qid,
+                        target: c.target,
+                        change: c.change,
+                        attempts: 0,
+                        last_error: None,
+                        next_try: None,
+                        scope: ScopeId(scope),
+                        queued_at: now,
+                    },
+                    parked: false,
+                    scope,
+                },
+            );
+        }
+        Ok(ids.len() as u64)
+    }
+
+    fn known_items(&self, target: &str, path: &str) -> Result<Vec<String>> {
+        let st = lock(&self.state);
+        Ok(st
+            .items
+            .iter()
+            .filter(|((t, p), _)| t == target && at_or_below(path, p))
+            .map(|(_, id)| id.clone())
+            .collect())
+    }
+
+    fn indexed_times(&self, target: &str, since: Timestamp) -> Result<Vec<u64>> {
+        let st = lock(&self.state);
+        let mut times: Vec<u64> = st
+            .history
+            .iter()
+            .filter(|h| {
+                h.event == Event::Indexed && h.target.as_deref() == Some(target) && h.at >= since
+            })
+            .filter_map(|h| h.took)
+            .collect();
+        times.sort_unstable();
+        Ok(times)
     }
 
     fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()> {
@@ -949,6 +1178,16 @@ impl MtimeStore for MemoryStore {
             }
         }
         stats.outbox = per.into_iter().map(|(t, (a, b))| (t, a, b)).collect();
+        let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (_, c) in st.confirms.values() {
+            let e = per.entry(c.target.clone()).or_default();
+            if c.stuck.is_some() {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+        stats.confirms = per.into_iter().map(|(t, (a, b))| (t, a, b)).collect();
         Ok(stats)
     }
 }
@@ -964,6 +1203,21 @@ pub struct MemoryTarget {
     received: Arc<Mutex<Vec<ScanRequest>>>,
     script: Arc<Mutex<VecDeque<Option<Error>>>>,
     calls: Arc<AtomicU64>,
+    confirming: Arc<Mutex<Option<ConfirmModel>>>,
+}
+
+/// How a [`MemoryTarget`] answers confirmations: a library index the test fills, and
+/// what a remedy does.
+#[derive(Debug, Default)]
+struct ConfirmModel {
+    plan: Option<ConfirmPlan>,
+    /// Item path to (id, title).
+    index: BTreeMap<String, (String, String)>,
+    /// Paths that appear in the index when a remedy runs.
+    on_remedy: Vec<(String, String, String)>,
+    lookups: u64,
+    remedies: Vec<String>,
+    down: bool,
 }
 
 impl MemoryTarget {
@@ -975,7 +1229,59 @@ impl MemoryTarget {
             received: Arc::default(),
             script: Arc::default(),
             calls: Arc::default(),
+            confirming: Arc::default(),
         }
+    }
+
+    /// Makes the target confirm scans with `plan`, answering from an index the test
+    /// fills with [`index`](Self::index) (the server "indexing" an item).
+    pub fn confirming(self, plan: ConfirmPlan) -> Self {
+        lock(&self.confirming)
+            .get_or_insert_with(Default::default)
+            .plan = Some(plan);
+        self
+    }
+
+    /// Puts an item at `path` into the modelled library.
+    pub fn index(&self, path: &str, id: &str, title: &str) {
+        let mut m = lock(&self.confirming);
+        let m = m.get_or_insert_with(Default::default);
+        m.index
+            .insert(path.to_owned(), (id.to_owned(), title.to_owned()));
+    }
+
+    /// Removes the item at `path` from the modelled library.
+    pub fn unindex(&self, path: &str) {
+        if let Some(m) = lock(&self.confirming).as_mut() {
+            m.index.remove(path);
+        }
+    }
+
+    /// Makes a remedy put an item at `path` into the library.
+    pub fn index_on_remedy(&self, path: &str, id: &str, title: &str) {
+        let mut m = lock(&self.confirming);
+        let m = m.get_or_insert_with(Default::default);
+        m.on_remedy
+            .push((path.to_owned(), id.to_owned(), title.to_owned()));
+    }
+
+    /// Makes lookups fail as an unreachable server would (`true`) or answer again.
+    pub fn set_down(&self, down: bool) {
+        lock(&self.confirming)
+            .get_or_insert_with(Default::default)
+            .down = down;
+    }
+
+    /// Lookup calls made so far (one per `confirm` call, however many requests).
+    pub fn lookups(&self) -> u64 {
+        lock(&self.confirming).as_ref().map_or(0, |m| m.lookups)
+    }
+
+    /// The paths remedies ran for, in order.
+    pub fn remedies(&self) -> Vec<String> {
+        lock(&self.confirming)
+            .as_ref()
+            .map_or_else(Vec::new, |m| m.remedies.clone())
     }
 
     /// Replaces the libraries it reports.
@@ -1031,5 +1337,54 @@ impl ScanTarget for MemoryTarget {
             }
         }
         out
+    }
+
+    fn confirm_plan(&self) -> Option<ConfirmPlan> {
+        lock(&self.confirming).as_ref().and_then(|m| m.plan.clone())
+    }
+
+    async fn confirm(&self, requests: &[ConfirmRequest]) -> Vec<Result<Lookup>> {
+        let mut guard = lock(&self.confirming);
+        let Some(m) = guard.as_mut() else {
+            return requests
+                .iter()
+                .map(|_| Err(Error::new(ErrorKind::Unsupported, "not confirming")))
+                .collect();
+        };
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        m.lookups += 1;
+        requests
+            .iter()
+            .map(|r| {
+                if m.down {
+                    return Err(Error::new(ErrorKind::Unavailable, "connection refused"));
+                }
+                let items = m
+                    .index
+                    .iter()
+                    .filter(|(p, _)| crate::confirm::same_or_below(&r.path, p, r.is_dir))
+                    .map(|(p, (id, title))| Item {
+                        id: id.clone(),
+                        title: title.clone(),
+                        path: p.clone(),
+                    })
+                    .collect();
+                Ok(Lookup::found(items))
+            })
+            .collect()
+    }
+
+    async fn remedy(&self, request: &ConfirmRequest) -> Result<Remedy> {
+        let mut guard = lock(&self.confirming);
+        let Some(m) = guard.as_mut() else {
+            return Err(Error::new(ErrorKind::Unsupported, "not confirming"));
+        };
+        m.remedies.push(request.path.clone());
+        for (p, id, title) in std::mem::take(&mut m.on_remedy) {
+            m.index.insert(p, (id, title));
+        }
+        Ok(Remedy::Done(format!("refreshed {:?}", request.path)))
     }
 }

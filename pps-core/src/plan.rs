@@ -189,6 +189,8 @@ mod tests {
             attempts: 0,
             last_error: None,
             next_try: None,
+            scope: crate::store::ScopeId(1),
+            queued_at: crate::clock::Timestamp::default(),
         }
     }
 

@@ -24,6 +24,7 @@
 
 use crate::budget::{self, Bucket, CallLimits, Grant, Windows};
 use crate::clock::Timestamp;
+use crate::confirm::{NewConfirm, Outcome, PendingConfirm};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listing::Fingerprint;
 use crate::schedule::{BANDS, duration_secs};
@@ -162,6 +163,36 @@ const MIGRATIONS: &[&str] = &[
      );
      UPDATE schedule SET due = min(due, coalesce(listed, due) + 1)
         WHERE EXISTS (SELECT 1 FROM scopes WHERE scopes.id = schedule.scope AND scopes.root = schedule.path);",
+    // v9: confirmations that a media server indexed what it was sent, written with the
+    // scan they confirm; the item ids found (so a later deletion can be checked by id on
+    // servers without a lookup by path); and the time from change to library per
+    // history line.
+    "CREATE TABLE confirms (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        scope INTEGER NOT NULL,
+        source_path TEXT NOT NULL,
+        update_kind INTEGER NOT NULL,
+        is_dir INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        changed_at INTEGER NOT NULL,
+        sent_at INTEGER NOT NULL,
+        next_check INTEGER NOT NULL,
+        deadline INTEGER NOT NULL,
+        checks INTEGER NOT NULL DEFAULT 0,
+        remedied INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        stuck TEXT,
+        UNIQUE (target, path)
+     );
+     CREATE INDEX confirms_due ON confirms (target, next_check) WHERE stuck IS NULL;
+     CREATE TABLE items (
+        target TEXT NOT NULL,
+        path TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (target, path)
+     ) WITHOUT ROWID;
+     ALTER TABLE history ADD COLUMN took INTEGER;",
 ];
 
 /// The first schema version whose migration rewrites the folders: after it, the file
@@ -638,7 +669,46 @@ fn read_queued(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedScan> {
         attempts: row.get(5)?,
         last_error: row.get(6)?,
         next_try: row.get::<_, Option<i64>>(7)?.map(Timestamp::from_secs),
+        scope: ScopeId(row.get(8)?),
+        queued_at: Timestamp::from_secs(row.get(9)?),
     })
+}
+
+/// A confirmation from the columns of [`CONFIRM_COLUMNS`].
+fn read_confirm(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingConfirm> {
+    let code: i64 = row.get(3)?;
+    let update = Update::from_code(code).ok_or_else(|| corrupt_row("update kind"))?;
+    Ok(PendingConfirm {
+        id: row.get(0)?,
+        target: row.get(1)?,
+        change: Change::new(row.get::<_, String>(2)?, update, row.get(4)?),
+        path: row.get(5)?,
+        changed_at: Timestamp::from_secs(row.get(6)?),
+        sent_at: Timestamp::from_secs(row.get(7)?),
+        next_check: Timestamp::from_secs(row.get(8)?),
+        deadline: Timestamp::from_secs(row.get(9)?),
+        checks: row.get(10)?,
+        remedied: row.get(11)?,
+        note: row.get(12)?,
+        stuck: row.get(13)?,
+    })
+}
+
+/// The columns [`read_confirm`] reads, in its order.
+const CONFIRM_COLUMNS: &str = "id, target, source_path, update_kind, is_dir, path, changed_at, \
+     sent_at, next_check, deadline, checks, remedied, note, stuck";
+
+/// `path` and the bounds of the paths below it on whole components, in the path's own
+/// separator style: `[path + sep, path + next(sep))` in byte order.
+fn below_bounds(path: &str) -> (String, String, String) {
+    let sep = crate::mapping::PathStyle::of(path).separator();
+    let base = path.trim_end_matches(sep);
+    let next = char::from_u32(sep as u32 + 1).unwrap_or(sep);
+    (
+        base.to_owned(),
+        format!("{base}{sep}"),
+        format!("{base}{next}"),
+    )
 }
 
 /// A schedule from columns `due, interval, last_change, hold_until, force, settle_fp,
@@ -1025,7 +1095,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try FROM outbox
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try, scope, created_at FROM outbox
                  WHERE target = ?1 AND parked = 0 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -1037,13 +1107,237 @@ impl MtimeStore for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    fn complete(&self, ids: &[i64], sent_as: &str) -> Result<()> {
-        self.update_ids(
-            ids,
-            "DELETE FROM outbox WHERE id = ?1",
-            None,
-            (Event::Sent, sent_as),
+    fn complete_confirming(
+        &self,
+        ids: &[i64],
+        sent_as: &str,
+        confirms: &[NewConfirm],
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let err = |e| sql_error(e, &self.path);
+        {
+            // Copied from the outbox row before it goes, in the same transaction.
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO confirms (target, scope, source_path, update_kind, is_dir,
+                        path, changed_at, sent_at, next_check, deadline)
+                     SELECT target, scope, path, update_kind, is_dir, ?2, created_at, ?3, ?4, ?5
+                     FROM outbox WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for c in confirms.iter().filter(|c| ids.contains(&c.scan)) {
+                add.execute(params![
+                    c.scan,
+                    c.path,
+                    c.sent_at.as_secs(),
+                    c.next_check.as_secs(),
+                    c.deadline.as_secs()
+                ])
+                .map_err(err)?;
+            }
+            let mut log = tx
+                .prepare_cached(
+                    "INSERT INTO history (at, event, scope, target, path, update_kind, is_dir, detail)
+                     SELECT ?2, ?3, scope, target, path, update_kind, is_dir, ?4 FROM outbox WHERE id = ?1",
+                )
+                .map_err(err)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                .map_err(err)?;
+            let now = now_secs();
+            for id in ids {
+                log.execute(params![id, now, Event::Sent.code(), sent_as])
+                    .map_err(err)?;
+                delete.execute(params![id]).map_err(err)?;
+            }
+        }
+        prune_history(&tx, self.limits).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn confirms_due(
+        &self,
+        target: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PendingConfirm>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CONFIRM_COLUMNS} FROM confirms
+                 WHERE target = ?1 AND stuck IS NULL AND next_check <= ?2
+                 ORDER BY next_check, id LIMIT ?3"
+            ))
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![target, now.as_secs(), limit], read_confirm)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn next_confirm(&self, target: &str) -> Result<Option<Timestamp>> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT min(next_check) FROM confirms WHERE target = ?1 AND stuck IS NULL",
+            [target],
+            |r| r.get::<_, Option<i64>>(0),
         )
+        .map(|t| t.map(Timestamp::from_secs))
+        .map_err(|e| self.err(e))
+    }
+
+    fn update_confirm(&self, c: &PendingConfirm) -> Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE confirms SET next_check = ?2, deadline = ?3, checks = ?4, remedied = ?5, note = ?6
+             WHERE id = ?1 AND stuck IS NULL",
+            params![
+                c.id,
+                c.next_check.as_secs(),
+                c.deadline.as_secs(),
+                c.checks,
+                c.remedied,
+                c.note
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    fn settle_confirm(&self, id: i64, outcome: &Outcome) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let err = |e| sql_error(e, &self.path);
+        let row: Option<PendingConfirm> = tx
+            .query_row(
+                &format!("SELECT {CONFIRM_COLUMNS} FROM confirms WHERE id = ?1"),
+                [id],
+                read_confirm,
+            )
+            .optional()
+            .map_err(err)?;
+        let Some(c) = row else {
+            return Ok(());
+        };
+        let now = now_secs();
+        let took = u64::try_from(now - c.changed_at.as_secs()).unwrap_or(0);
+        let (event, detail, took) = match outcome {
+            Outcome::Indexed(item) => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO items (target, path, item) VALUES (?1, ?2, ?3)",
+                    params![c.target, c.path, item.id],
+                )
+                .map_err(err)?;
+                (
+                    Event::Indexed,
+                    crate::confirm::indexed_detail(item),
+                    Some(took),
+                )
+            }
+            Outcome::Removed => {
+                let (base, lo, hi) = below_bounds(&c.path);
+                tx.execute(
+                    "DELETE FROM items WHERE target = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
+                    params![c.target, base, lo, hi],
+                )
+                .map_err(err)?;
+                (Event::Removed, c.path.clone(), Some(took))
+            }
+            Outcome::Stuck(reason) => (Event::Stuck, reason.clone(), None),
+        };
+        tx.execute(
+            "INSERT INTO history (at, event, scope, target, path, update_kind, is_dir, detail, took)
+             SELECT ?2, ?3, scope, target, source_path, update_kind, is_dir, ?4, ?5 FROM confirms WHERE id = ?1",
+            params![id, now, event.code(), detail, took.map(|t| t as i64)],
+        )
+        .map_err(err)?;
+        match outcome {
+            Outcome::Stuck(reason) => tx.execute(
+                "UPDATE confirms SET stuck = ?2 WHERE id = ?1",
+                params![id, reason],
+            ),
+            _ => tx.execute("DELETE FROM confirms WHERE id = ?1", [id]),
+        }
+        .map_err(err)?;
+        prune_history(&tx, self.limits).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn stuck(&self, target: &str) -> Result<Vec<PendingConfirm>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CONFIRM_COLUMNS} FROM confirms WHERE target = ?1 AND stuck IS NOT NULL ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([target], read_confirm)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn retry_stuck(&self, target: Option<&str>) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let err = |e| sql_error(e, &self.path);
+        let now = now_secs();
+        tx.execute(
+            "INSERT INTO outbox (target, scope, path, update_kind, is_dir, created_at)
+             SELECT target, scope, source_path, update_kind, is_dir, ?2 FROM confirms
+             WHERE stuck IS NOT NULL AND (?1 IS NULL OR target = ?1) ORDER BY id",
+            params![target, now],
+        )
+        .map_err(err)?;
+        let n = tx
+            .execute(
+                "DELETE FROM confirms WHERE stuck IS NOT NULL AND (?1 IS NULL OR target = ?1)",
+                params![target],
+            )
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n as u64)
+    }
+
+    fn known_items(&self, target: &str, path: &str) -> Result<Vec<String>> {
+        let (base, lo, hi) = below_bounds(path);
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT item FROM items WHERE target = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))
+                 ORDER BY path",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![target, base, lo, hi], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn indexed_times(&self, target: &str, since: Timestamp) -> Result<Vec<u64>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT took FROM history WHERE event = ?1 AND target = ?2 AND at >= ?3 AND took IS NOT NULL
+                 ORDER BY took",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![Event::Indexed.code(), target, since.as_secs()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map(|t| u64::try_from(t).unwrap_or(0)))
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()> {
@@ -1071,7 +1365,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try FROM outbox
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try, scope, created_at FROM outbox
                  WHERE target = ?1 AND parked = 1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -1151,7 +1445,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try FROM outbox
+                "SELECT id, target, path, update_kind, is_dir, attempts, last_error, next_try, scope, created_at FROM outbox
                  WHERE target = ?1 AND parked = 0 AND attempts > 0 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -1340,7 +1634,7 @@ impl MtimeStore for SqliteStore {
         });
         // The path filter is a substring: `instr` needs no escaping of LIKE's `%` and `_`.
         let sql = format!(
-            "SELECT h.id, h.at, h.event, s.source, s.root, h.target, h.path, h.update_kind, h.is_dir, h.detail
+            "SELECT h.id, h.at, h.event, s.source, s.root, h.target, h.path, h.update_kind, h.is_dir, h.detail, h.took
              FROM history h LEFT JOIN scopes s ON s.id = h.scope
              WHERE (?1 IS NULL OR h.target = ?1)
                AND (?2 IS NULL OR instr(h.path, ?2) > 0)
@@ -1380,6 +1674,9 @@ impl MtimeStore for SqliteStore {
                             r.get(8)?,
                         ),
                         detail: r.get(9)?,
+                        took: r
+                            .get::<_, Option<i64>>(10)?
+                            .map(|t| u64::try_from(t).unwrap_or(0)),
                     })
                 },
             )
@@ -1471,6 +1768,23 @@ impl MtimeStore for SqliteStore {
             })
             .map_err(|e| self.err(e))?;
         stats.outbox = rows
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT target, sum(stuck IS NULL), sum(stuck IS NOT NULL) FROM confirms GROUP BY target ORDER BY target",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        stats.confirms = rows
             .collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))?;
         Ok(stats)

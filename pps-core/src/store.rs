@@ -3,6 +3,7 @@
 
 use crate::budget::{CallLimits, Grant};
 use crate::clock::Timestamp;
+use crate::confirm::{NewConfirm, Outcome, PendingConfirm};
 use crate::error::Result;
 use crate::listing::Fingerprint;
 pub use crate::schedule::{FolderSchedule, ScheduleSummary, Settling};
@@ -98,19 +99,29 @@ pub enum Event {
     Parked,
     /// A queued scan dropped by hand (`pps drop`).
     Dropped,
+    /// A confirmation found the item in the library; the detail names it.
+    Indexed,
+    /// A confirmation found a deletion reached the library.
+    Removed,
+    /// A confirmation gave up: not found by its deadline; the detail is the reason.
+    Stuck,
 }
 
 impl Event {
     /// Every event, in code order.
-    pub const ALL: [Event; 5] = [
+    pub const ALL: [Event; 8] = [
         Event::Change,
         Event::Sent,
         Event::Retried,
         Event::Parked,
         Event::Dropped,
+        Event::Indexed,
+        Event::Removed,
+        Event::Stuck,
     ];
 
-    /// The lowercase name (`change`, `sent`, `retried`, `parked`, `dropped`).
+    /// The lowercase name (`change`, `sent`, `retried`, `parked`, `dropped`, `indexed`,
+    /// `removed`, `stuck`).
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Change => "change",
@@ -118,6 +129,9 @@ impl Event {
             Event::Retried => "retried",
             Event::Parked => "parked",
             Event::Dropped => "dropped",
+            Event::Indexed => "indexed",
+            Event::Removed => "removed",
+            Event::Stuck => "stuck",
         }
     }
 
@@ -160,6 +174,9 @@ pub struct HistoryEntry {
     pub change: Change,
     /// The mapped path sent, the error, or the reason (see [`Event`]).
     pub detail: Option<String>,
+    /// For [`Event::Indexed`] and [`Event::Removed`]: the time from the change being
+    /// queued to the confirmation, in seconds.
+    pub took: Option<u64>,
 }
 
 /// Which history lines to read: newest first, every filter optional.
@@ -217,6 +234,10 @@ pub struct QueuedScan {
     /// After a failed attempt: about when delivery tries again (the delivery loop's
     /// backoff, as estimated when the failure was recorded). `None` before any failure.
     pub next_try: Option<Timestamp>,
+    /// The watch the change was found in.
+    pub scope: ScopeId,
+    /// When the change was queued (the store's wall clock).
+    pub queued_at: Timestamp,
 }
 
 /// Counts for `status`.
@@ -226,6 +247,8 @@ pub struct StoreStats {
     pub scopes: Vec<(ScopeId, String, String, u64)>,
     /// Per target: (pending, parked).
     pub outbox: Vec<(String, u64, u64)>,
+    /// Per target: confirmations (pending, stuck).
+    pub confirms: Vec<(String, u64, u64)>,
 }
 
 /// Durable state of watched folders plus the outbox of undelivered scans.
@@ -340,7 +363,68 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     /// Removes delivered scans, `sent_as` the path the target was sent (mapped), with
     /// a [`Event::Sent`] history line each in the same transaction. Unknown ids are
     /// ignored.
-    fn complete(&self, ids: &[i64], sent_as: &str) -> Result<()>;
+    fn complete(&self, ids: &[i64], sent_as: &str) -> Result<()> {
+        self.complete_confirming(ids, sent_as, &[])
+    }
+
+    /// [`complete`](Self::complete), and in the same transaction the confirmations of
+    /// those scans ([`NewConfirm`], each naming one of `ids`), so a crash after the
+    /// server accepted a scan never loses the check that it was indexed.
+    ///
+    /// # Behaviour
+    /// - A confirmation copies its scan's target, watch, change and enqueue time.
+    /// - A confirmation for a path that already has one for the same target (pending
+    ///   or stuck) replaces it: the clock starts at the last report.
+    /// - A confirmation naming an id not in `ids` or not in the outbox is skipped.
+    fn complete_confirming(
+        &self,
+        ids: &[i64],
+        sent_as: &str,
+        confirms: &[NewConfirm],
+    ) -> Result<()>;
+
+    /// Up to `limit` pending (not stuck) confirmations of `target` whose next check is
+    /// at or before `now`, earliest first.
+    fn confirms_due(
+        &self,
+        target: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PendingConfirm>>;
+
+    /// The earliest next check of `target`'s pending confirmations.
+    fn next_confirm(&self, target: &str) -> Result<Option<Timestamp>>;
+
+    /// Stores a pending confirmation's new `next_check`, `deadline`, `checks`,
+    /// `remedied` and `note` (after a check that found no outcome). Unknown ids are
+    /// ignored.
+    fn update_confirm(&self, confirm: &PendingConfirm) -> Result<()>;
+
+    /// Ends a confirmation, with a history line in the same transaction:
+    /// - [`Outcome::Indexed`]: an [`Event::Indexed`] line (detail: the item's title and
+    ///   id; `took`: seconds from queued to now); the item's id is remembered for the
+    ///   path ([`known_items`](Self::known_items)); the confirmation is removed.
+    /// - [`Outcome::Removed`]: an [`Event::Removed`] line; the ids remembered at or
+    ///   below the path are forgotten; the confirmation is removed.
+    /// - [`Outcome::Stuck`]: an [`Event::Stuck`] line with the reason; the
+    ///   confirmation is kept, marked stuck, until [`retry_stuck`](Self::retry_stuck).
+    fn settle_confirm(&self, id: i64, outcome: &Outcome) -> Result<()>;
+
+    /// Stuck confirmations of `target`, oldest first.
+    fn stuck(&self, target: &str) -> Result<Vec<PendingConfirm>>;
+
+    /// Puts the changes of stuck confirmations (of `target`, or of every target) back
+    /// into the outbox as new scans and removes the confirmations: a retry sends the
+    /// scan again and confirms it afresh. Returns how many.
+    fn retry_stuck(&self, target: Option<&str>) -> Result<u64>;
+
+    /// The item ids remembered for `target` at or below `path` (whole components, in
+    /// the path's separator style).
+    fn known_items(&self, target: &str, path: &str) -> Result<Vec<String>>;
+
+    /// Seconds from queued to indexed of `target`'s [`Event::Indexed`] lines written at
+    /// or after `since`, ascending.
+    fn indexed_times(&self, target: &str, since: Timestamp) -> Result<Vec<u64>>;
 
     /// Records a failed, retryable attempt for these scans, and about when the next
     /// attempt is due (shown by `status`; delivery itself follows its own backoff),

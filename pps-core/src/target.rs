@@ -1,5 +1,6 @@
 //! The scan target: a media server (or a command) that rescans paths on request.
 
+use crate::confirm::{ConfirmPlan, ConfirmRequest, Lookup, Remedy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::Update;
 use async_trait::async_trait;
@@ -110,6 +111,48 @@ pub trait ScanTarget: Send + Sync + fmt::Debug {
     ///   its message as the reason.
     /// - An empty slice returns an empty vector without contacting the server.
     async fn scan(&self, requests: &[ScanRequest]) -> Vec<Result<()>>;
+
+    /// How this target confirms that a scan was indexed ([`crate::confirm`]), or `None`
+    /// when it cannot (the default: stdout, a command).
+    fn confirm_plan(&self) -> Option<ConfirmPlan> {
+        None
+    }
+
+    /// Looks for each request's path in the server's libraries.
+    ///
+    /// # Behaviour
+    /// - Returns one result per request, in order. `Ok` with no items means the server
+    ///   has no item at the path (or, for a folder, at or below it); pps decides from
+    ///   that and the request's update whether the change is indexed or removed.
+    /// - Implementations batch: one library query answers many requests.
+    /// - A temporary `Err` (unreachable, 5xx) makes pps ask again later, within the
+    ///   deadline; a permanent one ends the confirmation as stuck with its message.
+    /// - An empty slice returns an empty vector without contacting the server.
+    /// - The default answers `Unsupported` for every request.
+    async fn confirm(&self, requests: &[ConfirmRequest]) -> Vec<Result<Lookup>> {
+        requests
+            .iter()
+            .map(|_| {
+                Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "this target cannot confirm scans",
+                ))
+            })
+            .collect()
+    }
+
+    /// The one bounded remedy for a request still missing: what this server offers to
+    /// make it look again (a refresh of the nearest known ancestor, a targeted scan).
+    ///
+    /// `Ok(Remedy::Busy)` asks to be called again at the next check (the library is
+    /// scanning). The default answers `Unsupported`: pps then only waits.
+    async fn remedy(&self, request: &ConfirmRequest) -> Result<Remedy> {
+        let _ = request;
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "this target has no remedy for a missing item",
+        ))
+    }
 
     /// Reaches the server and reports who it is and what libraries it has.
     ///

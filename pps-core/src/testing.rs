@@ -15,7 +15,10 @@ use crate::error::ErrorKind;
 use crate::listing::{self, Fingerprint};
 use crate::path::join;
 use crate::source::{DirectorySource, ListOptions};
-use crate::store::{Commit, FolderRecord, FolderSchedule, MtimeStore, NewScan, Settling};
+use crate::store::{
+    Commit, Event, FolderRecord, FolderSchedule, HistoryQuery, MtimeStore, NewScan, QueuedScan,
+    Settling,
+};
 use crate::target::{ScanRequest, ScanTarget};
 use crate::types::{Change, Entry, EntryKind, Mtime, Update};
 use std::collections::BTreeSet;
@@ -403,6 +406,247 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     schedule_conformance(open);
     history_conformance(open);
     calls_conformance(open);
+    confirm_conformance(open);
+}
+
+/// Confirmations: written with the scan's completion, due in order, rescheduled,
+/// settled with history and remembered ids, stuck and retried, per target.
+fn confirm_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    use crate::confirm::{Item, NewConfirm, Outcome};
+    let store = open();
+    let s = store.scope("src", "/w").expect("scope");
+    let scan = |t: &str, p: &str, u: Update| NewScan {
+        target: t.into(),
+        change: Change::new(p, u, false),
+    };
+    let commit = Commit {
+        scans: vec![
+            scan("plex", "/w/TV/S/e1.mkv", Update::Created),
+            scan("plex", "/w/TV/S/e2.mkv", Update::Created),
+            scan("plex", "/w/TV/S/e1.srt", Update::Created),
+            scan("emby", "/w/TV/S/e1.mkv", Update::Created),
+        ],
+        ..Commit::default()
+    };
+    store.commit(s, &commit).expect("commit scans");
+    let plex = store.pending("plex", 10).expect("pending");
+    assert_eq!(plex.len(), 3);
+    assert_eq!(plex[0].scope, s, "a queued scan names its watch");
+    let t = |secs: i64| Timestamp::from_secs(1_000_000 + secs);
+    let new = |q: &QueuedScan, path: &str, first: i64| NewConfirm {
+        scan: q.id,
+        path: path.into(),
+        sent_at: t(0),
+        next_check: t(first),
+        deadline: t(600),
+    };
+    let ids: Vec<i64> = plex.iter().map(|q| q.id).collect();
+    store
+        .complete_confirming(
+            &ids,
+            "/mnt/TV/S",
+            &[
+                new(&plex[0], "/mnt/TV/S/e1.mkv", 10),
+                new(&plex[1], "/mnt/TV/S/e2.mkv", 5),
+                // Names a scan outside `ids`: skipped.
+                NewConfirm {
+                    scan: 999_999,
+                    ..new(&plex[0], "/mnt/x.mkv", 1)
+                },
+            ],
+        )
+        .expect("complete with confirmations");
+    assert!(store.pending("plex", 10).expect("pending").is_empty());
+    assert!(
+        store
+            .confirms_due("plex", t(4), 10)
+            .expect("due")
+            .is_empty()
+    );
+    let due = store.confirms_due("plex", t(10), 10).expect("due");
+    let paths: Vec<&str> = due.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/mnt/TV/S/e2.mkv", "/mnt/TV/S/e1.mkv"],
+        "earliest first"
+    );
+    assert_eq!(
+        due[1].change.path, "/w/TV/S/e1.mkv",
+        "the source change is kept"
+    );
+    assert_eq!(due[1].changed_at, plex[0].queued_at);
+    assert_eq!(due[1].deadline, t(600));
+    assert_eq!(store.confirms_due("plex", t(10), 1).expect("due").len(), 1);
+    assert!(
+        store
+            .confirms_due("emby", t(10), 10)
+            .expect("due")
+            .is_empty(),
+        "per target"
+    );
+    assert_eq!(store.next_confirm("plex").expect("next"), Some(t(5)));
+    assert_eq!(store.next_confirm("emby").expect("next"), None);
+
+    // A check that found nothing reschedules.
+    let mut e2 = due[0].clone();
+    e2.next_check = t(30);
+    e2.checks = 1;
+    e2.remedied = true;
+    e2.note = Some("PathNotFound".into());
+    store.update_confirm(&e2).expect("update");
+    assert_eq!(store.next_confirm("plex").expect("next"), Some(t(10)));
+    let again = store.confirms_due("plex", t(30), 10).expect("due");
+    let back = again.iter().find(|c| c.id == e2.id).expect("still pending");
+    assert_eq!((back.checks, back.remedied), (1, true));
+    assert_eq!(back.note.as_deref(), Some("PathNotFound"));
+
+    // Indexed: a history line with the time taken, the id remembered.
+    let item = Item {
+        id: "4711".into(),
+        title: "S S01E01".into(),
+        path: "/mnt/TV/S/e1.mkv".into(),
+    };
+    store
+        .settle_confirm(due[1].id, &Outcome::Indexed(item))
+        .expect("indexed");
+    assert_eq!(
+        store.known_items("plex", "/mnt/TV/S").expect("known"),
+        ["4711"]
+    );
+    assert_eq!(
+        store
+            .known_items("plex", "/mnt/TV/S/e1.mkv")
+            .expect("known"),
+        ["4711"]
+    );
+    assert!(
+        store
+            .known_items("plex", "/mnt/TV/Show")
+            .expect("known")
+            .is_empty(),
+        "whole components"
+    );
+    assert!(
+        store
+            .known_items("emby", "/mnt/TV/S")
+            .expect("known")
+            .is_empty(),
+        "per target"
+    );
+    let h = store
+        .history(&HistoryQuery {
+            events: vec![Event::Indexed],
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].change.path, "/w/TV/S/e1.mkv");
+    assert_eq!(h[0].target.as_deref(), Some("plex"));
+    assert_eq!(h[0].detail.as_deref(), Some("S S01E01 (id 4711)"));
+    assert!(h[0].took.is_some(), "indexed lines carry the time taken");
+    assert_eq!(h[0].watch, Some(("src".to_owned(), "/w".to_owned())));
+    assert_eq!(
+        store
+            .indexed_times("plex", Timestamp::default())
+            .expect("times")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .indexed_times("emby", Timestamp::default())
+            .expect("times")
+            .is_empty()
+    );
+    store
+        .settle_confirm(due[1].id, &Outcome::Removed)
+        .expect("a settled id is ignored");
+
+    // Stuck: kept and listed, not due, then retried as a new scan.
+    store
+        .settle_confirm(e2.id, &Outcome::Stuck("not found after 10 min".into()))
+        .expect("stuck");
+    assert!(
+        store
+            .confirms_due("plex", t(10_000), 10)
+            .expect("due")
+            .is_empty()
+    );
+    assert_eq!(store.next_confirm("plex").expect("next"), None);
+    let stuck = store.stuck("plex").expect("stuck");
+    assert_eq!(stuck.len(), 1);
+    assert_eq!(stuck[0].stuck.as_deref(), Some("not found after 10 min"));
+    let stats = store.stats().expect("stats");
+    assert!(
+        stats.confirms.contains(&("plex".to_owned(), 0, 1)),
+        "{stats:?}"
+    );
+    assert_eq!(store.retry_stuck(Some("emby")).expect("retry"), 0);
+    assert_eq!(store.retry_stuck(Some("plex")).expect("retry"), 1);
+    assert!(store.stuck("plex").expect("stuck").is_empty());
+    let requeued = store.pending("plex", 10).expect("pending");
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(
+        requeued[0].change,
+        Change::new("/w/TV/S/e2.mkv", Update::Created, false)
+    );
+    assert_eq!(requeued[0].attempts, 0);
+
+    // A later report for the same path replaces the confirmation: its clock restarts.
+    store
+        .complete_confirming(
+            &[requeued[0].id],
+            "/mnt/TV/S",
+            &[new(&requeued[0], "/mnt/TV/S/e2.mkv", 100)],
+        )
+        .expect("complete");
+    let due = store.confirms_due("plex", t(100), 10).expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].checks, 0);
+
+    // Removed: the remembered ids at or below the path are forgotten.
+    store
+        .settle_confirm(due[0].id, &Outcome::Removed)
+        .expect("removed");
+    assert!(
+        store
+            .confirms_due("plex", t(10_000), 10)
+            .expect("due")
+            .is_empty()
+    );
+    let commit = Commit {
+        scans: vec![NewScan {
+            target: "plex".into(),
+            change: Change::new("/w/TV/S", Update::Deleted, true),
+        }],
+        ..Commit::default()
+    };
+    store.commit(s, &commit).expect("commit");
+    let del = store.pending("plex", 10).expect("pending");
+    store
+        .complete_confirming(&[del[0].id], "/mnt/TV", &[new(&del[0], "/mnt/TV/S", 1)])
+        .expect("complete");
+    let due = store.confirms_due("plex", t(1), 10).expect("due");
+    store
+        .settle_confirm(due[0].id, &Outcome::Removed)
+        .expect("removed");
+    assert!(
+        store
+            .known_items("plex", "/mnt/TV/S")
+            .expect("known")
+            .is_empty(),
+        "a removed folder forgets the ids below it"
+    );
+    let removed = store
+        .history(&HistoryQuery {
+            events: vec![Event::Removed],
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert_eq!(removed.len(), 2);
+    assert!(removed.iter().all(|h| h.took.is_some()));
 }
 
 /// Calls per source and minute: counted, summed from a minute on, per hour for the

@@ -3,6 +3,7 @@
 // Test helpers are documented by the tests that use them.
 #![allow(missing_docs)]
 
+mod confirm;
 mod conformance;
 mod engine;
 mod layers;

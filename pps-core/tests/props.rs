@@ -136,6 +136,7 @@ proptest! {
             // Plans: every change covered exactly once, nothing covered twice.
             let queued: Vec<QueuedScan> = report.changes.iter().enumerate().map(|(i, c)| QueuedScan {
                 id: i as i64, target: "t".into(), change: c.clone(), attempts: 0, last_error: None, next_try: None,
+                scope: pps_core::store::ScopeId(1), queued_at: pps_core::Timestamp::default(),
             }).collect();
             for scans_files in [true, false] {
                 let (planned, unplannable) = plan(&queued, scans_files, &PathMapping::default(), &[]);

@@ -24,6 +24,8 @@ pub struct DeliveryReport {
     pub temporary_failure: Option<String>,
     /// Queued scans still waiting after the round.
     pub remaining: bool,
+    /// Confirmations written for the accepted requests (checks that they were indexed).
+    pub confirming: u64,
 }
 
 impl Engine {
@@ -59,6 +61,8 @@ impl Engine {
             }
         };
         let attempts: HashMap<i64, u32> = queued.iter().map(|q| (q.id, q.attempts)).collect();
+        let by_id: HashMap<i64, &crate::store::QueuedScan> =
+            queued.iter().map(|q| (q.id, q)).collect();
         let roots: Vec<String> = libraries.into_iter().flat_map(|l| l.locations).collect();
         let (planned, unplannable) = plan(&queued, spec.scans_files(), &spec.mapping, &roots);
         for u in &unplannable {
@@ -83,7 +87,12 @@ impl Engine {
             for (p, r) in chunk.iter().zip(results) {
                 match r {
                     Ok(()) => {
-                        self.store.complete(&p.covers, &p.request.path)?;
+                        // The checks that it was indexed are written with the scan's
+                        // completion, so a crash after the 200 loses neither.
+                        let confirms = self.confirms_for(spec, &p.covers, &by_id)?;
+                        report.confirming += confirms.len() as u64;
+                        self.store
+                            .complete_confirming(&p.covers, &p.request.path, &confirms)?;
                         report.sent += 1;
                         report.requests.push(p.request.clone());
                         report.settled += p.covers.len() as u64;
@@ -139,6 +148,7 @@ impl Engine {
             total.requests.extend(r.requests);
             total.settled += r.settled;
             total.parked += r.parked;
+            total.confirming += r.confirming;
             total.remaining = r.remaining;
             if r.temporary_failure.is_some() {
                 total.temporary_failure = r.temporary_failure;
