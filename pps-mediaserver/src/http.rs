@@ -471,6 +471,58 @@ impl Http {
         Err(context(parse_error(status, &text, self.service)))
     }
 
+    /// Sends a request like [`send`](Self::send) but returns any status with its body:
+    /// for endpoints whose error replies carry an answer (the targeted-scans plugin
+    /// answers 404 with JSON for a path it cannot find). Transport errors stay errors.
+    pub(crate) async fn send_raw(
+        &self,
+        method: Method,
+        url: Url,
+        json_body: Option<&serde_json::Value>,
+        operation: &'static str,
+    ) -> Result<(StatusCode, Vec<u8>)> {
+        let mut request = self
+            .client
+            .request(method, url)
+            .header(self.auth.0.clone(), self.auth.1.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(body) = json_body {
+            request = request.json(body);
+        }
+        let context = |e: Error| {
+            e.with("operation", operation)
+                .with("url", self.shown_base())
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| context(transport_error(e, self.service, self.timeout)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| context(transport_error(e, self.service, self.timeout)))?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// The error [`send`](Self::send) would have returned for this status and body.
+    pub(crate) fn status_error(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        operation: &'static str,
+    ) -> Error {
+        let text = String::from_utf8_lossy(body);
+        let text = if self.secret.is_empty() {
+            text.into_owned()
+        } else {
+            text.replace(self.secret.expose(), "***")
+        };
+        parse_error(status, &text, self.service)
+            .with("operation", operation)
+            .with("url", self.shown_base())
+    }
+
     /// `GET endpoint` and decode its JSON reply.
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
@@ -497,6 +549,14 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8], service: Service) -> Resu
         )
         .temporary()
     })
+}
+
+/// `secs` (Unix seconds) as ISO 8601 in UTC (`2026-12-04T20:00:00Z`), as Emby and
+/// Jellyfin take dates in queries.
+pub(crate) fn iso8601(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Spaces out requests to one server: each waits until `gap` after the one before.

@@ -5,15 +5,16 @@
 
 use crate::http::{self, Http, LibraryCache, Pacer, Service};
 use async_trait::async_trait;
+use pps_core::confirm::same_or_below;
 use pps_core::mapping::target_parent;
 use pps_core::target::not_in_any_library;
 use pps_core::{
-    Capabilities, Error, ErrorKind, Library, Result, ScanRequest, ScanTarget, Secret, TargetInfo,
-    Update,
+    Capabilities, ConfirmPlan, ConfirmRequest, Error, ErrorKind, Item, Library, Lookup, Remedy,
+    Result, ScanRequest, ScanTarget, Secret, TargetInfo, Update,
 };
 use reqwest::Method;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +101,9 @@ pub struct PlexTarget {
     /// Set once the server answered 405 to a GET refresh: the published API lists POST,
     /// every known server takes GET, so GET is tried first.
     use_post: AtomicBool,
+    /// Per section key: its type (`movie`, `show`, `artist`) and whether it was
+    /// scanning when the sections were last read.
+    kinds: std::sync::Mutex<HashMap<String, (String, bool)>>,
 }
 
 impl fmt::Debug for PlexTarget {
@@ -130,8 +134,111 @@ struct Directory {
     key: serde_json::Value,
     #[serde(default)]
     title: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    refreshing: bool,
     #[serde(rename = "Location", default)]
     locations: Vec<Location>,
+}
+
+/// `/library/sections/{key}/all` and `/library/metadata/{id}`.
+#[derive(Deserialize)]
+struct MetadataList {
+    #[serde(rename = "Metadata", default)]
+    metadata: Vec<Metadata>,
+}
+
+/// One library item: only what a confirmation reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    rating_key: serde_json::Value,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    grandparent_title: Option<String>,
+    #[serde(default)]
+    parent_index: Option<i64>,
+    #[serde(default)]
+    index: Option<i64>,
+    #[serde(default)]
+    year: Option<i64>,
+    #[serde(rename = "type", default)]
+    kind: String,
+    /// Set on an item in the trash (its file is gone, the trash not yet emptied).
+    #[serde(default)]
+    deleted_at: Option<i64>,
+    #[serde(rename = "Media", default)]
+    media: Vec<Media>,
+}
+
+#[derive(Deserialize)]
+struct Media {
+    #[serde(rename = "Part", default)]
+    parts: Vec<Part>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(default)]
+    file: String,
+}
+
+impl Metadata {
+    fn id(&self) -> String {
+        match &self.rating_key {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// `Dune (2021)`, `Severance S02E05`, `Artist – Track`.
+    fn shown_title(&self) -> String {
+        match (self.kind.as_str(), &self.grandparent_title) {
+            ("episode", Some(show)) => format!(
+                "{show} S{:02}E{:02}",
+                self.parent_index.unwrap_or(0),
+                self.index.unwrap_or(0)
+            ),
+            ("track", Some(artist)) => format!("{artist} – {}", self.title),
+            _ => match self.year {
+                Some(y) => format!("{} ({y})", self.title),
+                None => self.title.clone(),
+            },
+        }
+    }
+
+    /// The item as a confirmation reports it, when one of its files (any version, any
+    /// part) is at `path` (or below it, for a folder).
+    fn matching(&self, path: &str, is_dir: bool) -> Option<Item> {
+        let file = self
+            .media
+            .iter()
+            .flat_map(|m| &m.parts)
+            .find(|p| same_or_below(path, &p.file, is_dir))?;
+        Some(Item {
+            id: self.id(),
+            title: self.shown_title(),
+            path: file.file.clone(),
+        })
+    }
+}
+
+/// The items a section lists per confirmation query (one page).
+const PAGE: usize = 200;
+/// Pages read per section and round: a library that saved more than this since the
+/// scan is in a full scan, and the next check reads again.
+const MAX_PAGES: usize = 5;
+
+/// Plex's search type for the items of a section type (`utils.SEARCHTYPES`).
+fn search_type(kind: &str) -> Option<&'static str> {
+    match kind {
+        "movie" => Some("1"),
+        "show" => Some("4"),
+        "artist" => Some("10"),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -185,6 +292,7 @@ impl PlexTarget {
             pacer: Pacer::new(config.pacing),
             sections: LibraryCache::new(config.sections_ttl),
             use_post: AtomicBool::new(false),
+            kinds: std::sync::Mutex::default(),
         })
     }
 
@@ -194,6 +302,7 @@ impl PlexTarget {
             .get_json("/library/sections", "list sections")
             .await?;
         let mut out = Vec::new();
+        let mut kinds = HashMap::new();
         for dir in list.container.directories {
             let id = match dir.key {
                 serde_json::Value::String(s) => s,
@@ -203,13 +312,177 @@ impl PlexTarget {
                     continue;
                 }
             };
+            kinds.insert(id.clone(), (dir.kind, dir.refreshing));
             out.push(Library {
                 id,
                 name: dir.title,
                 locations: dir.locations.into_iter().map(|l| l.path).collect(),
             });
         }
+        *self.kinds.lock().unwrap_or_else(|p| p.into_inner()) = kinds;
         Ok(out)
+    }
+
+    fn kind_of(&self, key: &str) -> Option<(String, bool)> {
+        self.kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// One page of the items of section `key` saved at or after `since` (Unix
+    /// seconds), most recent first.
+    async fn saved_since(
+        &self,
+        key: &str,
+        kind: &str,
+        since: i64,
+        start: usize,
+    ) -> Result<Vec<Metadata>> {
+        let mut url = self.http.url("/library/sections");
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(key).push("all");
+        }
+        // `updatedAt>>=` is Plex's "at or after" filter; a replaced file keeps its item
+        // and moves its updatedAt, so this finds new and replaced files alike.
+        url.query_pairs_mut()
+            .append_pair("type", kind)
+            .append_pair("sort", "updatedAt:desc")
+            .append_pair("updatedAt>>", &since.to_string())
+            .append_pair("X-Plex-Container-Start", &start.to_string())
+            .append_pair("X-Plex-Container-Size", &PAGE.to_string());
+        let reply = self
+            .http
+            .send(Method::GET, url, None, "list recently saved items")
+            .await
+            .map_err(|e| e.with_default("section", key))?;
+        let list: Envelope<MetadataList> = http::decode(&reply.body, Service::Plex)?;
+        Ok(list.container.metadata)
+    }
+
+    /// The item `id`, or `None` when Plex no longer has it (404, or in the trash).
+    async fn item(&self, id: &str) -> Result<Option<Metadata>> {
+        let mut url = self.http.url("/library/metadata");
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(id);
+        }
+        match self.http.send(Method::GET, url, None, "read an item").await {
+            Ok(reply) => {
+                let list: Envelope<MetadataList> = http::decode(&reply.body, Service::Plex)?;
+                Ok(list
+                    .container
+                    .metadata
+                    .into_iter()
+                    .find(|m| m.deleted_at.is_none()))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Confirms created and modified paths: one query per section (paged), matched on
+    /// `Part.file`. `out[i]` is filled for each index in `wanted`.
+    async fn confirm_added(
+        &self,
+        requests: &[ConfirmRequest],
+        wanted: &[usize],
+        out: &mut [Option<Result<Lookup>>],
+    ) {
+        let libs = match self.sections(false).await {
+            Ok(l) => l,
+            Err(e) => {
+                for &i in wanted {
+                    out[i] = Some(Err(copy_error(&e)));
+                }
+                return;
+            }
+        };
+        // Section key -> the requests it may hold.
+        let mut by_section: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in wanted {
+            let holders = http::containing(&libs, &requests[i].path);
+            if holders.is_empty() {
+                out[i] = Some(Err(not_in_any_library(&requests[i].path)));
+            }
+            for lib in holders {
+                by_section.entry(lib.id.clone()).or_default().push(i);
+            }
+        }
+        let mut found: HashMap<usize, Item> = HashMap::new();
+        let mut failed: HashMap<usize, Error> = HashMap::new();
+        for (key, idx) in by_section {
+            let Some(kind) = self.kind_of(&key).and_then(|(k, _)| search_type(&k)) else {
+                continue; // a photo section holds no items pps confirms
+            };
+            // A minute of slack: Plex stamps updatedAt from its own clock.
+            let since = idx
+                .iter()
+                .map(|&i| requests[i].since.as_secs())
+                .min()
+                .unwrap_or(0)
+                - 60;
+            let mut start = 0;
+            for _ in 0..MAX_PAGES {
+                self.pacer.wait().await;
+                let page = match self.saved_since(&key, kind, since, start).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        for &i in &idx {
+                            failed.entry(i).or_insert_with(|| copy_error(&e));
+                        }
+                        break;
+                    }
+                };
+                for &i in &idx {
+                    if found.contains_key(&i) {
+                        continue;
+                    }
+                    let r = &requests[i];
+                    if let Some(item) = page.iter().find_map(|m| m.matching(&r.path, r.is_dir)) {
+                        found.insert(i, item);
+                    }
+                }
+                if page.len() < PAGE || idx.iter().all(|i| found.contains_key(i)) {
+                    break;
+                }
+                start += PAGE;
+            }
+        }
+        for &i in wanted {
+            if out[i].is_some() {
+                continue;
+            }
+            out[i] = Some(match (found.remove(&i), failed.remove(&i)) {
+                (Some(item), _) => Ok(Lookup::found(vec![item])),
+                (None, Some(e)) => Err(e),
+                (None, None) => Ok(Lookup::missing()),
+            });
+        }
+    }
+
+    /// Confirms a deletion through the item ids seen indexed for the path.
+    async fn confirm_removed(&self, request: &ConfirmRequest) -> Result<Lookup> {
+        if request.known.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "Plex cannot look a path up, and no item was seen indexed there",
+            )
+            .permanent()
+            .with("path", request.path.clone()));
+        }
+        let mut items = Vec::new();
+        for id in &request.known {
+            self.pacer.wait().await;
+            if let Some(m) = self.item(id).await? {
+                items.push(Item {
+                    id: m.id(),
+                    title: m.shown_title(),
+                    path: request.path.clone(),
+                });
+            }
+        }
+        Ok(Lookup::found(items))
     }
 
     async fn sections(&self, force: bool) -> Result<Arc<Vec<Library>>> {
@@ -359,6 +632,14 @@ impl PlexTarget {
 /// Of several section failures for one folder, the one to report: a temporary one if
 /// any (a retry redoes them all, and rescanning a section twice is harmless), else the
 /// first.
+/// A copy of `e` for another request of the same failed call.
+fn copy_error(e: &Error) -> Error {
+    pps_core::target::all_failed(1, e)
+        .pop()
+        .and_then(|r| r.err())
+        .unwrap_or_else(|| Error::new(e.kind(), e.message()))
+}
+
 fn pick_failure(mut failures: Vec<Error>) -> Option<Error> {
     let idx = failures.iter().position(Error::is_temporary).unwrap_or(0);
     if failures.is_empty() {
@@ -393,6 +674,84 @@ impl ScanTarget for PlexTarget {
             out.push(self.scan_one(req, &mut libs, &mut reread, &mut sent).await);
         }
         out
+    }
+
+    fn confirm_plan(&self) -> Option<ConfirmPlan> {
+        // Plex queues a path scan; it runs in seconds on an idle server and much later
+        // behind a full scan (Cloudbox/autoscan#52). Looking at once misses
+        // (autopulse#150): first look after 10 s.
+        Some(ConfirmPlan {
+            checks: vec![
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+                Duration::from_secs(60),
+            ],
+            every: Duration::from_secs(60),
+            remedy_after: Duration::from_secs(300),
+            remedy_wait: Duration::from_secs(300),
+            deadline: Duration::from_secs(600),
+            lookup_by_path: false,
+            strm_items: false,
+        })
+    }
+
+    async fn confirm(&self, requests: &[ConfirmRequest]) -> Vec<Result<Lookup>> {
+        let mut out: Vec<Option<Result<Lookup>>> = (0..requests.len()).map(|_| None).collect();
+        let added: Vec<usize> = (0..requests.len())
+            .filter(|&i| requests[i].update != Update::Deleted)
+            .collect();
+        self.confirm_added(requests, &added, &mut out).await;
+        for (i, r) in requests.iter().enumerate() {
+            if r.update == Update::Deleted {
+                out[i] = Some(self.confirm_removed(r).await);
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorKind::Unexpected,
+                        "lookup left without a result",
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    async fn remedy(&self, request: &ConfirmRequest) -> Result<Remedy> {
+        let (folder, _) = scan_folder(&ScanRequest {
+            path: request.path.clone(),
+            update: request.update,
+            is_dir: request.is_dir,
+        })?;
+        // Fresh section states: a second scan while the section scans would only queue
+        // behind it (and may be dropped), so wait until it is idle.
+        let libs = self.sections(true).await?;
+        let holders: Vec<Library> = http::containing(&libs, &folder)
+            .into_iter()
+            .cloned()
+            .collect();
+        if holders.is_empty() {
+            return Err(not_in_any_library(&folder));
+        }
+        if let Some(busy) = holders.iter().find(|l| {
+            self.kind_of(&l.id)
+                .is_some_and(|(_, refreshing)| refreshing)
+        }) {
+            return Ok(Remedy::Busy(format!(
+                "Plex section {:?} is still scanning",
+                busy.name
+            )));
+        }
+        for lib in &holders {
+            if http::is_root_of(lib, &folder) {
+                continue; // never a whole section
+            }
+            self.refresh(&lib.id, &folder).await?;
+        }
+        Ok(Remedy::Done(format!(
+            "scanned {folder:?} again once its section was idle"
+        )))
     }
 
     async fn check(&self) -> Result<TargetInfo> {

@@ -370,7 +370,10 @@ async fn check_reports_the_server_and_its_libraries() {
         .await;
     mount_jellyfin_folders(&server, &[("a", "TV", &["/tv", "/tv2"])]).await;
     let info = jellyfin(&server.uri()).check().await.expect("check");
-    assert_eq!(info.server, "Jellyfin Server \"living room\"");
+    assert_eq!(
+        info.server,
+        "Jellyfin Server \"living room\", no targeted-scans plugin (scans wait for LibraryMonitorDelay)"
+    );
     assert_eq!(info.version.as_deref(), Some("10.11.2"));
     assert_eq!(info.libraries[0].locations, ["/tv", "/tv2"]);
 

@@ -7,5 +7,6 @@
 
 mod command;
 mod common;
+mod confirm;
 mod emby;
 mod plex;
