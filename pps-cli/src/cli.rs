@@ -100,7 +100,8 @@ enum Command {
         /// Only the last DURATION (90s, 10m, 2h, 1d).
         #[arg(long, value_parser = duration::parse)]
         since: Option<Duration>,
-        /// Only these events: change, sent, retried, parked, dropped (repeat or comma-separate).
+        /// Only these events: change, sent, retried, parked, dropped, indexed, removed, stuck
+        /// (repeat or comma-separate).
         #[arg(long, value_delimiter = ',')]
         event: Vec<String>,
         /// At most this many lines.
@@ -125,7 +126,7 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Queue parked scans again (of one target, or all), e.g. after adding a library.
+    /// Queue parked and stuck scans again (of one target, or all), e.g. after adding a library.
     Retry {
         /// Only this target's parked scans.
         target: Option<String>,

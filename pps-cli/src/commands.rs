@@ -604,12 +604,20 @@ pub fn forget(app: &App, spec: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `pps retry [TARGET]`: queues parked scans again (of one target, or all).
+/// `pps retry [TARGET]`: queues parked and stuck scans again (of one target, or all).
 pub fn retry(app: &App, target: Option<&str>) -> Result<ExitCode> {
-    let n = pps::outbox::retry(app, target)?;
+    let (parked, stuck) = pps::outbox::retry_all(app, target)?;
+    let what = match (parked, stuck) {
+        (p, 0) => plural(p, "parked scan", "parked scans"),
+        (0, s) => plural(s, "stuck scan", "stuck scans"),
+        (p, s) => format!(
+            "{} and {}",
+            plural(p, "parked scan", "parked scans"),
+            plural(s, "stuck scan", "stuck scans")
+        ),
+    };
     println!(
-        "{} queued again{}",
-        plural(n, "parked scan", "parked scans"),
+        "{what} queued again{}",
         target.map(|t| format!(" for {t}")).unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)

@@ -231,6 +231,32 @@ pub fn status(v: &StatusReport) -> String {
                 t.target, t.target
             ));
         }
+        if let Some(i) = &t.indexed_last_day {
+            out.push_str(&format!(
+                "  in the library after {} (median), {} at worst: {} in the last day\n",
+                human(Duration::from_secs(i.median_s)),
+                human(Duration::from_secs(i.worst_s)),
+                plural(i.count, "item", "items"),
+            ));
+        }
+        if t.confirming > 0 {
+            out.push_str(&format!(
+                "  {} sent, not yet in the library (checking)\n",
+                plural(t.confirming, "scan", "scans")
+            ));
+        }
+        for s in &t.stuck_scans {
+            out.push_str(&format!(
+                "  stuck {} ({}): {}\n",
+                s.path, s.update, s.reason
+            ));
+        }
+        if t.stuck > 0 {
+            out.push_str(&format!(
+                "  (`pps retry {}` sends stuck scans again and checks afresh)\n",
+                t.target
+            ));
+        }
     }
     out
 }
@@ -388,6 +414,12 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
             (pps_core::store::Event::Change, _) => format!("{} {}", h.change.update, kind(h)),
             (pps_core::store::Event::Sent, Some(d)) if *d != h.change.path => format!("as {d}"),
             (pps_core::store::Event::Sent, _) => String::new(),
+            (pps_core::store::Event::Indexed | pps_core::store::Event::Removed, Some(d)) => {
+                match h.took {
+                    Some(t) => format!("{d}, {} after the change", human(Duration::from_secs(t))),
+                    None => d.clone(),
+                }
+            }
             (_, Some(d)) => d.clone(),
             (_, None) => String::new(),
         };

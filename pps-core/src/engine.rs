@@ -309,6 +309,8 @@ impl Engine {
 
     /// Registers a target.
     pub fn with_target(mut self, spec: TargetSpec) -> Self {
+        // A name registered again replaces the first: one name, one target.
+        self.targets.retain(|t| t.name != spec.name);
         self.targets.push(spec);
         self
     }

@@ -190,11 +190,38 @@ impl PyScanner {
         })
     }
 
+    /// Asks each media server whether it indexed what it was sent: one confirmation
+    /// round per target (Plex, Emby, Jellyfin). By default only the checks that are due
+    /// (``serve()`` runs them on its own); ``all=True`` looks up every pending one now.
+    /// Returns a list of dicts, one per target: ``target``, ``checked``, ``indexed``,
+    /// ``removed``, ``stuck``, ``remedied``, ``failure`` (the server's last failure to
+    /// answer, or ``None``). The outcomes are in ``history()`` (``indexed``,
+    /// ``removed``, ``stuck``) and ``status()``.
+    #[pyo3(signature = (*, all = false))]
+    fn confirm(&self, py: Python<'_>, all: bool) -> PyResult<Py<PyAny>> {
+        let app = self.app.clone();
+        let r = wait_pps(py, async move { pps::once::confirm(&app, all).await })?;
+        json_to_py(py, &confirm_value(r))
+    }
+
+    /// ``confirm()`` as a coroutine.
+    #[pyo3(signature = (*, all = false))]
+    fn confirm_async<'py>(&self, py: Python<'py>, all: bool) -> PyResult<Bound<'py, PyAny>> {
+        let app = self.app.clone();
+        future(
+            py,
+            async move { pps::once::confirm(&app, all).await },
+            |py, r| json_to_py(py, &confirm_value(r)),
+        )
+    }
+
     /// The activity history, newest first, as a list of dicts (``id``, ``at`` in Unix
-    /// seconds, ``event``: ``change``/``sent``/``retried``/``parked``/``dropped``,
-    /// ``source``, ``watch``, ``target``, ``path``, ``update``, ``is_dir``, ``detail``:
-    /// the path as sent, the error or the reason). Filters: ``target``, ``path`` (text
-    /// the path contains), ``since`` (seconds back from now), ``events``, ``before`` (an
+    /// seconds, ``event``: ``change``/``sent``/``retried``/``parked``/``dropped``/
+    /// ``indexed``/``removed``/``stuck``, ``source``, ``watch``, ``target``, ``path``,
+    /// ``update``, ``is_dir``, ``detail``: the path as sent, the error, the reason, or
+    /// the item found; ``took_s``: for ``indexed`` and ``removed``, the seconds from
+    /// the change being found to the library). Filters: ``target``, ``path`` (text the
+    /// path contains), ``since`` (seconds back from now), ``events``, ``before`` (an
     /// id: the next page), ``limit``.
     #[pyo3(signature = (*, target = None, path = None, since = None, events = None, before = None, limit = 100))]
     #[allow(clippy::too_many_arguments)]
@@ -381,6 +408,25 @@ pub(crate) fn seconds(py: Python<'_>, value: Option<f64>) -> PyResult<Option<Dur
             "must be a finite number of seconds, at least 0",
         )),
     }
+}
+
+/// `confirm()`'s list of dicts.
+fn confirm_value(r: Vec<(String, pps_core::engine::ConfirmReport)>) -> serde_json::Value {
+    serde_json::Value::Array(
+        r.into_iter()
+            .map(|(target, r)| {
+                serde_json::json!({
+                    "target": target,
+                    "checked": r.checked,
+                    "indexed": r.indexed,
+                    "removed": r.removed,
+                    "stuck": r.stuck,
+                    "remedied": r.remedied,
+                    "failure": r.failure,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// `status()` as JSON: the same report `pps status --json` prints.

@@ -318,6 +318,10 @@ pub struct PyDeliveryReport {
     /// ``True`` when queued scans are still waiting after the round.
     #[pyo3(get)]
     remaining: bool,
+    /// Checks started that the server indexed what it accepted (media files and new
+    /// folders); ``Scanner.confirm()`` and ``serve()`` carry them out.
+    #[pyo3(get)]
+    confirming: u64,
     /// The scans the target accepted, as sent: paths as the server sees them (after
     /// ``path_mapping``), folders for folder-only servers.
     #[pyo3(get)]
@@ -342,6 +346,7 @@ impl PyDeliveryReport {
             parked: d.parked,
             temporary_failure: d.temporary_failure,
             remaining: d.remaining,
+            confirming: d.confirming,
         }
     }
 }

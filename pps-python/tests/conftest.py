@@ -39,6 +39,8 @@ class FakeMediaServer:
     root: str
     status: int = 200
     requests: list[Request] = field(default_factory=list)
+    # Files Plex "indexed": listed by /library/sections/N/all as episodes.
+    indexed: list[str] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
     url: str = ""
 
@@ -107,14 +109,28 @@ def _handler(server: FakeMediaServer) -> type[BaseHTTPRequestHandler]:
                 )
             elif parts.path == "/library/sections":
                 dirs = [
-                    {"key": "1", "title": "TV", "Location": [{"path": tv}]},
-                    {"key": "2", "title": "Movies", "Location": [{"path": movies}]},
+                    {"key": "1", "title": "TV", "type": "show", "Location": [{"path": tv}]},
+                    {"key": "2", "title": "Movies", "type": "movie", "Location": [{"path": movies}]},
                 ]
                 self._reply(200, {"MediaContainer": {"Directory": dirs}})
             elif parts.path.startswith("/library/sections/") and parts.path.endswith(
                 "/refresh"
             ):
                 self._reply(200)
+            elif parts.path.startswith("/library/sections/") and parts.path.endswith("/all"):
+                items = [
+                    {
+                        "ratingKey": str(100 + i),
+                        "type": "episode",
+                        "title": "Ep",
+                        "grandparentTitle": "Show",
+                        "parentIndex": 1,
+                        "index": i + 1,
+                        "Media": [{"Part": [{"file": f}]}],
+                    }
+                    for i, f in enumerate(server.indexed)
+                ]
+                self._reply(200, {"MediaContainer": {"Metadata": items}})
             elif parts.path == "/Library/VirtualFolders":
                 self._reply(
                     200,

@@ -105,7 +105,17 @@ def test_status_and_forget(media: Path, tmp_path: Path, media_server: FakeMediaS
     status = scanner.status()
     assert status["watches"][0]["folders"] == 6
     assert status["targets"] == [
-        {"target": "plex", "pending": 0, "parked": 0, "failing_scans": [], "parked_scans": []}
+        {
+            "target": "plex",
+            "pending": 0,
+            "parked": 0,
+            "failing_scans": [],
+            "parked_scans": [],
+            "confirming": 0,
+            "stuck": 0,
+            "stuck_scans": [],
+            "indexed_last_day": None,
+        }
     ]
     assert scanner.forget(f"disk:{media}/TV") == 3
     assert asyncio.run(scanner.status_async())["watches"][0]["folders"] == 3
@@ -249,3 +259,40 @@ def test_ctrl_c_stops_serve_cleanly_and_raises_keyboard_interrupt(
         scanner.serve()
     helper.join(timeout=10)
     assert not helper.is_alive()
+
+
+def test_confirm_tells_what_plex_indexed_in_history_and_status(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+    (media / "TV" / "Show" / "S01" / "e2.mkv").write_bytes(b"z")
+    (media / "TV" / "Show" / "S01" / "e2.srt").write_bytes(b"s")
+    report = scanner.run_once(full=True)
+    (delivery,) = report.deliveries
+    assert delivery.confirming == 1, "the episode is checked; a subtitle never is"
+    (target,) = scanner.status()["targets"]
+    assert target["confirming"] == 1
+
+    # Not indexed yet: nothing settles.
+    (r,) = scanner.confirm(all=True)
+    assert r["target"] == "plex"
+    assert (r["checked"], r["indexed"], r["stuck"]) == (1, 0, 0)
+    lookups = [q for q in media_server.requests if q.path == "/library/sections/1/all"]
+    assert lookups and lookups[-1].headers["x-plex-token"] == PLEX_TOKEN
+    assert lookups[-1].query["type"] == ["4"], "episodes of a show section"
+
+    media_server.indexed.append("/mnt/media/TV/Show/S01/e2.mkv")
+    (r,) = asyncio.run(scanner.confirm_async(all=True))
+    assert (r["checked"], r["indexed"]) == (1, 1)
+    (line,) = scanner.history(events=["indexed"])
+    assert line["path"] == f"{media}/TV/Show/S01/e2.mkv"
+    assert line["detail"] == "Show S01E01 (id 100)"
+    assert isinstance(line["took_s"], int) and line["took_s"] >= 0
+    (target,) = scanner.status()["targets"]
+    assert target["confirming"] == 0 and target["stuck"] == 0
+    assert target["indexed_last_day"]["count"] == 1
+    assert scanner.confirm() == [
+        {"target": "plex", "checked": 0, "indexed": 0, "removed": 0, "stuck": 0,
+         "remedied": 0, "failure": None}
+    ]

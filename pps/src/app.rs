@@ -178,6 +178,8 @@ impl App {
             let mut spec = TargetSpec::new(name.clone(), t.clone());
             spec.mapping = tc.mapping.clone();
             spec.scan_files = tc.scan_files;
+            spec.confirm = tc.confirm;
+            spec.confirm_deadline = tc.confirm_deadline;
             engine = engine.with_target(spec);
             targets.insert(name.clone(), t);
         }
@@ -282,6 +284,12 @@ impl App {
             }) => max_calls_per_day.map_or(SparePolicy::Rate, SparePolicy::Daily),
             _ => SparePolicy::Off,
         }
+    }
+
+    /// Whether the config asks to confirm what target `name` indexed (`confirm`, on by
+    /// default for Plex, Emby and Jellyfin).
+    pub fn config_confirms(&self, name: &str) -> bool {
+        self.config.targets.get(name).is_some_and(|t| t.confirm)
     }
 
     /// The shared call budget of a source (`None`: a local folder has none).

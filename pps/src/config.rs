@@ -142,6 +142,12 @@ pub struct TargetConfig {
     pub rules: Vec<MappingRule>,
     /// Send file paths (targets that can take them); `false` sends folders only.
     pub scan_files: bool,
+    /// Confirm that accepted scans were indexed (`confirm`, on by default; only Plex,
+    /// Emby and Jellyfin can).
+    pub confirm: bool,
+    /// `confirm_deadline`: when a missing item is called stuck; `None` keeps the
+    /// server's own default (Plex and Emby 10 min, Jellyfin 20 min).
+    pub confirm_deadline: Option<Duration>,
     /// The line of the table, for messages.
     pub line: usize,
 }
@@ -313,6 +319,14 @@ const BUDGET_KEYS: [&str; 4] = [
 struct TargetKeys {
     path_mapping: Vec<MappingRule>,
     scan_files: Option<bool>,
+    confirm: Option<bool>,
+    #[serde(deserialize_with = "optional_duration")]
+    confirm_deadline: Option<Duration>,
+}
+
+/// An optional duration written as text (`"20m"`).
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pps_core::duration::serde(d).map(Some)
 }
 
 /// Listings in flight for a local source. Many queued listings let the source's few
@@ -740,6 +754,8 @@ impl Config {
                 mapping: PathMapping::default(),
                 rules: Vec::new(),
                 scan_files: true,
+                confirm: false,
+                confirm_deadline: None,
                 line: 0,
             },
         )]);
@@ -930,7 +946,10 @@ impl Ctx<'_> {
         let table_key = format!("targets.{name}");
         let kind = kind_of(&mut table, self, at, &key("kind"))?;
         let ours: TargetKeys = self.typed(
-            take(&mut table, &["path_mapping", "scan_files"]),
+            take(
+                &mut table,
+                &["path_mapping", "scan_files", "confirm", "confirm_deadline"],
+            ),
             at,
             &table_key,
             &from_env,
@@ -1022,11 +1041,43 @@ impl Ctx<'_> {
             kind,
             TargetKind::Plex(_) | TargetKind::Command(_)
         ));
+        let media_server = matches!(
+            kind,
+            TargetKind::Plex(_) | TargetKind::Emby(_) | TargetKind::Jellyfin(_)
+        );
+        for k in ["confirm", "confirm_deadline"] {
+            let set = if k == "confirm" {
+                ours.confirm.is_some()
+            } else {
+                ours.confirm_deadline.is_some()
+            };
+            if set && !media_server {
+                return Err(self.key_err(
+                    at,
+                    &key(k),
+                    format!(
+                        "`{k}` does not apply to a {} target: only Plex, Emby and Jellyfin can say what they indexed",
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = ours.confirm_deadline
+            && d < Duration::from_secs(60)
+        {
+            return Err(self.key_err(
+                at,
+                &key("confirm_deadline"),
+                "is too short: media servers take a minute or more to index a scan; use at least \"1m\"",
+            ));
+        }
         Ok(TargetConfig {
             kind,
             mapping,
             rules: ours.path_mapping,
             scan_files,
+            confirm: ours.confirm.unwrap_or(media_server),
+            confirm_deadline: ours.confirm_deadline,
             line: self.line(at),
         })
     }

@@ -1,7 +1,7 @@
 //! Counters the service keeps: what `/metrics` shows and the heartbeat line reports.
 
 use pps_core::PassReport;
-use pps_core::engine::DeliveryReport;
+use pps_core::engine::{ConfirmReport, DeliveryReport};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -23,6 +23,9 @@ pub(crate) struct Counters {
     pub(crate) passes: BTreeMap<String, (f64, u64)>,
     /// origin -> hints accepted.
     pub(crate) hints: BTreeMap<String, u64>,
+    /// (target, outcome) -> confirmations ended or remedied (`indexed`, `removed`,
+    /// `stuck`, `remedied`, `lookup_failed`).
+    pub(crate) confirms: BTreeMap<(String, String), u64>,
 }
 
 impl Metrics {
@@ -67,6 +70,25 @@ impl Metrics {
                 *c.scans
                     .entry((target.to_owned(), "failed".into()))
                     .or_default() += 1;
+            }
+        });
+    }
+
+    /// Records a confirmation round of `target`.
+    pub fn confirm(&self, target: &str, r: &ConfirmReport) {
+        self.with(|c| {
+            for (outcome, n) in [
+                ("indexed", r.indexed),
+                ("removed", r.removed),
+                ("stuck", r.stuck),
+                ("remedied", r.remedied),
+                ("lookup_failed", u64::from(r.failure.is_some())),
+            ] {
+                if n > 0 {
+                    *c.confirms
+                        .entry((target.to_owned(), outcome.into()))
+                        .or_default() += n;
+                }
             }
         });
     }

@@ -56,3 +56,26 @@ pub async fn once(app: &App, full: bool) -> Result<OnceReport> {
     }
     Ok(report)
 }
+
+/// One confirmation round for every target that confirms: whether the media servers
+/// indexed what they were sent. `all` looks up every pending confirmation now instead
+/// of only those due (for a one-shot run that will not wait for the schedule).
+/// Returns each target's report, in name order.
+pub async fn confirm(
+    app: &App,
+    all: bool,
+) -> Result<Vec<(String, pps_core::engine::ConfirmReport)>> {
+    let mut out = Vec::new();
+    for name in app.targets.keys() {
+        if !app.config_confirms(name) {
+            continue;
+        }
+        let r = if all {
+            app.engine.confirm_now(name).await?
+        } else {
+            app.engine.confirm_round(name).await?
+        };
+        out.push((name.clone(), r));
+    }
+    Ok(out)
+}

@@ -60,10 +60,17 @@ pub fn forget(app: &App, spec: &str) -> Result<(u64, String)> {
 
 /// Puts parked scans (of `target`, or every target) back in the queue; returns how many.
 pub fn retry(app: &App, target: Option<&str>) -> Result<u64> {
+    Ok(retry_all(app, target)?.0)
+}
+
+/// [`retry`], and stuck scans too: each is queued again as a new scan, sent, and
+/// confirmed afresh. Returns `(parked, stuck)` queued again.
+pub fn retry_all(app: &App, target: Option<&str>) -> Result<(u64, u64)> {
     if let Some(t) = target {
         app.target_named(t)?;
     }
-    app.engine.store().unpark(target)
+    let store = app.engine.store();
+    Ok((store.unpark(target)?, store.retry_stuck(target)?))
 }
 
 /// Gives up the queued scans (pending and parked) of `target`, all of them or those at

@@ -760,9 +760,10 @@ async fn metrics(State(state): State<ServerState>) -> Response {
             c.scans.clone(),
             c.passes.clone(),
             c.hints.clone(),
+            c.confirms.clone(),
         )
     });
-    let (listings, changes, scans, passes, hints) = snapshot;
+    let (listings, changes, scans, passes, hints, confirms) = snapshot;
     family(
         &mut o,
         "pps_listings_total",
@@ -825,6 +826,19 @@ async fn metrics(State(state): State<ServerState>) -> Response {
     for (origin, n) in &hints {
         let _ = writeln!(o, "pps_hints_total{{origin=\"{origin}\"}} {n}");
     }
+    family(
+        &mut o,
+        "pps_confirms_total",
+        "counter",
+        "Confirmations that a media server indexed a scan, by target and outcome (indexed, removed, stuck; remedied counts remedies sent, lookup_failed rounds the server did not answer).",
+    );
+    for ((t, out), n) in &confirms {
+        let _ = writeln!(
+            o,
+            "pps_confirms_total{{target=\"{}\",outcome=\"{out}\"}} {n}",
+            label(t)
+        );
+    }
     let store = state.engine.store().clone();
     // Calls of every process of this store (due, spare, walk, ls, the UI), from the
     // store's shared budget, per cloud source: the last hour and the last day.
@@ -884,6 +898,71 @@ async fn metrics(State(state): State<ServerState>) -> Response {
         for t in &state.targets {
             let n = stats.outbox.iter().find(|x| x.0 == *t).map_or(0, |x| x.2);
             let _ = writeln!(o, "pps_outbox_parked{{target=\"{}\"}} {n}", label(t));
+        }
+        for (name, help, pick) in [
+            (
+                "pps_confirms_pending",
+                "Scans accepted and not yet found in the library, per target.",
+                1,
+            ),
+            (
+                "pps_confirms_stuck",
+                "Scans the media server did not index by the deadline (retry them), per target.",
+                2,
+            ),
+        ] {
+            family(&mut o, name, "gauge", help);
+            for (t, pending, stuck) in &stats.confirms {
+                let n = if pick == 1 { pending } else { stuck };
+                let _ = writeln!(o, "{name}{{target=\"{}\"}} {n}", label(t));
+            }
+        }
+    }
+    // The time from a change to its item in the library, per target, over the last day.
+    let store = state.engine.store().clone();
+    let targets = state.targets.clone();
+    let since = state
+        .engine
+        .clock()
+        .now()
+        .minus(Duration::from_secs(86_400));
+    let times = tokio::task::spawn_blocking(move || {
+        targets
+            .iter()
+            .map(|t| Ok((t.clone(), store.indexed_times(t, since)?)))
+            .collect::<pps_core::Result<Vec<_>>>()
+    })
+    .await;
+    if let Ok(Ok(times)) = times {
+        family(
+            &mut o,
+            "pps_indexed_seconds",
+            "summary",
+            "Seconds from a change being found to its item being in the library, per target, over the last day.",
+        );
+        for (t, secs) in times.iter().filter(|(_, s)| !s.is_empty()) {
+            let q = crate::status::quantiles(secs);
+            let t = label(t);
+            let _ = writeln!(
+                o,
+                "pps_indexed_seconds{{target=\"{t}\",quantile=\"0.5\"}} {}",
+                q.0
+            );
+            let _ = writeln!(
+                o,
+                "pps_indexed_seconds{{target=\"{t}\",quantile=\"1\"}} {}",
+                q.1
+            );
+            let _ = writeln!(
+                o,
+                "pps_indexed_seconds_sum{{target=\"{t}\"}} {}",
+                secs.iter().sum::<u64>()
+            );
+            let _ = writeln!(
+                o,
+                "pps_indexed_seconds_count{{target=\"{t}\"}} {}",
+                secs.len()
+            );
         }
     }
     // One family per cd2 counter, one sample per cd2 source.

@@ -106,8 +106,35 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
         let engine = app.engine.clone();
         let (name, wake) = (name.clone(), wake.clone());
         let metrics = metrics.clone();
+        // Confirmation runs beside delivery, woken when a round wrote confirmations, so
+        // a slow lookup never holds back the next scan.
+        let confirming = app
+            .targets
+            .get(&name)
+            .is_some_and(|t| t.confirm_plan().is_some())
+            && app.config_confirms(&name);
+        let confirm_wake = Arc::new(tokio::sync::Notify::new());
+        if confirming {
+            let (engine, name, wake, metrics) = (
+                engine.clone(),
+                name.clone(),
+                confirm_wake.clone(),
+                metrics.clone(),
+            );
+            tasks.spawn(async move {
+                let observe = |r: &pps_core::engine::ConfirmReport| metrics.confirm(&name, r);
+                if let Err(e) = engine.run_confirm(&name, wake, observe).await {
+                    tracing::error!(target = %name, error = %e, "confirmation stopped");
+                }
+            });
+        }
         tasks.spawn(async move {
-            let observe = |r: &pps_core::engine::DeliveryReport| metrics.delivery(&name, r);
+            let observe = |r: &pps_core::engine::DeliveryReport| {
+                metrics.delivery(&name, r);
+                if r.confirming > 0 {
+                    confirm_wake.notify_one();
+                }
+            };
             if let Err(e) = engine
                 .run_delivery_observed(&name, wake, Duration::from_secs(30), observe)
                 .await

@@ -148,6 +148,49 @@ pub struct TargetStatus {
     pub failing_scans: Vec<ScanStatus>,
     /// Parked scans with their reasons (the first 20).
     pub parked_scans: Vec<ScanStatus>,
+    /// Scans accepted by the server and not yet found in its library.
+    pub confirming: u64,
+    /// Scans the server did not index by the deadline (retried by `pps retry`).
+    pub stuck: u64,
+    /// Stuck scans with their reasons (the first 20).
+    pub stuck_scans: Vec<StuckStatus>,
+    /// Seconds from a change being found to its item being in the library, over the
+    /// last day: `(median, worst, how many)`; `None` when nothing was confirmed.
+    pub indexed_last_day: Option<IndexedTimes>,
+}
+
+/// The time from change to library of one target, over the last day.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexedTimes {
+    /// The median, in seconds.
+    pub median_s: u64,
+    /// The worst, in seconds.
+    pub worst_s: u64,
+    /// Items confirmed.
+    pub count: u64,
+}
+
+/// One stuck scan in [`TargetStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StuckStatus {
+    /// The source path.
+    pub path: String,
+    /// The path the server was asked about.
+    pub target_path: String,
+    /// `created`, `modified` or `deleted`.
+    pub update: pps_core::Update,
+    /// What was tried and what is still wrong.
+    pub reason: String,
+    /// When the scan was accepted (Unix seconds).
+    pub sent_at: i64,
+}
+
+/// The median and the worst of ascending `secs` (`(0, 0)` for none).
+pub fn quantiles(secs: &[u64]) -> (u64, u64) {
+    match secs {
+        [] => (0, 0),
+        _ => (secs[(secs.len() - 1) / 2], secs[secs.len() - 1]),
+    }
 }
 
 /// One queued scan in [`TargetStatus`].
@@ -289,10 +332,39 @@ impl StatusSource {
                 .iter()
                 .find(|(t, _, _)| t == name)
                 .map_or((0, 0), |o| (o.1, o.2));
+            let (confirming, stuck) = stats
+                .confirms
+                .iter()
+                .find(|(t, _, _)| t == name)
+                .map_or((0, 0), |o| (o.1, o.2));
+            let times = store.indexed_times(name, now.minus(Duration::from_secs(86_400)))?;
+            let indexed_last_day = (!times.is_empty()).then(|| {
+                let (median_s, worst_s) = quantiles(&times);
+                IndexedTimes {
+                    median_s,
+                    worst_s,
+                    count: times.len() as u64,
+                }
+            });
             targets.push(TargetStatus {
                 target: name.clone(),
                 pending,
                 parked,
+                confirming,
+                stuck,
+                stuck_scans: store
+                    .stuck(name)?
+                    .into_iter()
+                    .take(20)
+                    .map(|c| StuckStatus {
+                        path: c.change.path,
+                        target_path: c.path,
+                        update: c.change.update,
+                        reason: c.stuck.unwrap_or_default(),
+                        sent_at: c.sent_at.as_secs(),
+                    })
+                    .collect(),
+                indexed_last_day,
                 failing_scans: store.failing(name, 20)?.into_iter().map(scan).collect(),
                 parked_scans: store
                     .parked(name)?

@@ -418,6 +418,16 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "target" => ("Target", "目标"),
         "pending" => ("Pending", "待发送"),
         "parked" => ("Parked", "已搁置"),
+        "stuck" => ("Stuck", "未入库"),
+        "stuck_hint" => (
+            "Sent, but the media server did not index it by the deadline. Retry sends the scan again and checks afresh.",
+            "已发送，但媒体服务器在期限内没有入库。重试会再次发送扫描并重新确认。",
+        ),
+        "checking" => ("Checking", "确认中"),
+        "in_library" => (
+            "In the library after (median / worst, last day)",
+            "入库用时（中位 / 最长，最近一天）",
+        ),
         "retry" => ("Retry", "重试"),
         "drop" => ("Drop", "丢弃"),
         "reason" => ("Reason", "原因"),
@@ -495,6 +505,9 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "ev_retried" => ("retried", "重试中"),
         "ev_parked" => ("parked", "已搁置"),
         "ev_dropped" => ("dropped", "已丢弃"),
+        "ev_indexed" => ("indexed", "已入库"),
+        "ev_removed" => ("removed", "已移除"),
+        "ev_stuck" => ("stuck", "未入库"),
         "st_unknown" => ("unknown (never listed)", "未知（从未列出）"),
         "st_same" => ("same", "未变"),
         "st_new" => ("new", "新增"),
@@ -972,15 +985,19 @@ async fn overview(
     body.push_str("</tbody></table></div>");
     body.push_str(&sources_table(&state, lang, &report.sources));
     body.push_str(&format!(
-        "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+        "<h2>{}</h2><div class=\"scroll\"><table id=\"targets\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
         t(lang, "targets"),
         t(lang, "target"),
         t(lang, "pending"),
         t(lang, "parked"),
+        t(lang, "checking"),
+        t(lang, "stuck"),
+        t(lang, "in_library"),
     ));
     let mut parked_rows = String::new();
+    let mut stuck_rows = String::new();
     for tr in &report.targets {
-        let retry = if tr.parked > 0 {
+        let retry = if tr.parked > 0 || tr.stuck > 0 {
             action_form(
                 &state,
                 "actions/retry",
@@ -992,12 +1009,31 @@ async fn overview(
         } else {
             String::new()
         };
+        let in_library = tr.indexed_last_day.as_ref().map_or(String::new(), |i| {
+            format!(
+                "{} / {} ({})",
+                crate::walk::human(Duration::from_secs(i.median_s)),
+                crate::walk::human(Duration::from_secs(i.worst_s)),
+                i.count
+            )
+        });
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{retry}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{retry}</td></tr>",
             esc(&tr.target),
             tr.pending,
-            tr.parked
+            tr.parked,
+            tr.confirming,
+            tr.stuck,
+            esc(&in_library),
         ));
+        for p in &tr.stuck_scans {
+            stuck_rows.push_str(&format!(
+                "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td></tr>",
+                esc(&tr.target),
+                esc(&p.path),
+                esc(&p.reason),
+            ));
+        }
         for p in &tr.parked_scans {
             parked_rows.push_str(&format!(
                 "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td><td>{}</td></tr>",
@@ -1020,6 +1056,16 @@ async fn overview(
         body.push_str(&format!(
             "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{parked_rows}</tbody></table></div>",
             t(lang, "parked"),
+            t(lang, "target"),
+            t(lang, "path"),
+            t(lang, "reason"),
+        ));
+    }
+    if !stuck_rows.is_empty() {
+        body.push_str(&format!(
+            "<h2>{}</h2><p class=\"hint\">{}</p><div class=\"scroll\"><table id=\"stuck\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{stuck_rows}</tbody></table></div>",
+            t(lang, "stuck"),
+            t(lang, "stuck_hint"),
             t(lang, "target"),
             t(lang, "path"),
             t(lang, "reason"),
@@ -1171,9 +1217,13 @@ async fn action_retry(
     }
     let engine = state.app.engine.clone();
     let target = form.target.clone();
-    match tokio::task::spawn_blocking(move || engine.store().unpark(Some(&target))).await {
+    let retried = tokio::task::spawn_blocking(move || {
+        let store = engine.store();
+        Ok::<_, pps_core::Error>(store.unpark(Some(&target))? + store.retry_stuck(Some(&target))?)
+    });
+    match retried.await {
         Ok(Ok(n)) => {
-            tracing::info!(target = %form.target, scans = n, "web UI: parked scans queued again");
+            tracing::info!(target = %form.target, scans = n, "web UI: parked and stuck scans queued again");
             if let Some(w) = state.app.wakes.get(&form.target) {
                 w.notify_one();
             }

@@ -294,3 +294,86 @@ async fn the_daily_ceiling_counts_the_calls_before_a_restart() {
     assert_eq!(spent, 0, "the day's calls were spent before the start");
     assert_eq!(counted, 100);
 }
+
+/// The service confirms what a media server indexed, on its own: delivery wakes the
+/// confirmation loop, which looks up the new file on the server's schedule and writes
+/// the outcome (here after the server indexed it 40 s after the scan).
+#[tokio::test(start_paused = true)]
+async fn the_service_confirms_what_the_server_indexed() {
+    use pps_core::memory::MemoryTarget;
+    use pps_core::store::{Event, HistoryQuery};
+    use pps_core::{Capabilities, ConfirmPlan, TargetSpec};
+    let text = r#"
+[sources.disk]
+kind = "local"
+
+[targets.plex]
+kind = "plex"
+url = "http://127.0.0.1:9"
+token = "t"
+
+[[watch]]
+source = "disk"
+path = "/lib"
+interval = "10s"
+"#;
+    let config = Config::parse(text, None, &[]).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut app = App::build_with_store(config, store.clone()).unwrap();
+    let source = MemorySource::new();
+    source.write_file("/lib/Show/S01/e1.mkv", 1);
+    let plex = MemoryTarget::new(Capabilities::folders_only()).confirming(ConfirmPlan {
+        checks: vec![Duration::from_secs(10), Duration::from_secs(30)],
+        every: Duration::from_secs(60),
+        remedy_after: Duration::from_secs(300),
+        remedy_wait: Duration::from_secs(300),
+        deadline: Duration::from_secs(600),
+        lookup_by_path: false,
+        strm_items: false,
+    });
+    let start = tokio::time::Instant::now();
+    app.engine = app
+        .engine
+        .clone()
+        .with_source("disk", Arc::new(source.clone()))
+        .with_target(TargetSpec::new("plex", Arc::new(plex.clone())))
+        .with_clock(Arc::new(TokioClock(start)));
+    app.sources.insert("disk".into(), Arc::new(source.clone()));
+    app.targets.insert("plex".into(), Arc::new(plex.clone()));
+    let (_, w) = &app.watches[0];
+    app.engine.pass(w).await.unwrap();
+    let app = Arc::new(app);
+
+    let serving = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            pps::service::serve(&app, tokio::time::sleep(Duration::from_secs(300))).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // In a direct child of the root: its entry moves in the root's listing.
+    source.write_file("/lib/Show/e2.mkv", 1);
+    // Found within the root's interval and sent; then indexed by the server 40 s on.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(plex.received().len(), 1, "the scan was sent");
+    assert_eq!(store.stats().unwrap().confirms, [("plex".to_owned(), 1, 0)]);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    plex.index("/lib/Show/e2.mkv", "42", "Show S01E02");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let h = store
+        .history(&HistoryQuery {
+            events: vec![Event::Indexed],
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .unwrap();
+    assert_eq!(h.len(), 1, "confirmed by the service's own loop");
+    assert_eq!(h[0].detail.as_deref(), Some("Show S01E02 (id 42)"));
+    assert!(store.stats().unwrap().confirms.is_empty());
+    assert!(
+        plex.lookups() <= 4,
+        "looked up on the schedule, not in a loop: {}",
+        plex.lookups()
+    );
+    serving.await.unwrap().unwrap();
+}

@@ -124,13 +124,25 @@ impl Engine {
     /// are due (one batch), settles what it found, runs a remedy where one is due, and
     /// reschedules the rest. Errors only when the store fails.
     pub async fn confirm_round(&self, name: &str) -> Result<ConfirmReport> {
+        self.confirm_round_until(name, self.clock.now()).await
+    }
+
+    /// A round that looks up every pending confirmation now, due or not (up to one
+    /// batch): for a one-shot run (`Scanner.confirm(all=True)`) that will not wait
+    /// for the schedule. Deadlines and the remedy still follow the clock.
+    pub async fn confirm_now(&self, name: &str) -> Result<ConfirmReport> {
+        self.confirm_round_until(name, Timestamp::from_secs(i64::MAX))
+            .await
+    }
+
+    async fn confirm_round_until(&self, name: &str, cutoff: Timestamp) -> Result<ConfirmReport> {
         let spec = self.target(name)?;
         let mut report = ConfirmReport::default();
         let Some(plan) = spec.target.confirm_plan() else {
             return Ok(report);
         };
         let now = self.clock.now();
-        let due = self.store.confirms_due(name, now, CONFIRM_BATCH)?;
+        let due = self.store.confirms_due(name, cutoff, CONFIRM_BATCH)?;
         if due.is_empty() {
             return Ok(report);
         }
