@@ -476,7 +476,31 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
 /// Runs the `pps` command with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // PUID/PGID/UMASK before anything else: no thread, file or log exists yet.
+    let applied = match crate::user::Settings::from_env().and_then(|s| {
+        let dirs = crate::user::folders(
+            &config_path(cli.config.clone()),
+            std::env::var_os("PPS_STORE_PATH"),
+        );
+        crate::user::apply(&s, &dirs)
+    }) {
+        Ok(a) => a,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(commands::exit_code(&err));
+        }
+    };
     init_logs(cli.verbose, cli.quiet, cli.log_format);
+    if let Some((uid, gid)) = applied.dropped_to {
+        tracing::info!(
+            "running as PUID={uid} PGID={gid} (started as root; {} files and folders given to it)",
+            applied.chowned
+        );
+    } else if applied.root_without_puid && matches!(cli.command, Command::Run(_)) {
+        tracing::warn!(
+            "running as root: pps needs no root rights; set PUID and PGID to run as a user of your own"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
