@@ -496,6 +496,8 @@ pub fn main() -> ExitCode {
             "running as PUID={uid} PGID={gid} (started as root; {} files and folders given to it)",
             applied.chowned
         );
+    } else if let Some(why) = &applied.ignored {
+        tracing::warn!("{why}");
     } else if applied.root_without_puid && matches!(cli.command, Command::Run(_)) {
         tracing::warn!(
             "running as root: pps needs no root rights; set PUID and PGID to run as a user of your own"

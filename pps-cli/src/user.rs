@@ -135,6 +135,8 @@ pub struct Applied {
     pub chowned: usize,
     /// Started as root without `PUID`/`PGID`.
     pub root_without_puid: bool,
+    /// Why `PUID`/`PGID` were not applied (started as another user than root).
+    pub ignored: Option<String>,
 }
 
 /// Applies `settings` to this process: the umask, then (started as root) the folders'
@@ -161,16 +163,16 @@ pub fn apply(settings: &Settings, dirs: &[PathBuf]) -> Result<Applied> {
             // Already that user (`user: 99:100` and PUID/PGID alike): nothing to do.
             return Ok(applied);
         }
-        return Err(invalid(
-            "PUID",
-            format!(
-                "PUID={uid} PGID={gid} ask pps to switch to that user, but it was started as \
-                 uid {} gid {}, not as root, so it cannot; start the container as root (no \
-                 `user:` / `--user`) and let PUID/PGID choose the user, or remove PUID and PGID",
-                geteuid().as_raw(),
-                getegid().as_raw()
-            ),
+        // Started as a user already (`--user 1000:1000` with the image's default
+        // PUID/PGID): that user it stays; a warning says PUID/PGID did nothing.
+        applied.ignored = Some(format!(
+            "PUID={uid} PGID={gid} ignored: pps was started as uid {} gid {}, not as root, \
+             and runs as that; to let PUID/PGID choose the user, start it as root (no \
+             `user:` / `--user`)",
+            geteuid().as_raw(),
+            getegid().as_raw()
         ));
+        return Ok(applied);
     }
     for dir in dirs {
         applied.chowned += give(dir, uid, gid)?;
@@ -360,8 +362,8 @@ mod tests {
         );
     }
 
-    /// Not root (the usual test run): no PUID is nothing to do, and a PUID other than
-    /// ours is refused with what to do instead.
+    /// Not root: no PUID is nothing to do, and a PUID other than ours is ignored with
+    /// what to do instead.
     #[cfg(target_os = "linux")]
     #[test]
     fn not_root_cannot_switch() {
@@ -374,15 +376,20 @@ mod tests {
         );
         let me = rustix::process::geteuid().as_raw();
         let other = if me == 12345 { 12346 } else { 12345 };
-        let e = apply(
+        let a = apply(
             &Settings {
                 user: Some((other, other)),
                 umask: None,
             },
             &[],
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("not as root"), "{e}");
+        .unwrap();
+        assert_eq!(a.dropped_to, None);
+        let why = a.ignored.expect("a reason");
+        assert!(
+            why.contains("not as root") && why.contains("ignored"),
+            "{why}"
+        );
+        assert_eq!(rustix::process::geteuid().as_raw(), me);
     }
 }
