@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(
     name = "pps",
-    version,
+    version = env!("PPS_VERSION_LONG"),
     about = "Partial path scanner: rescan only the folders that changed"
 )]
 struct Cli {
@@ -115,7 +115,8 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Hash a password for the web UI (read from stdin) and print the hash for
+    /// Hash a password for the web UI (asked twice at a terminal, else the first line of
+    /// stdin) and print the hash for
     /// `[ui] password_hash` or PPS_UI_PASSWORD_HASH.
     Passwd,
     /// Drop stored state under a path (the next pass records it afresh).
