@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(
     name = "pps",
-    version,
+    version = env!("PPS_VERSION_LONG"),
     about = "Partial path scanner: rescan only the folders that changed"
 )]
 struct Cli {
@@ -116,7 +116,8 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Hash a password for the web UI (read from stdin) and print the hash for
+    /// Hash a password for the web UI (asked twice at a terminal, else the first line of
+    /// stdin) and print the hash for
     /// `[ui] password_hash` or PPS_UI_PASSWORD_HASH.
     Passwd,
     /// Drop stored state under a path (the next pass records it afresh).
@@ -477,7 +478,33 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
 /// Runs the `pps` command with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // PUID/PGID/UMASK before anything else: no thread, file or log exists yet.
+    let applied = match crate::user::Settings::from_env().and_then(|s| {
+        let dirs = crate::user::folders(
+            &config_path(cli.config.clone()),
+            std::env::var_os("PPS_STORE_PATH"),
+        );
+        crate::user::apply(&s, &dirs)
+    }) {
+        Ok(a) => a,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(commands::exit_code(&err));
+        }
+    };
     init_logs(cli.verbose, cli.quiet, cli.log_format);
+    if let Some((uid, gid)) = applied.dropped_to {
+        tracing::info!(
+            "running as PUID={uid} PGID={gid} (started as root; {} files and folders given to it)",
+            applied.chowned
+        );
+    } else if let Some(why) = &applied.ignored {
+        tracing::warn!("{why}");
+    } else if applied.root_without_puid && matches!(cli.command, Command::Run(_)) {
+        tracing::warn!(
+            "running as root: pps needs no root rights; set PUID and PGID to run as a user of your own"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

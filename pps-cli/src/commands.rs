@@ -520,13 +520,43 @@ pub fn status(app: &App, json: bool) -> Result<ExitCode> {
 }
 
 /// `pps passwd`: the argon2id hash of the password on stdin's first line, for `[ui]
-/// password_hash`. The password is never echoed or stored; only its salted hash is
-/// printed.
+/// password_hash`. At a terminal it asks twice, with echo off, and refuses two that
+/// differ. The password is never echoed or stored; only its salted hash is printed.
 pub fn passwd() -> Result<ExitCode> {
-    use std::io::{BufRead, IsTerminal};
+    use std::io::IsTerminal;
     let tty = std::io::stdin().is_terminal();
-    // At a terminal the typed password is not shown: echo off while it is read, and
-    // back as it was afterwards (also when the read fails).
+    let password = read_password(
+        tty,
+        "password for the web UI (at least 8 characters), then Enter: ",
+    )?;
+    if password.is_empty() {
+        return Err(pps_core::Error::new(
+            pps_core::ErrorKind::ConfigInvalid,
+            "no password given; type one (at least 8 characters), or pipe it on stdin",
+        ));
+    }
+    if tty {
+        let again = read_password(tty, "the same password again: ")?;
+        if again != password {
+            return Err(pps_core::Error::new(
+                pps_core::ErrorKind::ConfigInvalid,
+                "the two passwords differ; nothing was hashed, try again",
+            ));
+        }
+    }
+    let hash = pps::ui::hash_password(&password)?;
+    println!("{hash}");
+    eprintln!(
+        "put it in pps.toml as  [ui] password_hash = \"<the line above>\"  or in PPS_UI_PASSWORD_HASH"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of stdin without its line break; at a terminal after `prompt` on stderr,
+/// with echo off while it is typed and back as it was afterwards (also when the read
+/// fails).
+fn read_password(tty: bool, prompt: &str) -> Result<String> {
+    use std::io::BufRead;
     #[cfg(unix)]
     let saved = if tty {
         let stdin = std::io::stdin();
@@ -540,7 +570,7 @@ pub fn passwd() -> Result<ExitCode> {
         None
     };
     if tty {
-        eprint!("password for the web UI (at least 8 characters), then Enter: ");
+        eprint!("{prompt}");
     }
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
@@ -556,13 +586,7 @@ pub fn passwd() -> Result<ExitCode> {
             format!("cannot read stdin: {e}"),
         )
     })?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    let hash = pps::ui::hash_password(password)?;
-    println!("{hash}");
-    eprintln!(
-        "put it in pps.toml as  [ui] password_hash = \"<the line above>\"  or in PPS_UI_PASSWORD_HASH"
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// `pps history`: a line per event, newest first, or JSON lines.

@@ -10,3 +10,4 @@ mod first_hour;
 mod install;
 mod server;
 mod ui;
+mod user;

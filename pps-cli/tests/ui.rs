@@ -1112,3 +1112,57 @@ interval = "2s"
     drop(svc);
     cd2.shutdown().await;
 }
+
+/// `pps passwd` on empty input says so; at a terminal it asks twice and refuses two
+/// that differ. The terminal is a pseudo-terminal from util-linux's `script`.
+#[test]
+fn passwd_empty_and_twice_at_a_terminal() {
+    let out = pps()
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            writeln!(c.stdin.take().unwrap())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no password given"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped the terminal half: no `script` (util-linux) here");
+        return;
+    }
+    let at_tty = |input: &str| {
+        let cmd = format!("{} passwd", env!("CARGO_BIN_EXE_pps"));
+        let mut c = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_remove("PPS_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = at_tty("long-enough\nlong-enough\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the same password again"), "{text}");
+    assert!(text.contains("$argon2id$"), "{text}");
+    let (code, text) = at_tty("long-enough\nlong-enougH\n");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("the two passwords differ"), "{text}");
+    assert!(!text.contains("$argon2id$"), "{text}");
+    let (code, text) = at_tty("\n");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no password given"), "{text}");
+}

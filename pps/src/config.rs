@@ -1277,7 +1277,7 @@ impl Ctx<'_> {
         let raw = raw.map(Spanned::into_inner);
         let from_env = env
             .iter()
-            .find(|(k, _)| k == "PPS_UI_PASSWORD_HASH")
+            .find(|(k, v)| k == "PPS_UI_PASSWORD_HASH" && !v.is_empty())
             .map(|(_, v)| v.clone());
         let hash = from_env
             .clone()
@@ -1492,7 +1492,9 @@ fn apply_env(
         let Some(key) = k.strip_prefix(&prefix) else {
             continue;
         };
-        if key.is_empty() {
+        // An empty value is no value: Unraid passes every field of its template,
+        // blank ones as `-e NAME=''`, and a blank field must not hide the file's key.
+        if key.is_empty() || v.is_empty() {
             continue;
         }
         let key = key.to_lowercase();

@@ -138,6 +138,27 @@ fn secrets_from_the_environment() {
     );
 }
 
+/// Unraid passes every field of its template, blank ones as `NAME=''`: a blank
+/// variable leaves the file's key alone, and adds nothing where the file has none.
+#[test]
+fn blank_environment_values_are_no_values() {
+    let env = vec![
+        ("PPS_TARGETS_PLEX_TOKEN".to_owned(), String::new()),
+        ("PPS_SOURCES_CD2_API_TOKEN".to_owned(), String::new()),
+        ("PPS_UI_PASSWORD_HASH".to_owned(), String::new()),
+    ];
+    let c = Config::parse(GOOD, None, &env).unwrap();
+    match &c.targets["plex"].kind {
+        TargetKind::Plex(p) => assert_eq!(p.token.expose(), "plex-secret"),
+        other => panic!("{other:?}"),
+    }
+    assert!(c.ui.password_hash.is_none());
+    // Without the key in the file, a blank variable is still "missing", named.
+    let text = GOOD.replace("token = \"plex-secret\"\n", "");
+    let err = Config::parse(&text, None, &env).unwrap_err().to_string();
+    assert!(err.contains("targets.plex.token"), "{err}");
+}
+
 /// A container sets `PPS_SERVER_LISTEN` and a token for a `pps.toml` that has no
 /// `[server]` table: the environment alone turns the server on.
 #[test]
