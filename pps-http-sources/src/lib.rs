@@ -18,7 +18,7 @@
 //! `operations/list` reads the remote itself; with `vfs_refresh` a changed folder is
 //! refreshed in the user's `rclone mount --rc` too.
 //!
-//! With the `mock` feature, [`mock`] holds stand-ins for both APIs over real HTTP.
+//! With the `mock` feature, the `mock` module holds stand-ins for both APIs over real HTTP.
 
 #![warn(missing_docs)]
 
