@@ -213,6 +213,7 @@ pub(crate) struct Counters {
     pub(crate) throttled: AtomicU64,
     pub(crate) transient: AtomicU64,
     pub(crate) logins: AtomicU64,
+    pub(crate) outage_signals: AtomicU64,
     /// How long each `GetSubFiles` call took on the wire (its own time, from sending
     /// the request to the last reply), limiter waits excluded.
     pub(crate) listing_latency: Histogram,
@@ -330,6 +331,7 @@ impl Counters {
             transient: get(&self.transient),
             retries: layers.retries(),
             logins: get(&self.logins),
+            outage_signals: get(&self.outage_signals),
             rate_lowered: layers.rate_lowered(),
             limiter_wait: layers.limiter_wait(),
         }
@@ -352,6 +354,9 @@ pub struct Stats {
     pub retries: u64,
     /// Logins with user name and password (`GetToken` calls).
     pub logins: u64,
+    /// Push messages saying a mount point or cloud account changed
+    /// (`MOUNT_POINT_CHANGE`, `CLOUD_API_CHANGE`).
+    pub outage_signals: u64,
     /// Times the rate limiter lowered its rate after a throttled answer.
     pub rate_lowered: u64,
     /// Time calls spent waiting for the rate limiter, summed over calls.

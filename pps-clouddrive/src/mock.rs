@@ -399,6 +399,8 @@ pub struct Faults {
 #[derive(Clone)]
 enum PushEvent {
     Change(Box<FileSystemChange>),
+    /// A message of this type with no payload (newer servers' signals).
+    Bare(i32),
     ForceExit,
     Drop,
 }
@@ -594,6 +596,12 @@ impl MockServer {
     pub fn force_exit(&self) {
         self.expire_tokens();
         let _ = self.state.push.send(PushEvent::ForceExit);
+    }
+
+    /// Sends a message of `message_type` with no payload on every open push channel
+    /// (`5` MOUNT_POINT_CHANGE, `9` CLOUD_API_CHANGE, as newer cd2 versions do).
+    pub fn push_bare(&self, message_type: i32) {
+        let _ = self.state.push.send(PushEvent::Bare(message_type));
     }
 
     /// Breaks every open push channel (the client should reconnect).
@@ -982,6 +990,13 @@ impl CloudDriveFileSrv for Service {
                         let message = CloudDrivePushMessage {
                             message_type: MessageType::FileSystemChange as i32,
                             data: Some(Data::FileSystemChange(*change)),
+                        };
+                        return Some((Ok(message), Some(receiver)));
+                    }
+                    Ok(PushEvent::Bare(message_type)) => {
+                        let message = CloudDrivePushMessage {
+                            message_type,
+                            data: None,
                         };
                         return Some((Ok(message), Some(receiver)));
                     }

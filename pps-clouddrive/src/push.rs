@@ -26,6 +26,10 @@ pub(crate) enum Message {
     Hint(Hint),
     /// cd2 ended our session: log in again and reconnect.
     ForceExit,
+    /// A mount point or cloud account changed: listings under it may vanish or move
+    /// for a while, so an empty root is an outage until a listing proves otherwise.
+    /// The name of the event, for the log.
+    OutageSignal(&'static str),
     /// Transfer counts, update status and other kinds pps does not use.
     Ignore,
 }
@@ -33,6 +37,16 @@ pub(crate) enum Message {
 pub(crate) fn interpret(message: CloudDrivePushMessage) -> Message {
     if message.message_type == MessageType::ForceExit as i32 {
         return Message::ForceExit;
+    }
+    if message.message_type == MessageType::MountPointChange as i32 {
+        return Message::OutageSignal(
+            "MOUNT_POINT_CHANGE (a mount point was added, removed or failed)",
+        );
+    }
+    if message.message_type == MessageType::CloudApiChange as i32 {
+        return Message::OutageSignal(
+            "CLOUD_API_CHANGE (a cloud account was added, removed or renamed)",
+        );
     }
     match message.data {
         Some(Data::FileSystemChange(change)) => {
@@ -81,6 +95,8 @@ struct State {
     /// A refused token already caused one fresh login since the last success.
     logged_in_again: bool,
     jitter: Jitter,
+    /// The outage signals already logged.
+    signalled: std::collections::HashSet<&'static str>,
 }
 
 impl State {
@@ -167,6 +183,15 @@ impl State {
                             self.client.forget_token(None).await;
                             self.stream = None;
                         }
+                        Message::OutageSignal(what) => {
+                            crate::core::Counters::bump(&self.client.counters.outage_signals);
+                            // Logged once per kind: a flapping mount must not flood the log.
+                            if self.signalled.insert(what) {
+                                tracing::warn!(source = %source, "cd2 reports {what}: folders under it may list empty or missing for a while; pps treats an empty or missing watched root as an outage, never as deletions, until a listing shows it again");
+                            } else {
+                                tracing::debug!(source = %source, "cd2 reports {what} again");
+                            }
+                        }
                         Message::Ignore => {}
                     }
                 }
@@ -210,6 +235,7 @@ pub(crate) fn hints(client: Arc<ClientInner>) -> BoxStream<'static, Hint> {
         stream: None,
         failures: 0,
         logged_in_again: false,
+        signalled: std::collections::HashSet::new(),
         jitter: Jitter::new(),
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -272,6 +298,20 @@ mod tests {
             data: None,
         };
         assert_eq!(interpret(other), Message::Ignore);
+        let kind = |t: i32| {
+            interpret(CloudDrivePushMessage {
+                message_type: t,
+                data: None,
+            })
+        };
+        assert!(matches!(kind(5), Message::OutageSignal(w) if w.starts_with("MOUNT_POINT_CHANGE")));
+        assert!(matches!(kind(9), Message::OutageSignal(w) if w.starts_with("CLOUD_API_CHANGE")));
+        assert_eq!(kind(10), Message::Ignore, "BACKUP_SYNC_ISSUE is ignored");
+        // MODIFY names the path that changed.
+        assert_eq!(
+            interpret(change(ChangeType::Modify, "/m", None)),
+            hint("/m", None)
+        );
         assert!(is_decode_failure(&Status::internal(
             "failed to decode Protobuf message: invalid wire type"
         )));

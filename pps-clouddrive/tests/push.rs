@@ -182,3 +182,32 @@ async fn force_exit_logs_in_again() {
         .unwrap();
     assert_eq!(server.calls(Method::GetSubFiles) - before, 1);
 }
+
+#[tokio::test]
+async fn mount_and_cloud_changes_are_outage_signals_not_hints() {
+    let server = MockServer::builder()
+        .api_token("tok")
+        .start(standard_tree())
+        .await
+        .unwrap();
+    let cd2 = CloudDrive::connect(config(&server, Auth::ApiToken(Secret::new("tok")))).unwrap();
+    let mut hints = collect(cd2.hints().unwrap());
+    wait_for_channels(&server, 1).await;
+    server.push_bare(5); // MOUNT_POINT_CHANGE
+    server.push_bare(5);
+    server.push_bare(9); // CLOUD_API_CHANGE
+    server.push_bare(10); // BACKUP_SYNC_ISSUE: ignored
+    server.touch("/115/pps-test/top.txt");
+    // The signals make no folder due (re-listing everything would spend the budget);
+    // the next hint is the change after them.
+    assert_eq!(
+        hints.recv().await.unwrap(),
+        hint("/115/pps-test/top.txt", None, false)
+    );
+    assert_eq!(cd2.stats().outage_signals, 3);
+    assert_eq!(
+        server.calls(Method::PushMessage),
+        1,
+        "the channel stayed open"
+    );
+}

@@ -8,6 +8,7 @@ use pps_core::stdout::JsonLinesTarget;
 use pps_core::{
     DirectorySource, Engine, EngineOptions, Error, ErrorKind, Result, ScanTarget, TargetSpec, Watch,
 };
+use pps_http_sources::{OpenList, Rclone};
 use pps_mediaserver::{CommandTarget, EmbyTarget, JellyfinTarget, PlexTarget};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct App {
     pub sources: BTreeMap<String, Arc<dyn DirectorySource>>,
     /// CloudDrive2 sources by name (health, counters).
     pub clouddrives: BTreeMap<String, CloudDrive>,
+    /// Every cloud source by name (cd2, OpenList, rclone): budgets and `check`.
+    pub remotes: BTreeMap<String, Remote>,
     /// Targets by name.
     pub targets: BTreeMap<String, Arc<dyn ScanTarget>>,
     /// The watches, each with its engine-level form.
@@ -54,12 +57,61 @@ pub enum Access {
     Existing,
 }
 
+/// A source that calls a cloud's API, with what pps asks of it beyond listings: a
+/// shared budget, a check.
+#[derive(Debug, Clone)]
+pub enum Remote {
+    /// A CloudDrive2 server.
+    CloudDrive(CloudDrive),
+    /// An OpenList (or AList v3) server.
+    OpenList(OpenList),
+    /// An rclone rc server.
+    Rclone(Rclone),
+}
+
+impl Remote {
+    /// Makes every call ask `gate` first (see [`share_budget`]).
+    pub fn share_budget(&self, gate: Arc<dyn pps_core::CallGate>) -> bool {
+        match self {
+            Remote::CloudDrive(s) => s.share_budget(gate),
+            Remote::OpenList(s) => s.share_budget(gate),
+            Remote::Rclone(s) => s.share_budget(gate),
+        }
+    }
+
+    /// The CloudDrive2 source, when it is one (health, latency counters).
+    pub fn clouddrive(&self) -> Option<&CloudDrive> {
+        match self {
+            Remote::CloudDrive(cd) => Some(cd),
+            _ => None,
+        }
+    }
+
+    /// The rate in force now (lower than configured for a while after throttling).
+    pub fn current_rate(&self) -> f64 {
+        match self {
+            Remote::CloudDrive(s) => s.current_rate(),
+            Remote::OpenList(s) => s.current_rate(),
+            Remote::Rclone(s) => s.current_rate(),
+        }
+    }
+
+    /// Throttled answers since the source was made.
+    pub fn throttled(&self) -> u64 {
+        match self {
+            Remote::CloudDrive(s) => s.stats().throttled,
+            Remote::OpenList(s) => s.stats().throttled,
+            Remote::Rclone(s) => s.stats().throttled,
+        }
+    }
+}
+
 /// Builds a source. A local source never lists the files in `hidden` (pps's own store
 /// files).
 pub fn source(
     config: &SourceConfig,
     hidden: &[std::path::PathBuf],
-) -> Result<(Arc<dyn DirectorySource>, Option<CloudDrive>)> {
+) -> Result<(Arc<dyn DirectorySource>, Option<Remote>)> {
     match config {
         SourceConfig::Local { .. } => Ok((
             Arc::new(LocalSource::new().hiding(hidden.iter().cloned())),
@@ -67,39 +119,35 @@ pub fn source(
         )),
         SourceConfig::CloudDrive2 { settings, .. } => {
             let cd = CloudDrive::connect(settings.clone())?;
-            Ok((Arc::new(cd.clone()), Some(cd)))
+            Ok((Arc::new(cd.clone()), Some(Remote::CloudDrive(cd))))
+        }
+        SourceConfig::OpenList { settings, .. } => {
+            let s = OpenList::connect(settings.clone())?;
+            Ok((Arc::new(s.clone()), Some(Remote::OpenList(s))))
+        }
+        SourceConfig::Rclone { settings, .. } => {
+            let s = Rclone::connect(settings.clone())?;
+            Ok((Arc::new(s.clone()), Some(Remote::Rclone(s))))
         }
     }
 }
 
 /// The shared call budget a source's config sets (`None` for a local folder).
 pub fn call_limits(config: &SourceConfig) -> Option<pps_core::CallLimits> {
-    match config {
-        SourceConfig::CloudDrive2 {
-            settings,
-            max_calls_per_day,
-            max_calls_per_minute,
-            max_calls_per_hour,
-            throttle_pause,
-            ..
-        } => Some(
-            pps_core::CallLimits::new(settings.max_queries_per_second)
-                .with_burst(settings.burst)
-                .with_ceilings(
-                    *max_calls_per_minute,
-                    *max_calls_per_hour,
-                    *max_calls_per_day,
-                )
-                .with_throttle_pause(*throttle_pause),
-        ),
-        SourceConfig::Local { .. } => None,
-    }
+    let (rate, burst) = config.rate()?;
+    let (minute, hour, day, pause) = config.ceilings()?;
+    Some(
+        pps_core::CallLimits::new(rate)
+            .with_burst(burst)
+            .with_ceilings(minute, hour, day)
+            .with_throttle_pause(pause),
+    )
 }
 
 /// Makes every call of `cd` ask the shared budget of source `name` in `store` first
 /// (`force`: count the calls, never wait).
 pub fn share_budget(
-    cd: &CloudDrive,
+    cd: &Remote,
     store: Arc<dyn pps_core::MtimeStore>,
     name: &str,
     limits: pps_core::CallLimits,
@@ -152,6 +200,7 @@ impl App {
         let mut engine = Engine::new(store.clone());
         let mut sources = BTreeMap::new();
         let mut clouddrives = BTreeMap::new();
+        let mut remotes = BTreeMap::new();
         let hidden = pps_core::sqlite::store_files(&config.store);
         for (name, sc) in &config.sources {
             let (src, cd) =
@@ -162,7 +211,10 @@ impl App {
                 if let Some(limits) = call_limits(sc) {
                     share_budget(&cd, store.clone(), name, limits, false);
                 }
-                clouddrives.insert(name.clone(), cd);
+                if let Some(c) = cd.clouddrive() {
+                    clouddrives.insert(name.clone(), c.clone());
+                }
+                remotes.insert(name.clone(), cd);
             }
         }
         let mut targets = BTreeMap::new();
@@ -201,6 +253,7 @@ impl App {
             engine,
             sources,
             clouddrives,
+            remotes,
             targets,
             watches,
             full_passes: false,
@@ -267,9 +320,9 @@ impl App {
     /// `max_queries_per_second` for CloudDrive2; for a local folder a high figure, since
     /// only the disk pays.
     pub fn calls_per_second(&self, source: &str) -> f64 {
-        match self.config.sources.get(source) {
-            Some(SourceConfig::CloudDrive2 { settings, .. }) => settings.max_queries_per_second,
-            _ => 1000.0,
+        match self.config.sources.get(source).and_then(SourceConfig::rate) {
+            Some((rate, _)) => rate,
+            None => 1000.0,
         }
     }
 
@@ -278,11 +331,16 @@ impl App {
     /// re-listing it without pause would only keep its disk busy).
     pub fn spare_policy(&self, source: &str) -> pps_core::engine::SparePolicy {
         use pps_core::engine::SparePolicy;
-        match self.config.sources.get(source) {
-            Some(SourceConfig::CloudDrive2 {
-                max_calls_per_day, ..
-            }) => max_calls_per_day.map_or(SparePolicy::Rate, SparePolicy::Daily),
-            _ => SparePolicy::Off,
+        match self
+            .config
+            .sources
+            .get(source)
+            .and_then(SourceConfig::ceilings)
+        {
+            Some((_, _, max_calls_per_day, _)) => {
+                max_calls_per_day.map_or(SparePolicy::Rate, SparePolicy::Daily)
+            }
+            None => SparePolicy::Off,
         }
     }
 

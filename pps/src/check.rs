@@ -133,6 +133,7 @@ pub async fn check(app: &App) -> CheckReport {
 pub struct Checker {
     config: crate::Config,
     clouddrives: BTreeMap<String, pps_clouddrive::CloudDrive>,
+    remotes: BTreeMap<String, crate::app::Remote>,
     targets: BTreeMap<String, std::sync::Arc<dyn pps_core::ScanTarget>>,
     sources: BTreeMap<String, std::sync::Arc<dyn pps_core::DirectorySource>>,
     watches: Vec<(crate::config::WatchConfig, pps_core::Watch)>,
@@ -145,6 +146,7 @@ impl Checker {
         Checker {
             config: app.config.clone(),
             clouddrives: app.clouddrives.clone(),
+            remotes: app.remotes.clone(),
             targets: app.targets.clone(),
             sources: app.sources.clone(),
             watches: app.watches.clone(),
@@ -202,6 +204,34 @@ impl Checker {
                     sources.push(SourceCheck {
                         name: name.clone(),
                         what: format!("clouddrive2 {}", settings.display_url()),
+                        outcome,
+                    });
+                }
+                SourceConfig::OpenList { settings, .. } => {
+                    let Some(crate::app::Remote::OpenList(ol)) = app.remotes.get(name) else {
+                        continue;
+                    };
+                    let outcome = match ol.check().await {
+                        Ok(()) => SourceOutcome::Ready,
+                        Err(e) => SourceOutcome::Failed(e.message().to_owned()),
+                    };
+                    sources.push(SourceCheck {
+                        name: name.clone(),
+                        what: format!("openlist {}", settings.display_url()),
+                        outcome,
+                    });
+                }
+                SourceConfig::Rclone { settings, .. } => {
+                    let Some(crate::app::Remote::Rclone(rc)) = app.remotes.get(name) else {
+                        continue;
+                    };
+                    let outcome = match rc.check().await {
+                        Ok(()) => SourceOutcome::Ready,
+                        Err(e) => SourceOutcome::Failed(e.message().to_owned()),
+                    };
+                    sources.push(SourceCheck {
+                        name: name.clone(),
+                        what: format!("rclone {} {}", settings.display_url(), settings.remote),
                         outcome,
                     });
                 }

@@ -16,6 +16,7 @@ use pps_core::duration;
 use pps_core::mapping::{MappingRule, PathMapping};
 use pps_core::path::Excludes;
 use pps_core::{Error, ErrorKind, Result, Secret};
+use pps_http_sources::{OpenListConfig, RcloneConfig};
 use pps_mediaserver::{CommandConfig, EmbyConfig, PlexConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -113,11 +114,46 @@ pub enum SourceConfig {
         /// fast (at least a minute, or zero for no pause; default a minute).
         throttle_pause: Duration,
     },
+    /// `kind = "openlist"` (OpenList, or AList v3).
+    OpenList {
+        /// The adapter's own settings (url, credentials, refresh, rate, retries).
+        settings: OpenListConfig,
+        /// Concurrency and the shared call budget, as for cd2.
+        budget: CloudBudget,
+    },
+    /// `kind = "rclone"` (rclone's remote-control API).
+    Rclone {
+        /// The adapter's own settings (url, remote, credentials, rate, retries).
+        settings: RcloneConfig,
+        /// Concurrency and the shared call budget, as for cd2.
+        budget: CloudBudget,
+    },
     /// `kind = "local"`.
     Local {
         /// Listings in flight at once.
         concurrency: usize,
     },
+}
+
+/// A cloud source's calls per minute, hour and day (`None`: no ceiling) and its
+/// throttle pause.
+pub type Ceilings = (Option<u64>, Option<u64>, Option<u64>, Duration);
+
+/// pps's own keys of an OpenList or rclone source: the same as a CloudDrive2 source's
+/// (`concurrency`, the ceilings, `throttle_pause`), since the budget is the same cloud
+/// account's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudBudget {
+    /// Listings in flight at once.
+    pub concurrency: usize,
+    /// At most this many calls in any 24 hours, by every pps process of the store.
+    pub max_calls_per_day: Option<u64>,
+    /// At most this many calls in any minute.
+    pub max_calls_per_minute: Option<u64>,
+    /// At most this many calls in any hour.
+    pub max_calls_per_hour: Option<u64>,
+    /// How long every process stops calling after the cloud throttled.
+    pub throttle_pause: Duration,
 }
 
 impl SourceConfig {
@@ -127,6 +163,75 @@ impl SourceConfig {
             SourceConfig::CloudDrive2 { concurrency, .. } | SourceConfig::Local { concurrency } => {
                 *concurrency
             }
+            SourceConfig::OpenList { budget, .. } | SourceConfig::Rclone { budget, .. } => {
+                budget.concurrency
+            }
+        }
+    }
+
+    /// The source's own rate and burst; `None` for a local folder (no call budget).
+    pub fn rate(&self) -> Option<(f64, u32)> {
+        match self {
+            SourceConfig::CloudDrive2 { settings, .. } => {
+                Some((settings.max_queries_per_second, settings.burst))
+            }
+            SourceConfig::OpenList { settings, .. } => Some((
+                settings.pacing.max_queries_per_second,
+                settings.pacing.burst,
+            )),
+            SourceConfig::Rclone { settings, .. } => Some((
+                settings.pacing.max_queries_per_second,
+                settings.pacing.burst,
+            )),
+            SourceConfig::Local { .. } => None,
+        }
+    }
+
+    /// Sets the source's own rate (`pps walk --max-queries-per-second`); false for a
+    /// local folder.
+    pub fn set_rate(&mut self, q: f64) -> bool {
+        match self {
+            SourceConfig::CloudDrive2 { settings, .. } => settings.max_queries_per_second = q,
+            SourceConfig::OpenList { settings, .. } => settings.pacing.max_queries_per_second = q,
+            SourceConfig::Rclone { settings, .. } => settings.pacing.max_queries_per_second = q,
+            SourceConfig::Local { .. } => return false,
+        }
+        true
+    }
+
+    /// The ceilings per minute, hour and day, and the throttle pause; `None` for a
+    /// local folder.
+    pub fn ceilings(&self) -> Option<Ceilings> {
+        match self {
+            SourceConfig::CloudDrive2 {
+                max_calls_per_minute,
+                max_calls_per_hour,
+                max_calls_per_day,
+                throttle_pause,
+                ..
+            } => Some((
+                *max_calls_per_minute,
+                *max_calls_per_hour,
+                *max_calls_per_day,
+                *throttle_pause,
+            )),
+            SourceConfig::OpenList { budget, .. } | SourceConfig::Rclone { budget, .. } => Some((
+                budget.max_calls_per_minute,
+                budget.max_calls_per_hour,
+                budget.max_calls_per_day,
+                budget.throttle_pause,
+            )),
+            SourceConfig::Local { .. } => None,
+        }
+    }
+
+    /// The kind as written in `pps.toml`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::CloudDrive2 { .. } => "clouddrive2",
+            SourceConfig::OpenList { .. } => "openlist",
+            SourceConfig::Rclone { .. } => "rclone",
+            SourceConfig::Local { .. } => "local",
         }
     }
 }
@@ -338,15 +443,27 @@ pub const LOCAL_CONCURRENCY: usize = 32;
 /// pace, and 115 frowns on many parallel listings.
 pub const CLOUDDRIVE_CONCURRENCY: usize = 2;
 
+/// Listings in flight for an OpenList or rclone source: as for cd2, the rate sets the
+/// pace, and the cloud behind frowns on parallel listings.
+pub const HTTP_SOURCE_CONCURRENCY: usize = 2;
+
 /// `[server] max_connections` by default: plenty for webhooks and a few browsers.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 /// Keys that hold secrets: their values are never shown in an error.
-const SECRET_KEYS: &[&str] = &["api_token", "password", "token", "api_key"];
+const SECRET_KEYS: &[&str] = &[
+    "api_token",
+    "password",
+    "token",
+    "api_key",
+    "folder_password",
+];
 
 /// Keys whose environment value is always a string (never parsed as a number).
 const STRING_KEYS: &[&str] = &[
     "url",
+    "remote",
+    "folder_password",
     "api_token",
     "username",
     "password",
@@ -856,6 +973,44 @@ impl Ctx<'_> {
                 None => Ok(default),
             }
         };
+        // The call budget of a cloud source: the same keys for cd2, OpenList and rclone.
+        let cloud_budget = |default_concurrency: usize| -> Result<CloudBudget> {
+            for (k, v) in [
+                ("max_calls_per_day", ours.max_calls_per_day),
+                ("max_calls_per_minute", ours.max_calls_per_minute),
+                ("max_calls_per_hour", ours.max_calls_per_hour),
+            ] {
+                if v == Some(0) {
+                    return Err(self.key_err(
+                        at,
+                        &key(k),
+                        "must be at least 1 (leave it out for no ceiling)",
+                    ));
+                }
+            }
+            let pause = match &ours.throttle_pause {
+                None => pps_core::budget::MIN_THROTTLE_PAUSE,
+                Some(p) => {
+                    let d = duration::parse(p)
+                        .map_err(|m| self.key_err(at, &key("throttle_pause"), m))?;
+                    if !d.is_zero() && d < pps_core::budget::MIN_THROTTLE_PAUSE {
+                        return Err(self.key_err(
+                            at,
+                            &key("throttle_pause"),
+                            format!("`{p}` is under a minute: a cloud that throttled keeps throttling an account that comes back sooner (\"0s\" turns the pause off)"),
+                        ));
+                    }
+                    d
+                }
+            };
+            Ok(CloudBudget {
+                concurrency: concurrency(default_concurrency)?,
+                max_calls_per_day: ours.max_calls_per_day,
+                max_calls_per_minute: ours.max_calls_per_minute,
+                max_calls_per_hour: ours.max_calls_per_hour,
+                throttle_pause: pause,
+            })
+        };
         match kind.as_str() {
             "clouddrive2" => {
                 let settings: CloudDriveConfig =
@@ -867,42 +1022,37 @@ impl Ctx<'_> {
                 settings.validate().map_err(|e| {
                     self.adapter_err(at, &format!("sources.{name}"), name, "SOURCES", e)
                 })?;
-                for (k, v) in [
-                    ("max_calls_per_day", ours.max_calls_per_day),
-                    ("max_calls_per_minute", ours.max_calls_per_minute),
-                    ("max_calls_per_hour", ours.max_calls_per_hour),
-                ] {
-                    if v == Some(0) {
-                        return Err(self.key_err(
-                            at,
-                            &key(k),
-                            "must be at least 1 (leave it out for no ceiling)",
-                        ));
-                    }
-                }
-                let pause = match &ours.throttle_pause {
-                    None => pps_core::budget::MIN_THROTTLE_PAUSE,
-                    Some(p) => {
-                        let d = duration::parse(p)
-                            .map_err(|m| self.key_err(at, &key("throttle_pause"), m))?;
-                        if !d.is_zero() && d < pps_core::budget::MIN_THROTTLE_PAUSE {
-                            return Err(self.key_err(
-                                at,
-                                &key("throttle_pause"),
-                                format!("`{p}` is under a minute: a cloud that throttled keeps throttling an account that comes back sooner (\"0s\" turns the pause off)"),
-                            ));
-                        }
-                        d
-                    }
-                };
+                let budget = cloud_budget(CLOUDDRIVE_CONCURRENCY)?;
                 Ok(SourceConfig::CloudDrive2 {
                     settings,
-                    concurrency: concurrency(CLOUDDRIVE_CONCURRENCY)?,
-                    max_calls_per_day: ours.max_calls_per_day,
-                    max_calls_per_minute: ours.max_calls_per_minute,
-                    max_calls_per_hour: ours.max_calls_per_hour,
-                    throttle_pause: pause,
+                    concurrency: budget.concurrency,
+                    max_calls_per_day: budget.max_calls_per_day,
+                    max_calls_per_minute: budget.max_calls_per_minute,
+                    max_calls_per_hour: budget.max_calls_per_hour,
+                    throttle_pause: budget.throttle_pause,
                 })
+            }
+            "openlist" => {
+                let settings: OpenListConfig =
+                    self.typed(table, at, &format!("sources.{name}"), &from_env)?;
+                pps_core::secret::check_url(&settings.url)
+                    .map_err(|m| self.key_err(at, &key("url"), m))?;
+                settings.validate().map_err(|e| {
+                    self.adapter_err(at, &format!("sources.{name}"), name, "SOURCES", e)
+                })?;
+                let budget = cloud_budget(HTTP_SOURCE_CONCURRENCY)?;
+                Ok(SourceConfig::OpenList { settings, budget })
+            }
+            "rclone" => {
+                let settings: RcloneConfig =
+                    self.typed(table, at, &format!("sources.{name}"), &from_env)?;
+                pps_core::secret::check_url(&settings.url)
+                    .map_err(|m| self.key_err(at, &key("url"), m))?;
+                settings.validate().map_err(|e| {
+                    self.adapter_err(at, &format!("sources.{name}"), name, "SOURCES", e)
+                })?;
+                let budget = cloud_budget(HTTP_SOURCE_CONCURRENCY)?;
+                Ok(SourceConfig::Rclone { settings, budget })
             }
             "local" => {
                 let _: LocalKeys = self.typed(table, at, &format!("sources.{name}"), &from_env)?;
@@ -916,7 +1066,7 @@ impl Ctx<'_> {
                     return Err(self.key_err(
                         at,
                         &key(k),
-                        format!("`{k}` applies to clouddrive2 sources only (a local folder has no call budget)"),
+                        format!("`{k}` applies to cloud sources only (clouddrive2, openlist, rclone; a local folder has no call budget)"),
                     ));
                 }
                 Ok(SourceConfig::Local {
@@ -926,7 +1076,7 @@ impl Ctx<'_> {
             other => Err(self.key_err(
                 at,
                 &key("kind"),
-                format!("unknown source kind `{other}`; use \"clouddrive2\" or \"local\""),
+                format!("unknown source kind `{other}`; use \"clouddrive2\", \"openlist\", \"rclone\" or \"local\""),
             )),
         }
     }
@@ -1547,6 +1697,24 @@ kind = "local"
 #                                # calls come too fast (at least 60s; "0s": no pause)
 # concurrency = 2
 # push = true                    # use cd2's change events as hints
+
+# An OpenList (or AList v3) server, listed over its HTTP API. The same budget keys as
+# cd2 apply (max_queries_per_second, max_calls_per_*, throttle_pause, concurrency).
+# [sources.ol]
+# kind = "openlist"
+# url = "http://127.0.0.1:5244"
+# token = "..."                  # the admin's token, or: username = "..." and password = "..."
+# max_queries_per_second = 0.9
+# refresh = true                 # a `pps scan` bypasses OpenList's cache (needs write permission)
+
+# rclone's remote-control API (`rclone rcd`, or `rclone mount --rc`); same budget keys.
+# [sources.rc]
+# kind = "rclone"
+# url = "http://127.0.0.1:5572"
+# remote = "115dav:"             # the rclone remote to list; /TV is 115dav:TV
+# username = "..."               # --rc-user and --rc-pass
+# password = "..."
+# vfs_refresh = false            # refresh a changed folder in the rclone mount too
 
 # Print each scan as one JSON line (try pps before wiring a media server).
 [targets.print]

@@ -3,7 +3,6 @@
 //! stop between atomic commits. `pps run` and `Scanner.serve()` are this.
 
 use crate::app::App;
-use crate::config::SourceConfig;
 use crate::metrics::Metrics;
 use pps_core::{Error, ErrorKind, PassReport, Result};
 use std::collections::BTreeMap;
@@ -287,7 +286,7 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             .config
             .sources
             .iter()
-            .filter(|(_, s)| matches!(s, SourceConfig::CloudDrive2 { .. }))
+            .filter(|(_, s)| s.rate().is_some())
             .map(|(n, _)| (n.clone(), app.calls_per_second(n)))
             .collect();
         tasks.spawn(async move {

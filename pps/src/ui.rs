@@ -237,6 +237,7 @@ struct UiApp {
     handover: Arc<crate::service::Handover>,
     metrics: Arc<crate::metrics::Metrics>,
     clouddrives: std::collections::BTreeMap<String, pps_clouddrive::CloudDrive>,
+    remotes: std::collections::BTreeMap<String, crate::app::Remote>,
     checker: crate::check::Checker,
 }
 
@@ -268,6 +269,7 @@ impl UiState {
                 handover: app.handover.clone(),
                 metrics,
                 clouddrives: app.clouddrives.clone(),
+                remotes: app.remotes.clone(),
                 checker: crate::check::Checker::of(app),
             }),
             hash,
@@ -1128,6 +1130,17 @@ fn sources_table(state: &UiState, lang: Lang, spent: &[crate::status::SourceStat
                     cd.map_or(String::new(), |c| c.stats().throttled.to_string()),
                 )
             }
+            SourceConfig::OpenList { .. } | SourceConfig::Rclone { .. } => {
+                let remote = state.app.remotes.get(name);
+                let c = |v: Option<u64>| v.map_or("—".to_owned(), |d| d.to_string());
+                let (minute, hour, day, _) = sc.ceilings().unwrap_or_default();
+                (
+                    format!("{}/s", sc.rate().map_or(0.0, |r| r.0)),
+                    format!("{} / {} / {}", c(minute), c(hour), c(day)),
+                    remote.map_or(String::new(), |r| format!("{:.2}/s", r.current_rate())),
+                    remote.map_or(String::new(), |r| r.throttled().to_string()),
+                )
+            }
         };
         let made = spent.iter().find(|s| s.source == *name);
         out.push_str(&format!(
@@ -1707,6 +1720,27 @@ fn config_text(c: &crate::Config) -> String {
                 out.push_str(&format!(
                     "max_queries_per_second = {}\n",
                     settings.max_queries_per_second
+                ));
+            }
+            SourceConfig::OpenList { settings, .. } => {
+                out.push_str("kind = \"openlist\"\n");
+                out.push_str(&format!("url = {:?}\n", settings.display_url()));
+                out.push_str("token = \"••••\"  # or username and password\n");
+                out.push_str(&format!(
+                    "max_queries_per_second = {}\n",
+                    settings.pacing.max_queries_per_second
+                ));
+            }
+            SourceConfig::Rclone { settings, .. } => {
+                out.push_str("kind = \"rclone\"\n");
+                out.push_str(&format!("url = {:?}\n", settings.display_url()));
+                out.push_str(&format!("remote = {:?}\n", settings.remote));
+                if settings.password.is_some() {
+                    out.push_str("password = \"••••\"\n");
+                }
+                out.push_str(&format!(
+                    "max_queries_per_second = {}\n",
+                    settings.pacing.max_queries_per_second
                 ));
             }
         }

@@ -397,25 +397,20 @@ pub async fn walk_root(
         }
     };
     if let Some(q) = args.max_queries_per_second {
-        match &mut settings {
-            SourceConfig::CloudDrive2 { settings, .. } if q > 0.0 => {
-                settings.max_queries_per_second = q;
-            }
-            SourceConfig::CloudDrive2 { .. } => {
-                return Err(Error::new(ErrorKind::ConfigInvalid, "must be above 0")
-                    .with("option", "--max-queries-per-second"));
-            }
-            SourceConfig::Local { .. } => {
-                tracing::warn!(
-                    "--max-queries-per-second applies to clouddrive2 sources only; ignored"
-                );
-            }
+        if settings.rate().is_none() {
+            tracing::warn!(
+                "--max-queries-per-second applies to cloud sources only (clouddrive2, openlist, rclone); ignored"
+            );
+        } else if !(q > 0.0 && q <= 1000.0) {
+            return Err(
+                Error::new(ErrorKind::ConfigInvalid, "must be above 0 and at most 1000")
+                    .with("option", "--max-queries-per-second"),
+            );
+        } else {
+            settings.set_rate(q);
         }
     }
-    let rate = match &settings {
-        SourceConfig::CloudDrive2 { settings, .. } => Some(settings.max_queries_per_second),
-        SourceConfig::Local { .. } => None,
-    };
+    let rate = settings.rate().map(|(q, _)| q);
     let (source, cd) = crate::app::source(&settings, &[])
         .map_err(|e| e.with_default("source", name.to_owned()))?;
     // 115 counts calls per account: a walk beside `pps run` draws from the budget the
@@ -456,7 +451,8 @@ pub async fn walk_root(
     };
     let budget_note = budget;
     let label = format!("{name}:{path}");
-    let mut report = walk(&label, source, cd.as_ref(), &path, &opts, stop).await;
+    let clouddrive = cd.as_ref().and_then(crate::app::Remote::clouddrive);
+    let mut report = walk(&label, source, clouddrive, &path, &opts, stop).await;
     report.budget = budget_note;
     Ok(report)
 }

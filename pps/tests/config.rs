@@ -676,7 +676,7 @@ fn the_budget_keys_and_their_errors() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("clouddrive2 sources only"),
+        err.to_string().contains("cloud sources only"),
         "{err}"
     );
 }

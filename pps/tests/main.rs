@@ -4,4 +4,5 @@
 #![allow(missing_docs)]
 
 mod config;
+mod http_sources;
 mod service;
