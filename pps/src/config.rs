@@ -1733,6 +1733,8 @@ kind = "stdout"
 # api_key = "..."
 # path_mapping = [{ from = "/115", to = "/mnt/user/CloudDrive/115" }]
 # scan_files = true              # false: send folders only
+# confirm = true                 # check that the server indexed each scan (Plex, Emby, Jellyfin)
+# confirm_deadline = "10m"       # still missing this long after the scan: stuck (Jellyfin: "20m")
 
 # The web UI on [server] listen: off until a password hash is set (`pps passwd`).
 # [ui]

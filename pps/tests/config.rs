@@ -82,6 +82,20 @@ fn the_documented_example_parses() {
     }
     assert!(!c.targets["plex"].scan_files);
     assert!(c.targets["emby"].scan_files);
+    // Media servers confirm by default, with their own deadline; stdout cannot.
+    assert!(c.targets["plex"].confirm && c.targets["emby"].confirm);
+    assert!(!c.targets["print"].confirm);
+    assert_eq!(c.targets["plex"].confirm_deadline, None);
+    let off = parse(&GOOD.replace(
+        "scan_files = false",
+        "scan_files = false\nconfirm = false\nconfirm_deadline = \"30m\"",
+    ))
+    .unwrap();
+    assert!(!off.targets["plex"].confirm);
+    assert_eq!(
+        off.targets["plex"].confirm_deadline,
+        Some(Duration::from_secs(1800))
+    );
     assert_eq!(
         c.targets["plex"].mapping.map("/115/电影/a").as_deref(),
         Some("/mnt/cd2/115/电影/a")
@@ -260,6 +274,42 @@ fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
             "watch[0].interval",
             Some(32),
             "at least 1s",
+        ),
+        (
+            GOOD.replace(
+                "[targets.print]\nkind = \"stdout\"",
+                "[targets.print]\nkind = \"stdout\"\nconfirm = true",
+            ),
+            "targets.print.confirm",
+            Some(38),
+            "only Plex, Emby and Jellyfin",
+        ),
+        (
+            GOOD.replace(
+                "scan_files = false",
+                "scan_files = false\nconfirm_deadline = \"10s\"",
+            ),
+            "targets.plex.confirm_deadline",
+            Some(22),
+            "at least \"1m\"",
+        ),
+        (
+            GOOD.replace(
+                "scan_files = false",
+                "scan_files = false\nconfirm_deadline = \"soon\"",
+            ),
+            "targets.plex.confirm_deadline",
+            Some(22),
+            "soon",
+        ),
+        (
+            GOOD.replace(
+                "scan_files = false",
+                "scan_files = false\nconfirm = \"yes\"",
+            ),
+            "targets.plex.confirm",
+            Some(22),
+            "invalid type",
         ),
         (
             GOOD.replace("source = \"cd2\"", "source = \"cd3\""),
@@ -675,8 +725,5 @@ fn the_budget_keys_and_their_errors() {
         Some("sources.nas.max_calls_per_hour"),
         "{err}"
     );
-    assert!(
-        err.to_string().contains("cloud sources only"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("cloud sources only"), "{err}");
 }
