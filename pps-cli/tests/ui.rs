@@ -1166,3 +1166,139 @@ fn passwd_empty_and_twice_at_a_terminal() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("no password given"), "{text}");
 }
+
+/// A scan Emby never indexed shows in the Overview's Stuck table with its reason, in
+/// the Checking/Stuck columns, and the target's Retry sends it again (the stuck row
+/// leaves). The stuck confirmation is written into the store before the service starts,
+/// as one left by an earlier run would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_scan_is_shown_with_its_reason_and_retried() {
+    use pps_core::confirm::{NewConfirm, Outcome};
+    use pps_core::store::{Commit, NewScan};
+    use pps_core::{Change, MtimeStore, Timestamp, Update};
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(media.join("Show")).unwrap();
+    let episode = media.join("Show").join("e5.mkv").display().to_string();
+    {
+        let store = pps_core::sqlite::SqliteStore::open(dir.path().join("pps.db")).unwrap();
+        let scope = store.scope("nas", &media.display().to_string()).unwrap();
+        let commit = Commit {
+            scans: vec![NewScan {
+                target: "emby".into(),
+                change: Change::new(episode.clone(), Update::Created, false),
+            }],
+            ..Commit::default()
+        };
+        store.commit(scope, &commit).unwrap();
+        let q = store.pending("emby", 10).unwrap();
+        let t = Timestamp::from_secs(1_800_000_000);
+        store
+            .complete_confirming(
+                &[q[0].id],
+                &episode,
+                &[NewConfirm {
+                    scan: q[0].id,
+                    path: episode.clone(),
+                    sent_at: t,
+                    next_check: t,
+                    deadline: t,
+                }],
+            )
+            .unwrap();
+        let c = store.confirms_due("emby", t, 1).unwrap();
+        store
+            .settle_confirm(
+                c[0].id,
+                &Outcome::Stuck("not found 10 min after the scan; <b>still missing</b>".into()),
+            )
+            .unwrap();
+    }
+    let port = free_port();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sources.nas]
+kind = "local"
+
+[targets.emby]
+kind = "emby"
+url = "http://127.0.0.1:9"
+api_key = "k"
+
+[server]
+listen = "127.0.0.1:{port}"
+token = "{TOKEN}"
+
+[ui]
+password_hash = "{}"
+base_path = "/pps"
+
+[[watch]]
+source = "nas"
+path = "{}"
+interval = "1h"
+"#,
+            hash(PASSWORD),
+            media.display()
+        ),
+    )
+    .unwrap();
+    let svc = run_service(dir, &config, port, media);
+    let c = client();
+    let r = login(&c, &svc, PASSWORD).await;
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let base = format!("{}/pps/", svc.base);
+    let page = wait_for_page(&c, &base, &cookie, "id=\"stuck\"").await;
+    assert!(page.contains("<th>Stuck</th>"), "{page}");
+    assert!(page.contains(&episode), "{page}");
+    assert!(
+        page.contains("not found 10 min after the scan; &lt;b&gt;still missing&lt;/b&gt;"),
+        "the reason, escaped: {page}"
+    );
+    assert!(
+        page.contains("actions/retry"),
+        "a Retry for the target: {page}"
+    );
+    let csrf = csrf_of(&page);
+    let r = c
+        .post(format!("{}/pps/actions/retry", svc.base))
+        .header("cookie", &cookie)
+        .form(&[("target", "emby"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = c
+        .get(&base)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("id=\"stuck\""),
+        "retried: no stuck row left: {page}"
+    );
+
+    // Chinese pages name the column in Chinese.
+    let zh = c
+        .get(&base)
+        .header("cookie", format!("{cookie}; pps_lang=zh"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(zh.contains("未入库"), "{zh}");
+}
