@@ -12,7 +12,7 @@ use crate::path;
 use crate::source::{DirectorySource, ListOptions};
 use crate::store::{
     Commit, Event, FolderRecord, FolderSchedule, HistoryEntry, HistoryLimits, HistoryQuery,
-    MtimeStore, QueuedScan, ScheduleSummary, ScopeId, StoreStats,
+    MtimeStore, NotifierState, QueuedScan, ScheduleSummary, ScopeId, StoreStats,
 };
 use crate::target::{Capabilities, Library, ScanRequest, ScanTarget};
 use crate::types::{Change, Entry, Mtime};
@@ -378,6 +378,7 @@ struct StoreState {
     next_confirm: i64,
     /// Item ids found per (target, path).
     items: BTreeMap<(String, String), String>,
+    notifiers: BTreeMap<String, NotifierState>,
     /// Calls per (source, minute).
     calls: BTreeMap<(String, i64), u64>,
     /// The shared call budget's bucket per source.
@@ -1116,6 +1117,50 @@ impl MtimeStore for MemoryStore {
             .take(q.limit)
             .cloned()
             .collect())
+    }
+
+    fn log_event(
+        &self,
+        scope: Option<ScopeId>,
+        event: Event,
+        path: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let mut st = lock(&self.state);
+        st.log(
+            event,
+            scope.map(|s| s.0),
+            None,
+            Change::new(path, crate::types::Update::Modified, true),
+            Some(detail.to_owned()),
+        );
+        Ok(())
+    }
+
+    fn history_after(&self, after: i64, limit: usize) -> Result<Vec<HistoryEntry>> {
+        let st = lock(&self.state);
+        Ok(st
+            .history
+            .iter()
+            .filter(|h| h.id > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn last_history_id(&self) -> Result<i64> {
+        Ok(lock(&self.state).history.back().map_or(0, |h| h.id))
+    }
+
+    fn notifier(&self, name: &str) -> Result<Option<NotifierState>> {
+        Ok(lock(&self.state).notifiers.get(name).cloned())
+    }
+
+    fn save_notifier(&self, name: &str, state: &NotifierState) -> Result<()> {
+        lock(&self.state)
+            .notifiers
+            .insert(name.to_owned(), state.clone());
+        Ok(())
     }
 
     fn replace_scope(&self, into: ScopeId, from: ScopeId, keep: &[String]) -> Result<()> {

@@ -30,7 +30,7 @@ use crate::listing::Fingerprint;
 use crate::schedule::{BANDS, duration_secs};
 use crate::store::{
     Commit, Event, FolderRecord, FolderSchedule, HistoryEntry, HistoryLimits, HistoryQuery,
-    MtimeStore, QueuedScan, ScheduleSummary, ScopeId, Settling, StoreStats,
+    MtimeStore, NotifierState, QueuedScan, ScheduleSummary, ScopeId, Settling, StoreStats,
 };
 use crate::types::{Change, Update};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
@@ -193,6 +193,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (target, path)
      ) WITHOUT ROWID;
      ALTER TABLE history ADD COLUMN took INTEGER;",
+    // v10: notifiers read the history; each keeps its cursor and delivery state here.
+    "CREATE TABLE notifiers (
+        name TEXT PRIMARY KEY,
+        cursor INTEGER NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_sent INTEGER,
+        sent INTEGER NOT NULL DEFAULT 0,
+        parked TEXT
+     );",
 ];
 
 /// The first schema version whose migration rewrites the folders: after it, the file
@@ -671,6 +681,31 @@ fn read_queued(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedScan> {
         next_try: row.get::<_, Option<i64>>(7)?.map(Timestamp::from_secs),
         scope: ScopeId(row.get(8)?),
         queued_at: Timestamp::from_secs(row.get(9)?),
+    })
+}
+
+/// A history line from the columns `id, at, event, source, root, target, path,
+/// update_kind, is_dir, detail, took`.
+fn read_history(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    let event: i64 = r.get(2)?;
+    let source: Option<String> = r.get(3)?;
+    let root: Option<String> = r.get(4)?;
+    let update: i64 = r.get(7)?;
+    Ok(HistoryEntry {
+        id: r.get(0)?,
+        at: Timestamp::from_secs(r.get(1)?),
+        event: Event::from_code(event).ok_or_else(|| corrupt_row("event"))?,
+        watch: source.zip(root),
+        target: r.get(5)?,
+        change: Change::new(
+            r.get::<_, String>(6)?,
+            Update::from_code(update).ok_or_else(|| corrupt_row("update"))?,
+            r.get(8)?,
+        ),
+        detail: r.get(9)?,
+        took: r
+            .get::<_, Option<i64>>(10)?
+            .map(|t| u64::try_from(t).unwrap_or(0)),
     })
 }
 
@@ -1657,31 +1692,99 @@ impl MtimeStore for SqliteStore {
                     q.before,
                     i64::try_from(q.limit).unwrap_or(i64::MAX)
                 ],
-                |r| {
-                    let event: i64 = r.get(2)?;
-                    let source: Option<String> = r.get(3)?;
-                    let root: Option<String> = r.get(4)?;
-                    let update: i64 = r.get(7)?;
-                    Ok(HistoryEntry {
-                        id: r.get(0)?,
-                        at: Timestamp::from_secs(r.get(1)?),
-                        event: Event::from_code(event).ok_or_else(|| corrupt_row("event"))?,
-                        watch: source.zip(root),
-                        target: r.get(5)?,
-                        change: Change::new(
-                            r.get::<_, String>(6)?,
-                            Update::from_code(update).ok_or_else(|| corrupt_row("update"))?,
-                            r.get(8)?,
-                        ),
-                        detail: r.get(9)?,
-                        took: r
-                            .get::<_, Option<i64>>(10)?
-                            .map(|t| u64::try_from(t).unwrap_or(0)),
-                    })
-                },
+                read_history,
             )
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn log_event(
+        &self,
+        scope: Option<ScopeId>,
+        event: Event,
+        path: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let err = |e| sql_error(e, &self.path);
+        tx.execute(
+            "INSERT INTO history (at, event, scope, path, update_kind, is_dir, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+            params![
+                now_secs(),
+                event.code(),
+                scope.map(|s| s.0),
+                path,
+                Update::Modified.code(),
+                detail
+            ],
+        )
+        .map_err(err)?;
+        prune_history(&tx, self.limits).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn history_after(&self, after: i64, limit: usize) -> Result<Vec<HistoryEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT h.id, h.at, h.event, s.source, s.root, h.target, h.path, h.update_kind, h.is_dir, h.detail, h.took
+                 FROM history h LEFT JOIN scopes s ON s.id = h.scope
+                 WHERE h.id > ?1 ORDER BY h.id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![after, limit], read_history)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn last_history_id(&self) -> Result<i64> {
+        self.conn()
+            .query_row("SELECT coalesce(max(id), 0) FROM history", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    fn notifier(&self, name: &str) -> Result<Option<NotifierState>> {
+        self.conn()
+            .query_row(
+                "SELECT cursor, failures, last_error, last_sent, sent, parked FROM notifiers WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(NotifierState {
+                        cursor: r.get(0)?,
+                        failures: r.get(1)?,
+                        last_error: r.get(2)?,
+                        last_sent: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_secs),
+                        sent: r.get::<_, i64>(4)? as u64,
+                        parked: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn save_notifier(&self, name: &str, n: &NotifierState) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO notifiers (name, cursor, failures, last_error, last_sent, sent, parked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    name,
+                    n.cursor,
+                    n.failures,
+                    n.last_error,
+                    n.last_sent.map(Timestamp::as_secs),
+                    i64::try_from(n.sent).unwrap_or(i64::MAX),
+                    n.parked
+                ],
+            )
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 

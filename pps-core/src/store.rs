@@ -105,11 +105,18 @@ pub enum Event {
     Removed,
     /// A confirmation gave up: not found by its deadline; the detail is the reason.
     Stuck,
+    /// A source became unreachable (or its root an outage); the path is the watch's
+    /// root, the detail the error. Written once per outage, not per pass.
+    SourceDown,
+    /// A source answered again after [`Event::SourceDown`].
+    SourceUp,
+    /// The cloud pushed back and pps lowered its rate; the detail says how.
+    Throttled,
 }
 
 impl Event {
     /// Every event, in code order.
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 11] = [
         Event::Change,
         Event::Sent,
         Event::Retried,
@@ -118,10 +125,13 @@ impl Event {
         Event::Indexed,
         Event::Removed,
         Event::Stuck,
+        Event::SourceDown,
+        Event::SourceUp,
+        Event::Throttled,
     ];
 
     /// The lowercase name (`change`, `sent`, `retried`, `parked`, `dropped`, `indexed`,
-    /// `removed`, `stuck`).
+    /// `removed`, `stuck`, `source_down`, `source_up`, `throttled`).
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Change => "change",
@@ -132,6 +142,9 @@ impl Event {
             Event::Indexed => "indexed",
             Event::Removed => "removed",
             Event::Stuck => "stuck",
+            Event::SourceDown => "source_down",
+            Event::SourceUp => "source_up",
+            Event::Throttled => "throttled",
         }
     }
 
@@ -216,6 +229,26 @@ impl Default for HistoryLimits {
             max_rows: 50_000,
         }
     }
+}
+
+/// Where a notifier stands in the history ([`MtimeStore::notifier`]): notifications
+/// are read from the history, which is written in the transaction of what it records,
+/// so a crash loses none; the cursor moves only after a delivery, so a restart repeats
+/// none that was delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifierState {
+    /// The last history id delivered (or passed over as not wanted).
+    pub cursor: i64,
+    /// Failed deliveries in a row.
+    pub failures: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When the last message was delivered.
+    pub last_sent: Option<Timestamp>,
+    /// Messages delivered so far.
+    pub sent: u64,
+    /// Why delivery stopped until a retry; `None` while delivering.
+    pub parked: Option<String>,
 }
 
 /// A scan waiting in the outbox.
@@ -488,6 +521,29 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     ///   transaction as what it records.
     /// - Lines beyond the store's [`HistoryLimits`] are pruned as new ones are written.
     fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>>;
+
+    /// Writes a history line of its own (an event that is no scan: a source down or up,
+    /// a throttle), for `scope`'s watch when given.
+    fn log_event(
+        &self,
+        scope: Option<ScopeId>,
+        event: Event,
+        path: &str,
+        detail: &str,
+    ) -> Result<()>;
+
+    /// Up to `limit` history lines with an id above `after`, oldest first: what a
+    /// notifier has not yet read.
+    fn history_after(&self, after: i64, limit: usize) -> Result<Vec<HistoryEntry>>;
+
+    /// The newest history id (0 for none): where a new notifier starts.
+    fn last_history_id(&self) -> Result<i64>;
+
+    /// The stored state of the notifier `name`, `None` before its first save.
+    fn notifier(&self, name: &str) -> Result<Option<NotifierState>>;
+
+    /// Stores the state of the notifier `name`.
+    fn save_notifier(&self, name: &str, state: &NotifierState) -> Result<()>;
 
     /// Replaces the folder states and schedules of `into` with those of `from`, in one
     /// atomic step, leaving `from` empty: how a re-index swaps in its new baseline only

@@ -407,6 +407,65 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     history_conformance(open);
     calls_conformance(open);
     confirm_conformance(open);
+    notifier_conformance(open);
+}
+
+/// Notifiers: events of their own in the history, read oldest first after a cursor,
+/// and a state that round-trips.
+fn notifier_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
+    use crate::store::NotifierState;
+    let store = open();
+    assert_eq!(store.last_history_id().expect("last"), 0);
+    assert!(store.history_after(0, 10).expect("after").is_empty());
+    let s = store.scope("cd2", "/115").expect("scope");
+    store
+        .log_event(Some(s), Event::SourceDown, "/115", "connection refused")
+        .expect("log");
+    store
+        .log_event(None, Event::Throttled, "cd2", "rate halved to 0.45/s")
+        .expect("log");
+    store
+        .log_event(Some(s), Event::SourceUp, "/115", "answers again")
+        .expect("log");
+    let last = store.last_history_id().expect("last");
+    let all = store.history_after(0, 10).expect("after");
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].id, last);
+    let events: Vec<Event> = all.iter().map(|h| h.event).collect();
+    assert_eq!(events, [Event::SourceDown, Event::Throttled, Event::SourceUp], "oldest first");
+    assert_eq!(all[0].watch, Some(("cd2".to_owned(), "/115".to_owned())));
+    assert_eq!(all[0].detail.as_deref(), Some("connection refused"));
+    assert_eq!(all[1].watch, None);
+    let rest = store.history_after(all[0].id, 1).expect("after");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].event, Event::Throttled);
+    let found = store
+        .history(&HistoryQuery {
+            events: vec![Event::SourceDown],
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert_eq!(found.len(), 1, "the history filters them like any event");
+
+    assert_eq!(store.notifier("tg").expect("state"), None);
+    let state = NotifierState {
+        cursor: last,
+        failures: 2,
+        last_error: Some("429".into()),
+        last_sent: Some(Timestamp::from_secs(1_800_000_000)),
+        sent: 7,
+        parked: Some("refused".into()),
+    };
+    store.save_notifier("tg", &state).expect("save");
+    assert_eq!(store.notifier("tg").expect("state"), Some(state.clone()));
+    let again = NotifierState {
+        parked: None,
+        ..state
+    };
+    store.save_notifier("tg", &again).expect("save");
+    assert_eq!(store.notifier("tg").expect("state"), Some(again));
+    assert_eq!(store.notifier("other").expect("state"), None);
 }
 
 /// Confirmations: written with the scan's completion, due in order, rescheduled,

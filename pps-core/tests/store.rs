@@ -299,7 +299,7 @@ fn a_v1_store_migrates_and_keeps_its_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, pps_core::sqlite::SCHEMA_VERSION);
-    assert_eq!(v, 9);
+    assert_eq!(v, 10);
 }
 
 /// The history stays within its limits, in both stores, and a commit that fails leaves
