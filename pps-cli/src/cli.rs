@@ -134,6 +134,11 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// Notifiers: send a test message, or let a parked one deliver again.
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Give up queued scans (pending and parked) of a target, all or under a path.
     Drop {
         /// The target.
@@ -429,6 +434,14 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
         Command::Forget { path, store } => {
             commands::forget(&load_or_store(config, store, Access::Existing)?, &path)
         }
+        Command::Notify { action } => match action {
+            NotifyAction::Test { name } => {
+                commands::notify_test(&load(config, Access::Existing)?, &name).await
+            }
+            NotifyAction::Retry { name } => {
+                commands::notify_retry(&load(config, Access::Existing)?, name.as_deref())
+            }
+        },
         Command::Retry { target, store } => commands::retry(
             &load_or_store(config, store, Access::Existing)?,
             target.as_deref(),
@@ -522,4 +535,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(commands::exit_code(&err))
         }
     }
+}
+
+/// `pps notify` actions.
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// Send a test message through a notifier now (exit 1 when it fails, saying why).
+    Test {
+        /// The notifier's name (`[notifiers.NAME]`).
+        name: String,
+    },
+    /// Let a parked notifier deliver again, from where it stopped (or every one).
+    Retry {
+        /// Only this notifier.
+        name: Option<String>,
+    },
 }

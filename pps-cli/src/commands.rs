@@ -702,3 +702,41 @@ pub async fn walk(config: &Path, args: &pps::walk::WalkArgs, json: bool) -> Resu
         ExitCode::from(1)
     })
 }
+
+/// `pps notify test NAME`: a test message through one notifier, now.
+pub async fn notify_test(app: &App, name: &str) -> Result<ExitCode> {
+    match pps::notify::send_test(app, name).await {
+        Ok(()) => {
+            println!("test message sent through {name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.kind() == pps_core::ErrorKind::ConfigInvalid => Err(e),
+        Err(e) => {
+            eprintln!(
+                "{name}: the test message was not delivered: {}",
+                e.message()
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `pps notify retry [NAME]`: unparks notifiers; the service sends what waited.
+pub fn notify_retry(app: &App, name: Option<&str>) -> Result<ExitCode> {
+    if let Some(n) = name
+        && !app.config.notifiers.contains_key(n)
+    {
+        return Err(pps_core::Error::new(
+            pps_core::ErrorKind::ConfigInvalid,
+            "no notifier of that name is configured",
+        )
+        .permanent()
+        .with("notifier", n));
+    }
+    let n = pps::notify::retry(app, name)?;
+    println!(
+        "{} delivering again",
+        plural(n, "parked notifier", "parked notifiers")
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -258,6 +258,26 @@ pub fn status(v: &StatusReport) -> String {
             ));
         }
     }
+    for n in &v.notifiers {
+        let last = n.last_sent.map_or("nothing sent yet".to_owned(), |t| {
+            format!("last sent {} UTC", utc(t))
+        });
+        out.push_str(&format!(
+            "notifier {} ({}): {} sent, {last}\n",
+            n.notifier, n.kind, n.sent
+        ));
+        if let Some(p) = &n.parked {
+            out.push_str(&format!(
+                "  PARKED: {p} (fix it, then `pps notify retry {}`)\n",
+                n.notifier
+            ));
+        } else if let Some(e) = &n.last_error {
+            out.push_str(&format!(
+                "  failing: {e} ({})\n",
+                plural(u64::from(n.failures), "failure", "failures")
+            ));
+        }
+    }
     out
 }
 

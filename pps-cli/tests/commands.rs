@@ -736,3 +736,92 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["targets"][0]["pending"], 1, "{v}");
 }
+
+/// `pps notify test` as a process against a Telegram Bot API stand-in (`api_url`): the
+/// message arrives with the chat id; a refused token exits 1 saying why without the
+/// token; `pps status` lists the notifier; an unknown name is a config error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_test_sends_through_a_bot_api_and_never_shows_the_token() {
+    const BOT: &str = "424242:bot-SECRET-token";
+    let api = Http::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{BOT}/sendMessage")))
+        .and(header("content-type", "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true})))
+        .expect(1)
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let config = dir.path().join("pps.toml");
+    let write = |token_line: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[sources.disk]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n[[watch]]\nsource = \"disk\"\npath = \"{}\"\n[notifiers.tg]\nkind = \"telegram\"\n{token_line}\nchat_id = \"@pps_news\"\napi_url = \"{}\"\nlanguage = \"zh\"\n",
+                media.display(),
+                api.uri()
+            ),
+        )
+        .unwrap();
+    };
+    write("");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pps"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("PPS_NOTIFIERS_TG_BOT_TOKEN", BOT)
+            .env_remove("PPS_LOG")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["index"]).status.success());
+    let out = run(&["notify", "test", "tg"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "test message sent through tg");
+    let got = api.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["chat_id"], "@pps_news");
+    assert_eq!(body["text"], "pps：测试消息。通知会发到这里。");
+
+    // A refused token: exit 1, the reason, never the token.
+    let refused = Http::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "ok": false, "error_code": 401, "description": "Unauthorized"})))
+        .mount(&refused)
+        .await;
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(&api.uri(), &refused.uri()),
+    )
+    .unwrap();
+    let out = run(&["notify", "test", "tg"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("telegram answered 401: Unauthorized"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SECRET") && !String::from_utf8_lossy(&out.stdout).contains("SECRET"));
+
+    let out = run(&["status"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("notifier tg (telegram): 0 sent, nothing sent yet"),
+        "{stdout}"
+    );
+    let out = run(&["notify", "test", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no notifier of that name"));
+}

@@ -432,7 +432,11 @@ fn notifier_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
     assert_eq!(all.len(), 3);
     assert_eq!(all[2].id, last);
     let events: Vec<Event> = all.iter().map(|h| h.event).collect();
-    assert_eq!(events, [Event::SourceDown, Event::Throttled, Event::SourceUp], "oldest first");
+    assert_eq!(
+        events,
+        [Event::SourceDown, Event::Throttled, Event::SourceUp],
+        "oldest first"
+    );
     assert_eq!(all[0].watch, Some(("cd2".to_owned(), "/115".to_owned())));
     assert_eq!(all[0].detail.as_deref(), Some("connection refused"));
     assert_eq!(all[1].watch, None);

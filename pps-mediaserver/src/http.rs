@@ -318,6 +318,24 @@ pub(crate) fn parse_base_url(url: &str, key: &'static str) -> Result<Url> {
 /// Builds the TLS configuration: rustls with the ring provider and the platform's
 /// certificate verifier. Passed to reqwest explicitly, so pps neither compiles aws-lc
 /// nor installs a process-wide default provider behind an embedding program's back.
+/// A reqwest client as the targets use (rustls with ring and the platform's verifier,
+/// no redirects so a credential never travels to another host, `timeout` per request)
+/// for other HTTP clients of pps: the notifiers.
+pub fn client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("pps/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("cannot build an HTTP client: {e}"),
+            )
+        })
+}
+
 fn tls_config() -> Result<rustls::ClientConfig> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -64,4 +64,5 @@ mod plex;
 
 pub use command::{CommandConfig, CommandTarget, EXIT_TEMPORARY};
 pub use emby::{EmbyConfig, EmbyTarget, JellyfinConfig, JellyfinTarget};
+pub use http::client;
 pub use plex::{PlexConfig, PlexTarget};

@@ -43,6 +43,8 @@ pub struct Config {
     pub history: pps_core::store::HistoryLimits,
     /// `[ui]`: the web UI of `pps run` (off until a password hash is set).
     pub ui: UiConfig,
+    /// Named notifiers (`[notifiers.NAME]`).
+    pub notifiers: BTreeMap<String, crate::notify::NotifierConfig>,
 }
 
 /// `[ui]`: the web UI, served by `pps run` on `[server] listen`.
@@ -348,6 +350,8 @@ struct RawConfig {
     server: Option<Spanned<toml::Table>>,
     history: Option<RawHistory>,
     ui: Option<Spanned<RawUi>>,
+    #[serde(default)]
+    notifiers: BTreeMap<String, Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -452,6 +456,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 /// Keys that hold secrets: their values are never shown in an error.
 const SECRET_KEYS: &[&str] = &[
+    "bot_token",
     "api_token",
     "password",
     "token",
@@ -462,6 +467,9 @@ const SECRET_KEYS: &[&str] = &[
 /// Keys whose environment value is always a string (never parsed as a number).
 const STRING_KEYS: &[&str] = &[
     "url",
+    "bot_token",
+    "api_url",
+    "tag",
     "remote",
     "folder_password",
     "api_token",
@@ -782,6 +790,11 @@ impl Config {
             }
         };
         let ui = cx.ui(raw.ui, env)?;
+        let mut notifiers = BTreeMap::new();
+        for (name, table) in raw.notifiers {
+            let n = cx.notifier(&name, table, env, &targets, &watches)?;
+            notifiers.insert(name, n);
+        }
         if ui.password_hash.is_some() && server.listen.is_none() {
             return Err(cx.err(
                 None,
@@ -798,6 +811,7 @@ impl Config {
             server,
             history,
             ui,
+            notifiers,
         })
     }
 
@@ -888,6 +902,7 @@ impl Config {
                 password_hash: None,
                 base_path: "/".to_owned(),
             },
+            notifiers: BTreeMap::new(),
         })
     }
 
@@ -1229,6 +1244,54 @@ impl Ctx<'_> {
             confirm: ours.confirm.unwrap_or(media_server),
             confirm_deadline: ours.confirm_deadline,
             line: self.line(at),
+        })
+    }
+
+    /// One `[notifiers.NAME]`, with `PPS_NOTIFIERS_<NAME>_<KEY>` (or `_FILE`) over the
+    /// file; its `targets` and `watches` must name configured ones.
+    fn notifier(
+        &self,
+        name: &str,
+        table: Spanned<toml::Table>,
+        env: &[(String, String)],
+        targets: &BTreeMap<String, TargetConfig>,
+        watches: &[WatchConfig],
+    ) -> Result<crate::notify::NotifierConfig> {
+        let at = table.span().start;
+        let mut table = table.into_inner();
+        let from_env = apply_env(&mut table, "NOTIFIERS", name, env);
+        let table_key = format!("notifiers.{name}");
+        let raw: crate::notify::RawNotifier = self.typed(table, at, &table_key, &from_env)?;
+        for t in &raw.targets {
+            if !targets.contains_key(t) {
+                return Err(self.key_err(
+                    at,
+                    &format!("{table_key}.targets"),
+                    format!("no target `{t}` is configured"),
+                ));
+            }
+        }
+        for w in &raw.watches {
+            if !watches.iter().any(|x| x.label() == *w) {
+                return Err(self.key_err(
+                    at,
+                    &format!("{table_key}.watches"),
+                    format!("no watch `{w}` is configured (name watches as source:path, e.g. `cd2:/115/电影`)"),
+                ));
+            }
+        }
+        raw.build().map_err(|(key, msg)| {
+            let full = format!("{table_key}.{key}");
+            match from_env.get(key) {
+                Some(var) => Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!("environment variable {var}: {msg}"),
+                )
+                .permanent()
+                .with("env", var.clone())
+                .with("key", full),
+                None => self.key_err(at, &full, msg),
+            }
         })
     }
 
@@ -1667,7 +1730,8 @@ fn apply_env(
 /// local folder and printing scans, so `pps check` and `pps once` work right after.
 pub const TEMPLATE: &str = r#"# pps.toml: what to watch, where to send scans. Every key is documented in the README.
 # Secrets can come from the environment instead of this file:
-#   PPS_SOURCES_<NAME>_<KEY> and PPS_TARGETS_<NAME>_<KEY>, e.g. PPS_TARGETS_PLEX_TOKEN.
+#   PPS_SOURCES_<NAME>_<KEY>, PPS_TARGETS_<NAME>_<KEY> and PPS_NOTIFIERS_<NAME>_<KEY>,
+#   e.g. PPS_TARGETS_PLEX_TOKEN.
 
 [store]
 # The state file (SQLite), relative to this file.
@@ -1735,6 +1799,13 @@ kind = "stdout"
 # scan_files = true              # false: send folders only
 # confirm = true                 # check that the server indexed each scan (Plex, Emby, Jellyfin)
 # confirm_deadline = "10m"       # still missing this long after the scan: stuck (Jellyfin: "20m")
+
+# Notifications (README, "Notifications"): what reached the library, what needs you.
+# [notifiers.tg]
+# kind = "telegram"              # or "discord", "webhook", "apprise"
+# bot_token = "..."              # or PPS_NOTIFIERS_TG_BOT_TOKEN
+# chat_id = 123456789
+# language = "zh"
 
 # The web UI on [server] listen: off until a password hash is set (`pps passwd`).
 # [ui]

@@ -63,6 +63,7 @@ pub mod index;
 pub mod inspect;
 pub mod logs;
 pub mod metrics;
+pub mod notify;
 pub mod once;
 pub mod outbox;
 #[cfg(feature = "http")]

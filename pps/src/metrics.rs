@@ -26,6 +26,8 @@ pub(crate) struct Counters {
     /// (target, outcome) -> confirmations ended or remedied (`indexed`, `removed`,
     /// `stuck`, `remedied`, `lookup_failed`).
     pub(crate) confirms: BTreeMap<(String, String), u64>,
+    /// (notifier, outcome) -> messages (`sent`, `failed`, `parked`).
+    pub(crate) notifications: BTreeMap<(String, String), u64>,
 }
 
 impl Metrics {
@@ -88,6 +90,26 @@ impl Metrics {
                     *c.confirms
                         .entry((target.to_owned(), outcome.into()))
                         .or_default() += n;
+                }
+            }
+        });
+    }
+
+    /// Records a notifier round.
+    pub fn notified(&self, notifier: &str, r: &crate::notify::RoundReport) {
+        self.with(|c| {
+            let mut add = |o: &str| {
+                *c.notifications
+                    .entry((notifier.to_owned(), o.into()))
+                    .or_default() += 1;
+            };
+            if r.delivered.is_some() {
+                add("sent");
+            }
+            if r.failed.is_some() {
+                add("failed");
+                if r.parked {
+                    add("parked");
                 }
             }
         });

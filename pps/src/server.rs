@@ -761,9 +761,10 @@ async fn metrics(State(state): State<ServerState>) -> Response {
             c.passes.clone(),
             c.hints.clone(),
             c.confirms.clone(),
+            c.notifications.clone(),
         )
     });
-    let (listings, changes, scans, passes, hints, confirms) = snapshot;
+    let (listings, changes, scans, passes, hints, confirms, notifications) = snapshot;
     family(
         &mut o,
         "pps_listings_total",
@@ -832,6 +833,19 @@ async fn metrics(State(state): State<ServerState>) -> Response {
         "counter",
         "Confirmations that a media server indexed a scan, by target and outcome (indexed, removed, stuck; remedied counts remedies sent, lookup_failed rounds the server did not answer).",
     );
+    family(
+        &mut o,
+        "pps_notifications_total",
+        "counter",
+        "Notification messages by notifier and outcome (sent, failed; parked counts failures that parked the notifier).",
+    );
+    for ((t, out), n) in &notifications {
+        let _ = writeln!(
+            o,
+            "pps_notifications_total{{notifier=\"{}\",outcome=\"{out}\"}} {n}",
+            label(t)
+        );
+    }
     for ((t, out), n) in &confirms {
         let _ = writeln!(
             o,

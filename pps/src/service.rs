@@ -101,6 +101,47 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
         .map(|n| (n.clone(), Arc::new(tokio::sync::Notify::new())))
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
+    // Notifiers read the history on their own: one that is down never delays a scan.
+    let confirming = crate::notify::confirming_targets(app);
+    for (name, nc) in &app.config.notifiers {
+        match crate::notify::Notifier::new(
+            name,
+            nc.clone(),
+            app.engine.store().clone(),
+            confirming.clone(),
+        ) {
+            Ok(n) => {
+                let metrics = metrics.clone();
+                tasks.spawn(crate::notify::run(n, move |name, r| {
+                    metrics.notified(name, r)
+                }));
+            }
+            Err(e) => tracing::error!(notifier = %name, error = %e, "notifier not started"),
+        }
+    }
+    let health = Arc::new(crate::notify::Health::default());
+    if !app.clouddrives.is_empty() {
+        // A throttle is written to the history once per episode (for notifiers).
+        let (health, store, cds) = (
+            health.clone(),
+            app.engine.store().clone(),
+            app.clouddrives.clone(),
+        );
+        tasks.spawn(async move {
+            loop {
+                for (name, cd) in &cds {
+                    let n = cd.stats().throttled;
+                    health.throttles(
+                        store.as_ref(),
+                        name,
+                        n,
+                        "the cloud asked pps to slow down; the rate is lowered for a while",
+                    );
+                }
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        });
+    }
     for (name, wake) in &wakes {
         let engine = app.engine.clone();
         let (name, wake) = (name.clone(), wake.clone());
@@ -159,18 +200,27 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
         let own = Arc::new(tokio::sync::Notify::new());
         watch_wakes.push(own.clone());
         let metrics = metrics.clone();
+        let health = health.clone();
+        let store = app.engine.store().clone();
+        let scope = store.scope(&wc.source, &wc.path).ok();
         if app.full_passes {
             tasks.spawn(async move {
                 loop {
                     match engine.pass(&w).await {
                         Ok(r) => {
+                            if r.folders_listed > r.errors.len() as u64 {
+                                health.up(store.as_ref(), &wc.source, scope, &wc.path);
+                            }
                             log_pass(&r);
                             metrics.pass(&wc.source, &wc.label(), &r);
                             if r.scans_queued > 0 {
                                 wake.iter().for_each(|n| n.notify_one());
                             }
                         }
-                        Err(e) => tracing::error!(watch = %wc.label(), error = %e, "pass failed"),
+                        Err(e) => {
+                            tracing::error!(watch = %wc.label(), error = %e, "pass failed");
+                            health.down(store.as_ref(), &wc.source, scope, &wc.path, &e);
+                        }
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wc.interval) => {}
@@ -192,15 +242,24 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             .clone();
         tasks.spawn(async move {
             engine
-                .run_scheduled(&w, &budget, &own, |r| {
-                    metrics.pass(&wc.source, &wc.label(), r);
-                    if r.folders_listed > r.folders_spare {
-                        log_pass(r);
-                    }
-                    if r.scans_queued > 0 {
-                        wake.iter().for_each(|n| n.notify_one());
-                    }
-                })
+                .run_scheduled_observed(
+                    &w,
+                    &budget,
+                    &own,
+                    |r| {
+                        if r.folders_listed > r.errors.len() as u64 {
+                            health.up(store.as_ref(), &wc.source, scope, &wc.path);
+                        }
+                        metrics.pass(&wc.source, &wc.label(), r);
+                        if r.folders_listed > r.folders_spare {
+                            log_pass(r);
+                        }
+                        if r.scans_queued > 0 {
+                            wake.iter().for_each(|n| n.notify_one());
+                        }
+                    },
+                    |e| health.down(store.as_ref(), &wc.source, scope, &wc.path, e),
+                )
                 .await;
         });
     }

@@ -19,6 +19,27 @@ pub struct StatusReport {
     pub watches: Vec<WatchStatus>,
     /// Per target.
     pub targets: Vec<TargetStatus>,
+    /// Per notifier: its last delivery and error, parked or not.
+    pub notifiers: Vec<NotifierStatus>,
+}
+
+/// One notifier in [`StatusReport`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NotifierStatus {
+    /// Its name.
+    pub notifier: String,
+    /// `webhook`, `telegram`, `discord` or `apprise`.
+    pub kind: &'static str,
+    /// Messages delivered.
+    pub sent: u64,
+    /// When the last message was delivered (Unix seconds).
+    pub last_sent: Option<i64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Failed deliveries in a row.
+    pub failures: u32,
+    /// Why it stopped until retried (`pps notify retry`).
+    pub parked: Option<String>,
 }
 
 /// One cloud source in [`StatusReport`]: the calls actually made (every listing of every
@@ -222,6 +243,7 @@ pub struct StatusSource {
     store_path: std::path::PathBuf,
     watches: Vec<(crate::config::WatchConfig, pps_core::Watch)>,
     targets: Vec<String>,
+    notifiers: Vec<(String, &'static str)>,
     /// Per source: its shared call budget (`None`: a local folder) and calls per
     /// second.
     budgets: std::collections::BTreeMap<String, (Option<pps_core::CallLimits>, f64)>,
@@ -235,6 +257,12 @@ impl StatusSource {
             store_path: app.config.store.clone(),
             watches: app.watches.clone(),
             targets: app.targets.keys().cloned().collect(),
+            notifiers: app
+                .config
+                .notifiers
+                .iter()
+                .map(|(n, c)| (n.clone(), c.kind.name()))
+                .collect(),
             budgets: app
                 .config
                 .sources
@@ -384,12 +412,26 @@ impl StatusSource {
             .take(2)
             .map(|p| size(p))
             .sum();
+        let mut notifiers = Vec::new();
+        for (name, kind) in &self.notifiers {
+            let st = store.notifier(name)?.unwrap_or_default();
+            notifiers.push(NotifierStatus {
+                notifier: name.clone(),
+                kind,
+                sent: st.sent,
+                last_sent: st.last_sent.map(|t| t.as_secs()),
+                last_error: st.last_error,
+                failures: st.failures,
+                parked: st.parked,
+            });
+        }
         Ok(StatusReport {
             store: self.store_path.display().to_string(),
             store_bytes,
             sources,
             watches,
             targets,
+            notifiers,
         })
     }
 }

@@ -341,6 +341,8 @@ pub fn router(state: UiState) -> Router {
         .route(&b("browse/forget"), post(manage::browse_forget))
         .route(&b("actions/retry"), post(action_retry))
         .route(&b("actions/drop"), post(action_drop))
+        .route(&b("actions/notify-test"), post(action_notify_test))
+        .route(&b("actions/notify-retry"), post(action_notify_retry))
         .route(&b("static/style.css"), get(style))
         .route(&b("static/live.js"), get(script));
     r = r.route(&state.base, get(overview));
@@ -426,6 +428,15 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "已发送，但媒体服务器在期限内没有入库。重试会再次发送扫描并重新确认。",
         ),
         "checking" => ("Checking", "确认中"),
+        "notifiers" => ("Notifiers", "通知"),
+        "notifier" => ("Notifier", "通知渠道"),
+        "kind" => ("Kind", "类型"),
+        "sent_n" => ("Sent", "已发送"),
+        "last_sent" => ("Last sent (UTC)", "最近发送（UTC）"),
+        "send_test" => ("Send test", "发送测试"),
+        "test_ok" => ("Test message sent through", "测试消息已发送："),
+        "test_failed" => ("Test message failed through", "测试消息发送失败："),
+        "ok" => ("OK", "正常"),
         "in_library" => (
             "In the library after (median / worst, last day)",
             "入库用时（中位 / 最长，最近一天）",
@@ -1063,6 +1074,63 @@ async fn overview(
             t(lang, "reason"),
         ));
     }
+    if let Some(name) = q.get("tested")
+        && state.app.config.notifiers.contains_key(name)
+    {
+        let ok = q.get("ok").is_some_and(|v| v == "1");
+        body.push_str(&format!(
+            "<p class=\"hint\" id=\"tested\">{} {}</p>",
+            t(lang, if ok { "test_ok" } else { "test_failed" }),
+            esc(name)
+        ));
+    }
+    if !report.notifiers.is_empty() {
+        body.push_str(&format!(
+            "<h2>{}</h2><div class=\"scroll\"><table id=\"notifiers\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+            t(lang, "notifiers"),
+            t(lang, "notifier"),
+            t(lang, "kind"),
+            t(lang, "sent_n"),
+            t(lang, "last_sent"),
+            t(lang, "state"),
+        ));
+        for n in &report.notifiers {
+            let state_text = match (&n.parked, &n.last_error) {
+                (Some(p), _) => format!("{}: {p}", t(lang, "parked")),
+                (None, Some(e)) => e.clone(),
+                (None, None) => t(lang, "ok").to_owned(),
+            };
+            let mut actions = action_form(
+                &state,
+                "actions/notify-test",
+                &s.csrf,
+                &n.notifier,
+                "",
+                t(lang, "send_test"),
+            );
+            if n.parked.is_some() {
+                actions.push_str(&action_form(
+                    &state,
+                    "actions/notify-retry",
+                    &s.csrf,
+                    &n.notifier,
+                    "",
+                    t(lang, "retry"),
+                ));
+            }
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
+                esc(&n.notifier),
+                n.kind,
+                n.sent,
+                n.last_sent
+                    .map(crate::history::utc_text)
+                    .unwrap_or_default(),
+                esc(&state_text),
+            ));
+        }
+        body.push_str("</tbody></table></div>");
+    }
     if !stuck_rows.is_empty() {
         body.push_str(&format!(
             "<h2>{}</h2><p class=\"hint\">{}</p><div class=\"scroll\"><table id=\"stuck\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{stuck_rows}</tbody></table></div>",
@@ -1242,6 +1310,71 @@ async fn action_retry(
             }
             Redirect::to(&state.base).into_response()
         }
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn action_notify_test(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = checked(&state, &headers, &form.csrf) {
+        return r.into_response();
+    }
+    let Some(config) = state.app.config.notifiers.get(&form.target) else {
+        return (StatusCode::BAD_REQUEST, "no such notifier").into_response();
+    };
+    let ok = match crate::notify::send_test_with(&form.target, config).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(notifier = %form.target, error = %e, "web UI: test message failed");
+            // Shown in the notifier's row until its next delivery.
+            let store = state.app.engine.store().clone();
+            let (name, msg) = (form.target.clone(), e.message().to_owned());
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut st = store.notifier(&name)?.unwrap_or_default();
+                st.last_error = Some(format!("test: {msg}"));
+                store.save_notifier(&name, &st)
+            })
+            .await;
+            false
+        }
+    };
+    let to = format!(
+        "{}?tested={}&ok={}",
+        state.base,
+        url::form_urlencoded::byte_serialize(form.target.as_bytes()).collect::<String>(),
+        u8::from(ok)
+    );
+    Redirect::to(&to).into_response()
+}
+
+async fn action_notify_retry(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = checked(&state, &headers, &form.csrf) {
+        return r.into_response();
+    }
+    if !state.app.config.notifiers.contains_key(&form.target) {
+        return (StatusCode::BAD_REQUEST, "no such notifier").into_response();
+    }
+    let store = state.app.engine.store().clone();
+    let name = form.target.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        if let Some(mut st) = store.notifier(&name)? {
+            st.parked = None;
+            st.failures = 0;
+            store.save_notifier(&name, &st)?;
+        }
+        Ok::<_, pps_core::Error>(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => Redirect::to(&state.base).into_response(),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }

@@ -5,4 +5,5 @@
 
 mod config;
 mod http_sources;
+mod notify;
 mod service;

@@ -4,6 +4,7 @@
 
 use super::{Engine, PassReport, Watch};
 use crate::clock::Timestamp;
+use crate::error::Error;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -172,7 +173,22 @@ impl Engine {
         watch: &Watch,
         budget: &PassBudget,
         wake: &tokio::sync::Notify,
+        on_pass: impl FnMut(&PassReport),
+    ) {
+        self.run_scheduled_observed(watch, budget, wake, on_pass, |_| {})
+            .await;
+    }
+
+    /// [`run_scheduled`](Self::run_scheduled), with `on_error` seeing every pass that
+    /// failed as a whole (an outage, an unreachable source): what a health tracker
+    /// needs to tell "down" from "up".
+    pub async fn run_scheduled_observed(
+        &self,
+        watch: &Watch,
+        budget: &PassBudget,
+        wake: &tokio::sync::Notify,
         mut on_pass: impl FnMut(&PassReport),
+        mut on_error: impl FnMut(&Error),
     ) {
         let label = format!("{}:{}", watch.source, watch.root);
         loop {
@@ -211,6 +227,7 @@ impl Engine {
                     Err(e) => {
                         // What was reserved may have been spent in part; keep it spent.
                         tracing::error!(watch = %label, error = %e, "pass failed");
+                        on_error(&e);
                     }
                 }
             }
