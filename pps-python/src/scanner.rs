@@ -32,6 +32,8 @@ use tokio::sync::oneshot;
 #[derive(Debug)]
 pub struct PyScanner {
     app: Arc<App>,
+    /// Callables `serve()` hands each new history line to (``on_event``).
+    listeners: std::sync::Mutex<Vec<Py<PyAny>>>,
 }
 
 fn progress_fn(cb: Arc<Py<PyAny>>) -> ProgressFn {
@@ -47,6 +49,40 @@ fn progress_fn(cb: Arc<Py<PyAny>>) -> ProgressFn {
 }
 
 impl PyScanner {
+    /// Hands the history lines after `cursor` to the listeners; returns the new cursor.
+    fn tell_listeners(&self, py: Python<'_>, cursor: i64) -> i64 {
+        let store = self.app.engine.store().clone();
+        let lines = match py.detach(move || store.history_after(cursor, 1000)) {
+            Ok(l) => l,
+            Err(e) => {
+                // Reported, not raised: the service goes on; the next look tries again.
+                to_pyerr(py, e).write_unraisable(py, None);
+                return cursor;
+            }
+        };
+        let Some(last) = lines.last().map(|h| h.id) else {
+            return cursor;
+        };
+        let listeners: Vec<Py<PyAny>> = self
+            .listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|l| l.clone_ref(py))
+            .collect();
+        for h in &lines {
+            let Ok(event) = json_to_py(py, &pps::history::to_json(h)) else {
+                continue;
+            };
+            for l in &listeners {
+                if let Err(e) = l.call1(py, (event.clone_ref(py),)) {
+                    e.write_unraisable(py, None);
+                }
+            }
+        }
+        last
+    }
+
     /// The watches `index` works on: all, or the one named by `source:path` or path.
     fn chosen(&self, watch: Option<&str>) -> Result<Vec<usize>> {
         let names: Vec<String> = watch.into_iter().map(str::to_owned).collect();
@@ -97,7 +133,10 @@ impl PyScanner {
             App::build_for(config, Access::Writer("a Python pps.Scanner"))
         })
         .map_err(|e| to_pyerr(py, e))?;
-        Ok(PyScanner { app: Arc::new(app) })
+        Ok(PyScanner {
+            app: Arc::new(app),
+            listeners: std::sync::Mutex::default(),
+        })
     }
 
     /// The watches as ``source:path`` labels, in config order.
@@ -289,6 +328,20 @@ impl PyScanner {
     fn serve(&self, py: Python<'_>, duration: Option<f64>) -> PyResult<()> {
         let duration = seconds(py, duration)?;
         let app = self.app.clone();
+        // Listeners get what happens from now on, on this thread, between waits.
+        let listening = !self
+            .listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty();
+        let mut cursor = if listening {
+            let store = app.engine.store().clone();
+            py.detach(move || store.last_history_id())
+                .map_err(|e| to_pyerr(py, e))?
+        } else {
+            0
+        };
+        let mut last_look = std::time::Instant::now();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (tx, mut rx) = sync_channel(1);
         runtime::runtime().spawn(async move {
@@ -312,6 +365,10 @@ impl PyScanner {
                     };
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    if listening && last_look.elapsed() >= Duration::from_millis(500) {
+                        last_look = std::time::Instant::now();
+                        cursor = self.tell_listeners(py, cursor);
+                    }
                     if interrupt.is_none()
                         && let Err(e) = py.check_signals()
                     {
@@ -330,6 +387,19 @@ impl PyScanner {
                 }
             }
         }
+    }
+
+    /// Registers ``callback`` to receive what happens while ``serve()`` runs: each new
+    /// history line as a dict (the keys of ``history()``: ``event`` is ``change``,
+    /// ``sent``, ``indexed``, ``removed``, ``stuck``, ``parked``, ``source_down``,
+    /// ``source_up``, ``throttled``, ...), oldest first, on the thread that called
+    /// ``serve()``, about twice a second. An exception in the callback is reported as
+    /// unraisable and does not stop the service. ``serve_async()`` does not call it.
+    fn on_event(&self, callback: Py<PyAny>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(callback);
     }
 
     /// ``serve()`` as a coroutine: runs until ``duration`` elapses or the task awaiting

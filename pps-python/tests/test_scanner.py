@@ -6,6 +6,7 @@ import _thread
 import asyncio
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -296,3 +297,34 @@ def test_confirm_tells_what_plex_indexed_in_history_and_status(
         {"target": "plex", "checked": 0, "indexed": 0, "removed": 0, "stuck": 0,
          "remedied": 0, "failure": None}
     ]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_on_event_hands_serve_what_happens(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+    seen: list[dict[str, object]] = []
+    failing_calls: list[int] = []
+
+    def broken(event: dict[str, object]) -> None:
+        failing_calls.append(1)
+        raise ValueError("a bug in the user's callback")
+
+    scanner.on_event(seen.append)
+    scanner.on_event(broken)
+    done = threading.Event()
+
+    def write_later() -> None:
+        time.sleep(1.0)
+        (media / "TV" / "Show" / "e9.mkv").write_bytes(b"z")
+        done.set()
+
+    threading.Thread(target=write_later, daemon=True).start()
+    scanner.serve(duration=8)
+    assert done.is_set()
+    events = [(e["event"], e["path"]) for e in seen]
+    assert ("change", f"{media}/TV/Show/e9.mkv") in events, events
+    assert ("sent", f"{media}/TV/Show/e9.mkv") in events, events
+    assert failing_calls, "a failing callback is called and does not stop the service"

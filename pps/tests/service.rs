@@ -377,3 +377,60 @@ interval = "10s"
     );
     serving.await.unwrap().unwrap();
 }
+
+/// A notifier whose server is down never delays a scan: it runs on its own.
+#[tokio::test(start_paused = true)]
+async fn a_notifier_that_is_down_never_delays_scans() {
+    use pps_core::memory::MemoryTarget;
+    use pps_core::{Capabilities, TargetSpec};
+    let text = r#"
+[sources.disk]
+kind = "local"
+
+[targets.cmd]
+kind = "command"
+program = "/bin/true"
+
+[notifiers.down]
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+window = "0s"
+
+[[watch]]
+source = "disk"
+path = "/lib"
+interval = "10s"
+"#;
+    let config = Config::parse(text, None, &[]).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut app = App::build_with_store(config, store.clone()).unwrap();
+    let source = MemorySource::new();
+    source.write_file("/lib/Show/e1.mkv", 1);
+    let cmd = MemoryTarget::new(Capabilities::folders_only());
+    let start = tokio::time::Instant::now();
+    app.engine = app
+        .engine
+        .clone()
+        .with_source("disk", Arc::new(source.clone()))
+        .with_target(TargetSpec::new("cmd", Arc::new(cmd.clone())))
+        .with_clock(Arc::new(TokioClock(start)));
+    app.sources.insert("disk".into(), Arc::new(source.clone()));
+    app.targets.insert("cmd".into(), Arc::new(cmd.clone()));
+    let (_, w) = &app.watches[0];
+    app.engine.pass(w).await.unwrap();
+    let app = Arc::new(app);
+    let serving = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            pps::service::serve(&app, tokio::time::sleep(Duration::from_secs(120))).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    source.write_file("/lib/Show/e2.mkv", 1);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(cmd.received().len(), 1, "the scan went out while the notifier failed");
+    serving.await.unwrap().unwrap();
+    let st = store.notifier("down").unwrap().expect("the notifier ran");
+    assert!(st.failures > 0 || st.parked.is_some(), "{st:?}");
+    assert!(st.last_error.is_some_and(|e| e.contains("cannot connect")), "no URL in the error");
+}
