@@ -100,8 +100,8 @@ enum Command {
         /// Only the last DURATION (90s, 10m, 2h, 1d).
         #[arg(long, value_parser = duration::parse)]
         since: Option<Duration>,
-        /// Only these events: change, sent, retried, parked, dropped, indexed, removed, stuck
-        /// (repeat or comma-separate).
+        /// Only these events: change, sent, retried, parked, dropped, indexed, removed, stuck,
+        /// source_down, source_up, throttled, notified (repeat or comma-separate).
         #[arg(long, value_delimiter = ',')]
         event: Vec<String>,
         /// At most this many lines.

@@ -112,11 +112,14 @@ pub enum Event {
     SourceUp,
     /// The cloud pushed back and pps lowered its rate; the detail says how.
     Throttled,
+    /// A notifier delivered a message (or was parked); the path is the notifier's
+    /// name, the detail what happened.
+    Notified,
 }
 
 impl Event {
     /// Every event, in code order.
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 12] = [
         Event::Change,
         Event::Sent,
         Event::Retried,
@@ -128,10 +131,11 @@ impl Event {
         Event::SourceDown,
         Event::SourceUp,
         Event::Throttled,
+        Event::Notified,
     ];
 
     /// The lowercase name (`change`, `sent`, `retried`, `parked`, `dropped`, `indexed`,
-    /// `removed`, `stuck`, `source_down`, `source_up`, `throttled`).
+    /// `removed`, `stuck`, `source_down`, `source_up`, `throttled`, `notified`).
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Change => "change",
@@ -145,6 +149,7 @@ impl Event {
             Event::SourceDown => "source_down",
             Event::SourceUp => "source_up",
             Event::Throttled => "throttled",
+            Event::Notified => "notified",
         }
     }
 

@@ -405,7 +405,7 @@ fn event_of(h: &HistoryEntry, confirming: &BTreeSet<String>) -> Option<NotifyEve
         Event::SourceDown => NotifyEvent::SourceDown,
         Event::SourceUp => NotifyEvent::SourceUp,
         Event::Throttled => NotifyEvent::Throttled,
-        Event::Change | Event::Retried | Event::Dropped => return None,
+        Event::Change | Event::Retried | Event::Dropped | Event::Notified => return None,
     })
 }
 
@@ -910,6 +910,13 @@ impl Notifier {
                 self.last_message = Some(now);
                 self.store.save_notifier(&self.name, &state)?;
                 tracing::info!(notifier = %self.name, lines = wanted.len(), "notification sent");
+                let what = format!(
+                    "sent through {}: {} lines",
+                    self.config.kind.name(),
+                    wanted.len()
+                );
+                self.store
+                    .log_event(None, Event::Notified, &self.name, &what)?;
                 report.delivered = Some(wanted.len());
             }
             Err(e) => {
@@ -925,6 +932,12 @@ impl Notifier {
                         e.message.clone()
                     };
                     tracing::error!(notifier = %self.name, reason = %why, "notifier parked: fix it, then retry it (the UI, or `pps notify retry`)");
+                    self.store.log_event(
+                        None,
+                        Event::Notified,
+                        &self.name,
+                        &format!("parked: {why}"),
+                    )?;
                     state.parked = Some(why);
                     report.parked = true;
                 } else {

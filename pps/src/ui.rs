@@ -524,6 +524,7 @@ fn t(lang: Lang, key: &str) -> &'static str {
         "ev_source_down" => ("source down", "来源不可用"),
         "ev_source_up" => ("source up", "来源已恢复"),
         "ev_throttled" => ("throttled", "被限流"),
+        "ev_notified" => ("notified", "已通知"),
         "st_unknown" => ("unknown (never listed)", "未知（从未列出）"),
         "st_same" => ("same", "未变"),
         "st_new" => ("new", "新增"),

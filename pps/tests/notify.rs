@@ -132,6 +132,27 @@ async fn a_webhook_gets_the_versioned_document_after_the_window_once() {
     assert_eq!(n.round(later).await.unwrap().delivered, None);
     assert_eq!(bodies(&server).await.len(), 1);
     assert_eq!(n.state().unwrap().sent, 1);
+    // The delivery is in the history (Activity, `pps history`), and is never notified.
+    let h = store
+        .history(&HistoryQuery {
+            events: vec![Event::Notified],
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].change.path, "n");
+    assert_eq!(
+        h[0].detail.as_deref(),
+        Some("sent through webhook: 3 lines")
+    );
+    assert_eq!(
+        n.round(later.plus(std::time::Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .delivered,
+        None
+    );
 }
 
 #[tokio::test]

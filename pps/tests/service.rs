@@ -428,9 +428,16 @@ interval = "10s"
     tokio::time::sleep(Duration::from_secs(5)).await;
     source.write_file("/lib/Show/e2.mkv", 1);
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(cmd.received().len(), 1, "the scan went out while the notifier failed");
+    assert_eq!(
+        cmd.received().len(),
+        1,
+        "the scan went out while the notifier failed"
+    );
     serving.await.unwrap().unwrap();
     let st = store.notifier("down").unwrap().expect("the notifier ran");
     assert!(st.failures > 0 || st.parked.is_some(), "{st:?}");
-    assert!(st.last_error.is_some_and(|e| e.contains("cannot connect")), "no URL in the error");
+    assert!(
+        st.last_error.is_some_and(|e| e.contains("cannot connect")),
+        "no URL in the error"
+    );
 }
