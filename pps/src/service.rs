@@ -21,6 +21,11 @@ pub struct Handover {
     reloading: std::sync::atomic::AtomicBool,
     #[cfg(feature = "http")]
     pub(crate) ui: Arc<crate::ui::Sessions>,
+    /// The listening socket, kept across reloads: closing it and binding again left a
+    /// gap in which a local process could take the port (and receive the next login
+    /// and webhook tokens). Each `serve` listens on a duplicate of it.
+    #[cfg(feature = "http")]
+    listener: std::sync::Mutex<Option<(std::net::SocketAddr, std::net::TcpListener)>>,
 }
 
 impl Default for Handover {
@@ -31,11 +36,55 @@ impl Default for Handover {
             reloading: std::sync::atomic::AtomicBool::new(false),
             #[cfg(feature = "http")]
             ui: Arc::default(),
+            #[cfg(feature = "http")]
+            listener: std::sync::Mutex::new(None),
         }
     }
 }
 
 impl Handover {
+    /// A listener on `addr` for one `serve`: the socket kept from an earlier `serve`
+    /// when it listens on the same address, else a new one (which is then kept).
+    ///
+    /// The socket is never closed between two configs, so no other process can bind
+    /// the port during a reload. When `listen` changed and the new address cannot be
+    /// bound, the socket in force is kept (the error is logged): the UI stays where
+    /// it was instead of the service exiting.
+    #[cfg(feature = "http")]
+    pub async fn listener_for(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<tokio::net::TcpListener> {
+        let kept = {
+            let slot = self
+                .listener
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.as_ref().map(|(a, l)| (*a, l.try_clone()))
+        };
+        match kept {
+            Some((a, l)) if a == addr => return tokio::net::TcpListener::from_std(l?),
+            _ => {}
+        }
+        // tokio's bind sets SO_REUSEADDR (a restart need not wait out TIME_WAIT).
+        let fresh = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l.into_std()?,
+            Err(e) => {
+                if let Some((old, l)) = kept {
+                    tracing::error!(%addr, error = %e, %old, "cannot listen on the new address; staying on the old one");
+                    return tokio::net::TcpListener::from_std(l?);
+                }
+                return Err(e);
+            }
+        };
+        let copy = fresh.try_clone()?;
+        *self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((addr, fresh));
+        tokio::net::TcpListener::from_std(copy)
+    }
+
     /// Asks the program running the service (`pps run`) to read its config file again
     /// and apply it, as SIGHUP does.
     pub fn request_reload(&self) {
@@ -301,7 +350,7 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
     if let Some(addr) = app.config.server.listen {
         #[cfg(feature = "http")]
         {
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            let listener = app.handover.listener_for(addr).await.map_err(|e| {
                 Error::new(
                     ErrorKind::ConfigInvalid,
                     format!("cannot listen on {addr}: {e}"),

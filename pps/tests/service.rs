@@ -441,3 +441,32 @@ interval = "10s"
         "no URL in the error"
     );
 }
+
+/// Attack review, item 1: a reload used to close the listener and bind again ~15 ms
+/// later; a local process binding in that gap took the port (and the next login). The
+/// socket is now kept by the handover between two `serve`s.
+#[tokio::test]
+async fn a_reload_never_frees_the_listening_port() {
+    let handover = pps::service::Handover::default();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let first = handover.listener_for(addr).await.unwrap();
+    drop(first); // the first config's service has stopped
+    let squatter = std::net::TcpListener::bind(addr);
+    assert!(
+        squatter.is_err(),
+        "between two configs nobody else can take the port"
+    );
+    let second = handover.listener_for(addr).await.unwrap();
+    let client = tokio::spawn(async move { tokio::net::TcpStream::connect(addr).await });
+    let (_conn, _) = second.accept().await.unwrap();
+    client.await.unwrap().unwrap();
+
+    // A new address that cannot be bound keeps the one in force.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let kept = handover.listener_for(busy).await.unwrap();
+    assert_eq!(kept.local_addr().unwrap(), addr);
+}
