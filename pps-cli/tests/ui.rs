@@ -82,6 +82,8 @@ token = "{TOKEN}"
 [ui]
 password_hash = "{}"
 base_path = "/pps"
+# The test plays the proxy: it appends X-Forwarded-For from loopback.
+trusted_proxies = ["127.0.0.1"]
 
 [[watch]]
 source = "nas"

@@ -56,6 +56,12 @@ pub struct UiConfig {
     /// Where the UI lives, `/` or `/pps/` behind a reverse proxy (always starts and
     /// ends with `/`).
     pub base_path: String,
+    /// Proxies whose `X-Forwarded-For` names the client (`trusted_proxies`); none by
+    /// default: every other peer's header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Host names the UI answers to (`hosts`); empty: any. A request naming another
+    /// `Host` is refused (DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 /// `[server]`: health, metrics and authenticated triggers.
@@ -359,6 +365,10 @@ struct RawConfig {
 struct RawUi {
     password_hash: Option<String>,
     base_path: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -901,6 +911,8 @@ impl Config {
             ui: UiConfig {
                 password_hash: None,
                 base_path: "/".to_owned(),
+                trusted_proxies: Vec::new(),
+                hosts: Vec::new(),
             },
             notifiers: BTreeMap::new(),
         })
@@ -1534,9 +1546,37 @@ impl Ctx<'_> {
         } else {
             format!("/{trimmed}/")
         };
+        let mut trusted_proxies = Vec::new();
+        for p in raw.as_ref().map_or(&[][..], |r| &r.trusted_proxies[..]) {
+            match p.parse::<std::net::IpAddr>() {
+                Ok(ip) => trusted_proxies.push(ip),
+                Err(_) => {
+                    return Err(self.key_err(
+                        at.unwrap_or(0),
+                        "ui.trusted_proxies",
+                        format!("`{p}` is not an IP address (list the proxy's own address, e.g. \"127.0.0.1\")"),
+                    ));
+                }
+            }
+        }
+        let hosts: Vec<String> = raw.as_ref().map_or_else(Vec::new, |r| {
+            r.hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+        });
+        if let Some(h) = hosts
+            .iter()
+            .find(|h| h.is_empty() || h.contains(['/', ' ', '@']))
+        {
+            return Err(self.key_err(
+                at.unwrap_or(0),
+                "ui.hosts",
+                format!("`{h}` is not a host name (write `nas.local` or `nas.local:8090`)"),
+            ));
+        }
         Ok(UiConfig {
             password_hash: hash.map(Secret::new),
             base_path,
+            trusted_proxies,
+            hosts,
         })
     }
 

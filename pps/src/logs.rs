@@ -16,6 +16,10 @@ use tracing_subscriber::layer::Context;
 /// Lines kept: at about 200 bytes a line, under half a megabyte.
 pub const KEEP: usize = 2000;
 
+/// The longest line kept, in bytes; a longer one is cut (a webhook can name a path of
+/// a megabyte, and 2,000 such lines would be 2 GB).
+pub const LINE_BYTES: usize = 4096;
+
 /// One logged event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -104,6 +108,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for LogLayer {
 }
 
 fn push(level: Level, target: &str, text: String, at_ms: i64) {
+    let text = clip(text);
     let mut ring = RING.lock().unwrap_or_else(PoisonError::into_inner);
     let seq = ring.next;
     ring.next += 1;
@@ -117,6 +122,28 @@ fn push(level: Level, target: &str, text: String, at_ms: i64) {
         target: target.to_owned(),
         text,
     });
+}
+
+/// `text` cut to [`LINE_BYTES`] on a character boundary, with control characters
+/// (a newline in a path) shown escaped so one event stays one line.
+fn clip(text: String) -> String {
+    let needs_escape = text.chars().any(char::is_control);
+    if text.len() <= LINE_BYTES && !needs_escape {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len().min(LINE_BYTES + 16));
+    for c in text.chars() {
+        if out.len() >= LINE_BYTES {
+            out.push_str(" …(cut)");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The kept lines after `seq` at `level` or more severe, oldest first, at most `limit`
@@ -144,6 +171,23 @@ pub fn level(name: &str) -> Option<Level> {
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn a_huge_or_multi_line_message_is_one_bounded_line() {
+        // Attack review item 6: 150 webhooks naming 1 MB paths took the process from
+        // 12 MB to 180 MB through this ring.
+        let huge = "x".repeat(1_000_000);
+        let cut = clip(format!("path={huge}"));
+        assert!(cut.len() <= LINE_BYTES + 16, "{}", cut.len());
+        assert!(cut.ends_with("…(cut)"));
+        assert_eq!(clip("a\nb".into()), "a\\nb");
+        assert_eq!(clip("plain".into()), "plain");
+        let multibyte = "沙".repeat(5000);
+        assert!(
+            clip(multibyte).len() <= LINE_BYTES + 16,
+            "cut on a character boundary"
+        );
+    }
 
     #[test]
     fn lines_are_kept_in_order_filtered_and_bounded() {

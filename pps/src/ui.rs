@@ -36,6 +36,11 @@ pub const LOGIN_ATTEMPTS: u32 = 5;
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 /// An idle session ends after this.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The longest a session lives, however active it is.
+pub const SESSION_MAX: Duration = Duration::from_secs(7 * 86_400);
+/// The largest body a UI form may send: its fields are short (64 KiB is plenty), and
+/// a body is read only after the session was checked.
+pub const UI_BODY_LIMIT: usize = 64 * 1024;
 
 const COOKIE: &str = "pps_session";
 const STYLE: &str = include_str!("ui/style.css");
@@ -109,6 +114,19 @@ pub struct Peer(pub SocketAddr);
 struct Session {
     csrf: String,
     seen: Instant,
+    /// When it began: a session ends [`SESSION_MAX`] after its login, however active.
+    began: Instant,
+    /// The password hash it was opened under (a digest of it): a changed password, or
+    /// the UI turned off and on with another, ends every session opened before.
+    key: u64,
+}
+
+/// The digest of a password hash that sessions are bound to.
+fn hash_key(hash: &Secret) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    hash.expose().hash(&mut h);
+    h.finish()
 }
 
 /// The UI's sessions and failed logins: kept across config reloads (in the service's
@@ -164,13 +182,16 @@ impl Drop for StreamSlot {
     }
 }
 
-/// The key of a client for the login limit: the peer's address; behind a proxy on
-/// this machine (a loopback peer), the last address of `X-Forwarded-For`, which the
-/// proxy itself appended. An IPv6 client counts by its /64, since one host holds
-/// many addresses of its network.
-fn client_key(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    let mut ip = peer.ip();
-    if ip.is_loopback()
+/// The key of a client for the login limit: the peer's address; behind a proxy listed
+/// in `ui.trusted_proxies`, the last address of `X-Forwarded-For`, which that proxy
+/// itself appended. No other peer's header is believed: a local process (or every
+/// client behind rootless podman's port forwarder, which all arrive from 127.0.0.1)
+/// could otherwise guess without limit by changing it. An IPv4 client reached over an
+/// IPv6 socket (`::ffff:a.b.c.d`) counts as its IPv4 address; an IPv6 client by its
+/// /64, since one host holds many addresses of its network.
+fn client_key(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let mut ip = canonical(peer.ip());
+    if trusted.contains(&ip)
         && let Some(fwd) = headers
             .get_all("x-forwarded-for")
             .iter()
@@ -179,13 +200,21 @@ fn client_key(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
             .last()
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
     {
-        ip = fwd;
+        ip = canonical(fwd);
     }
     match ip {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
+        v4 => v4,
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
 }
@@ -291,7 +320,10 @@ impl UiState {
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        sessions.retain(|_, s| s.seen.elapsed() < SESSION_TTL);
+        let key = hash_key(&self.hash);
+        sessions.retain(|_, s| {
+            s.seen.elapsed() < SESSION_TTL && s.began.elapsed() < SESSION_MAX && s.key == key
+        });
         let s = sessions.get_mut(&id)?;
         s.seen = Instant::now();
         Some((id, s.clone()))
@@ -356,7 +388,9 @@ pub fn router(state: UiState) -> Router {
     // request be answered within REQUEST_TIMEOUT (an event stream is answered at
     // once; its body runs on), so a client that sends a head and then nothing holds
     // a connection only that long.
-    r.with_state(state)
+    r.layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::extract::DefaultBodyLimit::max(UI_BODY_LIMIT))
+        .with_state(state)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             crate::server::BODY_TIMEOUT,
         ))
@@ -364,6 +398,68 @@ pub fn router(state: UiState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             crate::server::REQUEST_TIMEOUT,
         ))
+}
+
+/// Checks every UI request before any body is read:
+/// - `Host` is one of `ui.hosts` when set (a DNS-rebinding page names its own host);
+/// - a request another site's page made (`Sec-Fetch-Site: same-site` or `cross-site`:
+///   `SameSite` cookies ignore ports, so a page on another port of this host is
+///   "same-site") may only navigate to a page; it may not fetch one, post a form, or
+///   start what costs calls (a config check, a Browser listing);
+/// - a POST other than the login needs a session, so a stranger's body is never read
+///   (and bodies are capped at [`UI_BODY_LIMIT`]).
+async fn guard(
+    State(state): State<UiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let hosts = &state.app.config.ui.hosts;
+    if !hosts.is_empty() {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        if !hosts.iter().any(|h| *h == host || h == bare) {
+            tracing::debug!(host = %host, "web UI: a request for another host name was refused");
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "this server does not answer to that host name",
+            )
+                .into_response();
+        }
+    }
+    let from_elsewhere = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "same-site" || v == "cross-site");
+    if from_elsewhere {
+        let navigate = headers
+            .get("sec-fetch-mode")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == "navigate");
+        let path = req.uri().path();
+        let costly = path.ends_with("/browse")
+            || (path.ends_with("/config")
+                && req.uri().query().is_some_and(|q| q.contains("check")));
+        if req.method() != axum::http::Method::GET || !navigate || costly {
+            tracing::warn!(path = %path, "web UI: a request made by another site's page was refused");
+            return (
+                StatusCode::FORBIDDEN,
+                "refused: this request came from another site's page",
+            )
+                .into_response();
+        }
+    }
+    if req.method() == axum::http::Method::POST
+        && req.uri().path() != state.path("login")
+        && state.session(headers).is_none()
+    {
+        return (StatusCode::UNAUTHORIZED, "log in first").into_response();
+    }
+    next.run(req).await
 }
 
 /// The language of a request: a `pps_lang` cookie, else the browser's first choice.
@@ -773,7 +869,7 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let lang = lang(&headers);
-    let ip = client_key(peer, &headers);
+    let ip = client_key(peer, &headers, &state.app.config.ui.trusted_proxies);
     {
         let mut f = state
             .sessions
@@ -783,7 +879,14 @@ async fn login(
         f.retain(|_, (_, first)| first.elapsed() < LOGIN_WINDOW);
         let e = f.entry(ip).or_insert((0, Instant::now()));
         if e.0 >= LOGIN_ATTEMPTS {
-            tracing::warn!(client = %ip, "web UI: login refused, too many attempts");
+            // One line when the limit is reached, then a count: thousands of refusals
+            // must not push everything else out of the log page.
+            e.0 += 1;
+            if e.0 == LOGIN_ATTEMPTS + 1 {
+                tracing::warn!(client = %ip, "web UI: too many wrong passwords; refusing this client's logins for a while");
+            } else {
+                tracing::debug!(client = %ip, refused = e.0 - LOGIN_ATTEMPTS, "web UI: login refused, too many attempts");
+            }
             return login_form(
                 &state,
                 lang,
@@ -824,7 +927,12 @@ async fn login(
             .remove(&ip);
     }
     if !ok {
-        tracing::warn!(client = %ip, attempts = attempts(&state), "web UI: wrong password");
+        let n = attempts(&state);
+        if n <= 1 {
+            tracing::warn!(client = %ip, "web UI: wrong password (further ones from this client are counted, not logged)");
+        } else {
+            tracing::debug!(client = %ip, attempts = n, "web UI: wrong password");
+        }
         return login_form(
             &state,
             lang,
@@ -845,6 +953,8 @@ async fn login(
             Session {
                 csrf,
                 seen: Instant::now(),
+                began: Instant::now(),
+                key: hash_key(&state.hash),
             },
         );
     tracing::info!(client = %ip, "web UI: logged in");

@@ -7,3 +7,4 @@ mod config;
 mod http_sources;
 mod notify;
 mod service;
+mod ui_attack;

@@ -1,0 +1,266 @@
+//! The attack review's findings against the web UI, each as an in-process test: the
+//! UI's router called directly (no socket), as the server would, with the client's
+//! address set per request.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use pps::ui::Peer;
+use pps::{App, Config};
+use pps_core::memory::MemoryStore;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use tower::ServiceExt as _;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| pps::ui::hash_password(PASSWORD).unwrap())
+}
+
+fn app_with(ui_extra: &str, hash: &str) -> App {
+    let text = format!(
+        "[sources.disk]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n[[watch]]\nsource = \"disk\"\npath = \"/lib\"\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"tok-tok-tok-tok\"\n[ui]\npassword_hash = \"{hash}\"\n{ui_extra}\n"
+    );
+    App::build_with_store(
+        Config::parse(&text, None, &[]).unwrap(),
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap()
+}
+
+fn router(app: &App) -> axum::Router {
+    let ui = pps::ui::UiState::new(
+        app,
+        Default::default(),
+        &[],
+        Arc::new(pps::metrics::Metrics::default()),
+    )
+    .expect("the UI is on");
+    pps::ui::router(ui)
+}
+
+fn from(peer: &str, req: Request<Body>) -> Request<Body> {
+    let mut req = req;
+    req.extensions_mut()
+        .insert(Peer(peer.parse::<SocketAddr>().unwrap()));
+    req
+}
+
+async fn login(
+    r: &axum::Router,
+    peer: &str,
+    password: &str,
+    xff: Option<&str>,
+) -> axum::response::Response {
+    let mut b =
+        Request::post("/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(x) = xff {
+        b = b.header("x-forwarded-for", x);
+    }
+    let body = format!("password={}", password.replace(' ', "+"));
+    r.clone()
+        .oneshot(from(peer, b.body(Body::from(body)).unwrap()))
+        .await
+        .unwrap()
+}
+
+fn cookie_of(resp: &axum::response::Response) -> String {
+    resp.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn get(r: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> StatusCode {
+    let mut b = Request::get(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    r.clone()
+        .oneshot(from("127.0.0.1:5000", b.body(Body::empty()).unwrap()))
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn item_2_a_loopback_peer_cannot_spoof_its_address_unless_it_is_a_trusted_proxy() {
+    let app = app_with("", hash());
+    let r = router(&app);
+    for i in 0..5 {
+        let resp = login(
+            &r,
+            "127.0.0.1:4000",
+            "wrong password!",
+            Some(&format!("10.0.0.{i}")),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = login(&r, "127.0.0.1:4000", "wrong password!", Some("10.9.9.9")).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a new header is the same client"
+    );
+
+    // Behind a configured proxy, the address it appends names the client.
+    let app = app_with("trusted_proxies = [\"127.0.0.1\"]", hash());
+    let r = router(&app);
+    for _ in 0..5 {
+        login(&r, "127.0.0.1:4000", "wrong password!", Some("10.0.0.1")).await;
+    }
+    let other = login(&r, "127.0.0.1:4000", PASSWORD, Some("10.0.0.2")).await;
+    assert_eq!(
+        other.status(),
+        StatusCode::SEE_OTHER,
+        "another client behind the proxy"
+    );
+}
+
+#[tokio::test]
+async fn item_3_ipv4_clients_on_an_ipv6_socket_are_told_apart() {
+    let app = app_with("", hash());
+    let r = router(&app);
+    for _ in 0..5 {
+        login(&r, "[::ffff:192.0.2.1]:4000", "wrong password!", None).await;
+    }
+    let locked = login(&r, "[::ffff:192.0.2.1]:4001", PASSWORD, None).await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = login(&r, "[::ffff:192.0.2.2]:4000", PASSWORD, None).await;
+    assert_eq!(
+        other.status(),
+        StatusCode::SEE_OTHER,
+        "one guesser does not lock out everyone"
+    );
+}
+
+#[tokio::test]
+async fn item_4_a_new_password_hash_ends_every_session() {
+    let app = app_with("", hash());
+    let r = router(&app);
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    assert_eq!(get(&r, "/", &[("cookie", &cookie)]).await, StatusCode::OK);
+    // A reload with another hash: the sessions live on in the handover, bound to the old one.
+    let mut changed = app_with("", &pps::ui::hash_password("another password 42").unwrap());
+    changed.handover = app.handover.clone();
+    let r2 = router(&changed);
+    assert_eq!(
+        get(&r2, "/", &[("cookie", &cookie)]).await,
+        StatusCode::SEE_OTHER,
+        "logged out"
+    );
+    // The same hash keeps it (a reload for another edit logs nobody out).
+    let mut same = app_with("", hash());
+    same.handover = app.handover.clone();
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    assert_eq!(
+        get(&router(&same), "/", &[("cookie", &cookie)]).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn item_7_a_body_is_never_read_without_a_session_and_is_capped() {
+    let app = app_with("", hash());
+    let r = router(&app);
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    let req = Request::post("/watches/save")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(big.clone()))
+        .unwrap();
+    let resp = r
+        .clone()
+        .oneshot(from("127.0.0.1:4000", req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    let req = Request::post("/watches/save")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .body(Body::from(big))
+        .unwrap();
+    let resp = r
+        .clone()
+        .oneshot(from("127.0.0.1:4000", req))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "64 KiB is the most a form sends"
+    );
+}
+
+#[tokio::test]
+async fn item_8_another_port_s_page_cannot_fetch_check_or_post() {
+    let app = app_with("", hash());
+    let r = router(&app);
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    let c = ("cookie", cookie.as_str());
+    let same_site = ("sec-fetch-site", "same-site");
+    for uri in ["/config?check=1", "/browse?source=disk&path=/lib"] {
+        assert_eq!(
+            get(&r, uri, &[c, same_site, ("sec-fetch-mode", "navigate")]).await,
+            StatusCode::FORBIDDEN,
+            "{uri}: costs calls, even navigated to"
+        );
+    }
+    assert_eq!(
+        get(&r, "/", &[c, same_site, ("sec-fetch-mode", "cors")]).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(
+            &r,
+            "/",
+            &[
+                c,
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate")
+            ]
+        )
+        .await,
+        StatusCode::OK,
+        "a link from elsewhere still opens the page"
+    );
+    assert_eq!(
+        get(
+            &r,
+            "/config?check=1",
+            &[c, ("sec-fetch-site", "same-origin")]
+        )
+        .await,
+        StatusCode::OK
+    );
+    let req = Request::post("/logout")
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-site")
+        .body(Body::empty())
+        .unwrap();
+    let resp = r
+        .clone()
+        .oneshot(from("127.0.0.1:4000", req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn configured_host_names_refuse_others() {
+    let app = app_with("hosts = [\"nas.local\"]", hash());
+    let r = router(&app);
+    assert_eq!(
+        get(&r, "/login", &[("host", "evil.example")]).await,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+    assert_eq!(
+        get(&r, "/login", &[("host", "nas.local:8090")]).await,
+        StatusCode::OK
+    );
+}
