@@ -424,6 +424,9 @@ struct SourceKeys {
     throttle_pause: Option<String>,
 }
 
+/// The longest watch path accepted, in bytes (Linux's PATH_MAX).
+const MAX_PATH_BYTES: usize = 4096;
+
 /// The keys of [`SourceKeys`] that only a cloud source takes.
 const BUDGET_KEYS: [&str; 4] = [
     "max_calls_per_day",
@@ -1397,7 +1400,28 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        let path = pps_core::path::normalize(w.path.get_ref()).map_err(|e| {
+        // What `pps check` would fail on, refused here so neither the file nor the UI
+        // can hold it: a control character (a NUL, a newline) or a path longer than any
+        // file system's (4096 bytes on Linux).
+        let raw_path = w.path.get_ref();
+        if raw_path.len() > MAX_PATH_BYTES {
+            return Err(cx.err(
+                Some(w.path.span().start),
+                &key("path"),
+                format!(
+                    "is {} bytes long; a path is at most {MAX_PATH_BYTES}",
+                    raw_path.len()
+                ),
+            ));
+        }
+        if raw_path.chars().any(char::is_control) {
+            return Err(cx.err(
+                Some(w.path.span().start),
+                &key("path"),
+                "holds a control character (a newline, a tab or a NUL): no folder is named so",
+            ));
+        }
+        let path = pps_core::path::normalize(raw_path).map_err(|e| {
             cx.err(
                 Some(w.path.span().start),
                 &key("path"),

@@ -332,8 +332,33 @@ fn write_atomically(file: &Path, text: &str) -> Result<()> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        io_err("cannot write", &real, &e)
+        write_error(&real, &e)
     })
+}
+
+/// The error of a failed write of the config file `real`.
+fn write_error(real: &Path, e: &std::io::Error) -> Error {
+    {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+        ) {
+            // The systemd unit (ProtectSystem=strict) and a container's `:ro` mount keep
+            // the config read-only for pps on purpose: say so, and what to do instead.
+            return Error::new(
+                ErrorKind::ConfigInvalid,
+                format!(
+                    "the config file is read-only for pps here ({e}), so the UI cannot save this edit: \
+                     edit {} by hand and reload (`systemctl reload pps`, or SIGHUP), or give pps write \
+                     access to its folder (a writable mount in a container)",
+                    real.display()
+                ),
+            )
+            .permanent()
+            .with("file", real.display().to_string());
+        }
+        io_err("cannot write", real, e)
+    }
 }
 
 fn io_err(what: &str, file: &Path, e: &std::io::Error) -> Error {
@@ -449,6 +474,26 @@ path = "/films"
                 "[[watch]]\nsource = \"local\"\npath = \"/new\"\nexclude = [\"*.part\"]\n"
             ),
             "{added}"
+        );
+    }
+
+    #[test]
+    fn a_read_only_config_says_why_and_what_to_do() {
+        // Under the systemd unit (ProtectSystem=strict) or a `:ro` mount. (Tests run as
+        // root here, which no permission stops, so the error is made, not provoked.)
+        for kind in [
+            std::io::ErrorKind::ReadOnlyFilesystem,
+            std::io::ErrorKind::PermissionDenied,
+        ] {
+            let e = write_error(Path::new("/etc/pps/pps.toml"), &std::io::Error::from(kind));
+            let m = e.to_string();
+            assert!(m.contains("read-only for pps"), "{m}");
+            assert!(m.contains("systemctl reload pps"), "{m}");
+        }
+        let other = write_error(Path::new("/x"), &std::io::Error::other("disk full"));
+        assert!(
+            other.to_string().contains("cannot write the config file"),
+            "{other}"
         );
     }
 

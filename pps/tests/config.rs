@@ -312,6 +312,21 @@ fn cases() -> Vec<(String, &'static str, Option<usize>, &'static str)> {
             "invalid type",
         ),
         (
+            GOOD.replace("path = \"/115/电影\"", "path = \"/115/a\\nb\""),
+            "watch[0].path",
+            Some(31),
+            "control character",
+        ),
+        (
+            GOOD.replace(
+                "path = \"/115/电影\"",
+                &format!("path = \"/{}\"", "x".repeat(70_000)),
+            ),
+            "watch[0].path",
+            Some(31),
+            "at most 4096",
+        ),
+        (
             GOOD.replace("source = \"cd2\"", "source = \"cd3\""),
             "watch[0].source",
             Some(30),
