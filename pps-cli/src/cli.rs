@@ -156,12 +156,14 @@ enum Command {
         /// Do not list below this depth (the root is 0).
         #[arg(long)]
         max_depth: Option<usize>,
-        /// Base interval for the calls-per-day estimate.
-        #[arg(long, default_value = "10m", value_parser = duration::parse)]
-        interval: Duration,
-        /// Ceiling for the calls-per-day estimate.
-        #[arg(long, default_value = "24h", value_parser = duration::parse)]
-        max_interval: Duration,
+        /// Base interval for the calls-per-day estimate (default: the `interval` of the
+        /// watch holding the root, else 10m).
+        #[arg(long, value_parser = duration::parse)]
+        interval: Option<Duration>,
+        /// Ceiling for the calls-per-day estimate (default: the watch's `max_interval`,
+        /// else 24h).
+        #[arg(long, value_parser = duration::parse)]
+        max_interval: Option<Duration>,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,

@@ -616,6 +616,18 @@ pub fn history(app: &App, filter: &pps::history::HistoryFilter, json: bool) -> R
 /// `pps forget SOURCE:PATH`: drops stored state at and under that path; exit 1 when
 /// nothing was stored there (a typo in the path, most likely).
 pub fn forget(app: &App, spec: &str) -> Result<ExitCode> {
+    // A path no watch holds has nothing stored either: exit 1, as the README says, not
+    // the 2 of a usage error (a path that is not a path at all stays a usage error).
+    if let Err(e) = app.resolve(spec) {
+        let path = match spec.split_once(':') {
+            Some((s, p)) if app.config.sources.contains_key(s) => p,
+            _ => spec,
+        };
+        if pps_core::path::normalize(path).is_ok() {
+            eprintln!("nothing stored under {spec}: {}", e.message());
+            return Ok(ExitCode::from(1));
+        }
+    }
     let (n, at) = pps::outbox::forget(app, spec)?;
     if n == 0 {
         eprintln!("nothing stored under {at}");

@@ -83,8 +83,9 @@ pub fn walk(r: &WalkReport) -> String {
         max.as_secs_f64() * 1000.0,
         if r.wire_latency.is_some() {
             format!(
-                " (each call's own time); {} waiting for the rate limit in all",
-                human(r.limiter_wait)
+                " (each call's own time); {} waiting for the rate limit, summed over the {} listings in flight at once (wall time overlaps)",
+                human(r.limiter_wait),
+                r.concurrency
             )
         } else {
             String::new()
@@ -400,14 +401,21 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
     if lines.is_empty() {
         return "no history (yet): changes and deliveries appear here as they happen\n".into();
     }
+    // Columns padded by the width a terminal shows (a CJK character takes two cells), not
+    // by bytes; never narrower than the header.
+    let cells = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    let pad = |s: &str, width: usize| format!("{s}{}", " ".repeat(width.saturating_sub(cells(s))));
     let width = lines
         .iter()
-        .map(|h| h.target.as_deref().map_or(1, str::len))
+        .map(|h| h.target.as_deref().map_or(1, cells))
+        .chain([cells("target")])
         .max()
         .unwrap_or(1);
     let mut out = format!(
-        "{:<19}  {:<7}  {:<width$}  path\n",
-        "time (UTC)", "event", "target"
+        "{:<19}  {:<7}  {}  path\n",
+        "time (UTC)",
+        "event",
+        pad("target", width)
     );
     for h in lines {
         let what = match (&h.event, &h.detail) {
@@ -429,10 +437,10 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
             format!("  ({what})")
         };
         out.push_str(&format!(
-            "{}  {:<7}  {:<width$}  {}{what}\n",
+            "{}  {:<7}  {}  {}{what}\n",
             utc(h.at.as_secs()),
             h.event.as_str(),
-            h.target.as_deref().unwrap_or("-"),
+            pad(h.target.as_deref().unwrap_or("-"), width),
             h.change.path,
         ));
     }

@@ -64,7 +64,7 @@ path = "/115/电视"
 }
 
 /// A plain HTTP/1 web server (as `python3 -m http.server` answers): whatever arrives,
-/// a 400 and the connection closed.
+/// a 400.
 async fn plain_web_server() -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,6 +79,9 @@ async fn plain_web_server() -> std::net::SocketAddr {
                         b"HTTP/1.0 400 Bad request\r\nContent-Type: text/html\r\n\r\n<html>bad request</html>\n",
                     )
                     .await;
+                // Keep the connection until the client closes it, as a real server
+                // lingers: a close racing the answer would test the race, not the words.
+                while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
             });
         }
     });
@@ -143,4 +146,175 @@ fn a_cd2_url_without_a_scheme_is_answered_with_its_own_port() {
         "no Plex port for a cd2 source: {shown}"
     );
     assert!(shown.contains("sources.cd2.url"), "{shown}");
+}
+
+/// A config with a local source `nas` watching `media` under `dir`, with `targets`.
+fn local_config(dir: &Path, targets: &[&str], watch_extra: &str) -> PathBuf {
+    let media = dir.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let mut toml = "[sources.nas]\nkind = \"local\"\n\n".to_owned();
+    for t in targets {
+        toml.push_str(&format!("[targets.\"{t}\"]\nkind = \"stdout\"\n\n"));
+    }
+    toml.push_str(&format!(
+        "[[watch]]\nsource = \"nas\"\npath = \"{}\"\n{watch_extra}\n",
+        media.display()
+    ));
+    let config = dir.join("pps.toml");
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
+#[test]
+fn forget_of_a_path_no_watch_holds_exits_1_as_the_readme_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path(), &["tv"], "");
+    let out = run(pps(dir.path()).arg("-c").arg(&config).arg("once"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(pps(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .args(["forget", "nas:/nowhere/at/all"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("nothing stored under nas:/nowhere/at/all"),
+        "{err}"
+    );
+    // What is not a path at all stays a usage error.
+    let out = run(pps(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .args(["forget", "nas:relative/x"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn walk_estimates_with_the_watch_s_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(
+        dir.path(),
+        &["tv"],
+        "interval = \"1h\"\nmax_interval = \"2d\"",
+    );
+    std::fs::create_dir_all(dir.path().join("media/Show/S01")).unwrap();
+    let root = format!("nas:{}", dir.path().join("media").display());
+    let out = run(pps(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .args(["walk", &root, "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["calls_per_day"]["interval_s"], 3600, "{v}");
+    assert_eq!(v["calls_per_day"]["max_interval_s"], 172_800, "{v}");
+    // The options still win.
+    let out = run(pps(dir.path()).arg("-c").arg(&config).args([
+        "walk",
+        &root,
+        "--json",
+        "--interval",
+        "5m",
+    ]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["calls_per_day"]["interval_s"], 300, "{v}");
+    assert_eq!(v["calls_per_day"]["max_interval_s"], 172_800, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walk_says_its_rate_limit_wait_is_a_sum_over_listings_in_flight() {
+    let mut tree = pps_clouddrive::mock::MockTree::new();
+    tree.write_file("/115/电视/Show/S01/e1.mkv", 10);
+    let cd2 = pps_clouddrive::mock::MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(tree)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = cd2_config(dir.path(), &cd2.url());
+    let out = run(pps(dir.path()).arg("-c").arg(&config).args([
+        "walk",
+        "cd2:/115/电视",
+        "--max-queries-per-second",
+        "50",
+        "--concurrency",
+        "2",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("waiting for the rate limit, summed over the 2 listings in flight at once"),
+        "{shown}"
+    );
+}
+
+/// The terminal column where `needle` starts in `line` (a CJK character takes two).
+fn column(line: &str, needle: &str) -> usize {
+    let at = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {line}"));
+    unicode_width::UnicodeWidthStr::width(&line[..at])
+}
+
+#[test]
+fn history_columns_line_up_whatever_the_target_names() {
+    let dir = tempfile::tempdir().unwrap();
+    for targets in [&["电视机顶盒", "tv"][..], &["tv"][..]] {
+        let _ = std::fs::remove_dir_all(dir.path().join("media"));
+        for f in ["pps.db", "pps.db-wal", "pps.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        let config = local_config(dir.path(), targets, "");
+        let out = run(pps(dir.path()).arg("-c").arg(&config).arg("once"));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        std::fs::write(dir.path().join("media/a.mkv"), b"x").unwrap();
+        let out = run(pps(dir.path())
+            .arg("-c")
+            .arg(&config)
+            .args(["once", "--full"]));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let out = run(pps(dir.path()).arg("-c").arg(&config).arg("history"));
+        let shown = text(&out.stdout);
+        let rows: Vec<&str> = shown.lines().collect();
+        assert_eq!(rows.len(), 1 + 1 + targets.len(), "{shown}");
+        let header = column(rows[0], "path");
+        for row in &rows[1..] {
+            assert_eq!(column(row, "/"), header, "{shown}");
+        }
+    }
+}
+
+#[test]
+fn the_stdout_line_has_the_readme_s_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(media.join("e2.mkv"), b"x").unwrap();
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    let line = text(&out.stdout);
+    let keys: Vec<&str> = ["\"target\"", "\"path\"", "\"update\"", "\"is_dir\""]
+        .into_iter()
+        .filter(|k| line.contains(k))
+        .collect();
+    assert_eq!(keys.len(), 4, "{line}");
+    let at: Vec<usize> = keys.iter().map(|k| line.find(k).unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
+    // The README shows the same order.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(
+        readme.contains(r#"{"target":"stdout","path":"/media/TV/Show/S01/e2.mkv","update":"created","is_dir":false}"#),
+        "README"
+    );
+    // And the template and the README agree on the history's size.
+    let template = std::process::Command::new(env!("CARGO_BIN_EXE_pps"))
+        .current_dir(dir.path())
+        .args(["init", "--config", "t.toml"])
+        .output()
+        .unwrap();
+    assert!(template.status.success(), "{template:?}");
+    let t = std::fs::read_to_string(dir.path().join("t.toml")).unwrap();
+    assert!(t.contains("about 12 MB"), "{t}");
+    assert!(readme.contains("about 12 MB"));
 }

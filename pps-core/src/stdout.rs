@@ -86,13 +86,22 @@ impl ScanTarget for JsonLinesTarget {
         }
         let mut buf = Vec::with_capacity(requests.len() * 96);
         for r in requests {
-            let line = serde_json::json!({
-                "target": self.name,
-                "path": r.path,
-                "update": r.update,
-                "is_dir": r.is_dir,
-            });
-            // Serialising a json! value of strings and bools cannot fail.
+            // A struct, not json!: its keys keep this order (json! sorts them), the order
+            // the README shows and a reader expects: who, where, what.
+            #[derive(serde::Serialize)]
+            struct Line<'a> {
+                target: &'a str,
+                path: &'a str,
+                update: crate::Update,
+                is_dir: bool,
+            }
+            let line = Line {
+                target: &self.name,
+                path: &r.path,
+                update: r.update,
+                is_dir: r.is_dir,
+            };
+            // Serialising strings, an enum and a bool cannot fail.
             let _ = serde_json::to_writer(&mut buf, &line);
             buf.push(b'\n');
         }

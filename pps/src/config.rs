@@ -1526,7 +1526,7 @@ path = "pps.db"
 # The activity history (`pps history`): changes found and what each target was sent.
 # [history]
 # max_age = "30d"                # older lines are dropped
-# max_rows = 50000               # at most this many lines (about 10 MB)
+# max_rows = 50000               # at most this many lines (about 12 MB)
 
 # A folder on this machine (a cloud drive mount, a NAS share).
 [sources.nas]
