@@ -185,6 +185,55 @@ pub fn stdout_gone() -> ExitCode {
     ExitCode::from(141)
 }
 
+/// Resolves (its `notified`) once stdout is a pipe whose reader has gone
+/// (`pps run | head -1` after `head` exits), found by polling the pipe from a thread of
+/// its own, so the service ends at once instead of at its next write. Never for a
+/// terminal or a file.
+fn stdout_pipe_gone() -> std::sync::Arc<tokio::sync::Notify> {
+    let gone = std::sync::Arc::new(tokio::sync::Notify::new());
+    #[cfg(unix)]
+    {
+        use rustix::event::{PollFd, PollFlags};
+        use std::os::fd::AsFd;
+        let stdout = std::io::stdout();
+        let is_pipe = rustix::fs::fstat(stdout.as_fd()).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+        });
+        if is_pipe {
+            let tell = gone.clone();
+            let spawned = std::thread::Builder::new()
+                .name("stdout-watch".into())
+                .spawn(move || {
+                    let stdout = std::io::stdout();
+                    loop {
+                        // No events asked for: a pipe's writer end reports only ERR
+                        // (the reader closed) and HUP.
+                        let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+                        match rustix::event::poll(&mut fds, None) {
+                            Ok(_)
+                                if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) =>
+                            {
+                                // notify_one keeps the permit for a `notified` not
+                                // yet polled.
+                                tell.notify_one();
+                                return;
+                            }
+                            // Anything else it reports (NVAL) would come back at
+                            // once forever: stop watching rather than spin.
+                            Ok(_) if !fds[0].revents().is_empty() => return,
+                            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::debug!(error = %e, "cannot watch stdout; a closed pipe is found at the next write");
+            }
+        }
+    }
+    gone
+}
+
 /// A future that resolves on SIGINT or SIGTERM. The handlers are registered when this
 /// is called, not when it is first polled, so a signal sent right after the call is
 /// never missed.
@@ -244,6 +293,7 @@ pub async fn run(
     }
     let mut first = std::pin::pin!(shutdown_signal());
     let mut hangup = hangup_signal();
+    let pipe_gone = stdout_pipe_gone();
     // Under systemd (Type=notify): ready once the config is valid and the store is
     // ours; the watchdog is fed from the runtime, so a wedged runtime stops feeding it.
     crate::notify::notify("READY=1");
@@ -273,6 +323,11 @@ pub async fn run(
                     // `pps run | head -1`: the reader is gone, so end as Unix tools do
                     // instead of retrying a closed pipe every pass.
                     _ = app.stdout_closed() => return,
+                    // ... and noticed without waiting for a write: the pipe says so.
+                    _ = pipe_gone.notified(), if !app.stdout.is_empty() => {
+                        app.stdout.iter().for_each(JsonLinesTarget::mark_closed);
+                        return;
+                    }
                     _ = hangup.recv() => "SIGHUP",
                     _ = handover.reload_requested() => "the web UI edited the config",
                     _ = poll.tick(), if file.is_some() => "the config file changed",

@@ -31,7 +31,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[allow(dead_code)]
 fn lines(out: &Output) -> Vec<Value> {
     text(&out.stdout)
         .lines()
@@ -317,4 +316,99 @@ fn the_stdout_line_has_the_readme_s_key_order() {
     let t = std::fs::read_to_string(dir.path().join("t.toml")).unwrap();
     assert!(t.contains("about 12 MB"), "{t}");
     assert!(readme.contains("about 12 MB"));
+}
+
+/// `pps history --json` of a `--watch` store: (event, file name) per line.
+fn history_of(dir: &Path) -> Vec<(String, String)> {
+    let out = run(pps(dir).args(["history", "--store", "pps.db", "--json"]));
+    lines(&out)
+        .iter()
+        .map(|l| {
+            (
+                l["event"].as_str().unwrap_or_default().to_owned(),
+                l["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits for `child` to end, failing the test if it is still running after a
+/// generous bound (a liveness bound, not a measurement).
+fn wait_ended(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_piped_into_head_ends_when_head_does_without_another_write() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut child = pps(dir.path())
+        .args(["run", "--interval", "1s", "--watch", "media"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(media.join("a.mkv"), b"x").unwrap();
+    // `head -1`: read one line, then go.
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("a.mkv"), "{first}");
+    drop(reader);
+    // Nothing changes any more: only the pipe can tell pps that its reader went.
+    let status = wait_ended(&mut child, "pps kept running after its reader went away");
+    assert_eq!(status.code(), Some(141));
+    let history = history_of(dir.path());
+    assert!(
+        history.iter().all(|(e, _)| e != "retried"),
+        "no write was tried after the reader went: {history:?}"
+    );
+}
+
+#[test]
+fn a_scan_that_found_the_pipe_closed_is_retried_once_in_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(media.join("b.mkv"), b"x").unwrap();
+    // `| head -0`: the reader is gone before pps starts.
+    let mut child = pps(dir.path())
+        .args(["run", "--interval", "1s", "--watch", "media"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = wait_ended(&mut child, "pps kept running with stdout closed");
+    assert_eq!(status.code(), Some(141));
+    let retried: Vec<_> = history_of(dir.path())
+        .into_iter()
+        .filter(|(e, _)| e == "retried")
+        .collect();
+    assert!(retried.len() <= 1, "{retried:?}");
+    // And the scan waited in the store.
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert!(text(&out.stdout).contains("b.mkv"), "{}", text(&out.stdout));
 }

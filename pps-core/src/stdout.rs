@@ -50,7 +50,21 @@ impl JsonLinesTarget {
         }
     }
 
-    /// True once a write found the reader gone (a broken pipe).
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Says the reader is gone without a write having found it (a program that watches
+    /// its stdout pipe for the reader's end): [`closed`](Self::closed) resolves, and
+    /// every later call fails at once without writing.
+    pub fn mark_closed(&self) {
+        self.closed.flag.store(true, Ordering::SeqCst);
+        self.closed.notify.notify_waiters();
+    }
+
+    /// True once a write found the reader gone (a broken pipe), or
+    /// [`mark_closed`](Self::mark_closed) said so.
     pub fn is_closed(&self) -> bool {
         self.closed.flag.load(Ordering::SeqCst)
     }
@@ -112,8 +126,7 @@ impl ScanTarget for JsonLinesTarget {
             Ok(()) => requests.iter().map(|_| Ok(())).collect(),
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    self.closed.flag.store(true, Ordering::SeqCst);
-                    self.closed.notify.notify_waiters();
+                    self.mark_closed();
                     let err = Error::new(
                         crate::ErrorKind::Unavailable,
                         "the reader of standard output went away (a closed pipe); the scan stays queued",

@@ -346,6 +346,16 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
     // Queued scans get a short, bounded last chance, every target at once.
     let mut last = tokio::task::JoinSet::new();
     for name in app.targets.keys() {
+        // A stdout whose reader is gone gets no last try: it would only fail again and
+        // write a second `retried` line for the same scan.
+        if app
+            .stdout
+            .iter()
+            .any(|t| t.name() == name.as_str() && t.is_closed())
+        {
+            tracing::info!(target = %name, "the reader of stdout is gone: what is queued stays queued for the next start");
+            continue;
+        }
         let engine = app.engine.clone();
         let name = name.clone();
         last.spawn(async move {
