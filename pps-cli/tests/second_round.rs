@@ -412,3 +412,95 @@ fn a_scan_that_found_the_pipe_closed_is_retried_once_in_history() {
     let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
     assert!(text(&out.stdout).contains("b.mkv"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn a_watch_store_made_for_other_folders_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (media, m2) = (dir.path().join("media"), dir.path().join("m2"));
+    std::fs::create_dir(&media).unwrap();
+    std::fs::create_dir(&m2).unwrap();
+    let (media_abs, m2_abs) = (
+        std::fs::canonicalize(&media).unwrap(),
+        std::fs::canonicalize(&m2).unwrap(),
+    );
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(media.join("x.mkv"), b"x").unwrap();
+    // `pps run --watch media | head -0`: x.mkv stays queued in ./pps.db.
+    let mut child = pps(dir.path())
+        .args(["once", "--watch", "media"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(141));
+
+    let out = run(pps(dir.path()).args(["once", "--watch", "m2"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("x.mkv"),
+        "a scan of another folder was delivered: {}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the store pps.db was made for --watch {}, not for --watch {}",
+            media_abs.display(),
+            m2_abs.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--store"), "{err}");
+    // Forgotten, the folder's queued scan still belongs to it.
+    let out =
+        run(pps(dir.path()).args(["forget", "--store", "pps.db", media_abs.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(pps(dir.path()).args(["once", "--watch", "m2"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("x.mkv"));
+    // A store of its own works; watching the folder again (plus another) delivers.
+    let out = run(pps(dir.path()).args(["once", "--watch", "m2", "--store", "m2.db"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    let out = run(pps(dir.path()).args(["once", "--watch", "media", "--watch", "m2"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("x.mkv"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn scans_queued_by_a_removed_watch_are_delivered_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path(), &["out"], "");
+    let media = std::fs::canonicalize(dir.path().join("media")).unwrap();
+    let out = run(pps(dir.path()).arg("-c").arg(&config).arg("once"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(media.join("x.mkv"), b"x").unwrap();
+    let mut child = pps(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .args(["once", "--full"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(141));
+    // The watch moves to another folder; x.mkv is still owed.
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let other = std::fs::canonicalize(dir.path().join("other")).unwrap();
+    let toml = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("\"{}\"", media.display()),
+        &format!("\"{}\"", other.display()),
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = run(pps(dir.path()).arg("-c").arg(&config).arg("once"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("x.mkv"), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no longer configured") && err.contains(&format!("nas:{}", media.display())),
+        "{err}"
+    );
+}

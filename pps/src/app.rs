@@ -142,7 +142,40 @@ impl App {
         .with_history_limits(config.history);
         let mut app = Self::build_with_store(config, Arc::new(store))?;
         app.lock = lock;
+        if app.lock.is_some() {
+            app.warn_foreign_scans();
+        }
         Ok(app)
+    }
+
+    /// Says so when the outbox holds scans queued by a folder no enabled watch holds any
+    /// more (a `[[watch]]` removed or disabled since): they are still delivered, as a
+    /// scan found is owed, but never silently. (`--watch` mode refuses such a store.)
+    fn warn_foreign_scans(&self) {
+        let store = self.engine.store();
+        let Ok(stats) = store.stats() else { return };
+        for name in self.targets.keys() {
+            let Ok(queued) = store.pending(name, usize::MAX) else {
+                continue;
+            };
+            let mut foreign: BTreeMap<String, usize> = BTreeMap::new();
+            for q in &queued {
+                let Some((_, source, root, _)) = stats.scopes.iter().find(|s| s.0 == q.scope)
+                else {
+                    continue;
+                };
+                let held = self
+                    .watches
+                    .iter()
+                    .any(|(w, _)| w.source == *source && w.path == *root);
+                if !held && !source.starts_with('\u{1}') {
+                    *foreign.entry(format!("{source}:{root}")).or_default() += 1;
+                }
+            }
+            for (watch, n) in foreign {
+                tracing::warn!(target = %name, scans = n, watch = %watch, "scans queued by a watch that is no longer configured (or is disabled) will be delivered; `pps drop {name} PATH` gives them up");
+            }
+        }
     }
 
     /// Builds everything over a given store. Every cloud source asks the store's shared
