@@ -555,6 +555,12 @@ pub async fn scan(app: &App, spec: &str, target: Option<&str>) -> Result<ExitCod
         };
         println!("{t}: {state} ({} requests)", r.sent);
     }
+    if report.update == pps_core::Update::Deleted {
+        println!(
+            "{} is gone at the source: scanned as deleted (servers that scan folders get its parent)",
+            report.path
+        );
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {

@@ -504,3 +504,148 @@ fn scans_queued_by_a_removed_watch_are_delivered_with_a_warning() {
         "{err}"
     );
 }
+
+const PLEX_TOKEN: &str = "plex-second-round-token";
+const EMBY_KEY: &str = "emby-second-round-key";
+
+/// A Plex whose TV section's root is `/mnt/115/电视`, and an Emby with the same
+/// library, both taking scans.
+async fn media_servers() -> (wiremock::MockServer, wiremock::MockServer) {
+    use serde_json::json;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let plex = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/library/sections"))
+        .and(header("X-Plex-Token", PLEX_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "MediaContainer": {"Directory": [
+                {"key": "1", "title": "TV", "type": "show", "Location": [{"id": 1, "path": "/mnt/115/电视"}]}
+            ]}
+        })))
+        .mount(&plex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/library/sections/1/refresh"))
+        .and(header("X-Plex-Token", PLEX_TOKEN))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&plex)
+        .await;
+    let emby = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/Library/VirtualFolders"))
+        .and(header("X-Emby-Token", EMBY_KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"Name": "TV", "ItemId": "9", "Locations": ["/mnt/115/电视"]}
+        ])))
+        .mount(&emby)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/Library/Media/Updated"))
+        .and(header("X-Emby-Token", EMBY_KEY))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&emby)
+        .await;
+    (plex, emby)
+}
+
+/// A cd2 source at `cd2` sending to that Plex and Emby.
+fn servers_config(dir: &Path, cd2: &str, plex: &str, emby: &str) -> PathBuf {
+    let config = dir.join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sources.cd2]
+kind = "clouddrive2"
+url = "{cd2}"
+max_queries_per_second = 200
+burst = 20
+retries = 0
+
+[targets.plex]
+kind = "plex"
+url = "{plex}"
+path_mapping = [{{ from = "/115", to = "/mnt/115" }}]
+pacing = "0s"
+
+[targets.emby]
+kind = "emby"
+url = "{emby}"
+path_mapping = [{{ from = "/115", to = "/mnt/115" }}]
+
+[[watch]]
+source = "cd2"
+path = "/115/电视"
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn with_server_secrets(c: &mut Command) -> &mut Command {
+    c.env("PPS_TARGETS_PLEX_TOKEN", PLEX_TOKEN)
+        .env("PPS_TARGETS_EMBY_API_KEY", EMBY_KEY)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_of_a_path_deleted_at_the_source_scans_it_as_deleted() {
+    let mut tree = pps_clouddrive::mock::MockTree::new();
+    tree.write_file("/115/电视/Show 1/S01/e1.mkv", 10);
+    tree.write_file("/115/电视/Show 1/S02/e1.mkv", 10);
+    let cd2 = pps_clouddrive::mock::MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(tree)
+        .await
+        .unwrap();
+    let (plex, emby) = media_servers().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = servers_config(dir.path(), &cd2.url(), &plex.uri(), &emby.uri());
+    let out = run(with_server_secrets(&mut pps(dir.path()))
+        .arg("-c")
+        .arg(&config)
+        .arg("index"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    cd2.remove("/115/电视/Show 1/S02");
+    let out = run(with_server_secrets(&mut pps(dir.path()))
+        .arg("-c")
+        .arg(&config)
+        .args(["scan", "cd2:/115/电视/Show 1/S02"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("gone at the source: scanned as deleted"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Plex scans folders: the season's parent, the show.
+    let refreshed: Vec<String> = plex
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/library/sections/1/refresh")
+        .filter_map(|r| {
+            r.url
+                .query_pairs()
+                .find(|(k, _)| k == "path")
+                .map(|(_, v)| v.into_owned())
+        })
+        .collect();
+    assert_eq!(refreshed, ["/mnt/115/电视/Show 1"]);
+    // Emby takes the path itself, as deleted.
+    let bodies: Vec<Value> = emby
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/Library/Media/Updated")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            serde_json::json!({"Updates": [{"Path": "/mnt/115/电视/Show 1/S02", "UpdateType": "Deleted"}]})
+        ]
+    );
+    cd2.shutdown().await;
+}
