@@ -286,7 +286,13 @@ fn load(cli: Option<PathBuf>, access: Access) -> pps_core::Result<App> {
 /// config file.
 fn load_or_store(cli: Option<PathBuf>, store: StoreArg, access: Access) -> pps_core::Result<App> {
     match store.store {
-        Some(path) => App::build_for(Config::from_store(path)?, access),
+        Some(path) => {
+            // A store without a config file is a `--watch` store: its passes list
+            // every folder, which `pps status` says instead of a schedule.
+            let mut app = App::build_for(Config::from_store(path)?, access)?;
+            app.full_passes = true;
+            Ok(app)
+        }
         None => load(cli, access),
     }
 }

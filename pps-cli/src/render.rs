@@ -125,6 +125,49 @@ pub fn walk(r: &WalkReport) -> String {
     o
 }
 
+/// A source's health line in `pps status`: reachable or not since when, the error, the
+/// rate in force and a throttle pause.
+fn source_health(s: &pps::status::SourceStatus) -> String {
+    let Some(h) = &s.health else {
+        return "  health: not checked yet (`pps run` checks it every 5 s; `pps check` now)\n"
+            .to_owned();
+    };
+    let ago = |t: i64| human(Duration::from_secs(u64::try_from(s.now - t).unwrap_or(0)));
+    let mut line = if h.reachable {
+        format!(
+            "  health: reachable since {} ({} ago)",
+            utc(h.since),
+            ago(h.since)
+        )
+    } else {
+        format!(
+            "  health: UNREACHABLE since {} ({} ago): {}",
+            utc(h.since),
+            ago(h.since),
+            h.error.as_deref().unwrap_or("no answer")
+        )
+    };
+    line.push_str(&format!("; last checked {} ago", ago(h.checked)));
+    if h.rate + 1e-9 < s.calls_per_second {
+        line.push_str(&format!(
+            "; rate in force {:.2}/s, lowered from {}/s after the cloud throttled",
+            h.rate, s.calls_per_second
+        ));
+    } else {
+        line.push_str(&format!("; rate in force {}/s", s.calls_per_second));
+    }
+    if let Some(until) = h.paused_until
+        && until > s.now as f64
+    {
+        line.push_str(&format!(
+            "; THROTTLED: every call paused until {}",
+            utc(until as i64)
+        ));
+    }
+    line.push('\n');
+    line
+}
+
 /// `pps status`'s text.
 pub fn status(v: &StatusReport) -> String {
     let mut out = format!("store {} ({})\n", v.store, size(v.store_bytes));
@@ -150,6 +193,7 @@ pub fn status(v: &StatusReport) -> String {
                 format!(", at most {}", ceilings.join(", "))
             }
         ));
+        out.push_str(&source_health(s));
     }
     for w in &v.watches {
         out.push_str(&format!(
@@ -158,6 +202,13 @@ pub fn status(v: &StatusReport) -> String {
             plural(w.folders, "folder", "folders"),
             if w.baseline { "" } else { " (no baseline yet)" }
         ));
+        if v.full_passes {
+            out.push_str(&format!(
+                "  --watch mode: every pass (each --interval of `pps run`, 10s by default) lists all {} and compares each with its stored listing; no per-folder schedule or call budget applies\n",
+                plural(w.folders, "folder", "folders")
+            ));
+            continue;
+        }
         let sc = &w.schedule;
         let next = match sc.next_due_in_s {
             Some(s) if s <= 0 => "now".to_owned(),

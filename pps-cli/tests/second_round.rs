@@ -649,3 +649,111 @@ async fn scan_of_a_path_deleted_at_the_source_scans_it_as_deleted() {
     );
     cd2.shutdown().await;
 }
+
+/// Runs `pps status` until its text holds `want` (a liveness bound of 60 s).
+fn status_until(dir: &Path, config: &Path, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = run(pps(dir).arg("-c").arg(config).arg("status"));
+        let shown = text(&out.stdout);
+        if shown.contains(want) {
+            return shown;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never showed {want:?}: {shown}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_source_health_and_run_logs_once_when_it_is_back() {
+    let mut tree = pps_clouddrive::mock::MockTree::new();
+    tree.write_file("/115/电视/Show/S01/e1.mkv", 10);
+    let cd2 = pps_clouddrive::mock::MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start(tree.clone())
+        .await
+        .unwrap();
+    let addr = cd2.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let config = cd2_config(dir.path(), &cd2.url());
+    let out = run(pps(dir.path()).arg("-c").arg(&config).arg("index"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = run(pps(dir.path()).arg("-c").arg(&config).arg("status"));
+    assert!(
+        text(&shown.stdout).contains("health: not checked yet"),
+        "{}",
+        text(&shown.stdout)
+    );
+    let mut service = pps(dir.path())
+        .arg("-c")
+        .arg(&config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = service.stderr.take().unwrap();
+    let logged = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+    let (d, c) = (dir.path().to_owned(), config.clone());
+    let shown =
+        tokio::task::spawn_blocking(move || status_until(&d, &c, "health: reachable since"))
+            .await
+            .unwrap();
+    assert!(shown.contains("rate in force"), "{shown}");
+    cd2.shutdown().await;
+    let (d, c) = (dir.path().to_owned(), config.clone());
+    let shown = tokio::task::spawn_blocking(move || status_until(&d, &c, "UNREACHABLE since"))
+        .await
+        .unwrap();
+    assert!(
+        shown.contains(&format!("nothing listens on {addr}")),
+        "{shown}"
+    );
+    let cd2 = pps_clouddrive::mock::MockServer::builder()
+        .api_token(CD2_TOKEN)
+        .start_on(addr, tree)
+        .await
+        .unwrap();
+    let (d, c) = (dir.path().to_owned(), config.clone());
+    tokio::task::spawn_blocking(move || status_until(&d, &c, "health: reachable since"))
+        .await
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status();
+    assert_eq!(service.wait().unwrap().code(), Some(0));
+    let logged = logged.join().unwrap();
+    assert_eq!(logged.matches("source is back").count(), 1, "{logged}");
+    assert_eq!(
+        logged.matches("source is unreachable").count(),
+        1,
+        "{logged}"
+    );
+    cd2.shutdown().await;
+}
+
+#[test]
+fn status_of_a_watch_store_says_every_pass_lists_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    for i in 0..3 {
+        std::fs::create_dir_all(media.join(format!("Show {i}/S01"))).unwrap();
+    }
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(pps(dir.path()).args(["status", "--store", "pps.db"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("--watch mode: every pass") && shown.contains("lists all 7 folders"),
+        "{shown}"
+    );
+    assert!(!shown.contains("on course for"), "{shown}");
+    assert!(!shown.contains("longest interval"), "{shown}");
+    let out = run(pps(dir.path()).args(["status", "--store", "pps.db", "--json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["full_passes"], true, "{v}");
+}

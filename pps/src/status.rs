@@ -19,6 +19,9 @@ pub struct StatusReport {
     pub watches: Vec<WatchStatus>,
     /// Per target.
     pub targets: Vec<TargetStatus>,
+    /// `--watch` mode: every pass lists every folder, so no per-folder schedule or
+    /// call budget applies (the schedule figures are then not shown).
+    pub full_passes: bool,
 }
 
 /// One cloud source in [`StatusReport`]: the calls actually made (every listing of every
@@ -44,6 +47,11 @@ pub struct SourceStatus {
     pub calls_last_day: u64,
     /// Calls per hour over the last 48 hours, oldest first, the current hour last.
     pub calls_by_hour: Vec<u64>,
+    /// Its health as the running service last found it (`None`: no `pps run` has
+    /// checked it yet).
+    pub health: Option<pps_core::store::SourceHealth>,
+    /// The time of this report, Unix seconds (to read `health`'s times against).
+    pub now: i64,
 }
 
 /// The calls made to `source` in the last hour and the last 24 hours, in whole minutes
@@ -225,6 +233,7 @@ pub struct StatusSource {
     /// Per source: its shared call budget (`None`: a local folder) and calls per
     /// second.
     budgets: std::collections::BTreeMap<String, (Option<pps_core::CallLimits>, f64)>,
+    full_passes: bool,
 }
 
 impl StatusSource {
@@ -241,6 +250,7 @@ impl StatusSource {
                 .keys()
                 .map(|s| (s.clone(), (app.call_limits(s), app.calls_per_second(s))))
                 .collect(),
+            full_passes: app.full_passes,
         }
     }
 
@@ -263,6 +273,8 @@ impl StatusSource {
                 calls_last_hour: hour,
                 calls_last_day: day,
                 calls_by_hour: store.calls_by_hour(name, now, CHART_HOURS)?,
+                health: store.source_health(name)?,
+                now: now.as_secs(),
             });
         }
         let mut watches = Vec::new();
@@ -390,6 +402,7 @@ impl StatusSource {
             sources,
             watches,
             targets,
+            full_passes: self.full_passes,
         })
     }
 }
