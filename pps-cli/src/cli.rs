@@ -60,6 +60,11 @@ enum Command {
         /// List every folder, regardless of its schedule.
         #[arg(long)]
         full: bool,
+        /// List and compare as usual, print what each target would be sent (one JSON
+        /// line each, with its libraries), send nothing and change no state (the pass
+        /// works on a copy of the store).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run the service: passes on schedule, delivery with retries, until SIGINT/SIGTERM.
     ///
@@ -228,6 +233,11 @@ struct RunArgs {
     /// exit with a message to edit it (a container's first start).
     #[arg(long)]
     init_if_missing: bool,
+    /// List and compare as usual, print what each target would be sent (one JSON line
+    /// each, with its libraries), send nothing and change no state (the service works
+    /// on a copy of the store; no HTTP surface, no reload).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
@@ -373,13 +383,17 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
         Command::Index { watches } => {
             commands::index(&load(config, Access::Writer("pps index"))?, &watches).await
         }
-        Command::Once { watch: w, full } => {
-            let app = load_or_watch(
-                config,
-                w,
-                Duration::from_secs(600),
-                Access::Writer("pps once"),
-            )?;
+        Command::Once {
+            watch: w,
+            full,
+            dry_run,
+        } => {
+            let access = if dry_run {
+                Access::DryRun
+            } else {
+                Access::Writer("pps once")
+            };
+            let app = load_or_watch(config, w, Duration::from_secs(600), access)?;
             commands::once(&app, full).await
         }
         Command::Run(r) => {
@@ -388,8 +402,22 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
                 return commands::first_start(&file);
             }
             let watch_mode = !r.watch.watch.is_empty();
-            let mut app = load_or_watch(config, r.watch, r.interval, Access::Writer("pps run"))?;
+            let dry_run = r.dry_run;
+            let access = if dry_run {
+                Access::DryRun
+            } else {
+                Access::Writer("pps run")
+            };
+            let mut app = load_or_watch(config, r.watch, r.interval, access)?;
             let listen = r.listen;
+            if dry_run {
+                // A dry run serves no UI (its edits would be real) and no triggers.
+                app.config.server.listen = None;
+                tracing::info!(
+                    "dry run: nothing is sent and the store is not changed (the service works on a copy of it)"
+                );
+                return commands::run(app, None::<fn() -> pps_core::Result<Config>>).await;
+            }
             with_listen(&mut app.config, listen)?;
             // SIGHUP re-reads the file with the same command-line overrides; in
             // --watch mode there is no file to re-read.

@@ -169,7 +169,12 @@ pub async fn once(app: &App, full: bool) -> Result<ExitCode> {
             }
         ));
     }
-    tracing::info!(watches = app.watches.len(), folders = listed, changes, scans = queued, delivery = %delivered.join("; "), "once done");
+    if app.store_copy.is_some() {
+        let delivered = delivered.join("; ").replace(" sent,", " would be sent,");
+        tracing::info!(watches = app.watches.len(), folders = listed, changes, scans = queued, delivery = %delivered, "dry run done: nothing was sent and the store is unchanged");
+    } else {
+        tracing::info!(watches = app.watches.len(), folders = listed, changes, scans = queued, delivery = %delivered.join("; "), "once done");
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {

@@ -757,3 +757,145 @@ fn status_of_a_watch_store_says_every_pass_lists_everything() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["full_passes"], true, "{v}");
 }
+
+async fn seen(server: &wiremock::MockServer) -> Vec<wiremock::Request> {
+    server.received_requests().await.unwrap()
+}
+
+/// The store's files, byte for byte (the WAL too, when there is one).
+fn store_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    ["pps.db", "pps.db-wal"]
+        .iter()
+        .filter_map(|f| {
+            std::fs::read(dir.join(f))
+                .ok()
+                .map(|b| ((*f).to_owned(), b))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_dry_run_prints_what_each_target_would_get_and_sends_and_changes_nothing() {
+    let (plex, emby) = media_servers().await;
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("115/电视");
+    std::fs::create_dir_all(media.join("Show 1/S01")).unwrap();
+    let root = std::fs::canonicalize(dir.path().join("115")).unwrap();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sources.nas]
+kind = "local"
+
+[targets.plex]
+kind = "plex"
+url = "{plex}"
+path_mapping = [{{ from = "{root}", to = "/mnt/115" }}]
+pacing = "0s"
+
+[targets.emby]
+kind = "emby"
+url = "{emby}"
+path_mapping = [{{ from = "{root}", to = "/mnt/115" }}]
+
+[[watch]]
+source = "nas"
+path = "{root}/电视"
+"#,
+            plex = plex.uri(),
+            emby = emby.uri(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    let out = run(with_server_secrets(&mut pps(dir.path()))
+        .arg("-c")
+        .arg(&config)
+        .arg("once"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(media.join("Show 1/S01/e2.mkv"), b"x").unwrap();
+    let before = store_bytes(dir.path());
+    assert!(!before.is_empty());
+    let (plex_before, emby_before) = (seen(&plex).await.len(), seen(&emby).await.len());
+    let out = run(with_server_secrets(&mut pps(dir.path()))
+        .arg("-c")
+        .arg(&config)
+        .args(["once", "--full", "--dry-run"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = lines(&out);
+    assert_eq!(got.len(), 2, "{}", text(&out.stdout));
+    let plex_line = got.iter().find(|l| l["target"] == "plex").unwrap();
+    assert_eq!(plex_line["dry_run"], true);
+    assert_eq!(
+        plex_line["path"], "/mnt/115/电视/Show 1/S01",
+        "Plex: the folder"
+    );
+    assert_eq!(plex_line["libraries"], serde_json::json!(["TV"]));
+    let emby_line = got.iter().find(|l| l["target"] == "emby").unwrap();
+    assert_eq!(emby_line["path"], "/mnt/115/电视/Show 1/S01/e2.mkv");
+    assert_eq!(emby_line["update"], "created");
+    assert_eq!(emby_line["libraries"], serde_json::json!(["TV"]));
+    // Nothing was sent: the servers saw only the reads of their library lists.
+    for (server, before) in [(&plex, plex_before), (&emby, emby_before)] {
+        for r in &seen(server).await[before..] {
+            assert_eq!(r.method.as_str(), "GET", "{} {}", r.method, r.url);
+            assert!(
+                ["/library/sections", "/Library/VirtualFolders"].contains(&r.url.path()),
+                "{}",
+                r.url
+            );
+        }
+    }
+    assert_eq!(store_bytes(dir.path()), before, "the store is unchanged");
+    // And the change is still there for a real pass to find and send.
+    let out = run(with_server_secrets(&mut pps(dir.path()))
+        .arg("-c")
+        .arg(&config)
+        .args(["once", "--full"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sent = emby
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/Library/Media/Updated")
+        .count();
+    assert_eq!(sent, 1);
+}
+
+#[test]
+fn run_dry_run_prints_and_leaves_the_store_as_it_was() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(media.join("new.mkv"), b"x").unwrap();
+    let before = store_bytes(dir.path());
+    let mut child = pps(dir.path())
+        .args(["run", "--dry-run", "--interval", "1s", "--watch", "media"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    let v: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(v["dry_run"], true, "{first}");
+    assert!(v["path"].as_str().unwrap().ends_with("/new.mkv"), "{first}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    drop(reader);
+    assert_eq!(store_bytes(dir.path()), before, "the store is unchanged");
+    let out = run(pps(dir.path()).args(["once", "--watch", "media"]));
+    assert!(
+        text(&out.stdout).contains("new.mkv"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -339,6 +339,23 @@ impl SqliteStore {
         self
     }
 
+    /// Writes a consistent copy of the whole store to a new file at `path` (SQLite's
+    /// `VACUUM INTO`), reading only: what a dry run works on, so the store itself is
+    /// never changed.
+    pub fn copy_to(&self, path: &Path) -> Result<()> {
+        let to = path.to_str().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                "the copy's path is not valid UTF-8",
+            )
+            .with("path", path.display().to_string())
+        })?;
+        self.conn()
+            .execute("VACUUM INTO ?1", [to])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves at worst an open transaction, which
         // rusqlite rolls back when the `Transaction` is dropped during unwinding.

@@ -34,6 +34,8 @@ pub struct App {
     pub full_passes: bool,
     /// The store's writer lock, held by commands that list folders into it.
     pub lock: Option<StoreLock>,
+    /// `--dry-run`: the copy of the store this app works on, removed with it.
+    pub store_copy: Option<crate::dry_run::StoreCopy>,
     /// The stdout targets, to notice when the reader of stdout went away.
     pub stdout: Vec<JsonLinesTarget>,
     /// What a reload hands from one service to the next (UI sessions, reload requests).
@@ -52,6 +54,10 @@ pub enum Access {
     /// Reads or edits state that must exist (`status`, `ls`, `forget`, `retry`,
     /// `drop`): never creates a store, no lock.
     Existing,
+    /// `--dry-run`: works on a copy of the store (no lock on the store itself, which
+    /// is only read) with every target wrapped in a [`DryRunTarget`](crate::dry_run::DryRunTarget)
+    /// that prints what it would be sent and sends nothing.
+    DryRun,
 }
 
 /// Builds a source. A local source never lists the files in `hidden` (pps's own store
@@ -130,7 +136,19 @@ impl App {
     }
 
     /// Builds everything and opens the store for `access`.
-    pub fn build_for(config: Config, access: Access) -> Result<App> {
+    pub fn build_for(mut config: Config, access: Access) -> Result<App> {
+        if access == Access::DryRun {
+            let copy = crate::dry_run::StoreCopy::of(&config.store)?;
+            config.store = copy.path.clone();
+            for t in config.targets.values_mut() {
+                // Nothing is sent, so nothing is to be confirmed.
+                t.confirm = false;
+            }
+            let store = SqliteStore::open(&config.store)?.with_history_limits(config.history);
+            let mut app = Self::build_inner(config, Arc::new(store), true)?;
+            app.store_copy = Some(copy);
+            return Ok(app);
+        }
         let lock = match access {
             Access::Writer(holder) => Some(StoreLock::acquire(&config.store, holder)?),
             _ => None,
@@ -182,6 +200,14 @@ impl App {
     /// call budget before each call ([`share_budget`]), so this process and any other
     /// of the same store (`pps run`, `pps walk`, `pps ls`, the UI) spend one budget.
     pub fn build_with_store(config: Config, store: Arc<dyn pps_core::MtimeStore>) -> Result<App> {
+        Self::build_inner(config, store, false)
+    }
+
+    fn build_inner(
+        config: Config,
+        store: Arc<dyn pps_core::MtimeStore>,
+        dry_run: bool,
+    ) -> Result<App> {
         let mut engine = Engine::new(store.clone());
         let mut sources = BTreeMap::new();
         let mut clouddrives = BTreeMap::new();
@@ -207,6 +233,11 @@ impl App {
                 Arc::new(j) as Arc<dyn ScanTarget>
             } else {
                 target(name, tc).map_err(|e| e.with_default("target", name.clone()))?
+            };
+            let t: Arc<dyn ScanTarget> = if dry_run {
+                Arc::new(crate::dry_run::DryRunTarget::new(name.clone(), t))
+            } else {
+                t
             };
             let mut spec = TargetSpec::new(name.clone(), t.clone());
             spec.mapping = tc.mapping.clone();
@@ -238,6 +269,7 @@ impl App {
             watches,
             full_passes: false,
             lock: None,
+            store_copy: None,
             stdout,
             handover: Arc::default(),
         })
