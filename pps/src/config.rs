@@ -807,13 +807,18 @@ fn check_store_roots(store: &Path, watches: &[WatchConfig]) -> Result<()> {
     if !store.exists() {
         return Ok(());
     }
-    let existing = pps_core::sqlite::SqliteStore::open_existing(store)
-        .map_err(|e| e.with_default("store", store.display().to_string()))?;
-    let stats = pps_core::MtimeStore::stats(&existing)?;
-    // A folder forgotten (`pps forget`) may still have scans queued: those count too.
-    let mut queued = pps_core::MtimeStore::pending(&existing, "stdout", usize::MAX)?;
-    queued.extend(pps_core::MtimeStore::parked(&existing, "stdout")?);
-    drop(existing);
+    // A store that cannot be read here (read-only, damaged, newer) is left to the real
+    // open, whose message says so; this check only compares roots.
+    let read = pps_core::sqlite::SqliteStore::open_existing(store).and_then(|existing| {
+        let stats = pps_core::MtimeStore::stats(&existing)?;
+        // A folder forgotten (`pps forget`) may still have scans queued: they count too.
+        let mut queued = pps_core::MtimeStore::pending(&existing, "stdout", usize::MAX)?;
+        queued.extend(pps_core::MtimeStore::parked(&existing, "stdout")?);
+        Ok((stats, queued))
+    });
+    let Ok((stats, queued)) = read else {
+        return Ok(());
+    };
     let stored: Vec<String> = stats
         .scopes
         .into_iter()
