@@ -60,6 +60,11 @@ enum Command {
         /// List every folder, regardless of its schedule.
         #[arg(long)]
         full: bool,
+        /// List and compare as usual, print what each target would be sent (one JSON
+        /// line each, with its libraries), send nothing and change no state (the pass
+        /// works on a copy of the store).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run the service: passes on schedule, delivery with retries, until SIGINT/SIGTERM.
     ///
@@ -161,12 +166,14 @@ enum Command {
         /// Do not list below this depth (the root is 0).
         #[arg(long)]
         max_depth: Option<usize>,
-        /// Base interval for the calls-per-day estimate.
-        #[arg(long, default_value = "10m", value_parser = duration::parse)]
-        interval: Duration,
-        /// Ceiling for the calls-per-day estimate.
-        #[arg(long, default_value = "24h", value_parser = duration::parse)]
-        max_interval: Duration,
+        /// Base interval for the calls-per-day estimate (default: the `interval` of the
+        /// watch holding the root, else 10m).
+        #[arg(long, value_parser = duration::parse)]
+        interval: Option<Duration>,
+        /// Ceiling for the calls-per-day estimate (default: the watch's `max_interval`,
+        /// else 24h).
+        #[arg(long, value_parser = duration::parse)]
+        max_interval: Option<Duration>,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -231,6 +238,11 @@ struct RunArgs {
     /// exit with a message to edit it (a container's first start).
     #[arg(long)]
     init_if_missing: bool,
+    /// List and compare as usual, print what each target would be sent (one JSON line
+    /// each, with its libraries), send nothing and change no state (the service works
+    /// on a copy of the store; no HTTP surface, no reload).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
@@ -289,7 +301,13 @@ fn load(cli: Option<PathBuf>, access: Access) -> pps_core::Result<App> {
 /// config file.
 fn load_or_store(cli: Option<PathBuf>, store: StoreArg, access: Access) -> pps_core::Result<App> {
     match store.store {
-        Some(path) => App::build_for(Config::from_store(path)?, access),
+        Some(path) => {
+            // A store without a config file is a `--watch` store: its passes list
+            // every folder, which `pps status` says instead of a schedule.
+            let mut app = App::build_for(Config::from_store(path)?, access)?;
+            app.full_passes = true;
+            Ok(app)
+        }
         None => load(cli, access),
     }
 }
@@ -370,13 +388,17 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
         Command::Index { watches } => {
             commands::index(&load(config, Access::Writer("pps index"))?, &watches).await
         }
-        Command::Once { watch: w, full } => {
-            let app = load_or_watch(
-                config,
-                w,
-                Duration::from_secs(600),
-                Access::Writer("pps once"),
-            )?;
+        Command::Once {
+            watch: w,
+            full,
+            dry_run,
+        } => {
+            let access = if dry_run {
+                Access::DryRun
+            } else {
+                Access::Writer("pps once")
+            };
+            let app = load_or_watch(config, w, Duration::from_secs(600), access)?;
             commands::once(&app, full).await
         }
         Command::Run(r) => {
@@ -385,8 +407,22 @@ async fn dispatch(cli: Cli) -> pps_core::Result<ExitCode> {
                 return commands::first_start(&file);
             }
             let watch_mode = !r.watch.watch.is_empty();
-            let mut app = load_or_watch(config, r.watch, r.interval, Access::Writer("pps run"))?;
+            let dry_run = r.dry_run;
+            let access = if dry_run {
+                Access::DryRun
+            } else {
+                Access::Writer("pps run")
+            };
+            let mut app = load_or_watch(config, r.watch, r.interval, access)?;
             let listen = r.listen;
+            if dry_run {
+                // A dry run serves no UI (its edits would be real) and no triggers.
+                app.config.server.listen = None;
+                tracing::info!(
+                    "dry run: nothing is sent and the store is not changed (the service works on a copy of it)"
+                );
+                return commands::run(app, None::<fn() -> pps_core::Result<Config>>).await;
+            }
             with_listen(&mut app.config, listen)?;
             // SIGHUP re-reads the file with the same command-line overrides; in
             // --watch mode there is no file to re-read.

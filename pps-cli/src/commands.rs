@@ -169,7 +169,12 @@ pub async fn once(app: &App, full: bool) -> Result<ExitCode> {
             }
         ));
     }
-    tracing::info!(watches = app.watches.len(), folders = listed, changes, scans = queued, delivery = %delivered.join("; "), "once done");
+    if app.store_copy.is_some() {
+        let delivered = delivered.join("; ").replace(" sent,", " would be sent,");
+        tracing::info!(watches = app.watches.len(), folders = listed, changes, scans = queued, delivery = %delivered, "dry run done: nothing was sent and the store is unchanged");
+    } else {
+        tracing::info!(watches = app.watches.len(), folders = listed, changes, scans = queued, delivery = %delivered.join("; "), "once done");
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
@@ -183,6 +188,55 @@ pub async fn once(app: &App, full: bool) -> Result<ExitCode> {
 pub fn stdout_gone() -> ExitCode {
     eprintln!("stdout was closed; stopping (scans not printed stay queued for the next run)");
     ExitCode::from(141)
+}
+
+/// Resolves (its `notified`) once stdout is a pipe whose reader has gone
+/// (`pps run | head -1` after `head` exits), found by polling the pipe from a thread of
+/// its own, so the service ends at once instead of at its next write. Never for a
+/// terminal or a file.
+fn stdout_pipe_gone() -> std::sync::Arc<tokio::sync::Notify> {
+    let gone = std::sync::Arc::new(tokio::sync::Notify::new());
+    #[cfg(unix)]
+    {
+        use rustix::event::{PollFd, PollFlags};
+        use std::os::fd::AsFd;
+        let stdout = std::io::stdout();
+        let is_pipe = rustix::fs::fstat(stdout.as_fd()).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+        });
+        if is_pipe {
+            let tell = gone.clone();
+            let spawned = std::thread::Builder::new()
+                .name("stdout-watch".into())
+                .spawn(move || {
+                    let stdout = std::io::stdout();
+                    loop {
+                        // No events asked for: a pipe's writer end reports only ERR
+                        // (the reader closed) and HUP.
+                        let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+                        match rustix::event::poll(&mut fds, None) {
+                            Ok(_)
+                                if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) =>
+                            {
+                                // notify_one keeps the permit for a `notified` not
+                                // yet polled.
+                                tell.notify_one();
+                                return;
+                            }
+                            // Anything else it reports (NVAL) would come back at
+                            // once forever: stop watching rather than spin.
+                            Ok(_) if !fds[0].revents().is_empty() => return,
+                            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::debug!(error = %e, "cannot watch stdout; a closed pipe is found at the next write");
+            }
+        }
+    }
+    gone
 }
 
 /// A future that resolves on SIGINT or SIGTERM. The handlers are registered when this
@@ -244,6 +298,7 @@ pub async fn run(
     }
     let mut first = std::pin::pin!(shutdown_signal());
     let mut hangup = hangup_signal();
+    let pipe_gone = stdout_pipe_gone();
     // Under systemd (Type=notify): ready once the config is valid and the store is
     // ours; the watchdog is fed from the runtime, so a wedged runtime stops feeding it.
     crate::notify::notify("READY=1");
@@ -273,6 +328,11 @@ pub async fn run(
                     // `pps run | head -1`: the reader is gone, so end as Unix tools do
                     // instead of retrying a closed pipe every pass.
                     _ = app.stdout_closed() => return,
+                    // ... and noticed without waiting for a write: the pipe says so.
+                    _ = pipe_gone.notified(), if !app.stdout.is_empty() => {
+                        app.stdout.iter().for_each(JsonLinesTarget::mark_closed);
+                        return;
+                    }
                     _ = hangup.recv() => "SIGHUP",
                     _ = handover.reload_requested() => "the web UI edited the config",
                     _ = poll.tick(), if file.is_some() => "the config file changed",
@@ -500,6 +560,12 @@ pub async fn scan(app: &App, spec: &str, target: Option<&str>) -> Result<ExitCod
         };
         println!("{t}: {state} ({} requests)", r.sent);
     }
+    if report.update == pps_core::Update::Deleted {
+        println!(
+            "{} is gone at the source: scanned as deleted (servers that scan folders get its parent)",
+            report.path
+        );
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
@@ -616,6 +682,18 @@ pub fn history(app: &App, filter: &pps::history::HistoryFilter, json: bool) -> R
 /// `pps forget SOURCE:PATH`: drops stored state at and under that path; exit 1 when
 /// nothing was stored there (a typo in the path, most likely).
 pub fn forget(app: &App, spec: &str) -> Result<ExitCode> {
+    // A path no watch holds has nothing stored either: exit 1, as the README says, not
+    // the 2 of a usage error (a path that is not a path at all stays a usage error).
+    if let Err(e) = app.resolve(spec) {
+        let path = match spec.split_once(':') {
+            Some((s, p)) if app.config.sources.contains_key(s) => p,
+            _ => spec,
+        };
+        if pps_core::path::normalize(path).is_ok() {
+            eprintln!("nothing stored under {spec}: {}", e.message());
+            return Ok(ExitCode::from(1));
+        }
+    }
     let (n, at) = pps::outbox::forget(app, spec)?;
     if n == 0 {
         eprintln!("nothing stored under {at}");

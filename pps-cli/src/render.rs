@@ -83,8 +83,9 @@ pub fn walk(r: &WalkReport) -> String {
         max.as_secs_f64() * 1000.0,
         if r.wire_latency.is_some() {
             format!(
-                " (each call's own time); {} waiting for the rate limit in all",
-                human(r.limiter_wait)
+                " (each call's own time); {} waiting for the rate limit, summed over the {} listings in flight at once (wall time overlaps)",
+                human(r.limiter_wait),
+                r.concurrency
             )
         } else {
             String::new()
@@ -124,6 +125,49 @@ pub fn walk(r: &WalkReport) -> String {
     o
 }
 
+/// A source's health line in `pps status`: reachable or not since when, the error, the
+/// rate in force and a throttle pause.
+fn source_health(s: &pps::status::SourceStatus) -> String {
+    let Some(h) = &s.health else {
+        return "  health: not checked yet (`pps run` checks it every 5 s; `pps check` now)\n"
+            .to_owned();
+    };
+    let ago = |t: i64| human(Duration::from_secs(u64::try_from(s.now - t).unwrap_or(0)));
+    let mut line = if h.reachable {
+        format!(
+            "  health: reachable since {} ({} ago)",
+            utc(h.since),
+            ago(h.since)
+        )
+    } else {
+        format!(
+            "  health: UNREACHABLE since {} ({} ago): {}",
+            utc(h.since),
+            ago(h.since),
+            h.error.as_deref().unwrap_or("no answer")
+        )
+    };
+    line.push_str(&format!("; last checked {} ago", ago(h.checked)));
+    if h.rate + 1e-9 < s.calls_per_second {
+        line.push_str(&format!(
+            "; rate in force {:.2}/s, lowered from {}/s after the cloud throttled",
+            h.rate, s.calls_per_second
+        ));
+    } else {
+        line.push_str(&format!("; rate in force {}/s", s.calls_per_second));
+    }
+    if let Some(until) = h.paused_until
+        && until > s.now as f64
+    {
+        line.push_str(&format!(
+            "; THROTTLED: every call paused until {}",
+            utc(until as i64)
+        ));
+    }
+    line.push('\n');
+    line
+}
+
 /// `pps status`'s text.
 pub fn status(v: &StatusReport) -> String {
     let mut out = format!("store {} ({})\n", v.store, size(v.store_bytes));
@@ -149,6 +193,7 @@ pub fn status(v: &StatusReport) -> String {
                 format!(", at most {}", ceilings.join(", "))
             }
         ));
+        out.push_str(&source_health(s));
     }
     for w in &v.watches {
         out.push_str(&format!(
@@ -157,6 +202,13 @@ pub fn status(v: &StatusReport) -> String {
             plural(w.folders, "folder", "folders"),
             if w.baseline { "" } else { " (no baseline yet)" }
         ));
+        if v.full_passes {
+            out.push_str(&format!(
+                "  --watch mode: every pass (each --interval of `pps run`, 10s by default) lists all {} and compares each with its stored listing; no per-folder schedule or call budget applies\n",
+                plural(w.folders, "folder", "folders")
+            ));
+            continue;
+        }
         let sc = &w.schedule;
         let next = match sc.next_due_in_s {
             Some(s) if s <= 0 => "now".to_owned(),
@@ -420,14 +472,21 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
     if lines.is_empty() {
         return "no history (yet): changes and deliveries appear here as they happen\n".into();
     }
+    // Columns padded by the width a terminal shows (a CJK character takes two cells), not
+    // by bytes; never narrower than the header.
+    let cells = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    let pad = |s: &str, width: usize| format!("{s}{}", " ".repeat(width.saturating_sub(cells(s))));
     let width = lines
         .iter()
-        .map(|h| h.target.as_deref().map_or(1, str::len))
+        .map(|h| h.target.as_deref().map_or(1, cells))
+        .chain([cells("target")])
         .max()
         .unwrap_or(1);
     let mut out = format!(
-        "{:<19}  {:<7}  {:<width$}  path\n",
-        "time (UTC)", "event", "target"
+        "{:<19}  {:<7}  {}  path\n",
+        "time (UTC)",
+        "event",
+        pad("target", width)
     );
     for h in lines {
         let what = match (&h.event, &h.detail) {
@@ -449,10 +508,10 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
             format!("  ({what})")
         };
         out.push_str(&format!(
-            "{}  {:<7}  {:<width$}  {}{what}\n",
+            "{}  {:<7}  {}  {}{what}\n",
             utc(h.at.as_secs()),
             h.event.as_str(),
-            h.target.as_deref().unwrap_or("-"),
+            pad(h.target.as_deref().unwrap_or("-"), width),
             h.change.path,
         ));
     }

@@ -614,13 +614,18 @@ async fn run_acts_on_push_hints_between_scheduled_listings() {
     let before = cd2.calls(pps_clouddrive::mock::Method::GetSubFiles);
     cd2.write_file("/115/TV/Show/S01/e2.mkv", 10);
     let stdout = child.stdout.take().unwrap();
-    let read = tokio::task::spawn_blocking(move || std::io::BufReader::new(stdout).lines().next());
+    // The reader stays open until the end: with it gone pps would end on that (141).
+    let read = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        (lines.next(), lines)
+    });
     // A guard against a hang, not a speed assertion.
     let Ok(read) = tokio::time::timeout(std::time::Duration::from_secs(60), read).await else {
         let _ = child.kill();
         panic!("no scan printed within 60 s");
     };
-    let line = read.unwrap().expect("a line").unwrap();
+    let (line, _reader) = read.unwrap();
+    let line = line.expect("a line").unwrap();
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["path"], "/115/TV/Show/S01/e2.mkv");
     assert_eq!(v["update"], "created");

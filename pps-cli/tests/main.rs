@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod first_hour;
 mod install;
+mod second_round;
 mod server;
 mod ui;
 mod user;

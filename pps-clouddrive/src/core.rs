@@ -96,6 +96,9 @@ fn connection_error(
     source: &str,
 ) -> Option<Error> {
     let mut refused = false;
+    // The chain's texts, lower case: hyper, h2 and rustls say what went wrong only in
+    // their Display (their error kinds are not all public).
+    let mut texts = String::new();
     let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(status);
     while let Some(e) = cause {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
@@ -103,14 +106,16 @@ fn connection_error(
         {
             refused = true;
         }
+        texts.push_str(&e.to_string().to_ascii_lowercase());
+        texts.push('\n');
         cause = e.source();
     }
-    let authority = source
-        .split_once("://")
-        .map_or(source, |(_, rest)| rest)
-        .split('/')
-        .next()
-        .unwrap_or(source);
+    let (scheme, rest) = source.split_once("://").unwrap_or(("http", source));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.parse::<u16>().is_ok())
+        .map_or(authority, |(host, _)| host);
     let (kind, message, temporary) = if refused {
         (
             ErrorKind::Unavailable,
@@ -120,14 +125,35 @@ fn connection_error(
             // cd2 restarting looks the same: worth retrying in a service.
             true,
         )
+    } else if texts.contains("dns error") {
+        (
+            ErrorKind::Unavailable,
+            format!("no such host: {host} (from the url {source}); check its spelling"),
+            // A container network still coming up looks the same: worth retrying.
+            true,
+        )
+    } else if scheme == "https"
+        && (texts.contains("invalidcontenttype") || texts.contains("corrupt message"))
+    {
+        // rustls read a plain HTTP answer where a TLS record should be.
+        (
+            ErrorKind::Unsupported,
+            format!(
+                "{authority} speaks plain HTTP, not HTTPS: write the url as http://{authority}"
+            ),
+            false,
+        )
     } else if phase == Phase::Call
-        && status.code() == Code::Internal
-        && status.message().starts_with("h2 protocol error")
+        && ((status.code() == Code::Internal
+            && status.message().starts_with("h2 protocol error"))
+            // An HTTP/1 server reads the HTTP/2 preface as a bad request and answers
+            // with a text h2 cannot parse as a frame.
+            || texts.contains("frame with invalid size"))
     {
         (
             ErrorKind::Unsupported,
             format!(
-                "{authority} does not speak CloudDrive2's gRPC (an HTTP server without HTTP/2 answered); check the url's port"
+                "{authority} is not a gRPC server: it does not speak CloudDrive2's gRPC (an HTTP server without HTTP/2 answered); check the url's port"
             ),
             false,
         )
@@ -137,7 +163,7 @@ fn connection_error(
         (
             ErrorKind::Unsupported,
             format!(
-                "{authority} does not speak CloudDrive2's gRPC (a web server answered: {}); check the url's port",
+                "{authority} is not a gRPC server: it does not speak CloudDrive2's gRPC (a web server answered: {}); check the url's port",
                 status.message()
             ),
             false,

@@ -56,8 +56,10 @@ pub fn redact_url(url: &str) -> String {
 pub fn check_url(url: &str) -> Result<(), String> {
     let shown = redact_url(url);
     let Some((scheme, rest)) = url.split_once("://") else {
+        // Suggest the user's own host and port: a fixed example (Plex's 32400) misleads
+        // for a cd2 source, whose port is 19798.
         return Err(format!(
-            "`{shown}` is not a URL; write e.g. http://127.0.0.1:32400"
+            "`{shown}` is not a URL: it lacks http:// or https://; write e.g. http://{shown}"
         ));
     };
     if scheme != "http" && scheme != "https" {

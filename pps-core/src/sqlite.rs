@@ -30,7 +30,8 @@ use crate::listing::Fingerprint;
 use crate::schedule::{BANDS, duration_secs};
 use crate::store::{
     Commit, Event, FolderRecord, FolderSchedule, HistoryEntry, HistoryLimits, HistoryQuery,
-    MtimeStore, NotifierState, QueuedScan, ScheduleSummary, ScopeId, Settling, StoreStats,
+    MtimeStore, NotifierState, QueuedScan, ScheduleSummary, ScopeId, Settling, SourceHealth,
+    StoreStats,
 };
 use crate::types::{Change, Update};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
@@ -347,6 +348,23 @@ impl SqliteStore {
     pub fn with_history_limits(mut self, limits: HistoryLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Writes a consistent copy of the whole store to a new file at `path` (SQLite's
+    /// `VACUUM INTO`), reading only: what a dry run works on, so the store itself is
+    /// never changed.
+    pub fn copy_to(&self, path: &Path) -> Result<()> {
+        let to = path.to_str().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ConfigInvalid,
+                "the copy's path is not valid UTF-8",
+            )
+            .with("path", path.display().to_string())
+        })?;
+        self.conn()
+            .execute("VACUUM INTO ?1", [to])
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -1654,6 +1672,70 @@ impl MtimeStore for SqliteStore {
         )
         .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    fn record_source_health(&self, h: &SourceHealth) -> Result<()> {
+        let conn = self.conn();
+        // A table outside the numbered schema: created by the first service that
+        // records, read as "nothing recorded" where it does not exist, so an older pps
+        // opening the store sees nothing new to migrate.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS source_health (
+                source TEXT PRIMARY KEY,
+                reachable INTEGER NOT NULL,
+                error TEXT,
+                since INTEGER NOT NULL,
+                checked INTEGER NOT NULL,
+                rate REAL NOT NULL
+            )",
+        )
+        .map_err(|e| self.err(e))?;
+        conn.execute(
+            "INSERT INTO source_health (source, reachable, error, since, checked, rate)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (source) DO UPDATE SET reachable = excluded.reachable,
+                error = excluded.error, since = excluded.since, checked = excluded.checked,
+                rate = excluded.rate",
+            params![h.source, h.reachable, h.error, h.since, h.checked, h.rate],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn source_health(&self, source: &str) -> Result<Option<SourceHealth>> {
+        let conn = self.conn();
+        let paused_until: Option<f64> = conn
+            .query_row(
+                "SELECT paused_until FROM budget WHERE source = ?1",
+                [source],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .filter(|p: &f64| *p > 0.0);
+        let row = conn.query_row(
+            "SELECT reachable, error, since, checked, rate FROM source_health WHERE source = ?1",
+            [source],
+            |r| {
+                Ok(SourceHealth {
+                    source: source.to_owned(),
+                    reachable: r.get(0)?,
+                    error: r.get(1)?,
+                    since: r.get(2)?,
+                    checked: r.get(3)?,
+                    rate: r.get(4)?,
+                    paused_until,
+                })
+            },
+        );
+        match row {
+            Ok(h) => Ok(Some(h)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("no such table") => {
+                Ok(None)
+            }
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {

@@ -50,7 +50,21 @@ impl JsonLinesTarget {
         }
     }
 
-    /// True once a write found the reader gone (a broken pipe).
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Says the reader is gone without a write having found it (a program that watches
+    /// its stdout pipe for the reader's end): [`closed`](Self::closed) resolves, and
+    /// every later call fails at once without writing.
+    pub fn mark_closed(&self) {
+        self.closed.flag.store(true, Ordering::SeqCst);
+        self.closed.notify.notify_waiters();
+    }
+
+    /// True once a write found the reader gone (a broken pipe), or
+    /// [`mark_closed`](Self::mark_closed) said so.
     pub fn is_closed(&self) -> bool {
         self.closed.flag.load(Ordering::SeqCst)
     }
@@ -86,13 +100,22 @@ impl ScanTarget for JsonLinesTarget {
         }
         let mut buf = Vec::with_capacity(requests.len() * 96);
         for r in requests {
-            let line = serde_json::json!({
-                "target": self.name,
-                "path": r.path,
-                "update": r.update,
-                "is_dir": r.is_dir,
-            });
-            // Serialising a json! value of strings and bools cannot fail.
+            // A struct, not json!: its keys keep this order (json! sorts them), the order
+            // the README shows and a reader expects: who, where, what.
+            #[derive(serde::Serialize)]
+            struct Line<'a> {
+                target: &'a str,
+                path: &'a str,
+                update: crate::Update,
+                is_dir: bool,
+            }
+            let line = Line {
+                target: &self.name,
+                path: &r.path,
+                update: r.update,
+                is_dir: r.is_dir,
+            };
+            // Serialising strings, an enum and a bool cannot fail.
             let _ = serde_json::to_writer(&mut buf, &line);
             buf.push(b'\n');
         }
@@ -103,8 +126,7 @@ impl ScanTarget for JsonLinesTarget {
             Ok(()) => requests.iter().map(|_| Ok(())).collect(),
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    self.closed.flag.store(true, Ordering::SeqCst);
-                    self.closed.notify.notify_waiters();
+                    self.mark_closed();
                     let err = Error::new(
                         crate::ErrorKind::Unavailable,
                         "the reader of standard output went away (a closed pipe); the scan stays queued",

@@ -278,6 +278,26 @@ pub struct QueuedScan {
     pub queued_at: Timestamp,
 }
 
+/// A source's health as the service last found it ([`MtimeStore::record_source_health`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SourceHealth {
+    /// The source's name.
+    pub source: String,
+    /// Whether it answered at the last check.
+    pub reachable: bool,
+    /// Why not, when it did not (a message without secrets).
+    pub error: Option<String>,
+    /// Since when it has been in this state (reachable or not), Unix seconds.
+    pub since: i64,
+    /// When it was last checked, Unix seconds.
+    pub checked: i64,
+    /// The rate in force then, calls per second (lowered after the cloud throttled).
+    pub rate: f64,
+    /// Every call of every process paused until then (Unix seconds) because the cloud
+    /// throttled; `None` when no pause was ever set.
+    pub paused_until: Option<f64>,
+}
+
 /// Counts for `status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -516,6 +536,21 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     /// Pauses every call to `source` until `until` (Unix seconds); an earlier pause
     /// already in force is extended, never shortened.
     fn pause_calls(&self, source: &str, until: f64) -> Result<()>;
+
+    /// Records what the process watching `source` last found of its health, for
+    /// `pps status` in another process. The default keeps nothing (a store that cannot
+    /// share it).
+    fn record_source_health(&self, health: &SourceHealth) -> Result<()> {
+        let _ = health;
+        Ok(())
+    }
+
+    /// The health last recorded for `source`, with the pause in force from
+    /// [`pause_calls`](Self::pause_calls); `None` when none was recorded.
+    fn source_health(&self, source: &str) -> Result<Option<SourceHealth>> {
+        let _ = source;
+        Ok(None)
+    }
 
     /// History lines matching `query`, newest first.
     ///

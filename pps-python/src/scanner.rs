@@ -23,11 +23,20 @@ use tokio::sync::oneshot;
 /// - ``run_once()`` passes every watch once and delivers the scans (for cron);
 /// - ``serve()`` runs the service: passes on schedule, delivery loops, until
 ///   cancelled (Ctrl-C, ``duration`` elapsed, or the asyncio task cancelled);
-/// - ``status()`` and ``forget(path)`` read and trim the store.
+/// - ``status()``, ``history()``, ``ls(path)`` and ``forget(path)`` read and trim
+///   the store; ``check()`` reaches every source and target; ``walk(root)`` measures
+///   a tree.
 ///
 /// Every method releases the interpreter while it works and has an ``*_async`` twin
 /// returning a coroutine. Ctrl-C interrupts a sync call (``KeyboardInterrupt``);
 /// the store commits atomically, so an interrupted pass loses nothing.
+///
+/// A Scanner holds the store's writer lock from its creation until it is garbage
+/// collected, as ``pps run`` does: beside a running ``pps run`` it raises
+/// ``UnavailableError`` (``store pps.db is in use by pid N (pps run)``), and a
+/// ``pps run`` started beside it is refused naming ``a Python pps.Scanner``. It can
+/// be shared between threads; run its passes (``index``, ``run_once``, ``serve``)
+/// from one at a time.
 #[pyclass(module = "pps", name = "Scanner", frozen)]
 #[derive(Debug)]
 pub struct PyScanner {
@@ -81,6 +90,31 @@ impl PyScanner {
             }
         }
         last
+    }
+
+    fn walk_future(
+        &self,
+        root: String,
+        concurrency: Option<usize>,
+        max_queries_per_second: Option<f64>,
+        max_depth: Option<usize>,
+    ) -> impl std::future::Future<Output = Result<serde_json::Value>> + use<> {
+        // The walk reads the sources' settings and the budget's store from the config
+        // file; a config made from text has none, and `local:PATH` still works.
+        let file = self.app.config.file.clone().unwrap_or_default();
+        let args = pps::walk::WalkArgs {
+            root,
+            concurrency,
+            max_queries_per_second,
+            max_depth,
+            interval: None,
+            max_interval: None,
+            force: false,
+        };
+        async move {
+            let r = pps::walk::walk_root(&file, &args, None, std::future::pending::<()>()).await?;
+            Ok(r.to_json())
+        }
     }
 
     /// The watches `index` works on: all, or the one named by `source:path` or path.
@@ -320,6 +354,89 @@ impl PyScanner {
         )
     }
 
+    /// Lists ``path`` (``source:path``, or a path inside a watch) live, one call to the
+    /// source, beside its stored state, changing nothing: a dict with ``source``,
+    /// ``path``, ``watch``, ``stored`` (whether the folder has stored state),
+    /// ``changes`` (what a pass listing it now would report) and ``rows``, each with
+    /// ``state`` (``same``, ``new``, ``modified``, ``gone``, ``excluded``), ``entry``
+    /// and ``stored`` (the stored entry of that name, or ``None``). As ``pps ls``.
+    fn ls(&self, py: Python<'_>, path: String) -> PyResult<Py<PyAny>> {
+        let app = self.app.clone();
+        let r = wait_pps(py, async move { pps::inspect::ls(&app, &path).await })?;
+        json_to_py(py, &to_value(&r)?)
+    }
+
+    /// ``ls()`` as a coroutine.
+    fn ls_async<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
+        let app = self.app.clone();
+        future(
+            py,
+            async move { pps::inspect::ls(&app, &path).await },
+            |py, r| json_to_py(py, &to_value(&r)?),
+        )
+    }
+
+    /// Reaches every source and target and works out where each watch's scans land,
+    /// as ``pps check``: a dict with ``ok`` (nothing wrong), ``problem`` (a config
+    /// without a watch, or ``None``), ``sources`` (``name``, ``what``, ``state``:
+    /// ``local``/``ready``/``reachable``/``failed``, ``notes`` or ``error``),
+    /// ``targets`` (``name``, ``kind``, ``server``, ``libraries`` or ``error``) and
+    /// ``watches`` (``watch``, ``root``: ``listed``/``failed``/``not checked``,
+    /// ``entries`` or ``error``, and per target ``landing``: ``unmapped``,
+    /// ``unreached``, ``anywhere``, ``no library`` or ``libraries``, with the
+    /// ``mapped`` path and the ``libraries`` it lands in). Never raises for what it
+    /// finds wrong: that is in the dict.
+    fn check(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let app = self.app.clone();
+        let r = wait_pps(py, async move { Ok(pps::check::check(&app).await) })?;
+        json_to_py(py, &check_value(&r))
+    }
+
+    /// ``check()`` as a coroutine.
+    fn check_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let app = self.app.clone();
+        future(
+            py,
+            async move { Ok(pps::check::check(&app).await) },
+            |py, r| json_to_py(py, &check_value(&r)),
+        )
+    }
+
+    /// Lists the tree under ``root`` (``source:path`` of this config, or
+    /// ``local:PATH``) read-only through the source's rate limit and retries, stores
+    /// nothing and scans nothing, and reports its size and what listing it costs, as
+    /// ``pps walk --json``: ``folders``, ``files``, ``bytes``, ``calls``,
+    /// ``throttled``, ``latency_ms``, ``rate_limit_wait_s``, ``full_pass_s``,
+    /// ``calls_per_day`` and more. Its calls come out of the budget the store keeps
+    /// for the source (it waits for it beside a running ``pps run``).
+    #[pyo3(signature = (root, *, concurrency = None, max_queries_per_second = None, max_depth = None))]
+    fn walk(
+        &self,
+        py: Python<'_>,
+        root: String,
+        concurrency: Option<usize>,
+        max_queries_per_second: Option<f64>,
+        max_depth: Option<usize>,
+    ) -> PyResult<Py<PyAny>> {
+        let fut = self.walk_future(root, concurrency, max_queries_per_second, max_depth);
+        let r = wait_pps(py, fut)?;
+        json_to_py(py, &r)
+    }
+
+    /// ``walk()`` as a coroutine.
+    #[pyo3(signature = (root, *, concurrency = None, max_queries_per_second = None, max_depth = None))]
+    fn walk_async<'py>(
+        &self,
+        py: Python<'py>,
+        root: String,
+        concurrency: Option<usize>,
+        max_queries_per_second: Option<f64>,
+        max_depth: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.walk_future(root, concurrency, max_queries_per_second, max_depth);
+        future(py, fut, |py, r| json_to_py(py, &r))
+    }
+
     /// Runs the service: each watch is passed every ``interval`` and each target has its
     /// own delivery loop. Returns after ``duration`` seconds when given; otherwise runs
     /// until Ctrl-C, which stops it cleanly (a short last delivery) and then raises
@@ -504,4 +621,80 @@ fn status_value(app: &App) -> pps_core::Result<serde_json::Value> {
     let report = pps::status::status(app)?;
     serde_json::to_value(report)
         .map_err(|e| pps_core::Error::new(pps_core::ErrorKind::Unexpected, e.to_string()))
+}
+
+/// `ls()`'s report as JSON.
+fn to_value(v: &pps::inspect::LsReport) -> PyResult<serde_json::Value> {
+    serde_json::to_value(v)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("report: {e}")))
+}
+
+/// `check()`'s dict.
+fn check_value(r: &pps::check::CheckReport) -> serde_json::Value {
+    use pps::check::{Landing, RootOutcome, SourceOutcome};
+    use serde_json::json;
+    let sources: Vec<_> = r
+        .sources
+        .iter()
+        .map(|s| match &s.outcome {
+            SourceOutcome::Local => json!({"name": s.name, "what": s.what, "state": "local"}),
+            SourceOutcome::Ready => json!({"name": s.name, "what": s.what, "state": "ready"}),
+            SourceOutcome::Reachable(notes) => {
+                json!({"name": s.name, "what": s.what, "state": "reachable", "notes": notes})
+            }
+            SourceOutcome::Failed(e) => {
+                json!({"name": s.name, "what": s.what, "state": "failed", "error": e})
+            }
+        })
+        .collect();
+    let targets: Vec<_> = r
+        .targets
+        .iter()
+        .map(|t| match &t.result {
+            Ok(info) => json!({
+                "name": t.name, "kind": t.kind, "server": info.server, "version": info.version,
+                "libraries": info.libraries.iter().map(|l| json!({"id": l.id, "name": l.name, "locations": l.locations})).collect::<Vec<_>>(),
+            }),
+            Err(e) => json!({"name": t.name, "kind": t.kind, "error": e}),
+        })
+        .collect();
+    let watches: Vec<_> = r
+        .watches
+        .iter()
+        .map(|w| {
+            let root = match &w.root {
+                RootOutcome::Listed(n) => json!({"root": "listed", "entries": n}),
+                RootOutcome::Failed(e) => json!({"root": "failed", "error": e}),
+                RootOutcome::NotChecked | RootOutcome::NoSource => json!({"root": "not checked"}),
+            };
+            let lands: Vec<_> = w
+                .targets
+                .iter()
+                .map(|(t, l)| match l {
+                    Landing::Unmapped => json!({"target": t, "landing": "unmapped"}),
+                    Landing::Unreached(m) => json!({"target": t, "landing": "unreached", "mapped": m}),
+                    Landing::Anywhere(m) => json!({"target": t, "landing": "anywhere", "mapped": m}),
+                    Landing::NoLibrary(m) => json!({"target": t, "landing": "no library", "mapped": m}),
+                    Landing::Libraries(m, libs) => json!({
+                        "target": t, "landing": "libraries", "mapped": m,
+                        "libraries": libs.iter().map(|(name, id)| json!({"name": name, "id": id})).collect::<Vec<_>>(),
+                    }),
+                })
+                .collect();
+            let mut v = json!({"watch": w.label, "line": w.line, "targets": lands});
+            if let (Some(o), serde_json::Value::Object(root)) = (v.as_object_mut(), root) {
+                o.extend(root);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "ok": r.ok(),
+        "file": r.file,
+        "store": r.store,
+        "problem": r.no_watches,
+        "sources": sources,
+        "targets": targets,
+        "watches": watches,
+    })
 }

@@ -328,3 +328,69 @@ def test_on_event_hands_serve_what_happens(
     assert ("change", f"{media}/TV/Show/e9.mkv") in events, events
     assert ("sent", f"{media}/TV/Show/e9.mkv") in events, events
     assert failing_calls, "a failing callback is called and does not stop the service"
+
+
+def test_ls_shows_live_entries_beside_the_stored_state(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    scanner.index()
+    (media / "TV" / "Show" / "S01" / "e2.mkv").write_bytes(b"z")
+    report = scanner.ls(f"disk:{media}/TV/Show/S01")
+    assert report["stored"] is True and report["changes"] == 1
+    states = {r["entry"]["name"]: r["state"] for r in report["rows"]}
+    assert states == {"e1.mkv": "same", "e2.mkv": "new"}
+    again = asyncio.run(scanner.ls_async(str(media / "TV" / "Show" / "S01")))
+    assert again["changes"] == 1
+    # ls changes nothing: a pass still finds the new file.
+    assert [c.path for c in scanner.run_once(full=True).changes] == [
+        f"{media}/TV/Show/S01/e2.mkv"
+    ]
+    with pytest.raises(pps.ConfigError):
+        scanner.ls("/not/in/any/watch")
+
+
+def test_check_reaches_sources_and_targets_and_says_where_scans_land(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    report = scanner.check()
+    assert report["ok"] is True, report
+    assert report["sources"] == [{"name": "disk", "what": "local", "state": "local"}]
+    (target,) = report["targets"]
+    assert target["name"] == "plex" and "TV" in [lib["name"] for lib in target["libraries"]]
+    (watch,) = report["watches"]
+    assert watch["root"] == "listed" and watch["entries"] == 2
+    (landing,) = watch["targets"]
+    assert landing["mapped"] == "/mnt/media" and landing["landing"] == "libraries"
+    media_server.status = 401
+    report = asyncio.run(scanner.check_async())
+    assert report["ok"] is False
+    assert "error" in report["targets"][0]
+    assert PLEX_TOKEN not in str(report)
+
+
+def test_walk_measures_a_tree_and_stores_nothing(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    scanner = make(media, tmp_path, media_server)
+    report = scanner.walk(f"local:{media}")
+    assert (report["folders"], report["files"], report["bytes"]) == (6, 2, 30)
+    assert asyncio.run(scanner.walk_async(f"local:{media}", max_depth=1))["folders"] == 3
+    assert scanner.status()["watches"][0]["folders"] == 0
+    with pytest.raises(pps.ConfigError):
+        scanner.walk("no-colon")
+
+
+def test_a_second_writer_of_the_store_is_refused_naming_the_first(
+    media: Path, tmp_path: Path, media_server: FakeMediaServer
+) -> None:
+    first = make(media, tmp_path, media_server)
+    with pytest.raises(pps.UnavailableError) as refused:
+        make(media, tmp_path, media_server)
+    assert "is in use by" in str(refused.value) and "a Python pps.Scanner" in str(refused.value)
+    del first
+    import gc
+
+    gc.collect()
+    make(media, tmp_path, media_server)  # the lock went with the first scanner

@@ -37,6 +37,8 @@ pub struct App {
     pub full_passes: bool,
     /// The store's writer lock, held by commands that list folders into it.
     pub lock: Option<StoreLock>,
+    /// `--dry-run`: the copy of the store this app works on, removed with it.
+    pub store_copy: Option<crate::dry_run::StoreCopy>,
     /// The stdout targets, to notice when the reader of stdout went away.
     pub stdout: Vec<JsonLinesTarget>,
     /// What a reload hands from one service to the next (UI sessions, reload requests).
@@ -55,6 +57,10 @@ pub enum Access {
     /// Reads or edits state that must exist (`status`, `ls`, `forget`, `retry`,
     /// `drop`): never creates a store, no lock.
     Existing,
+    /// `--dry-run`: works on a copy of the store (no lock on the store itself, which
+    /// is only read) with every target wrapped in a [`DryRunTarget`](crate::dry_run::DryRunTarget)
+    /// that prints what it would be sent and sends nothing.
+    DryRun,
 }
 
 /// A source that calls a cloud's API, with what pps asks of it beyond listings: a
@@ -178,7 +184,19 @@ impl App {
     }
 
     /// Builds everything and opens the store for `access`.
-    pub fn build_for(config: Config, access: Access) -> Result<App> {
+    pub fn build_for(mut config: Config, access: Access) -> Result<App> {
+        if access == Access::DryRun {
+            let copy = crate::dry_run::StoreCopy::of(&config.store)?;
+            config.store = copy.path.clone();
+            for t in config.targets.values_mut() {
+                // Nothing is sent, so nothing is to be confirmed.
+                t.confirm = false;
+            }
+            let store = SqliteStore::open(&config.store)?.with_history_limits(config.history);
+            let mut app = Self::build_inner(config, Arc::new(store), true)?;
+            app.store_copy = Some(copy);
+            return Ok(app);
+        }
         let lock = match access {
             Access::Writer(holder) => Some(StoreLock::acquire(&config.store, holder)?),
             _ => None,
@@ -190,13 +208,54 @@ impl App {
         .with_history_limits(config.history);
         let mut app = Self::build_with_store(config, Arc::new(store))?;
         app.lock = lock;
+        if app.lock.is_some() {
+            app.warn_foreign_scans();
+        }
         Ok(app)
+    }
+
+    /// Says so when the outbox holds scans queued by a folder no enabled watch holds any
+    /// more (a `[[watch]]` removed or disabled since): they are still delivered, as a
+    /// scan found is owed, but never silently. (`--watch` mode refuses such a store.)
+    fn warn_foreign_scans(&self) {
+        let store = self.engine.store();
+        let Ok(stats) = store.stats() else { return };
+        for name in self.targets.keys() {
+            let Ok(queued) = store.pending(name, usize::MAX) else {
+                continue;
+            };
+            let mut foreign: BTreeMap<String, usize> = BTreeMap::new();
+            for q in &queued {
+                let Some((_, source, root, _)) = stats.scopes.iter().find(|s| s.0 == q.scope)
+                else {
+                    continue;
+                };
+                let held = self
+                    .watches
+                    .iter()
+                    .any(|(w, _)| w.source == *source && w.path == *root);
+                if !held && !source.starts_with('\u{1}') {
+                    *foreign.entry(format!("{source}:{root}")).or_default() += 1;
+                }
+            }
+            for (watch, n) in foreign {
+                tracing::warn!(target = %name, scans = n, watch = %watch, "scans queued by a watch that is no longer configured (or is disabled) will be delivered; `pps drop {name} PATH` gives them up");
+            }
+        }
     }
 
     /// Builds everything over a given store. Every cloud source asks the store's shared
     /// call budget before each call ([`share_budget`]), so this process and any other
     /// of the same store (`pps run`, `pps walk`, `pps ls`, the UI) spend one budget.
     pub fn build_with_store(config: Config, store: Arc<dyn pps_core::MtimeStore>) -> Result<App> {
+        Self::build_inner(config, store, false)
+    }
+
+    fn build_inner(
+        config: Config,
+        store: Arc<dyn pps_core::MtimeStore>,
+        dry_run: bool,
+    ) -> Result<App> {
         let mut engine = Engine::new(store.clone());
         let mut sources = BTreeMap::new();
         let mut clouddrives = BTreeMap::new();
@@ -226,6 +285,11 @@ impl App {
                 Arc::new(j) as Arc<dyn ScanTarget>
             } else {
                 target(name, tc).map_err(|e| e.with_default("target", name.clone()))?
+            };
+            let t: Arc<dyn ScanTarget> = if dry_run {
+                Arc::new(crate::dry_run::DryRunTarget::new(name.clone(), t))
+            } else {
+                t
             };
             let mut spec = TargetSpec::new(name.clone(), t.clone());
             spec.mapping = tc.mapping.clone();
@@ -258,6 +322,7 @@ impl App {
             watches,
             full_passes: false,
             lock: None,
+            store_copy: None,
             stdout,
             handover: Arc::default(),
         })

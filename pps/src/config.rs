@@ -885,6 +885,9 @@ impl Config {
             }
             watches.push(w);
         }
+        if !dirs.is_empty() {
+            check_store_roots(&store, &watches)?;
+        }
         let sources = BTreeMap::from([(
             "local".to_owned(),
             SourceConfig::Local {
@@ -940,6 +943,56 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// A `--watch` store belongs to the folders it was made for: its state and queued scans
+/// are theirs. An existing store that holds a folder none of `watches` holds is refused,
+/// naming both, so a run never delivers scans queued for a folder it was not asked to
+/// watch (`pps run --watch media`, later `pps once --watch m2` in the same directory).
+/// Adding a folder to the set is fine: it gets its baseline.
+fn check_store_roots(store: &Path, watches: &[WatchConfig]) -> Result<()> {
+    if !store.exists() {
+        return Ok(());
+    }
+    // A store that cannot be read here (read-only, damaged, newer) is left to the real
+    // open, whose message says so; this check only compares roots.
+    let read = pps_core::sqlite::SqliteStore::open_existing(store).and_then(|existing| {
+        let stats = pps_core::MtimeStore::stats(&existing)?;
+        // A folder forgotten (`pps forget`) may still have scans queued: they count too.
+        let mut queued = pps_core::MtimeStore::pending(&existing, "stdout", usize::MAX)?;
+        queued.extend(pps_core::MtimeStore::parked(&existing, "stdout")?);
+        Ok((stats, queued))
+    });
+    let Ok((stats, queued)) = read else {
+        return Ok(());
+    };
+    let stored: Vec<String> = stats
+        .scopes
+        .into_iter()
+        .filter(|(id, source, _, folders)| {
+            source == "local" && (*folders > 0 || queued.iter().any(|q| q.scope == *id))
+        })
+        .map(|(_, _, root, _)| root)
+        .collect();
+    let foreign: Vec<&String> = stored
+        .iter()
+        .filter(|root| !watches.iter().any(|w| w.path == **root))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let list = |roots: &mut dyn Iterator<Item = &str>| roots.collect::<Vec<_>>().join(", ");
+    let shown = store.display();
+    Err(Error::new(
+        ErrorKind::ConfigInvalid,
+        format!(
+            "the store {shown} was made for --watch {}, not for --watch {}: its state and queued scans belong to those folders. Give this folder set a store of its own (--store other.db), or watch the same folders again; `pps forget --store {shown} PATH` drops a folder from it",
+            list(&mut stored.iter().map(String::as_str)),
+            list(&mut watches.iter().map(|w| w.path.as_str())),
+        ),
+    )
+    .with("option", "--store")
+    .with("store", shown.to_string()))
 }
 
 /// Writes [`TEMPLATE`] to `path`, readable by its owner only (it will hold tokens);
@@ -1804,7 +1857,7 @@ path = "pps.db"
 # The activity history (`pps history`): changes found and what each target was sent.
 # [history]
 # max_age = "30d"                # older lines are dropped
-# max_rows = 50000               # at most this many lines (about 10 MB)
+# max_rows = 50000               # at most this many lines (about 12 MB)
 
 # A folder on this machine (a cloud drive mount, a NAS share).
 [sources.nas]

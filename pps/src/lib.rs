@@ -57,6 +57,7 @@
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod dry_run;
 pub mod edit;
 pub mod history;
 pub mod index;

@@ -9,7 +9,8 @@ use pps_core::{Result, Update};
 pub struct ScanReport {
     /// The path queued, normalised.
     pub path: String,
-    /// Queued as `created` (a folder) or `modified` (a file).
+    /// Queued as `created` (a folder), `modified` (a file) or `deleted` (a path gone at
+    /// the source).
     pub update: Update,
     /// Per target: its name and the delivery that followed.
     pub deliveries: Vec<(String, DeliveryReport)>,

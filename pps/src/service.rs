@@ -431,6 +431,13 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
             }
         });
     }
+    for (name, cd) in &app.clouddrives {
+        tasks.spawn(watch_source_health(
+            name.clone(),
+            cd.clone(),
+            app.engine.store().clone(),
+        ));
+    }
     if app.config.server.listen.is_none() {
         app.handover.next_generation();
     }
@@ -453,6 +460,16 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
     // Queued scans get a short, bounded last chance, every target at once.
     let mut last = tokio::task::JoinSet::new();
     for name in app.targets.keys() {
+        // A stdout whose reader is gone gets no last try: it would only fail again and
+        // write a second `retried` line for the same scan.
+        if app
+            .stdout
+            .iter()
+            .any(|t| t.name() == name.as_str() && t.is_closed())
+        {
+            tracing::info!(target = %name, "the reader of stdout is gone: what is queued stays queued for the next start");
+            continue;
+        }
         let engine = app.engine.clone();
         let name = name.clone();
         last.spawn(async move {
@@ -467,4 +484,68 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
     while last.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the service asks each cd2 source for its health (`GetSystemInfo`: no
+/// token, no cloud call, not paced).
+pub const HEALTH_EVERY: Duration = Duration::from_secs(5);
+
+/// Asks a cd2 source for its health every [`HEALTH_EVERY`] and records it in the store
+/// for `pps status` (reachable, the error and since when, the rate in force); logs once
+/// when it goes down and once when it comes back, never at every check.
+async fn watch_source_health(
+    name: String,
+    cd: pps_clouddrive::CloudDrive,
+    store: Arc<dyn pps_core::MtimeStore>,
+) {
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    };
+    // A state already recorded (by this service before a restart) keeps its "since".
+    let mut last: Option<pps_core::store::SourceHealth> = store.source_health(&name).ok().flatten();
+    loop {
+        let error = match cd.system_info().await {
+            Ok(info) if !info.is_login => {
+                Some("cd2 is not logged in to its cloud account".to_owned())
+            }
+            Ok(_) => None,
+            Err(e) => Some(e.message().to_owned()),
+        };
+        let now = unix_now();
+        let reachable = error.is_none();
+        let since = match &last {
+            Some(h) if h.reachable == reachable => h.since,
+            Some(h) => {
+                let down_for = Duration::from_secs(u64::try_from(now - h.since).unwrap_or(0));
+                if reachable {
+                    tracing::info!(source = %name, after = ?down_for, last_error = h.error.as_deref().unwrap_or(""), "source is back");
+                } else {
+                    tracing::warn!(source = %name, error = error.as_deref().unwrap_or(""), "source is unreachable; pps keeps trying and logs once when it is back");
+                }
+                now
+            }
+            None => {
+                if !reachable {
+                    tracing::warn!(source = %name, error = error.as_deref().unwrap_or(""), "source is unreachable; pps keeps trying and logs once when it is back");
+                }
+                now
+            }
+        };
+        let health = pps_core::store::SourceHealth {
+            source: name.clone(),
+            reachable,
+            error,
+            since,
+            checked: now,
+            rate: cd.current_rate(),
+            paused_until: None,
+        };
+        if let Err(e) = store.record_source_health(&health) {
+            tracing::debug!(source = %name, error = %e, "cannot record the source's health");
+        }
+        last = Some(health);
+        tokio::time::sleep(HEALTH_EVERY).await;
+    }
 }

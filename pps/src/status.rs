@@ -21,6 +21,9 @@ pub struct StatusReport {
     pub targets: Vec<TargetStatus>,
     /// Per notifier: its last delivery and error, parked or not.
     pub notifiers: Vec<NotifierStatus>,
+    /// `--watch` mode: every pass lists every folder, so no per-folder schedule or
+    /// call budget applies (the schedule figures are then not shown).
+    pub full_passes: bool,
 }
 
 /// One notifier in [`StatusReport`].
@@ -65,6 +68,11 @@ pub struct SourceStatus {
     pub calls_last_day: u64,
     /// Calls per hour over the last 48 hours, oldest first, the current hour last.
     pub calls_by_hour: Vec<u64>,
+    /// Its health as the running service last found it (`None`: no `pps run` has
+    /// checked it yet).
+    pub health: Option<pps_core::store::SourceHealth>,
+    /// The time of this report, Unix seconds (to read `health`'s times against).
+    pub now: i64,
 }
 
 /// The calls made to `source` in the last hour and the last 24 hours, in whole minutes
@@ -247,6 +255,7 @@ pub struct StatusSource {
     /// Per source: its shared call budget (`None`: a local folder) and calls per
     /// second.
     budgets: std::collections::BTreeMap<String, (Option<pps_core::CallLimits>, f64)>,
+    full_passes: bool,
 }
 
 impl StatusSource {
@@ -269,6 +278,7 @@ impl StatusSource {
                 .keys()
                 .map(|s| (s.clone(), (app.call_limits(s), app.calls_per_second(s))))
                 .collect(),
+            full_passes: app.full_passes,
         }
     }
 
@@ -291,6 +301,8 @@ impl StatusSource {
                 calls_last_hour: hour,
                 calls_last_day: day,
                 calls_by_hour: store.calls_by_hour(name, now, CHART_HOURS)?,
+                health: store.source_health(name)?,
+                now: now.as_secs(),
             });
         }
         let mut watches = Vec::new();
@@ -432,6 +444,7 @@ impl StatusSource {
             watches,
             targets,
             notifiers,
+            full_passes: self.full_passes,
         })
     }
 }

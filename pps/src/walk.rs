@@ -93,8 +93,11 @@ pub struct WalkReport {
     /// The listings' own time on the wire, from a cd2 source's record: never the wait
     /// for its rate limiter.
     pub wire_latency: Option<pps_clouddrive::Latency>,
-    /// Time the listings spent waiting for the source's rate limiter, summed.
+    /// Time the listings spent waiting for the source's rate limiter, summed over every
+    /// listing in flight (so it can exceed `elapsed` when `concurrency` is above 1).
     pub limiter_wait: Duration,
+    /// Listings in flight at once.
+    pub concurrency: usize,
     /// True when Ctrl-C stopped the walk early.
     pub interrupted: bool,
     /// The options used.
@@ -206,6 +209,7 @@ impl WalkReport {
             "calls_per_second": self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9),
             "latency_ms": {"p50": ms(p50), "p95": ms(p95), "max": ms(max)},
             "rate_limit_wait_s": (self.limiter_wait.as_secs_f64() * 10.0).round() / 10.0,
+            "concurrency": self.concurrency,
             "budget": self.budget,
             "full_pass_s": {
                 "configured": self.rate.map(pass),
@@ -238,6 +242,7 @@ pub async fn walk(
         rate: opts.rate,
         interval: opts.interval,
         max_interval: opts.max_interval,
+        concurrency: opts.concurrency.max(1),
         ..WalkReport::default()
     };
     let mut queue: VecDeque<(String, usize)> = VecDeque::from([(root.to_owned(), 0)]);
@@ -338,10 +343,11 @@ pub struct WalkArgs {
     pub max_queries_per_second: Option<f64>,
     /// Do not list below this depth.
     pub max_depth: Option<usize>,
-    /// Base interval for the calls-per-day estimate.
-    pub interval: Duration,
-    /// Ceiling for the calls-per-day estimate.
-    pub max_interval: Duration,
+    /// Base interval for the calls-per-day estimate (`None`: the `interval` of the watch
+    /// holding the root, else the `[[watch]]` default).
+    pub interval: Option<Duration>,
+    /// Ceiling for the calls-per-day estimate (`None`: as `interval`, from the watch).
+    pub max_interval: Option<Duration>,
     /// Spend beyond the source's shared budget (its calls are still counted).
     pub force: bool,
 }
@@ -438,6 +444,21 @@ pub async fn walk_root(
             )
         });
     }
+    // The estimate is for the schedule the tree would have: the deepest enabled watch
+    // of this source holding the root, else a `[[watch]]` with the defaults.
+    let holding = loaded.as_ref().and_then(|c| {
+        c.watches
+            .iter()
+            .filter(|w| {
+                w.enabled && w.source == name && pps_core::path::is_at_or_under(&path, &w.path)
+            })
+            .max_by_key(|w| w.path.len())
+            .cloned()
+    });
+    let watch = match holding {
+        Some(w) => w,
+        None => crate::config::WatchConfig::new(name, &path, Vec::new())?,
+    };
     let opts = WalkOptions {
         concurrency: args
             .concurrency
@@ -445,8 +466,8 @@ pub async fn walk_root(
             .max(1),
         max_depth: args.max_depth,
         rate,
-        interval: args.interval,
-        max_interval: args.max_interval,
+        interval: args.interval.unwrap_or(watch.interval),
+        max_interval: args.max_interval.unwrap_or(watch.max_interval),
         progress,
     };
     let budget_note = budget;

@@ -981,10 +981,12 @@ impl Engine {
     /// Queues a scan of `path` (a folder or file of `watch`) for `targets`, through the
     /// outbox like any change, so it is delivered at least once: a user's manual scan.
     /// A folder is queued as created so that every target scans the folder itself (a
-    /// folder-only target would otherwise scan its parent). Returns the update queued.
+    /// folder-only target would otherwise scan its parent). A path the source no longer
+    /// has is queued as deleted (a folder-only target scans its parent). Returns the
+    /// update queued.
     ///
     /// # Errors
-    /// `NotFound` when the source has no such path; store failures.
+    /// The source's failure to look the path up (other than not found); store failures.
     pub async fn queue_scan(
         &self,
         watch: &Watch,
@@ -992,22 +994,24 @@ impl Engine {
         targets: &[String],
     ) -> Result<Update> {
         let source = self.source(watch)?;
-        let entry = source
-            .stat(path)
-            .await
-            .map_err(|e| self.context(e, watch, path))?;
-        let update = if entry.is_dir() {
-            Update::Created
-        } else {
-            Update::Modified
-        };
         let scope = self.store.scope(&watch.source, &watch.root)?;
+        // A path gone at the source is scanned as deleted, so a removed season can be
+        // pushed to a server by hand (folder-only servers get its parent, as for any
+        // deletion); a folder if the store knew it as one.
+        let (update, is_dir) = match source.stat(path).await {
+            Ok(entry) if entry.is_dir() => (Update::Created, true),
+            Ok(_) => (Update::Modified, false),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                (Update::Deleted, self.store.folder(scope, path)?.is_some())
+            }
+            Err(e) => return Err(self.context(e, watch, path)),
+        };
         let commit = Commit {
             scans: targets
                 .iter()
                 .map(|t| NewScan {
                     target: t.clone(),
-                    change: Change::new(path, update, entry.is_dir()),
+                    change: Change::new(path, update, is_dir),
                 })
                 .collect(),
             ..Commit::default()
