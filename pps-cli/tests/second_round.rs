@@ -732,6 +732,24 @@ async fn status_shows_source_health_and_run_logs_once_when_it_is_back() {
         1,
         "{logged}"
     );
+    // The outage is in the history once each way (what notifiers announce).
+    let out = run(pps(dir.path()).arg("-c").arg(&config).args([
+        "history",
+        "--event",
+        "source_down,source_up",
+        "--json",
+    ]));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&str> = lines
+        .iter()
+        .rev()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["source_down", "source_up"], "{lines:?}");
+    assert_eq!(lines[1]["path"], "cd2");
     cd2.shutdown().await;
 }
 

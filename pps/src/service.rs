@@ -249,7 +249,9 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
         let own = Arc::new(tokio::sync::Notify::new());
         watch_wakes.push(own.clone());
         let metrics = metrics.clone();
-        let health = health.clone();
+        // A cd2 source has its own health check (GetSystemInfo, every few seconds,
+        // no cloud call) that writes its outages; the others are judged by their passes.
+        let health = (!app.clouddrives.contains_key(&wc.source)).then(|| health.clone());
         let store = app.engine.store().clone();
         let scope = store.scope(&wc.source, &wc.path).ok();
         if app.full_passes {
@@ -257,8 +259,10 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 loop {
                     match engine.pass(&w).await {
                         Ok(r) => {
-                            if r.folders_listed > r.errors.len() as u64 {
-                                health.up(store.as_ref(), &wc.source, scope, &wc.path);
+                            if let Some(h) = &health
+                                && r.folders_listed > r.errors.len() as u64
+                            {
+                                h.up(store.as_ref(), &wc.source, scope, &wc.path);
                             }
                             log_pass(&r);
                             metrics.pass(&wc.source, &wc.label(), &r);
@@ -268,7 +272,9 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                         }
                         Err(e) => {
                             tracing::error!(watch = %wc.label(), error = %e, "pass failed");
-                            health.down(store.as_ref(), &wc.source, scope, &wc.path, &e);
+                            if let Some(h) = &health {
+                                h.down(store.as_ref(), &wc.source, scope, &wc.path, &e);
+                            }
                         }
                     }
                     tokio::select! {
@@ -296,8 +302,10 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                     &budget,
                     &own,
                     |r| {
-                        if r.folders_listed > r.errors.len() as u64 {
-                            health.up(store.as_ref(), &wc.source, scope, &wc.path);
+                        if let Some(h) = &health
+                            && r.folders_listed > r.errors.len() as u64
+                        {
+                            h.up(store.as_ref(), &wc.source, scope, &wc.path);
                         }
                         metrics.pass(&wc.source, &wc.label(), r);
                         if r.folders_listed > r.folders_spare {
@@ -307,7 +315,11 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                             wake.iter().for_each(|n| n.notify_one());
                         }
                     },
-                    |e| health.down(store.as_ref(), &wc.source, scope, &wc.path, e),
+                    |e| {
+                        if let Some(h) = &health {
+                            h.down(store.as_ref(), &wc.source, scope, &wc.path, e);
+                        }
+                    },
                 )
                 .await;
         });
@@ -519,16 +531,34 @@ async fn watch_source_health(
             Some(h) if h.reachable == reachable => h.since,
             Some(h) => {
                 let down_for = Duration::from_secs(u64::try_from(now - h.since).unwrap_or(0));
-                if reachable {
+                // Written to the history once per outage: what notifiers announce.
+                let (event, detail) = if reachable {
                     tracing::info!(source = %name, after = ?down_for, last_error = h.error.as_deref().unwrap_or(""), "source is back");
+                    (
+                        pps_core::store::Event::SourceUp,
+                        format!("answers again after {}", pps_core::engine::human(down_for)),
+                    )
                 } else {
                     tracing::warn!(source = %name, error = error.as_deref().unwrap_or(""), "source is unreachable; pps keeps trying and logs once when it is back");
+                    (
+                        pps_core::store::Event::SourceDown,
+                        error.clone().unwrap_or_default(),
+                    )
+                };
+                if let Err(e) = store.log_event(None, event, &name, &detail) {
+                    tracing::debug!(source = %name, error = %e, "cannot record the source's state in the history");
                 }
                 now
             }
             None => {
                 if !reachable {
                     tracing::warn!(source = %name, error = error.as_deref().unwrap_or(""), "source is unreachable; pps keeps trying and logs once when it is back");
+                    let detail = error.clone().unwrap_or_default();
+                    if let Err(e) =
+                        store.log_event(None, pps_core::store::Event::SourceDown, &name, &detail)
+                    {
+                        tracing::debug!(source = %name, error = %e, "cannot record the source's state in the history");
+                    }
                 }
                 now
             }
