@@ -524,6 +524,11 @@ fn t(lang: Lang, key: &str) -> &'static str {
             "已发送，但媒体服务器在期限内没有入库。重试会再次发送扫描并重新确认。",
         ),
         "checking" => ("Checking", "确认中"),
+        "failing" => ("Failing (will retry)", "发送失败（将重试）"),
+        "last_error" => ("Last error", "最近错误"),
+        "attempts" => ("Attempts", "尝试次数"),
+        "next_try" => ("Next try in", "下次重试"),
+        "now" => ("now", "现在"),
         "notifiers" => ("Notifiers", "通知"),
         "notifier" => ("Notifier", "通知渠道"),
         "kind" => ("Kind", "类型"),
@@ -1123,6 +1128,7 @@ async fn overview(
     ));
     let mut parked_rows = String::new();
     let mut stuck_rows = String::new();
+    let mut failing_rows = String::new();
     for tr in &report.targets {
         let retry = if tr.parked > 0 || tr.stuck > 0 {
             action_form(
@@ -1153,6 +1159,22 @@ async fn overview(
             tr.stuck,
             esc(&in_library),
         ));
+        for p in &tr.failing_scans {
+            // A target that is down: the scan's last error, attempts and next try (not
+            // only "1 pending").
+            let next = match p.next_try_in_s {
+                Some(n) if n > 0 => crate::walk::human(Duration::from_secs(n as u64)),
+                _ => t(lang, "now").to_owned(),
+            };
+            failing_rows.push_str(&format!(
+                "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&tr.target),
+                esc(&p.path),
+                esc(p.reason.as_deref().unwrap_or("")),
+                p.attempts,
+                esc(&next),
+            ));
+        }
         for p in &tr.stuck_scans {
             stuck_rows.push_str(&format!(
                 "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td></tr>",
@@ -1244,6 +1266,17 @@ async fn overview(
             ));
         }
         body.push_str("</tbody></table></div>");
+    }
+    if !failing_rows.is_empty() {
+        body.push_str(&format!(
+            "<h2>{}</h2><div class=\"scroll\"><table id=\"failing\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{failing_rows}</tbody></table></div>",
+            t(lang, "failing"),
+            t(lang, "target"),
+            t(lang, "path"),
+            t(lang, "last_error"),
+            t(lang, "attempts"),
+            t(lang, "next_try"),
+        ));
     }
     if !stuck_rows.is_empty() {
         body.push_str(&format!(
@@ -1991,6 +2024,19 @@ fn config_text(c: &crate::Config) -> String {
                 ));
             }
         }
+        out.push_str(&format!("concurrency = {}\n", s.concurrency()));
+        if let Some((minute, hour, day, pause)) = s.ceilings() {
+            for (k, v) in [
+                ("max_calls_per_minute", minute),
+                ("max_calls_per_hour", hour),
+                ("max_calls_per_day", day),
+            ] {
+                if let Some(v) = v {
+                    out.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            out.push_str(&format!("throttle_pause = {:?}\n", toml_duration(pause)));
+        }
     }
     for (name, tc) in &c.targets {
         out.push_str(&format!("\n[targets.{name}]\n"));
@@ -2022,6 +2068,30 @@ fn config_text(c: &crate::Config) -> String {
         out.push_str(&format!(
             "kind = {kind:?}\nscan_files = {}\n",
             tc.scan_files
+        ));
+        // What users come to this page to check: where each source path lands.
+        if !tc.rules.is_empty() {
+            let rules: Vec<String> = tc
+                .rules
+                .iter()
+                .map(|r| format!("{{ from = {:?}, to = {:?} }}", r.from, r.to))
+                .collect();
+            out.push_str(&format!("path_mapping = [{}]\n", rules.join(", ")));
+        }
+        if matches!(kind, "plex" | "emby" | "jellyfin") {
+            out.push_str(&format!("confirm = {}\n", tc.confirm));
+            if let Some(d) = tc.confirm_deadline {
+                out.push_str(&format!("confirm_deadline = {:?}\n", toml_duration(d)));
+            }
+        }
+    }
+    for (name, n) in &c.notifiers {
+        // Every secret of a notifier (a token, a webhook URL, header values) is hidden.
+        out.push_str(&format!(
+            "\n[notifiers.{name}]\nkind = {:?}\nevents = {:?}\nwindow = {:?}\n",
+            n.kind.name(),
+            n.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+            toml_duration(n.window)
         ));
     }
     for w in &c.watches {

@@ -264,3 +264,72 @@ async fn configured_host_names_refuse_others() {
         StatusCode::OK
     );
 }
+
+/// What a new user's trial found missing: the config page shows each target's
+/// `path_mapping` and each source's concurrency; a target that is down shows its
+/// failing scan with the last error, attempts and next try.
+#[tokio::test]
+async fn the_config_page_shows_mappings_and_the_overview_shows_failing_scans() {
+    use pps_core::store::{Commit, NewScan};
+    use pps_core::{Change, MtimeStore, Timestamp, Update};
+    let text = format!(
+        "[sources.disk]\nkind = \"local\"\n[targets.plex]\nkind = \"plex\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"plex-secret-tok\"\npath_mapping = [{{ from = \"/lib\", to = \"/mnt/lib\" }}]\n[[watch]]\nsource = \"disk\"\npath = \"/lib\"\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"tok-tok-tok-tok\"\n[ui]\npassword_hash = \"{}\"\n",
+        hash()
+    );
+    let store: Arc<dyn MtimeStore> = Arc::new(MemoryStore::new());
+    let app =
+        App::build_with_store(Config::parse(&text, None, &[]).unwrap(), store.clone()).unwrap();
+    let scope = store.scope("disk", "/lib").unwrap();
+    store
+        .commit(
+            scope,
+            &Commit {
+                scans: vec![NewScan {
+                    target: "plex".into(),
+                    change: Change::new("/lib/Show/e1.mkv", Update::Created, false),
+                }],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    let q = store.pending("plex", 1).unwrap();
+    store
+        .record_failure(
+            &[q[0].id],
+            "plex: cannot connect",
+            Timestamp::from_secs(i64::MAX / 2),
+        )
+        .unwrap();
+    let r = router(&app);
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    let page = |uri: &'static str| {
+        let r = r.clone();
+        let cookie = cookie.clone();
+        async move {
+            let resp = r
+                .oneshot(from(
+                    "127.0.0.1:4000",
+                    Request::get(uri)
+                        .header("cookie", cookie)
+                        .body(Body::empty())
+                        .unwrap(),
+                ))
+                .await
+                .unwrap();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    let config = page("/config").await;
+    assert!(
+        config.contains("path_mapping = [{ from = &quot;/lib&quot;, to = &quot;/mnt/lib&quot; }]"),
+        "{config}"
+    );
+    assert!(config.contains("concurrency = 32"), "{config}");
+    assert!(!config.contains("plex-secret-tok"), "secrets stay hidden");
+    let overview = page("/").await;
+    assert!(overview.contains("id=\"failing\""), "{overview}");
+    assert!(overview.contains("plex: cannot connect"), "{overview}");
+}
