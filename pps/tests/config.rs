@@ -675,8 +675,5 @@ fn the_budget_keys_and_their_errors() {
         Some("sources.nas.max_calls_per_hour"),
         "{err}"
     );
-    assert!(
-        err.to_string().contains("cloud sources only"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("cloud sources only"), "{err}");
 }
