@@ -1115,6 +1115,102 @@ interval = "2s"
     cd2.shutdown().await;
 }
 
+/// Issue 29: the Browser offers OpenList and rclone sources beside the others and
+/// lists their folders live through each API (stand-ins over HTTP on loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_lists_openlist_and_rclone_sources() {
+    use pps_http_sources::mock::{StandIn, Tree};
+    let mut tree = Tree::new();
+    tree.write_file("/115/TV/Show A/a1.mkv", 1);
+    tree.write_file("/115/Movies/Film <B> (2024)/film.mkv", 2);
+    let ol = StandIn::openlist()
+        .token("ui-ol-token")
+        .start(tree.clone())
+        .await;
+    let rc = StandIn::rclone().user("rc", "ui-rc-pass").start(tree).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("pps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sources.ol]
+kind = "openlist"
+url = "{}"
+token = "ui-ol-token"
+max_queries_per_second = 20
+
+[sources.rc]
+kind = "rclone"
+url = "{}"
+remote = "115dav:"
+username = "rc"
+password = "ui-rc-pass"
+max_queries_per_second = 20
+
+[targets.print]
+kind = "stdout"
+
+[server]
+listen = "127.0.0.1:{port}"
+token = "{TOKEN}"
+
+[ui]
+password_hash = "{}"
+base_path = "/pps"
+
+[[watch]]
+source = "ol"
+path = "/115/TV"
+interval = "1h"
+"#,
+            ol.url(),
+            rc.url(),
+            hash(PASSWORD),
+        ),
+    )
+    .unwrap();
+    let svc = run_service(dir, &config, port, std::path::PathBuf::new());
+    let c = client();
+    let cookie = session_cookie(&login(&c, &svc, PASSWORD).await);
+    // With no source asked for, the first watch's: OpenList, its folder listed live.
+    let page = get(&c, &format!("{}/pps/browse", svc.base), &cookie).await;
+    assert!(
+        page.contains(r#"<option value="ol" selected>ol</option>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<option value="rc">rc</option>"#), "{page}");
+    assert!(page.contains("Show A"), "{page}");
+    // rclone's folders, by its own API, names escaped.
+    let before = rc.calls("/operations/list");
+    let page = get(
+        &c,
+        &format!("{}/pps/browse?source=rc&path=/115/Movies", svc.base),
+        &cookie,
+    )
+    .await;
+    assert!(
+        page.contains(r#"<option value="rc" selected>rc</option>"#),
+        "{page}"
+    );
+    assert!(page.contains("Film &lt;B&gt; (2024)"), "{page}");
+    assert!(!page.contains("Film <B>"), "escaped: {page}");
+    assert!(rc.calls("/operations/list") > before);
+    // And OpenList's, outside any watch.
+    let before = ol.calls("/api/fs/list");
+    let page = get(
+        &c,
+        &format!("{}/pps/browse?source=ol&path=/115/Movies", svc.base),
+        &cookie,
+    )
+    .await;
+    assert!(page.contains("Film &lt;B&gt; (2024)"), "{page}");
+    assert!(ol.calls("/api/fs/list") > before);
+    // Neither secret reaches the page.
+    assert!(!page.contains("ui-ol-token") && !page.contains("ui-rc-pass"));
+    drop(svc);
+}
+
 /// `pps passwd` on empty input says so; at a terminal it asks twice and refuses two
 /// that differ. The terminal is a pseudo-terminal from util-linux's `script`.
 #[test]

@@ -359,10 +359,9 @@ impl CallGate for StoreGate {
                         tracing::info!(source = %self.source, waiting_s = wait.as_secs(), "calls wait for {why}");
                         said = Some(why);
                     }
-                    tokio::time::sleep(
-                        wait.clamp(Duration::from_millis(10), Duration::from_secs(60)),
-                    )
-                    .await;
+                    // The wait is exact (until the bucket holds a token), so it is
+                    // slept exactly: with a burst of 1 any lateness is rate lost.
+                    crate::clock::sleep_precisely(wait.min(Duration::from_secs(60))).await;
                 }
                 Err(e) => {
                     self.warn(

@@ -8,6 +8,7 @@
 //! | `Config.load` / `Config.from_toml` | `pps::Config::{load, parse}` |
 //! | `Scanner` (`index`, `run_once`, `status`, `forget`, `serve`) | `pps::App` and the operations of the `pps` crate |
 //! | `LocalSource`, `CloudDrive` (`list`, `stat`) | `pps_core::local::LocalSource`, `pps_clouddrive::CloudDrive` |
+//! | `OpenList`, `Rclone` (`list`, `stat`) | `pps_http_sources::{OpenList, Rclone}` |
 //! | `Plex`, `Emby`, `Jellyfin` (`libraries`, `check`, `scan`) | `pps_mediaserver` targets |
 //! | `PathMapping` | `pps_core::mapping::PathMapping` |
 //! | `PpsError` and subclasses | `pps_core::Error` by `ErrorKind` |
@@ -44,6 +45,8 @@ fn pps_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scanner::PyScanner>()?;
     m.add_class::<sources::PyLocalSource>()?;
     m.add_class::<sources::PyCloudDrive>()?;
+    m.add_class::<sources::PyOpenList>()?;
+    m.add_class::<sources::PyRclone>()?;
     m.add_class::<targets::PyTarget>()?;
     m.add_class::<targets::PyPlex>()?;
     m.add_class::<targets::PyEmby>()?;

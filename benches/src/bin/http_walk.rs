@@ -4,7 +4,8 @@
 //! from the first call to the last, and the most calls in any whole second (counted
 //! from the first call).
 //!
-//! `cargo build --bin pps && cargo run -p pps-benches --bin http_walk [-- PATH_TO_PPS]`
+//! `cargo build --release --bin pps && cargo run --release -p pps-benches --bin http_walk -- PATH_TO_PPS`
+//! (`$CARGO_TARGET_DIR/release/pps`; without a path, `target/debug/pps`)
 
 use pps_http_sources::mock::{StandIn, Tree};
 use std::process::Command;

@@ -2,9 +2,9 @@
 the folders that changed on a cloud drive.
 
 pps remembers what every watched folder looked like, re-lists folders within a strict
-call budget (through CloudDrive2 or a local mount), and turns each difference into the
-smallest scan a media server needs. This package is the whole pps library, sync and
-asyncio::
+call budget (through CloudDrive2, OpenList, rclone or a local mount), and turns each
+difference into the smallest scan a media server needs. This package is the whole pps
+library, sync and asyncio::
 
     import pps
 
@@ -17,9 +17,9 @@ asyncio::
     # or, in asyncio code
     report = await scanner.run_once_async()
 
-The parts are usable on their own: sources (``LocalSource``, ``CloudDrive``) list
-folders, targets (``Plex``, ``Emby``, ``Jellyfin``) take scans, ``PathMapping`` maps
-source paths to server paths. Every blocking call releases the interpreter and can be
+The parts are usable on their own: sources (``LocalSource``, ``CloudDrive``,
+``OpenList``, ``Rclone``) list folders, targets (``Plex``, ``Emby``, ``Jellyfin``) take
+scans, ``PathMapping`` maps source paths to server paths. Every blocking call releases the interpreter and can be
 interrupted with Ctrl-C; every ``*_async`` twin returns a coroutine. Every
 failure raises a subclass of ``PpsError``, whose message never holds a secret.
 """
@@ -38,12 +38,14 @@ from pps._pps import (
     LocalSource,
     NotFoundError,
     OnceReport,
+    OpenList,
     OutageError,
     PassReport,
     PathMapping,
     PermissionDeniedError,
     Plex,
     PpsError,
+    Rclone,
     Scanner,
     StoreError,
     Target,
@@ -69,12 +71,14 @@ __all__ = [
     "LocalSource",
     "NotFoundError",
     "OnceReport",
+    "OpenList",
     "OutageError",
     "PassReport",
     "PathMapping",
     "PermissionDeniedError",
     "Plex",
     "PpsError",
+    "Rclone",
     "Scanner",
     "StoreError",
     "Target",

@@ -26,12 +26,14 @@ __all__ = [
     "LocalSource",
     "NotFoundError",
     "OnceReport",
+    "OpenList",
     "OutageError",
     "PassReport",
     "PathMapping",
     "PermissionDeniedError",
     "Plex",
     "PpsError",
+    "Rclone",
     "Scanner",
     "StoreError",
     "Target",
@@ -277,6 +279,55 @@ class CloudDrive:
     async def list_async(
         self, path: str, *, refresh: bool = False
     ) -> builtins.list[Entry]: ...
+    def stat(self, path: str) -> Entry: ...
+    async def stat_async(self, path: str) -> Entry: ...
+
+@final
+class OpenList:
+    def __new__(
+        cls,
+        url: str,
+        *,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        folder_password: str | None = None,
+        refresh: bool = True,
+        max_queries_per_second: float | None = None,
+        burst: int | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> OpenList: ...
+    @property
+    def url(self) -> str: ...
+    def list(self, path: str, *, refresh: bool = False) -> builtins.list[Entry]: ...
+    async def list_async(
+        self, path: str, *, refresh: bool = False
+    ) -> builtins.list[Entry]: ...
+    def stat(self, path: str) -> Entry: ...
+    async def stat_async(self, path: str) -> Entry: ...
+
+@final
+class Rclone:
+    def __new__(
+        cls,
+        url: str,
+        remote: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        vfs_refresh: bool = False,
+        max_queries_per_second: float | None = None,
+        burst: int | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> Rclone: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def remote(self) -> str: ...
+    def list(self, path: str) -> builtins.list[Entry]: ...
+    async def list_async(self, path: str) -> builtins.list[Entry]: ...
     def stat(self, path: str) -> Entry: ...
     async def stat_async(self, path: str) -> Entry: ...
 
