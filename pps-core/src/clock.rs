@@ -150,7 +150,7 @@ const TIMER_SLACK: Duration = Duration::from_micros(1500);
 /// deadline. A pacer that counts a call from the moment it goes out (a token bucket
 /// whose burst is 1, where a late call cannot borrow the time it lost) loses that delay
 /// on every call: 5% of the rate at 50 calls a second. So the timer sleeps until
-/// [`TIMER_SLACK`] before the deadline, and the rest is spent yielding to other tasks
+/// `TIMER_SLACK` (1.5 ms) before the deadline, and the rest is spent yielding to other tasks
 /// until the deadline passes (a fraction of a millisecond per paced call).
 ///
 /// Never returns before the deadline. Under tokio's paused clock (tests), whose time
