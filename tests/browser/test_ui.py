@@ -480,23 +480,46 @@ def test_10_logout_ends_the_session(browser: WebDriver, svc: Service_) -> None:
 
 def test_pps_passwd_does_not_show_the_password_at_a_terminal() -> None:
     import pty
+    import select
+    import signal
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: pps passwd on the terminal
         os.execv(BINARY, [BINARY, "passwd"])
-    time.sleep(0.5)
-    os.write(fd, b"secret-password-9\n")
     out = b""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    deadline = time.monotonic() + 20
+
+    def read_until(marker: bytes | None) -> None:
+        """Reads the terminal until `marker` shows (or, for None, it closes), never
+        past the deadline: a prompt the test did not expect must fail it, not hang it."""
+        nonlocal out
+        while time.monotonic() < deadline:
+            if marker is not None and marker in out:
+                return
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+
+    try:
+        # pps passwd asks twice (a typo at a hidden prompt would lock the user out).
+        read_until(b"password")
+        os.write(fd, b"secret-password-9\n")
+        read_until(b"again")
+        assert b"again" in out, out
+        os.write(fd, b"secret-password-9\n")
+        read_until(None)
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
     assert b"$argon2id$" in out
     assert b"secret-password-9" not in out, out
