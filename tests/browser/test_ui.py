@@ -516,7 +516,12 @@ def test_pps_passwd_does_not_show_the_password_at_a_terminal() -> None:
         os.write(fd, b"secret-password-9\n")
         read_until(None)
     finally:
+        # The terminal closes while the child exits, a moment before it can be reaped:
+        # wait for it (under the deadline) before deciding it hangs and killing it.
         done, status = os.waitpid(pid, os.WNOHANG)
+        while done == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            done, status = os.waitpid(pid, os.WNOHANG)
         if done == 0:
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
