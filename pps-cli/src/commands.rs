@@ -276,140 +276,72 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// `pps run`: the service. Each watch is passed every `interval`; each target has its
-/// own delivery loop, woken when a pass queues scans, so one target that is down never
-/// delays another. SIGINT/SIGTERM abandon work between atomic commits; a second signal
-/// exits at once. SIGHUP calls `reload` for a new config: one that does not validate is
-/// refused with the reason and the service goes on unchanged; a valid one replaces the
-/// running service between two commits (the store, its lock and the listener are
-/// handed over, queued scans stay queued).
+/// `pps run`: the service, [`pps::service::run`], with the process's signals wired in.
+/// SIGINT/SIGTERM stop it between atomic commits; a second signal exits at once. SIGHUP
+/// asks for the config to be read again (`reload`; `None` in `--watch` mode), as an
+/// edit of the file or from the web UI does. Under systemd (Type=notify) each phase is
+/// told to the supervisor.
 pub async fn run(
-    mut app: App,
+    app: App,
     reload: Option<impl Fn() -> Result<pps::config::Config>>,
 ) -> Result<ExitCode> {
-    // Every watch disabled is a service with nothing to pass, but its UI can enable
-    // one again: only a config with no [[watch]] at all is refused.
-    if app.config.watches.is_empty() {
-        app.require_watches()?;
-    } else if app.watches.is_empty() {
-        tracing::warn!(
-            "every [[watch]] has `enabled = false`: nothing is passed until one is enabled"
-        );
-    }
-    let mut first = std::pin::pin!(shutdown_signal());
     let mut hangup = hangup_signal();
+    let control = app.control.clone();
+    tokio::spawn(async move {
+        loop {
+            hangup.recv().await;
+            control.force_reload();
+        }
+    });
+    // `pps run | head -1`: the reader is gone, noticed without waiting for a write.
     let pipe_gone = stdout_pipe_gone();
-    // Under systemd (Type=notify): ready once the config is valid and the store is
-    // ours; the watchdog is fed from the runtime, so a wedged runtime stops feeding it.
-    crate::notify::notify("READY=1");
-    if let Some(period) = crate::notify::watchdog() {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period / 2);
-            loop {
-                tick.tick().await;
-                crate::notify::notify("WATCHDOG=1");
-            }
-        });
-    }
-    // What the config file held when it was last applied: a hand edit (or one from the
-    // web UI) is noticed by its content, read every CONFIG_POLL.
-    let file = app.config.file.clone().filter(|_| reload.is_some());
-    let read = |f: &Option<std::path::PathBuf>| f.as_ref().and_then(|f| std::fs::read(f).ok());
-    let mut applied = read(&file);
-    let handover = app.handover.clone();
-    loop {
-        let mut next = None;
-        pps::service::serve(&app, async {
-            let mut poll = tokio::time::interval(CONFIG_POLL);
-            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let why = tokio::select! {
-                    _ = &mut first => break,
-                    // `pps run | head -1`: the reader is gone, so end as Unix tools do
-                    // instead of retrying a closed pipe every pass.
-                    _ = app.stdout_closed() => return,
-                    // ... and noticed without waiting for a write: the pipe says so.
-                    _ = pipe_gone.notified(), if !app.stdout.is_empty() => {
-                        app.stdout.iter().for_each(JsonLinesTarget::mark_closed);
-                        return;
-                    }
-                    _ = hangup.recv() => "SIGHUP",
-                    _ = handover.reload_requested() => "the web UI edited the config",
-                    _ = poll.tick(), if file.is_some() => "the config file changed",
-                };
-                if why != "SIGHUP" {
-                    let now = read(&file);
-                    if now.is_none() || now == applied {
-                        continue;
-                    }
-                    // Refused or not, this content has been looked at.
-                    applied = now;
-                }
-                {
-                        let Some(reload) = &reload else {
-                            tracing::info!("SIGHUP: nothing to reload in --watch mode");
-                            continue;
-                        };
-                        match reload().and_then(|c| {
-                            if c.watches.is_empty() {
-                                Err(pps_core::Error::new(
-                                    pps_core::ErrorKind::ConfigInvalid,
-                                    "the config has no [[watch]]",
-                                ))
-                            } else {
-                                Ok(c)
-                            }
-                        }) {
-                            Ok(c) => {
-                                crate::notify::notify("RELOADING=1");
-                                tracing::info!(reason = why, "config valid; applying it");
-                                handover.set_reloading(true);
-                                next = Some(c);
-                                return;
-                            }
-                            Err(e) => tracing::error!(reason = why, error = %e, "config refused; the running config stays"),
+    let control = app.control.clone();
+    tokio::spawn(async move {
+        pipe_gone.notified().await;
+        control.stdout_gone();
+    });
+    let mut fed = false;
+    let app = pps::service::run(
+        app,
+        "pps run",
+        reload,
+        shutdown_signal(),
+        |phase| match phase {
+            pps::service::Phase::Ready => {
+                // Ready once the config is valid and the store is ours; the watchdog is fed
+                // from the runtime, so a wedged runtime stops feeding it.
+                crate::notify::notify("READY=1");
+                if !fed && let Some(period) = crate::notify::watchdog() {
+                    fed = true;
+                    tokio::spawn(async move {
+                        let mut tick = tokio::time::interval(period / 2);
+                        loop {
+                            tick.tick().await;
+                            crate::notify::notify("WATCHDOG=1");
                         }
+                    });
                 }
             }
-            crate::notify::notify("STOPPING=1");
-            // Listen for the second signal before saying it can be sent.
-            let second = shutdown_signal();
-            tracing::info!("stopping; a second signal (Ctrl-C again) exits at once");
-            tokio::spawn(async {
-                second.await;
-                // Everything committed is safe; queued scans are delivered on the next start.
-                std::process::exit(130);
-            });
-        })
-        .await?;
-        let Some(config) = next else { break };
-        // The old service has stopped and let go of its listener; its store and lock
-        // go with it before the new one takes them.
-        let previous = app.config.clone();
-        drop(app);
-        app = match App::build_for(config, pps::app::Access::Writer("pps run")) {
-            Ok(a) => {
-                tracing::info!("config reloaded");
-                a
+            pps::service::Phase::Reloading => crate::notify::notify("RELOADING=1"),
+            pps::service::Phase::Stopping => {
+                crate::notify::notify("STOPPING=1");
+                // Listen for the second signal before saying it can be sent.
+                let second = shutdown_signal();
+                tracing::info!("stopping; a second signal (Ctrl-C again) exits at once");
+                tokio::spawn(async {
+                    second.await;
+                    // Everything committed is safe; queued scans are delivered on the next start.
+                    std::process::exit(130);
+                });
             }
-            Err(e) => {
-                tracing::error!(error = %e, "the new config could not be applied; going on with the previous one");
-                App::build_for(previous, pps::app::Access::Writer("pps run"))?
-            }
-        };
-        // Sessions of the web UI and pending reload requests go on with the new app.
-        app.handover = handover.clone();
-        applied = read(&file);
-        crate::notify::notify("READY=1");
-    }
+        },
+    )
+    .await?;
     if app.stdout.iter().any(JsonLinesTarget::is_closed) {
         return Ok(stdout_gone());
     }
     Ok(ExitCode::SUCCESS)
 }
-
-/// How often `pps run` looks at its config file for a hand edit.
-const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// SIGHUP as a stream of wake-ups (never on other platforms).
 struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
@@ -610,7 +542,7 @@ pub fn passwd() -> Result<ExitCode> {
             ));
         }
     }
-    let hash = pps::ui::hash_password(&password)?;
+    let hash = pps::http::ui::hash_password(&password)?;
     println!("{hash}");
     eprintln!(
         "put it in pps.toml as  [ui] password_hash = \"<the line above>\"  or in PPS_UI_PASSWORD_HASH"

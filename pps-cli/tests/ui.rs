@@ -910,7 +910,10 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
             .contains("pps.log")
     );
     let text = r.text().await.unwrap();
-    assert!(text.contains("INFO  pps::ui: web UI: logged in"), "{text}");
+    assert!(
+        text.contains("INFO  pps::http::ui: web UI: logged in"),
+        "{text}"
+    );
     assert!(!text.contains(TOKEN) && !text.contains(PASSWORD));
     let r = c
         .get(format!("{}/pps/logs/download", svc.base))

@@ -41,9 +41,9 @@ pub struct App {
     pub store_copy: Option<crate::dry_run::StoreCopy>,
     /// The stdout targets, to notice when the reader of stdout went away.
     pub stdout: Vec<JsonLinesTarget>,
-    /// What a reload hands from one service to the next (UI sessions, reload requests).
-    /// A program that applies a new config moves it to the new app.
-    pub handover: Arc<crate::service::Handover>,
+    /// Reload requests and the generation in force, shared by every app
+    /// [`service::run`](crate::service::run) builds for the same service.
+    pub control: Arc<crate::control::Control>,
 }
 
 /// How a command uses the store.
@@ -324,7 +324,7 @@ impl App {
             lock: None,
             store_copy: None,
             stdout,
-            handover: Arc::default(),
+            control: Arc::default(),
         })
     }
 

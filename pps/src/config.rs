@@ -21,6 +21,8 @@ use pps_mediaserver::{CommandConfig, EmbyConfig, PlexConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+pub mod notifiers;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -44,7 +46,7 @@ pub struct Config {
     /// `[ui]`: the web UI of `pps run` (off until a password hash is set).
     pub ui: UiConfig,
     /// Named notifiers (`[notifiers.NAME]`).
-    pub notifiers: BTreeMap<String, crate::notify::NotifierConfig>,
+    pub notifiers: BTreeMap<String, notifiers::NotifierConfig>,
 }
 
 /// `[ui]`: the web UI, served by `pps run` on `[server] listen`.
@@ -1324,12 +1326,12 @@ impl Ctx<'_> {
         env: &[(String, String)],
         targets: &BTreeMap<String, TargetConfig>,
         watches: &[WatchConfig],
-    ) -> Result<crate::notify::NotifierConfig> {
+    ) -> Result<notifiers::NotifierConfig> {
         let at = table.span().start;
         let mut table = table.into_inner();
         let from_env = apply_env(&mut table, "NOTIFIERS", name, env);
         let table_key = format!("notifiers.{name}");
-        let raw: crate::notify::RawNotifier = self.typed(table, at, &table_key, &from_env)?;
+        let raw: notifiers::RawNotifier = self.typed(table, at, &table_key, &from_env)?;
         for t in &raw.targets {
             if !targets.contains_key(t) {
                 return Err(self.key_err(

@@ -10,6 +10,7 @@
 //! | record baselines anew | [`index::reindex`] | [`pps_core::PassReport`] |
 //! | one pass and delivery (cron) | [`once::once`] | [`once::OnceReport`] |
 //! | the service | [`service::serve`] | runs until its stop future resolves |
+//! | the service, applying config edits | [`service::run`] | the app in force at the end |
 //! | a folder beside its stored state | [`inspect::ls`] | [`inspect::LsReport`] |
 //! | a scan by hand | [`outbox::scan`] | [`outbox::ScanReport`] |
 //! | the store, schedules, outbox | [`status::status`] | [`status::StatusReport`] |
@@ -49,17 +50,20 @@
 //! [`Config::for_folders`] watches local folders with the stdout target, as
 //! `pps run --watch DIR` does.
 //!
-//! The HTTP surface (`/health`, `/metrics`, `/triggers/*`) is the [`server`] module,
-//! behind the `http` feature (on by default): the service starts it when
+//! The HTTP surface (`/health`, `/metrics`, `/triggers/*`, webhooks, the web UI) is
+//! the [`http`] module, behind the `http` feature (on by default): the service starts it when
 //! `[server] listen` is set, on the same engine and operations. Without the feature (the
 //! Python package) no web framework is linked, and a `listen` address is an error.
 
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod control;
 pub mod dry_run;
 pub mod edit;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod index;
 pub mod inspect;
 pub mod logs;
@@ -67,12 +71,8 @@ pub mod metrics;
 pub mod notify;
 pub mod once;
 pub mod outbox;
-#[cfg(feature = "http")]
-pub mod server;
 pub mod service;
 pub mod status;
-#[cfg(feature = "http")]
-pub mod ui;
 pub mod walk;
 
 pub use app::{Access, App};

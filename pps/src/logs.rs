@@ -167,6 +167,21 @@ pub fn level(name: &str) -> Option<Level> {
     name.parse().ok()
 }
 
+/// Logs what a pass did: a baseline and changes at info, a quiet pass at debug, each
+/// folder that failed at warn.
+pub fn log_pass(report: &pps_core::PassReport) {
+    if report.baseline {
+        tracing::info!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "baseline recorded; changes from now on will be scanned");
+    } else if report.changes.is_empty() {
+        tracing::debug!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "pass: no change");
+    } else {
+        tracing::info!(watch = %report.watch, folders = report.folders_listed, changes = report.changes.len(), scans = report.scans_queued, elapsed_ms = report.elapsed.as_millis() as u64, "pass found changes");
+    }
+    for e in &report.errors {
+        tracing::warn!(watch = %report.watch, error = %e, "folder not listed; it keeps its old state");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

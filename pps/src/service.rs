@@ -3,146 +3,178 @@
 //! stop between atomic commits. `pps run` and `Scanner.serve()` are this.
 
 use crate::app::App;
+pub use crate::logs::log_pass;
 use crate::metrics::Metrics;
-use pps_core::{Error, ErrorKind, PassReport, Result};
+use pps_core::{Error, ErrorKind, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What outlives one [`serve`] when the service applies a new config: the UI's sessions
-/// and login limits, the way a UI edit asks for the new config to be applied, and a
-/// generation counter. Each `serve` takes a new generation once it listens; requests
-/// that reach the previous one's handlers (a browser's kept-alive connection) are sent
-/// again with `Connection: close`, so they land on the config in force.
-#[derive(Debug)]
-pub struct Handover {
-    reload: tokio::sync::Notify,
-    generation: tokio::sync::watch::Sender<u64>,
-    reloading: std::sync::atomic::AtomicBool,
-    #[cfg(feature = "http")]
-    pub(crate) ui: Arc<crate::ui::Sessions>,
-    /// The listening socket, kept across reloads: closing it and binding again left a
-    /// gap in which a local process could take the port (and receive the next login
-    /// and webhook tokens). Each `serve` listens on a duplicate of it.
-    #[cfg(feature = "http")]
-    listener: std::sync::Mutex<Option<(std::net::SocketAddr, std::net::TcpListener)>>,
-}
-
-impl Default for Handover {
-    fn default() -> Self {
-        Handover {
-            reload: tokio::sync::Notify::new(),
-            generation: tokio::sync::watch::Sender::new(0),
-            reloading: std::sync::atomic::AtomicBool::new(false),
-            #[cfg(feature = "http")]
-            ui: Arc::default(),
-            #[cfg(feature = "http")]
-            listener: std::sync::Mutex::new(None),
-        }
-    }
-}
-
-impl Handover {
-    /// A listener on `addr` for one `serve`: the socket kept from an earlier `serve`
-    /// when it listens on the same address, else a new one (which is then kept).
-    ///
-    /// The socket is never closed between two configs, so no other process can bind
-    /// the port during a reload. When `listen` changed and the new address cannot be
-    /// bound, the socket in force is kept (the error is logged): the UI stays where
-    /// it was instead of the service exiting.
-    #[cfg(feature = "http")]
-    pub async fn listener_for(
-        &self,
-        addr: std::net::SocketAddr,
-    ) -> std::io::Result<tokio::net::TcpListener> {
-        let kept = {
-            let slot = self
-                .listener
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            slot.as_ref().map(|(a, l)| (*a, l.try_clone()))
-        };
-        match kept {
-            Some((a, l)) if a == addr => return tokio::net::TcpListener::from_std(l?),
-            _ => {}
-        }
-        // tokio's bind sets SO_REUSEADDR (a restart need not wait out TIME_WAIT).
-        let fresh = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l.into_std()?,
-            Err(e) => {
-                if let Some((old, l)) = kept {
-                    tracing::error!(%addr, error = %e, %old, "cannot listen on the new address; staying on the old one");
-                    return tokio::net::TcpListener::from_std(l?);
-                }
-                return Err(e);
-            }
-        };
-        let copy = fresh.try_clone()?;
-        *self
-            .listener
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((addr, fresh));
-        tokio::net::TcpListener::from_std(copy)
-    }
-
-    /// Asks the program running the service (`pps run`) to read its config file again
-    /// and apply it, as SIGHUP does.
-    pub fn request_reload(&self) {
-        self.reload.notify_one();
-    }
-
-    /// Resolves when [`Handover::request_reload`] was called.
-    pub async fn reload_requested(&self) {
-        self.reload.notified().await;
-    }
-
-    /// The generation of the `serve` in force.
-    pub fn generation(&self) -> u64 {
-        *self.generation.borrow()
-    }
-
-    /// Waits (at most `limit`) for a generation after `seen`: the new config applied.
-    /// False when it did not come in time.
-    pub async fn wait_past(&self, seen: u64, limit: Duration) -> bool {
-        let mut rx = self.generation.subscribe();
-        tokio::time::timeout(limit, rx.wait_for(|g| *g > seen))
-            .await
-            .is_ok_and(|r| r.is_ok())
-    }
-
-    /// The current `serve` stops to be replaced: it skips the last delivery (queued
-    /// scans stay queued for the next one, which starts at once).
-    pub fn set_reloading(&self, on: bool) {
-        self.reloading
-            .store(on, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn next_generation(&self) -> u64 {
-        self.set_reloading(false);
-        self.generation.send_modify(|g| *g += 1);
-        self.generation()
-    }
-}
-
-/// Logs what a pass did: a baseline and changes at info, a quiet pass at debug, each
-/// folder that failed at warn.
-pub fn log_pass(report: &PassReport) {
-    if report.baseline {
-        tracing::info!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "baseline recorded; changes from now on will be scanned");
-    } else if report.changes.is_empty() {
-        tracing::debug!(watch = %report.watch, folders = report.folders_listed, elapsed_ms = report.elapsed.as_millis() as u64, "pass: no change");
-    } else {
-        tracing::info!(watch = %report.watch, folders = report.folders_listed, changes = report.changes.len(), scans = report.scans_queued, elapsed_ms = report.elapsed.as_millis() as u64, "pass found changes");
-    }
-    for e in &report.errors {
-        tracing::warn!(watch = %report.watch, error = %e, "folder not listed; it keeps its old state");
-    }
-}
-
 /// The service until `stop` resolves: passes on schedule and a delivery loop per
 /// target, then a short, bounded last delivery. Work stops between atomic commits, so
 /// nothing committed is lost and nothing is half-written.
+///
+/// A config edit (from the web UI) is not applied here: [`run`] does that.
 pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+    serve_kept(app, &Kept::default(), stop).await
+}
+
+/// Where [`run`] is in its life, for a supervisor (systemd's `sd_notify`) or a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A config is in force and its store is ours (at the start and after each reload).
+    Ready,
+    /// A new config was read and is valid: the running one stops to be replaced.
+    Reloading,
+    /// `stop` resolved: the last, bounded delivery runs, then `run` returns.
+    Stopping,
+}
+
+/// How often [`run`] looks at the config file for an edit (by hand or from the web UI).
+pub const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// The service with its config kept current, until `stop` resolves (or the reader of a
+/// stdout target went away). `pps run` is this; a Rust program that embeds the service
+/// gets the same reloads.
+///
+/// The config is read again with `reload` when its file's content changed (a hand edit,
+/// looked at every [`CONFIG_POLL`]), when the web UI saved an edit, and when
+/// [`Control::force_reload`](crate::control::Control::force_reload) is called (SIGHUP),
+/// then:
+/// - a config that does not load, or has no `[[watch]]`, is refused with the reason
+///   logged, and the running one goes on unchanged;
+/// - a valid one replaces the running service between two atomic commits: the old one
+///   stops (queued scans stay queued), lets go of the store and its lock, and the new one
+///   starts on the same store, the same listening socket and the same UI sessions;
+/// - when the new config cannot be built (a store that cannot be opened), the previous
+///   config is built again.
+///
+/// `reload` is `None` for a config made in code (`--watch`): nothing to read again.
+/// `holder` names the program in the store's writer lock. `phase` is told each
+/// [`Phase`]. Returns the app in force at the end (its `stdout` tells whether a reader
+/// went away).
+pub async fn run(
+    mut app: App,
+    holder: &'static str,
+    reload: Option<impl Fn() -> Result<crate::Config>>,
+    stop: impl std::future::Future<Output = ()>,
+    mut phase: impl FnMut(Phase),
+) -> Result<App> {
+    // Every watch disabled is a service with nothing to pass, but its UI can enable
+    // one again: only a config with no [[watch]] at all is refused.
+    if app.config.watches.is_empty() {
+        app.require_watches()?;
+    } else if app.watches.is_empty() {
+        tracing::warn!(
+            "every [[watch]] has `enabled = false`: nothing is passed until one is enabled"
+        );
+    }
+    let mut stop = std::pin::pin!(stop);
+    let kept = Kept::default();
+    let control = app.control.clone();
+    // What the config file held when it was last applied: an edit is noticed by its
+    // content, not its modification time (which a copy or an editor may keep).
+    let file = app.config.file.clone().filter(|_| reload.is_some());
+    let read = |f: &Option<std::path::PathBuf>| f.as_ref().and_then(|f| std::fs::read(f).ok());
+    let mut applied = read(&file);
+    phase(Phase::Ready);
+    loop {
+        let mut next = None;
+        serve_kept(&app, &kept, async {
+            let mut poll = tokio::time::interval(CONFIG_POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let why = tokio::select! {
+                    _ = &mut stop => break,
+                    // `pps run | head -1`: the reader is gone, so end as Unix tools do
+                    // instead of retrying a closed pipe every pass.
+                    _ = app.stdout_closed() => return,
+                    // ... and noticed without waiting for a write: the pipe says so.
+                    _ = control.stdout_gone_notified(), if !app.stdout.is_empty() => {
+                        app.stdout.iter().for_each(pps_core::stdout::JsonLinesTarget::mark_closed);
+                        return;
+                    }
+                    r = control.reload_requested() => match r {
+                        crate::control::Reload::Forced => "asked to reload",
+                        crate::control::Reload::Edited => "the web UI edited the config",
+                    },
+                    _ = poll.tick(), if file.is_some() => "the config file changed",
+                };
+                if why != "asked to reload" {
+                    let now = read(&file);
+                    if now.is_none() || now == applied {
+                        continue;
+                    }
+                    // Refused or not, this content has been looked at.
+                    applied = now;
+                }
+                let Some(reload) = &reload else {
+                    tracing::info!(reason = why, "nothing to reload: the config was made in code (--watch)");
+                    continue;
+                };
+                let loaded = reload().and_then(|c| {
+                    if c.watches.is_empty() {
+                        Err(Error::new(
+                            ErrorKind::ConfigInvalid,
+                            "the config has no [[watch]]",
+                        ))
+                    } else {
+                        Ok(c)
+                    }
+                });
+                match loaded {
+                    Ok(c) => {
+                        phase(Phase::Reloading);
+                        tracing::info!(reason = why, "config valid; applying it");
+                        control.set_reloading(true);
+                        next = Some(c);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(reason = why, error = %e, "config refused; the running config stays")
+                    }
+                }
+            }
+            phase(Phase::Stopping);
+        })
+        .await?;
+        let Some(config) = next else { break };
+        // The old service has stopped; its store and lock go with it before the new one
+        // takes them.
+        let previous = app.config.clone();
+        drop(app);
+        app = match App::build_for(config, crate::app::Access::Writer(holder)) {
+            Ok(a) => {
+                tracing::info!("config reloaded");
+                a
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the new config could not be applied; going on with the previous one");
+                App::build_for(previous, crate::app::Access::Writer(holder))?
+            }
+        };
+        // Reload requests and the generation go on with the new app.
+        app.control = control.clone();
+        applied = read(&file);
+        phase(Phase::Ready);
+    }
+    Ok(app)
+}
+
+/// What the HTTP wing keeps across reloads (nothing without it).
+#[cfg(feature = "http")]
+use crate::http::Kept;
+#[cfg(not(feature = "http"))]
+#[derive(Default)]
+struct Kept {}
+
+/// [`serve`] with what the previous config's HTTP wing kept (its socket, the UI's
+/// sessions).
+async fn serve_kept(
+    app: &App,
+    #[cfg_attr(not(feature = "http"), allow(unused_variables))] kept: &Kept,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     let wakes: BTreeMap<String, Arc<tokio::sync::Notify>> = app
         .targets
@@ -362,7 +394,7 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
     if let Some(addr) = app.config.server.listen {
         #[cfg(feature = "http")]
         {
-            let listener = app.handover.listener_for(addr).await.map_err(|e| {
+            let listener = kept.listener_for(addr).await.map_err(|e| {
                 Error::new(
                     ErrorKind::ConfigInvalid,
                     format!("cannot listen on {addr}: {e}"),
@@ -375,19 +407,23 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
                 .map(|(_, w)| w.clone())
                 .zip(watch_wakes.iter().cloned())
                 .collect();
-            let generation = app.handover.next_generation();
-            let state = crate::server::ServerState::new(app, watches, metrics.clone());
-            let mut router = crate::server::router(state);
-            if let Some(ui) =
-                crate::ui::UiState::new(app, wakes.clone(), &watch_wakes, metrics.clone())
-            {
+            let generation = app.control.next_generation();
+            let state = crate::http::server::ServerState::new(app, watches, metrics.clone());
+            let mut router = crate::http::server::router(state);
+            if let Some(ui) = crate::http::ui::UiState::new(
+                app,
+                kept,
+                wakes.clone(),
+                &watch_wakes,
+                metrics.clone(),
+            ) {
                 tracing::info!(%addr, base = %app.config.ui.base_path, "web UI on");
-                router = crate::ui::router(ui).merge(router);
+                router = crate::http::ui::router(ui).merge(router);
             }
-            let router = crate::server::current_only(router, app.handover.clone(), generation);
-            let cap = crate::server::connection_cap(app.config.server.max_connections);
+            let router = crate::http::server::current_only(router, app.control.clone(), generation);
+            let cap = crate::http::server::connection_cap(app.config.server.max_connections);
             tracing::info!(%addr, max_connections = cap, "listening for health, metrics and triggers");
-            tasks.spawn(crate::server::serve_http(listener, router, cap));
+            tasks.spawn(crate::http::server::serve_http(listener, router, cap));
         }
         #[cfg(not(feature = "http"))]
         return Err(Error::new(
@@ -451,15 +487,11 @@ pub async fn serve(app: &App, stop: impl std::future::Future<Output = ()>) -> Re
         ));
     }
     if app.config.server.listen.is_none() {
-        app.handover.next_generation();
+        app.control.next_generation();
     }
     tracing::info!(watches = app.watches.len(), targets = app.targets.len(), store = %app.config.store.display(), "pps running");
     stop.await;
-    if app
-        .handover
-        .reloading
-        .load(std::sync::atomic::Ordering::SeqCst)
-    {
+    if app.control.reloading() {
         // A new config takes over at once: its delivery loops send what is queued.
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}

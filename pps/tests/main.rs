@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 mod config;
+mod house;
 mod http_sources;
 mod notify;
 mod service;

@@ -444,10 +444,10 @@ interval = "10s"
 
 /// Attack review, item 1: a reload used to close the listener and bind again ~15 ms
 /// later; a local process binding in that gap took the port (and the next login). The
-/// socket is now kept by the handover between two `serve`s.
+/// socket is now kept by the HTTP wing between two `serve`s.
 #[tokio::test]
 async fn a_reload_never_frees_the_listening_port() {
-    let handover = pps::service::Handover::default();
+    let handover = pps::http::Kept::default();
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -469,4 +469,89 @@ async fn a_reload_never_frees_the_listening_port() {
     let busy = taken.local_addr().unwrap();
     let kept = handover.listener_for(busy).await.unwrap();
     assert_eq!(kept.local_addr().unwrap(), addr);
+}
+
+/// The reload loop is the library's (`pps::service::run`), not only `pps run`'s: a
+/// program that embeds the service applies a web UI edit and a hand edit, and refuses
+/// an invalid one while the running config goes on. Real files and a real SQLite store,
+/// on tokio's paused clock (the config file is looked at every CONFIG_POLL).
+#[tokio::test(start_paused = true)]
+async fn the_library_applies_config_edits_and_refuses_an_invalid_one() {
+    use pps::service::Phase;
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let file = dir.path().join("pps.toml");
+    let text = |watches: &[&str]| {
+        let mut t = format!(
+            "[store]\npath = {:?}\n[sources.disk]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n",
+            dir.path().join("state.db")
+        );
+        for w in watches {
+            t += &format!(
+                "[[watch]]\nsource = \"disk\"\npath = {:?}\n",
+                dir.path().join(w)
+            );
+        }
+        t
+    };
+    std::fs::write(&file, text(&["a"])).unwrap();
+    let load = {
+        let file = file.clone();
+        move || Config::load(&file)
+    };
+    let app = App::build_for(load().unwrap(), pps::Access::Writer("a test")).unwrap();
+    let control = app.control.clone();
+    let phases = Arc::new(Mutex::new(Vec::new()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let phases = phases.clone();
+        pps::service::run(
+            app,
+            "a test",
+            Some(load),
+            async {
+                let _ = stopped.await;
+            },
+            move |p| phases.lock().unwrap().push(p),
+        )
+    });
+    let settle = || tokio::time::sleep(pps::service::CONFIG_POLL * 2);
+    settle().await;
+    assert_eq!(*phases.lock().unwrap(), [Phase::Ready]);
+
+    // The web UI writes the file and asks: applied without waiting for the poll.
+    let seen = control.generation();
+    std::fs::write(&file, text(&["a", "b"])).unwrap();
+    control.request_reload();
+    assert!(control.wait_past(seen, Duration::from_secs(30)).await);
+    assert_eq!(
+        *phases.lock().unwrap(),
+        [Phase::Ready, Phase::Reloading, Phase::Ready]
+    );
+
+    // An invalid hand edit is refused: no reload, the running config goes on.
+    std::fs::write(&file, "[[watch]]\nsource = \"nowhere\"\n").unwrap();
+    settle().await;
+    assert_eq!(
+        phases.lock().unwrap().len(),
+        3,
+        "an invalid config is never applied"
+    );
+
+    // A valid hand edit is noticed by the poll.
+    let seen = control.generation();
+    std::fs::write(&file, text(&["a", "b", "c"])).unwrap();
+    assert!(control.wait_past(seen, Duration::from_secs(30)).await);
+
+    // A forced reload (SIGHUP) of an unchanged file applies it again.
+    let seen = control.generation();
+    control.force_reload();
+    assert!(control.wait_past(seen, Duration::from_secs(30)).await);
+
+    stop.send(()).unwrap();
+    let app = running.await.unwrap().unwrap();
+    assert_eq!(app.config.watches.len(), 3, "the last edit is in force");
+    assert_eq!(phases.lock().unwrap().last(), Some(&Phase::Stopping));
 }

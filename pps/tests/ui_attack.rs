@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use pps::ui::Peer;
+use pps::http::Peer;
 use pps::{App, Config};
 use pps_core::memory::MemoryStore;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse battery";
 
 fn hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
-    H.get_or_init(|| pps::ui::hash_password(PASSWORD).unwrap())
+    H.get_or_init(|| pps::http::ui::hash_password(PASSWORD).unwrap())
 }
 
 fn app_with(ui_extra: &str, hash: &str) -> App {
@@ -30,14 +30,20 @@ fn app_with(ui_extra: &str, hash: &str) -> App {
 }
 
 fn router(app: &App) -> axum::Router {
-    let ui = pps::ui::UiState::new(
+    router_kept(app, &pps::http::Kept::default())
+}
+
+/// The router of `app` with what an earlier config's router kept (as a reload does).
+fn router_kept(app: &App, kept: &pps::http::Kept) -> axum::Router {
+    let ui = pps::http::ui::UiState::new(
         app,
+        kept,
         Default::default(),
         &[],
         Arc::new(pps::metrics::Metrics::default()),
     )
     .expect("the UI is on");
-    pps::ui::router(ui)
+    pps::http::ui::router(ui)
 }
 
 fn from(peer: &str, req: Request<Body>) -> Request<Body> {
@@ -141,25 +147,28 @@ async fn item_3_ipv4_clients_on_an_ipv6_socket_are_told_apart() {
 
 #[tokio::test]
 async fn item_4_a_new_password_hash_ends_every_session() {
+    let kept = pps::http::Kept::default();
     let app = app_with("", hash());
-    let r = router(&app);
+    let r = router_kept(&app, &kept);
     let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
     assert_eq!(get(&r, "/", &[("cookie", &cookie)]).await, StatusCode::OK);
-    // A reload with another hash: the sessions live on in the handover, bound to the old one.
-    let mut changed = app_with("", &pps::ui::hash_password("another password 42").unwrap());
-    changed.handover = app.handover.clone();
-    let r2 = router(&changed);
+    // A reload with another hash: the sessions live on in what the HTTP wing keeps,
+    // bound to the old hash.
+    let changed = app_with(
+        "",
+        &pps::http::ui::hash_password("another password 42").unwrap(),
+    );
+    let r2 = router_kept(&changed, &kept);
     assert_eq!(
         get(&r2, "/", &[("cookie", &cookie)]).await,
         StatusCode::SEE_OTHER,
         "logged out"
     );
     // The same hash keeps it (a reload for another edit logs nobody out).
-    let mut same = app_with("", hash());
-    same.handover = app.handover.clone();
+    let same = app_with("", hash());
     let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
     assert_eq!(
-        get(&router(&same), "/", &[("cookie", &cookie)]).await,
+        get(&router_kept(&same, &kept), "/", &[("cookie", &cookie)]).await,
         StatusCode::OK
     );
 }

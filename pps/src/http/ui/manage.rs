@@ -4,8 +4,9 @@
 //!
 //! Watch edits go through [`crate::edit`]: written to `pps.toml` keeping its comments,
 //! validated as `pps check` validates (an invalid edit is refused with that message and
-//! the file stays byte-identical), then applied by the running service through its
-//! [`Handover`](crate::service::Handover), without a restart.
+//! the file stays byte-identical), then applied by the running service: the UI asks
+//! through [`Control`](crate::control::Control) and [`service::run`](crate::service::run)
+//! reads the file again, without a restart.
 
 use super::{Lang, UiState, esc, lang, page, t};
 use crate::edit::{WatchEdit, WatchForm};
@@ -463,8 +464,8 @@ async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static st
     let Some(file) = state.app.config.file.clone() else {
         return Err("this service runs without a config file (--watch)".to_owned());
     };
-    let handover = state.app.handover.clone();
-    let seen = handover.generation();
+    let control = state.app.control.clone();
+    let seen = control.generation();
     let written = tokio::task::spawn_blocking(move || {
         crate::edit::edit_watches(&file, &edit).map(|e| e.changed)
     })
@@ -479,8 +480,8 @@ async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static st
         }
         Ok(true) => {
             tracing::info!("web UI: the config file was edited; applying it");
-            handover.request_reload();
-            Ok(if handover.wait_past(seen, APPLY_WAIT).await {
+            control.request_reload();
+            Ok(if control.wait_past(seen, APPLY_WAIT).await {
                 "saved"
             } else {
                 "saved_slow"
@@ -732,7 +733,7 @@ async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job
         };
         let done = match result {
             Ok(r) => {
-                crate::service::log_pass(&r);
+                crate::logs::log_pass(&r);
                 if r.scans_queued > 0 {
                     wakes.iter().for_each(|n| n.notify_one());
                 }

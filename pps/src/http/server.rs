@@ -81,13 +81,7 @@ impl ServerState {
     }
 }
 
-/// How long a client may take to send a request's headers (also how long an idle
-/// keep-alive connection is kept: the wait for the next request's headers).
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's body.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one request may take in all, its handler included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub use super::{BODY_TIMEOUT, HEADER_TIMEOUT, REQUEST_TIMEOUT};
 /// How long a health answer is reused.
 pub const HEALTH_CACHE: Duration = Duration::from_secs(5);
 
@@ -131,14 +125,14 @@ pub fn router(state: ServerState) -> Router {
 /// connection, which the new config's router takes.
 pub fn current_only(
     router: Router,
-    handover: Arc<crate::service::Handover>,
+    control: Arc<crate::control::Control>,
     generation: u64,
 ) -> Router {
     router.layer(middleware::from_fn(
         move |req: axum::extract::Request, next: middleware::Next| {
-            let handover = handover.clone();
+            let control = control.clone();
             async move {
-                if handover.generation() == generation {
+                if control.generation() == generation {
                     return next.run(req).await;
                 }
                 // Same place, never another site: `//host/x` would be read as a host.
@@ -183,7 +177,7 @@ pub async fn serve_http(listener: tokio::net::TcpListener, router: Router, max_c
         };
         // The client's address, for the UI's login limit.
         let service = hyper_util::service::TowerToHyperService::new(
-            router.clone().layer(axum::Extension(crate::ui::Peer(peer))),
+            router.clone().layer(axum::Extension(super::Peer(peer))),
         );
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -207,16 +201,6 @@ pub fn connection_cap(configured: usize) -> usize {
         .unwrap_or(u64::MAX);
     let quarter = usize::try_from(soft / 4).unwrap_or(usize::MAX).max(4);
     configured.clamp(1, quarter)
-}
-
-/// Compares without an early exit, so the time taken says nothing about how much of
-/// a guessed token was right.
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// A refused request: a status and a reason, answered as `{"error": reason}`.
@@ -267,7 +251,8 @@ fn presented<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<Strin
 fn authorized(state: &ServerState, headers: &HeaderMap, query: Option<&str>) -> Result<(), Reject> {
     match presented(headers, query) {
         Some(t)
-            if !state.token.is_empty() && same(t.as_bytes(), state.token.expose().as_bytes()) =>
+            if !state.token.is_empty()
+                && super::same(t.as_bytes(), state.token.expose().as_bytes()) =>
         {
             Ok(())
         }
@@ -1028,18 +1013,4 @@ async fn metrics(State(state): State<ServerState>) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], o).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same;
-
-    #[test]
-    fn constant_time_comparison_is_still_a_comparison() {
-        assert!(same(b"token", b"token"));
-        assert!(!same(b"token", b"tokem"));
-        assert!(!same(b"token", b"token2"));
-        assert!(!same(b"", b"x"));
-        assert!(same(b"", b""));
-    }
 }

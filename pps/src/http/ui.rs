@@ -106,9 +106,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// A client's address, set by the server for each connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+pub use super::Peer;
 
 #[derive(Debug, Clone)]
 struct Session {
@@ -129,8 +127,8 @@ fn hash_key(hash: &Secret) -> u64 {
     h.finish()
 }
 
-/// The UI's sessions and failed logins: kept across config reloads (in the service's
-/// [`Handover`](crate::service::Handover)), so applying an edit logs nobody out.
+/// The UI's sessions and failed logins: kept across config reloads (in the HTTP wing's
+/// [`Kept`](super::Kept)), so applying an edit logs nobody out.
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
@@ -263,7 +261,7 @@ struct UiApp {
         pps_core::Watch,
         Arc<tokio::sync::Notify>,
     )>,
-    handover: Arc<crate::service::Handover>,
+    control: Arc<crate::control::Control>,
     metrics: Arc<crate::metrics::Metrics>,
     clouddrives: std::collections::BTreeMap<String, pps_clouddrive::CloudDrive>,
     remotes: std::collections::BTreeMap<String, crate::app::Remote>,
@@ -275,6 +273,7 @@ impl UiState {
     /// `wakes` wake each target's delivery loop.
     pub fn new(
         app: &crate::App,
+        kept: &super::Kept,
         wakes: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
         watch_wakes: &[Arc<tokio::sync::Notify>],
         metrics: Arc<crate::metrics::Metrics>,
@@ -295,7 +294,7 @@ impl UiState {
                     .zip(watch_wakes)
                     .map(|((wc, w), n)| (wc.clone(), w.clone(), n.clone()))
                     .collect(),
-                handover: app.handover.clone(),
+                control: app.control.clone(),
                 metrics,
                 clouddrives: app.clouddrives.clone(),
                 remotes: app.remotes.clone(),
@@ -303,7 +302,7 @@ impl UiState {
             }),
             hash,
             base: app.config.ui.base_path.clone(),
-            sessions: app.handover.ui.clone(),
+            sessions: kept.ui.clone(),
         })
     }
 
@@ -392,11 +391,11 @@ pub fn router(state: UiState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(UI_BODY_LIMIT))
         .with_state(state)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            crate::server::BODY_TIMEOUT,
+            super::BODY_TIMEOUT,
         ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            crate::server::REQUEST_TIMEOUT,
+            super::REQUEST_TIMEOUT,
         ))
 }
 
@@ -1005,7 +1004,7 @@ fn checked(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or(form_csrf);
-    if presented.is_empty() || !crate::server::same(presented.as_bytes(), s.csrf.as_bytes()) {
+    if presented.is_empty() || !super::same(presented.as_bytes(), s.csrf.as_bytes()) {
         tracing::warn!("web UI: a state-changing request without its CSRF token was refused");
         return Err((
             StatusCode::FORBIDDEN,
