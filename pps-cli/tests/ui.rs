@@ -911,7 +911,7 @@ async fn watches_are_edited_in_pps_toml_and_applied_without_a_restart() {
     );
     let text = r.text().await.unwrap();
     assert!(
-        text.contains("INFO  pps::http::ui: web UI: logged in"),
+        text.contains("INFO  pps::http::ui::auth: web UI: logged in"),
         "{text}"
     );
     assert!(!text.contains(TOKEN) && !text.contains(PASSWORD));

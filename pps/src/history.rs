@@ -86,25 +86,25 @@ pub fn to_json(h: &HistoryEntry) -> serde_json::Value {
     })
 }
 
-/// Civil date and time (UTC) of a Unix time, `YYYY-MM-DD HH:MM:SS`.
+/// Civil date and time (UTC) of a Unix time, `YYYY-MM-DD HH:MM:SS`; a time outside
+/// chrono's range (±262,000 years) as its number of seconds.
 pub fn utc_text(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-from-civil, inverted.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || format!("@{secs}"),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_text;
+
+    #[test]
+    fn unix_times_read_as_civil_dates() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00");
+        assert_eq!(utc_text(-1), "1969-12-31 23:59:59");
+        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc_text(1_800_000_000), "2027-01-15 08:00:00");
+        assert_eq!(utc_text(i64::MAX), format!("@{}", i64::MAX), "no panic");
+    }
 }

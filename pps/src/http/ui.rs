@@ -17,32 +17,22 @@
 
 use crate::history::utc_text as civil;
 use crate::status::StatusReport;
-use axum::extract::{Form, Query, State};
+use axum::Router;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use pps_core::store::{Event, HistoryEntry, HistoryQuery};
 use pps_core::{Error, ErrorKind, MtimeStore, Result, Secret};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
-/// Failed logins a client may make per [`LOGIN_WINDOW`].
-pub const LOGIN_ATTEMPTS: u32 = 5;
-/// The window of [`LOGIN_ATTEMPTS`].
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
-/// An idle session ends after this.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// The longest a session lives, however active it is.
-pub const SESSION_MAX: Duration = Duration::from_secs(7 * 86_400);
 /// The largest body a UI form may send: its fields are short (64 KiB is plenty), and
 /// a body is read only after the session was checked.
 pub const UI_BODY_LIMIT: usize = 64 * 1024;
 
-const COOKIE: &str = "pps_session";
 const STYLE: &str = include_str!("ui/style.css");
 const SCRIPT: &str = include_str!("ui/live.js");
 
@@ -107,51 +97,9 @@ pub fn esc(s: &str) -> String {
 }
 
 pub use super::Peer;
-
-#[derive(Debug, Clone)]
-struct Session {
-    csrf: String,
-    seen: Instant,
-    /// When it began: a session ends [`SESSION_MAX`] after its login, however active.
-    began: Instant,
-    /// The password hash it was opened under (a digest of it): a changed password, or
-    /// the UI turned off and on with another, ends every session opened before.
-    key: u64,
-}
-
-/// The digest of a password hash that sessions are bound to.
-fn hash_key(hash: &Secret) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    hash.expose().hash(&mut h);
-    h.finish()
-}
-
-/// The UI's sessions and failed logins: kept across config reloads (in the HTTP wing's
-/// [`Kept`](super::Kept)), so applying an edit logs nobody out.
-pub(crate) struct Sessions {
-    live: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    /// Scans and re-indexes started from the UI, by watch label (they run on past a
-    /// reload).
-    jobs: Mutex<std::collections::BTreeMap<String, (manage::Job, manage::JobState)>>,
-    /// Event streams open now, held under [`MAX_STREAMS`].
-    streams: std::sync::atomic::AtomicUsize,
-    /// Password checks running at once: argon2 takes ~19 MiB each by design.
-    hashing: tokio::sync::Semaphore,
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Sessions {
-            live: Mutex::default(),
-            failures: Mutex::default(),
-            jobs: Mutex::default(),
-            streams: std::sync::atomic::AtomicUsize::new(0),
-            hashing: tokio::sync::Semaphore::new(2),
-        }
-    }
-}
+pub(crate) use auth::Sessions;
+use auth::{Checked, CsrfField, LoggedIn, Viewer};
+pub use auth::{LOGIN_ATTEMPTS, LOGIN_WINDOW, SESSION_MAX, SESSION_TTL};
 
 /// Event streams (Activity, Logs) open at once: each holds a connection, and the
 /// connection cap must leave room for `/health` and the triggers.
@@ -177,53 +125,6 @@ impl Drop for StreamSlot {
         self.0
             .streams
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// The key of a client for the login limit: the peer's address; behind a proxy listed
-/// in `ui.trusted_proxies`, the last address of `X-Forwarded-For`, which that proxy
-/// itself appended. No other peer's header is believed: a local process (or every
-/// client behind rootless podman's port forwarder, which all arrive from 127.0.0.1)
-/// could otherwise guess without limit by changing it. An IPv4 client reached over an
-/// IPv6 socket (`::ffff:a.b.c.d`) counts as its IPv4 address; an IPv6 client by its
-/// /64, since one host holds many addresses of its network.
-fn client_key(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let mut ip = canonical(peer.ip());
-    if trusted.contains(&ip)
-        && let Some(fwd) = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .last()
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    {
-        ip = canonical(fwd);
-    }
-    match ip {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-impl std::fmt::Debug for Sessions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Counts only: ids and CSRF tokens are secrets.
-        let n = self.live.lock().map_or(0, |m| m.len());
-        f.debug_struct("Sessions")
-            .field("live", &n)
-            .finish_non_exhaustive()
     }
 }
 
@@ -309,50 +210,14 @@ impl UiState {
     fn path(&self, rest: &str) -> String {
         format!("{}{rest}", self.base)
     }
-
-    /// The session of a request's cookie, refreshed; `None` when there is none or it
-    /// expired.
-    fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
-        let id = cookie(headers, COOKIE)?;
-        let mut sessions = self
-            .sessions
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = hash_key(&self.hash);
-        sessions.retain(|_, s| {
-            s.seen.elapsed() < SESSION_TTL && s.began.elapsed() < SESSION_MAX && s.key == key
-        });
-        let s = sessions.get_mut(&id)?;
-        s.seen = Instant::now();
-        Some((id, s.clone()))
-    }
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
-fn random_hex() -> Result<String> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b)
-        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("no random source: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// The UI's routes under its base path.
 pub fn router(state: UiState) -> Router {
     let b = |p: &str| state.path(p);
     let mut r = Router::new()
-        .route(&b("login"), get(login_page).post(login))
-        .route(&b("logout"), post(logout))
+        .route(&b("login"), get(auth::login_page).post(auth::login))
+        .route(&b("logout"), post(auth::logout))
         .route(&b("activity"), get(activity))
         .route(&b("activity/events"), get(activity_events))
         .route(&b("config"), get(config_page))
@@ -463,8 +328,8 @@ async fn guard(
 
 /// The language of a request: a `pps_lang` cookie, else the browser's first choice.
 fn lang(headers: &HeaderMap) -> Lang {
-    if let Some(l) = cookie(headers, "pps_lang") {
-        return if l == "zh" { Lang::Zh } else { Lang::En };
+    if let Some(l) = auth::chosen_lang(headers) {
+        return l;
     }
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
@@ -747,21 +612,6 @@ fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str
     r
 }
 
-/// A page's `?lang=` sets the language cookie; answers the redirect that drops it.
-fn language_switch(state: &UiState, q: &HashMap<String, String>, here: &str) -> Option<Response> {
-    let l = q.get("lang")?;
-    let l = if l == "zh" { "zh" } else { "en" };
-    let mut r = Redirect::to(here).into_response();
-    let c = format!(
-        "pps_lang={l}; Path={}; SameSite=Strict; Max-Age=31536000",
-        state.base
-    );
-    if let Ok(v) = HeaderValue::from_str(&c) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Some(r)
-}
-
 /// The language link: sets the cookie and goes back to the page it was clicked on
 /// (from `Referer`, when that is a page of this UI), filters and path kept.
 async fn switch_language(
@@ -795,30 +645,12 @@ async fn switch_language(
                 None => u.path().to_owned(),
             },
         );
-    let mut lq = HashMap::new();
-    lq.insert("lang".to_owned(), q.get("to").cloned().unwrap_or_default());
-    language_switch(&state, &lq, &back).unwrap_or_else(|| Redirect::to(&back).into_response())
-}
-
-/// The start of every page: its `?lang=` switch (a redirect), else the viewer's
-/// session and language, else the redirect to the login.
-fn open_page(
-    state: &UiState,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-    here: &str,
-) -> std::result::Result<(Session, Lang), Box<Response>> {
-    if let Some(r) = language_switch(state, q, here) {
-        return Err(Box::new(r));
-    }
-    match state.session(headers) {
-        Some((_, s)) => Ok((s, lang(headers))),
-        None => Err(Box::new(to_login(state))),
-    }
-}
-
-fn to_login(state: &UiState) -> Response {
-    Redirect::to(&state.path("login")).into_response()
+    let l = if q.get("to").is_some_and(|l| l == "zh") {
+        Lang::Zh
+    } else {
+        Lang::En
+    };
+    auth::switch_to(&state, l, &back)
 }
 
 async fn style() -> Response {
@@ -833,154 +665,6 @@ async fn script() -> Response {
         .into_response()
 }
 
-async fn login_page(
-    State(state): State<UiState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = language_switch(&state, &q, &state.path("login")) {
-        return r;
-    }
-    login_form(&state, lang(&headers), None, StatusCode::OK)
-}
-
-fn login_form(state: &UiState, lang: Lang, error: Option<&str>, status: StatusCode) -> Response {
-    let err = error.map_or(String::new(), |e| {
-        format!(r#"<p class="error" role="alert">{}</p>"#, esc(e))
-    });
-    let body = format!(
-        r#"<h1>{login}</h1>{err}<form method="post" action="{action}" class="login">
-<label>{pw} <input type="password" name="password" autocomplete="current-password" required autofocus></label>
-<button type="submit">{login}</button></form>"#,
-        login = t(lang, "login"),
-        pw = t(lang, "password"),
-        action = esc(&state.path("login")),
-    );
-    let mut r = page(state, lang, t(lang, "login"), None, &body);
-    *r.status_mut() = status;
-    r
-}
-
-#[derive(serde::Deserialize)]
-struct LoginForm {
-    password: String,
-}
-
-async fn login(
-    State(state): State<UiState>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let lang = lang(&headers);
-    let ip = client_key(peer, &headers, &state.app.config.ui.trusted_proxies);
-    {
-        let mut f = state
-            .sessions
-            .failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        f.retain(|_, (_, first)| first.elapsed() < LOGIN_WINDOW);
-        let e = f.entry(ip).or_insert((0, Instant::now()));
-        if e.0 >= LOGIN_ATTEMPTS {
-            // One line when the limit is reached, then a count: thousands of refusals
-            // must not push everything else out of the log page.
-            e.0 += 1;
-            if e.0 == LOGIN_ATTEMPTS + 1 {
-                tracing::warn!(client = %ip, "web UI: too many wrong passwords; refusing this client's logins for a while");
-            } else {
-                tracing::debug!(client = %ip, refused = e.0 - LOGIN_ATTEMPTS, "web UI: login refused, too many attempts");
-            }
-            return login_form(
-                &state,
-                lang,
-                Some(t(lang, "slow")),
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-        }
-        // The attempt counts before the hash is checked, so guesses sent all at once
-        // are held to the limit too; a right password gives it back.
-        e.0 += 1;
-    }
-    let hash = state.hash.clone();
-    // argon2 takes tens of milliseconds of CPU and ~19 MiB by design: off the async
-    // threads, and at most two at once.
-    let ok = match state.sessions.hashing.acquire().await {
-        Ok(_permit) => {
-            tokio::task::spawn_blocking(move || verify_password(&form.password, hash.expose()))
-                .await
-                .unwrap_or(false)
-        }
-        Err(_) => false,
-    };
-    let attempts = |state: &UiState| {
-        state
-            .sessions
-            .failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&ip)
-            .map_or(0, |e| e.0)
-    };
-    if ok {
-        state
-            .sessions
-            .failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&ip);
-    }
-    if !ok {
-        let n = attempts(&state);
-        if n <= 1 {
-            tracing::warn!(client = %ip, "web UI: wrong password (further ones from this client are counted, not logged)");
-        } else {
-            tracing::debug!(client = %ip, attempts = n, "web UI: wrong password");
-        }
-        return login_form(
-            &state,
-            lang,
-            Some(t(lang, "wrong")),
-            StatusCode::UNAUTHORIZED,
-        );
-    }
-    let (Ok(id), Ok(csrf)) = (random_hex(), random_hex()) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "no random source").into_response();
-    };
-    state
-        .sessions
-        .live
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(
-            id.clone(),
-            Session {
-                csrf,
-                seen: Instant::now(),
-                began: Instant::now(),
-                key: hash_key(&state.hash),
-            },
-        );
-    tracing::info!(client = %ip, "web UI: logged in");
-    let mut r = Redirect::to(&state.base).into_response();
-    // Behind a TLS proxy (it says so in X-Forwarded-Proto) the cookie is never sent
-    // over plain HTTP.
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    let c = format!(
-        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        state.base,
-        SESSION_TTL.as_secs(),
-        if secure { "; Secure" } else { "" }
-    );
-    if let Ok(v) = HeaderValue::from_str(&c) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
-}
-
 #[derive(serde::Deserialize)]
 struct CsrfForm {
     #[serde(default)]
@@ -991,64 +675,17 @@ struct CsrfForm {
     path: String,
 }
 
-/// The session of a state-changing request, when its CSRF token matches.
-fn checked(
-    state: &UiState,
-    headers: &HeaderMap,
-    form_csrf: &str,
-) -> std::result::Result<(String, Session), (StatusCode, &'static str)> {
-    let Some((id, s)) = state.session(headers) else {
-        return Err((StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    let presented = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(form_csrf);
-    if presented.is_empty() || !super::same(presented.as_bytes(), s.csrf.as_bytes()) {
-        tracing::warn!("web UI: a state-changing request without its CSRF token was refused");
-        return Err((
-            StatusCode::FORBIDDEN,
-            "missing or wrong CSRF token; reload the page",
-        ));
+impl CsrfField for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
-    Ok((id, s))
-}
-
-async fn logout(
-    State(state): State<UiState>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let (id, _) = match checked(&state, &headers, &form.csrf) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
-    state
-        .sessions
-        .live
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&id);
-    let mut r = to_login(&state);
-    let c = format!(
-        "{COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0",
-        state.base
-    );
-    if let Ok(v) = HeaderValue::from_str(&c) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
 }
 
 async fn overview(
     State(state): State<UiState>,
-    headers: HeaderMap,
+    Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, lang) = match open_page(&state, &headers, &q, &state.base) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let app = state.app.clone();
     let report = match tokio::task::spawn_blocking(move || (app.status)()).await {
         Ok(Ok(r)) => r,
@@ -1433,12 +1070,8 @@ fn action_form(
 
 async fn action_retry(
     State(state): State<UiState>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    Checked { form, .. }: Checked<CsrfForm>,
 ) -> Response {
-    if let Err(r) = checked(&state, &headers, &form.csrf) {
-        return r.into_response();
-    }
     if !state.app.targets.contains(&form.target) {
         return (StatusCode::BAD_REQUEST, "no such target").into_response();
     }
@@ -1463,12 +1096,8 @@ async fn action_retry(
 
 async fn action_notify_test(
     State(state): State<UiState>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    Checked { form, .. }: Checked<CsrfForm>,
 ) -> Response {
-    if let Err(r) = checked(&state, &headers, &form.csrf) {
-        return r.into_response();
-    }
     let Some(config) = state.app.config.notifiers.get(&form.target) else {
         return (StatusCode::BAD_REQUEST, "no such notifier").into_response();
     };
@@ -1499,12 +1128,8 @@ async fn action_notify_test(
 
 async fn action_notify_retry(
     State(state): State<UiState>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    Checked { form, .. }: Checked<CsrfForm>,
 ) -> Response {
-    if let Err(r) = checked(&state, &headers, &form.csrf) {
-        return r.into_response();
-    }
     if !state.app.config.notifiers.contains_key(&form.target) {
         return (StatusCode::BAD_REQUEST, "no such notifier").into_response();
     }
@@ -1528,12 +1153,8 @@ async fn action_notify_retry(
 
 async fn action_drop(
     State(state): State<UiState>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    Checked { form, .. }: Checked<CsrfForm>,
 ) -> Response {
-    if let Err(r) = checked(&state, &headers, &form.csrf) {
-        return r.into_response();
-    }
     if !state.app.targets.contains(&form.target) {
         return (StatusCode::BAD_REQUEST, "no such target").into_response();
     }
@@ -1610,13 +1231,9 @@ fn history_row(h: &HistoryEntry, lang: Lang) -> String {
 
 async fn activity(
     State(state): State<UiState>,
-    headers: HeaderMap,
+    Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, lang) = match open_page(&state, &headers, &q, &state.path("activity")) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let query = history_query(&q, 50);
     let engine = state.app.engine.clone();
     let lines = match tokio::task::spawn_blocking({
@@ -1723,28 +1340,36 @@ async fn activity(
 /// HTML table row, rendered and escaped here; the store is looked at once a second.
 async fn activity_events(
     State(state): State<UiState>,
+    user: LoggedIn,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let lang = lang(&headers);
+    let lang = user.lang;
     let query = history_query(&q, 200);
     let store: Arc<dyn MtimeStore> = state.app.engine.store().clone();
     let filters = q.clone();
-    live_rows(&state, &headers, &q, Duration::from_secs(1), move |after| {
-        let (store, query, q) = (store.clone(), query.clone(), filters.clone());
-        async move {
-            tokio::task::spawn_blocking(move || store.history(&query))
-                .await
-                .ok()
-                .and_then(std::result::Result::ok)
-                .unwrap_or_default()
-                .into_iter()
-                .rev()
-                .filter(|h| h.id > after && in_watch(&q, h))
-                .map(|h| (h.id, history_row(&h, lang)))
-                .collect()
-        }
-    })
+    live_rows(
+        &state,
+        user,
+        &headers,
+        &q,
+        Duration::from_secs(1),
+        move |after| {
+            let (store, query, q) = (store.clone(), query.clone(), filters.clone());
+            async move {
+                tokio::task::spawn_blocking(move || store.history(&query))
+                    .await
+                    .ok()
+                    .and_then(std::result::Result::ok)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .rev()
+                    .filter(|h| h.id > after && in_watch(&q, h))
+                    .map(|h| (h.id, history_row(&h, lang)))
+                    .collect()
+            }
+        },
+    )
 }
 
 /// A page's live table: every `every`, `poll(after)` gives the rows (id, HTML, escaped)
@@ -1754,6 +1379,7 @@ async fn activity_events(
 /// with its session.
 fn live_rows<F, Fut>(
     state: &UiState,
+    user: LoggedIn,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
     every: Duration,
@@ -1763,9 +1389,7 @@ where
     F: Fn(i64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Vec<(i64, String)>> + Send,
 {
-    let Some((id, _)) = state.session(headers) else {
-        return (StatusCode::UNAUTHORIZED, "log in first").into_response();
-    };
+    let id = user.id;
     let Some(slot) = StreamSlot::take(&state.sessions) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -1825,17 +1449,14 @@ fn while_logged_in<S: futures_util::Stream<Item: Send> + Send + 'static>(
 
 use futures_util::StreamExt as _;
 
+mod auth;
 mod manage;
 
 async fn config_page(
     State(state): State<UiState>,
-    headers: HeaderMap,
+    Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, lang) = match open_page(&state, &headers, &q, &state.path("config")) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let mut body = format!(
         "<h1>{}</h1><p>{}</p><pre class=\"config\">{}</pre>",
         t(lang, "config"),

@@ -8,9 +8,9 @@
 //! through [`Control`](crate::control::Control) and [`service::run`](crate::service::run)
 //! reads the file again, without a restart.
 
-use super::{Lang, UiState, esc, lang, page, t};
+use super::{Checked, CsrfField, Lang, LoggedIn, UiState, Viewer, esc, lang, page, t};
 use crate::edit::{WatchEdit, WatchForm};
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
@@ -92,13 +92,9 @@ fn watch_forms(state: &UiState) -> Vec<WatchForm> {
 
 pub(super) async fn watches(
     State(state): State<UiState>,
-    headers: HeaderMap,
+    Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("watches")) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let app = state.app.clone();
     let report = tokio::task::spawn_blocking(move || (app.status)())
         .await
@@ -409,13 +405,9 @@ fn watch_form(
 
 pub(super) async fn edit_form(
     State(state): State<UiState>,
-    headers: HeaderMap,
+    Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("watches")) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let forms = watch_forms(&state);
     let Some((i, f)) = q
         .get("i")
@@ -458,6 +450,12 @@ pub(super) struct SaveForm {
     enabled: String,
 }
 
+impl CsrfField for SaveForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Writes an edit and waits for the service to apply it; answers the redirect to the
 /// watch list, or the refusal with `pps check`'s message.
 async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static str, String> {
@@ -497,12 +495,10 @@ fn done(state: &UiState, key: &str) -> Response {
 pub(super) async fn save(
     State(state): State<UiState>,
     headers: HeaderMap,
-    Form(form): Form<SaveForm>,
+    Checked {
+        session: s, form, ..
+    }: Checked<SaveForm>,
 ) -> Response {
-    let s = match super::checked(&state, &headers, &form.csrf) {
-        Ok((_, s)) => s,
-        Err(r) => return r.into_response(),
-    };
     let lang = lang(&headers);
     let watch = WatchForm {
         source: form.source.clone(),
@@ -562,6 +558,12 @@ pub(super) struct IndexForm {
     expect: String,
 }
 
+impl CsrfField for IndexForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// A refusal shown on the watch list.
 fn refused_page(state: &UiState, headers: &HeaderMap, csrf: &str, msg: &str) -> Response {
     let lang = lang(headers);
@@ -580,12 +582,10 @@ fn refused_page(state: &UiState, headers: &HeaderMap, csrf: &str, msg: &str) -> 
 pub(super) async fn toggle(
     State(state): State<UiState>,
     headers: HeaderMap,
-    Form(form): Form<IndexForm>,
+    Checked {
+        session: s, form, ..
+    }: Checked<IndexForm>,
 ) -> Response {
-    let s = match super::checked(&state, &headers, &form.csrf) {
-        Ok((_, s)) => s,
-        Err(r) => return r.into_response(),
-    };
     let enabled = !watch_forms(&state)
         .get(form.index)
         .is_some_and(|f| f.enabled);
@@ -603,12 +603,10 @@ pub(super) async fn toggle(
 pub(super) async fn delete(
     State(state): State<UiState>,
     headers: HeaderMap,
-    Form(form): Form<IndexForm>,
+    Checked {
+        session: s, form, ..
+    }: Checked<IndexForm>,
 ) -> Response {
-    let s = match super::checked(&state, &headers, &form.csrf) {
-        Ok((_, s)) => s,
-        Err(r) => return r.into_response(),
-    };
     if watch_forms(&state).len() <= 1 {
         return refused_page(
             &state,
@@ -633,7 +631,7 @@ pub(super) async fn delete(
 pub(super) async fn scan_now(
     State(state): State<UiState>,
     headers: HeaderMap,
-    Form(form): Form<IndexForm>,
+    form: Checked<IndexForm>,
 ) -> Response {
     start_job(state, headers, form, Job::Scan).await
 }
@@ -647,11 +645,14 @@ pub(crate) enum Job {
     Reindex,
 }
 
-async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job) -> Response {
-    let s = match super::checked(&state, &headers, &form.csrf) {
-        Ok((_, s)) => s,
-        Err(r) => return r.into_response(),
-    };
+async fn start_job(
+    state: UiState,
+    headers: HeaderMap,
+    Checked {
+        session: s, form, ..
+    }: Checked<IndexForm>,
+    job: Job,
+) -> Response {
     let forms = watch_forms(&state);
     let Some(f) = forms.get(form.index) else {
         return refused_page(&state, &headers, &s.csrf, "no such watch; reload the page");
@@ -769,20 +770,16 @@ async fn start_job(state: UiState, headers: HeaderMap, form: IndexForm, job: Job
 pub(super) async fn reindex(
     State(state): State<UiState>,
     headers: HeaderMap,
-    Form(form): Form<IndexForm>,
+    form: Checked<IndexForm>,
 ) -> Response {
     start_job(state, headers, form, Job::Reindex).await
 }
 
 pub(super) async fn browse(
     State(state): State<UiState>,
-    headers: HeaderMap,
+    Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("browse")) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let first = state.app.config.watches.first();
     let source = q
         .get("source")
@@ -982,6 +979,12 @@ pub(super) struct PathForm {
     target: String,
 }
 
+impl CsrfField for PathForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// The deepest watch in force holding `source:path`, with the path normalised.
 fn holder(
     state: &UiState,
@@ -1008,12 +1011,10 @@ fn back_to_browse(state: &UiState, source: &str, path: &str, key: &str) -> Respo
 pub(super) async fn browse_scan(
     State(state): State<UiState>,
     headers: HeaderMap,
-    Form(form): Form<PathForm>,
+    Checked {
+        session: s, form, ..
+    }: Checked<PathForm>,
 ) -> Response {
-    let s = match super::checked(&state, &headers, &form.csrf) {
-        Ok((_, s)) => s,
-        Err(r) => return r.into_response(),
-    };
     if !state.app.targets.contains(&form.target) {
         return refused_page(&state, &headers, &s.csrf, "no such target");
     }
@@ -1042,12 +1043,10 @@ pub(super) async fn browse_scan(
 pub(super) async fn browse_forget(
     State(state): State<UiState>,
     headers: HeaderMap,
-    Form(form): Form<PathForm>,
+    Checked {
+        session: s, form, ..
+    }: Checked<PathForm>,
 ) -> Response {
-    let s = match super::checked(&state, &headers, &form.csrf) {
-        Ok((_, s)) => s,
-        Err(r) => return r.into_response(),
-    };
     let (wc, _, path) = match holder(&state, &form.source, &form.path) {
         Ok(h) => h,
         Err(m) => return refused_page(&state, &headers, &s.csrf, &m),
@@ -1092,13 +1091,9 @@ fn log_level(q: &HashMap<String, String>) -> tracing::Level {
 /// The log page: the newest lines at the level asked for, followed live.
 pub(super) async fn logs(
     State(state): State<UiState>,
-    headers: HeaderMap,
+    Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, lang) = match super::open_page(&state, &headers, &q, &state.path("logs")) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let level = log_level(&q);
     let lines = crate::logs::after(0, level, 500);
     let name = level.as_str().to_ascii_lowercase();
@@ -1136,13 +1131,9 @@ pub(super) async fn logs(
 
 /// Every kept line at the level asked for, as a text file.
 pub(super) async fn logs_download(
-    State(state): State<UiState>,
-    headers: HeaderMap,
+    _: LoggedIn,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if state.session(&headers).is_none() {
-        return refuse(StatusCode::UNAUTHORIZED, "log in first");
-    }
     let mut text = String::new();
     for l in crate::logs::after(0, log_level(&q), usize::MAX) {
         text.push_str(&l.to_text());
@@ -1167,13 +1158,15 @@ pub(super) async fn logs_download(
 /// New log lines as server-sent events, each an escaped table row.
 pub(super) async fn logs_events(
     State(state): State<UiState>,
+    user: LoggedIn,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let level = log_level(&q);
-    let lang = lang(&headers);
+    let lang = user.lang;
     super::live_rows(
         &state,
+        user,
         &headers,
         &q,
         Duration::from_millis(500),
