@@ -348,193 +348,226 @@ enum Lang {
     Zh,
 }
 
-/// The UI's words, in English and Simplified Chinese.
-fn t(lang: Lang, key: &str) -> &'static str {
-    let (en, zh) = match key {
-        "overview" => ("Overview", "概览"),
-        "activity" => ("Activity", "活动"),
-        "config" => ("Config", "配置"),
-        "logout" => ("Log out", "退出"),
-        "login" => ("Log in", "登录"),
-        "password" => ("Password", "密码"),
-        "wrong" => ("Wrong password.", "密码错误。"),
-        "slow" => (
-            "Too many attempts; try again in a few minutes.",
-            "尝试次数过多，请几分钟后再试。",
-        ),
-        "watches" => ("Watches", "监控目录"),
-        "targets" => ("Targets", "媒体服务器"),
-        "watch" => ("Watch", "目录"),
-        "folders" => ("Folders", "文件夹"),
-        "due_now" => ("Due now", "待扫描"),
-        "due_hour" => ("Due within the hour", "一小时内"),
-        "longest" => ("Longest interval", "最长间隔"),
-        "calls_day" => ("Due listings a day (on course)", "每日到期调用（预计）"),
-        "found_within" => ("Found within", "发现时间上限"),
-        "new_title" => ("new title in the root", "根目录新影片"),
-        "quietest" => ("quietest folder", "最安静的文件夹"),
-        "calls_hour_made" => ("Calls in the last hour", "最近一小时调用"),
-        "calls_day_made" => ("Calls in the last day", "最近一天调用"),
-        "calls_chart" => ("Calls per hour, last two days", "每小时调用，最近两天"),
-        "chart_budget" => ("the rate's budget per hour", "速率允许的每小时额度"),
-        "chart_now" => ("now", "现在"),
-        "chart_ago" => ("48 h ago", "48 小时前"),
-        "target" => ("Target", "目标"),
-        "pending" => ("Pending", "待发送"),
-        "parked" => ("Parked", "已搁置"),
-        "stuck" => ("Stuck", "未入库"),
-        "stuck_hint" => (
-            "Sent, but the media server did not index it by the deadline. Retry sends the scan again and checks afresh.",
-            "已发送，但媒体服务器在期限内没有入库。重试会再次发送扫描并重新确认。",
-        ),
-        "checking" => ("Checking", "确认中"),
-        "failing" => ("Failing (will retry)", "发送失败（将重试）"),
-        "last_error" => ("Last error", "最近错误"),
-        "attempts" => ("Attempts", "尝试次数"),
-        "next_try" => ("Next try in", "下次重试"),
-        "now" => ("now", "现在"),
-        "notifiers" => ("Notifiers", "通知"),
-        "notifier" => ("Notifier", "通知渠道"),
-        "kind" => ("Kind", "类型"),
-        "sent_n" => ("Sent", "已发送"),
-        "last_sent" => ("Last sent (UTC)", "最近发送（UTC）"),
-        "send_test" => ("Send test", "发送测试"),
-        "test_ok" => ("Test message sent through", "测试消息已发送："),
-        "test_failed" => ("Test message failed through", "测试消息发送失败："),
-        "ok" => ("OK", "正常"),
-        "in_library" => (
-            "In the library after (median / worst, last day)",
-            "入库用时（中位 / 最长，最近一天）",
-        ),
-        "retry" => ("Retry", "重试"),
-        "drop" => ("Drop", "丢弃"),
-        "reason" => ("Reason", "原因"),
-        "path" => ("Path", "路径"),
-        "time" => ("Time", "时间"),
-        "event" => ("Event", "事件"),
-        "detail" => ("Detail", "详情"),
-        "filter" => ("Filter", "筛选"),
-        "all" => ("all", "全部"),
-        "older" => ("Older", "更早"),
-        "none" => ("Nothing yet.", "暂无记录。"),
-        "live" => ("Live: new lines appear here.", "实时：新记录会出现在这里。"),
-        "in_force" => (
-            "The config in force (secrets shown as ••••).",
-            "当前生效的配置（密钥显示为 ••••）。",
-        ),
-        "browse" => ("Browser", "浏览"),
-        "enabled" => ("Enabled", "启用"),
-        "source" => ("Source", "来源"),
-        "interval" => ("Interval", "间隔"),
-        "ceiling" => ("Ceiling", "最长间隔"),
-        "settle" => ("Settle", "稳定等待"),
-        "exclude" => ("Excludes", "排除"),
-        "next_due" => ("Next due", "下次扫描"),
-        "last_change" => ("Last change", "最近变化"),
-        "edit" => ("Edit", "编辑"),
-        "delete" => ("Delete", "删除"),
-        "enable" => ("Enable", "启用"),
-        "disable" => ("Disable", "停用"),
-        "scan_now" => ("Scan now", "立即扫描"),
-        "add_watch" => ("Add a watch", "添加监控目录"),
-        "edit_watch" => ("Edit a watch", "编辑监控目录"),
-        "save" => ("Save", "保存"),
-        "saved" => (
-            "Saved to the config file and applied.",
-            "已写入配置文件并生效。",
-        ),
-        "saved_slow" => (
-            "Saved to the config file; the service is still applying it.",
-            "已写入配置文件，服务正在应用。",
-        ),
-        "no_file" => (
-            "This service runs without a config file (--watch): watches cannot be edited here.",
-            "此服务未使用配置文件（--watch），无法在此编辑监控目录。",
-        ),
-        "default" => ("default", "默认"),
-        "all_targets" => ("every target", "全部目标"),
-        "one_per_line" => ("one pattern per line", "每行一个模式"),
-        "comma" => ("names, separated by commas", "名称，以逗号分隔"),
-        "yes" => ("yes", "是"),
-        "no" => ("no", "否"),
-        "state" => ("State", "状态"),
-        "name" => ("Name", "名称"),
-        "size" => ("Size", "大小"),
-        "mtime" => ("Modified (source)", "修改时间（来源）"),
-        "stored_mtime" => ("Modified (stored)", "修改时间（已存）"),
-        "budget_note" => (
-            "Listing this folder was one call against the source's budget, like any other.",
-            "列出此文件夹会像其他调用一样计入来源的调用额度。",
-        ),
-        "open" => ("Open", "打开"),
-        "watch_this" => ("Watch this folder", "监控此文件夹"),
-        "forget" => ("Forget stored state", "清除已存状态"),
-        "scan_to" => ("Scan this path now", "立即扫描此路径"),
-        "not_watched" => (
-            "Outside every watch: nothing is stored for it.",
-            "不在任何监控目录内：没有已存状态。",
-        ),
-        "queued" => ("Scan queued", "扫描已排队"),
-        "forgotten" => ("Stored state forgotten", "已清除状态"),
-        "go" => ("Go", "前往"),
-        "sources" => ("Sources", "来源"),
-        "ev_change" => ("change", "变化"),
-        "ev_sent" => ("sent", "已发送"),
-        "ev_retried" => ("retried", "重试中"),
-        "ev_parked" => ("parked", "已搁置"),
-        "ev_dropped" => ("dropped", "已丢弃"),
-        "ev_indexed" => ("indexed", "已入库"),
-        "ev_removed" => ("removed", "已移除"),
-        "ev_stuck" => ("stuck", "未入库"),
-        "ev_source_down" => ("source down", "来源不可用"),
-        "ev_source_up" => ("source up", "来源已恢复"),
-        "ev_throttled" => ("throttled", "被限流"),
-        "ev_notified" => ("notified", "已通知"),
-        "st_unknown" => ("unknown (never listed)", "未知（从未列出）"),
-        "st_same" => ("same", "未变"),
-        "st_new" => ("new", "新增"),
-        "st_modified" => ("modified", "已修改"),
-        "st_gone" => ("gone", "已删除"),
-        "st_excluded" => ("excluded", "已排除"),
-        "over_6h" => ("Near the ceiling (over 6 h)", "接近最长间隔（6 小时以上）"),
-        "passes" => ("Passes since start", "启动以来检查次数"),
-        "mean_pass" => ("Mean pass", "平均每次"),
-        "budget" => ("Budget", "额度"),
-        "rate" => ("Rate in force", "当前速率"),
-        "per_day" => ("Ceilings (minute / hour / day)", "上限（分钟 / 小时 / 天）"),
-        "listed" => ("Listings since start", "启动以来列出"),
-        "failed" => ("Failed", "失败"),
-        "throttled" => ("Throttled", "被限流"),
-        "local" => ("local (no budget)", "本地（无额度）"),
-        "run_check" => ("Run pps check", "运行 pps check"),
-        "check_note" => (
-            "Reaches every source and target and lists each watch's root: a few calls against the budget.",
-            "连接每个来源与目标并列出每个监控根目录：会消耗少量调用额度。",
-        ),
-        "check" => ("Check", "检查"),
-        "reindex" => ("Re-index", "重建基线"),
-        "scanning" => ("Scanning", "正在扫描"),
-        "scanned" => ("Scanned", "已扫描"),
-        "changes" => ("changes", "处变化"),
-        "scan_started" => (
-            "Scan started: every folder of the watch is listed once, at the source's rate.",
-            "扫描已开始：按来源的速率将该目录下每个文件夹列出一次。",
-        ),
-        "reindexing" => ("Re-indexing", "正在重建基线"),
-        "reindexed" => ("Re-indexed", "基线已重建"),
-        "reindex_started" => (
-            "Re-index started: the new baseline replaces the old one once complete.",
-            "已开始重建基线：完成后新基线才会替换旧基线。",
-        ),
-        "more_rows" => ("more entries not shown", "个条目未显示"),
-        "unmapped" => ("(no path_mapping rule)", "（无路径映射规则）"),
-        "logs" => ("Logs", "日志"),
-        "level" => ("Level", "级别"),
-        "download" => ("Download", "下载"),
-        "module" => ("Module", "模块"),
-        "message" => ("Message", "消息"),
-        _ => ("?", "?"),
+/// The UI's words, in English and Simplified Chinese: one variant each, so a word
+/// that is missing in either language, or a misspelt name, fails to compile.
+macro_rules! texts {
+    ($($key:ident => ($en:expr, $zh:expr $(,)?)),* $(,)?) => {
+        /// A text of the UI ([`t`] gives it in a language).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum T {
+            $($key,)*
+        }
+
+        impl T {
+            /// Every text, for the tests.
+            #[cfg(test)]
+            const ALL: &[T] = &[$(T::$key,)*];
+
+            fn words(self) -> (&'static str, &'static str) {
+                match self {
+                    $(T::$key => ($en, $zh),)*
+                }
+            }
+        }
     };
+}
+
+texts! {
+    Overview => ("Overview", "概览"),
+    Activity => ("Activity", "活动"),
+    Config => ("Config", "配置"),
+    Logout => ("Log out", "退出"),
+    Login => ("Log in", "登录"),
+    Password => ("Password", "密码"),
+    Wrong => ("Wrong password.", "密码错误。"),
+    Slow => ("Too many attempts; try again in a few minutes.",
+            "尝试次数过多，请几分钟后再试。"),
+    Watches => ("Watches", "监控目录"),
+    Targets => ("Targets", "媒体服务器"),
+    Watch => ("Watch", "目录"),
+    Folders => ("Folders", "文件夹"),
+    DueNow => ("Due now", "待扫描"),
+    DueHour => ("Due within the hour", "一小时内"),
+    Longest => ("Longest interval", "最长间隔"),
+    CallsDay => ("Due listings a day (on course)", "每日到期调用（预计）"),
+    FoundWithin => ("Found within", "发现时间上限"),
+    NewTitle => ("new title in the root", "根目录新影片"),
+    Quietest => ("quietest folder", "最安静的文件夹"),
+    CallsHourMade => ("Calls in the last hour", "最近一小时调用"),
+    CallsDayMade => ("Calls in the last day", "最近一天调用"),
+    CallsChart => ("Calls per hour, last two days", "每小时调用，最近两天"),
+    ChartBudget => ("the rate's budget per hour", "速率允许的每小时额度"),
+    ChartNow => ("now", "现在"),
+    ChartAgo => ("48 h ago", "48 小时前"),
+    Target => ("Target", "目标"),
+    Pending => ("Pending", "待发送"),
+    Parked => ("Parked", "已搁置"),
+    Stuck => ("Stuck", "未入库"),
+    StuckHint => ("Sent, but the media server did not index it by the deadline. Retry sends the scan again and checks afresh.",
+            "已发送，但媒体服务器在期限内没有入库。重试会再次发送扫描并重新确认。"),
+    Checking => ("Checking", "确认中"),
+    Failing => ("Failing (will retry)", "发送失败（将重试）"),
+    LastError => ("Last error", "最近错误"),
+    Attempts => ("Attempts", "尝试次数"),
+    NextTry => ("Next try in", "下次重试"),
+    Now => ("now", "现在"),
+    Notifiers => ("Notifiers", "通知"),
+    Notifier => ("Notifier", "通知渠道"),
+    Kind => ("Kind", "类型"),
+    SentN => ("Sent", "已发送"),
+    LastSent => ("Last sent (UTC)", "最近发送（UTC）"),
+    SendTest => ("Send test", "发送测试"),
+    TestOk => ("Test message sent through", "测试消息已发送："),
+    TestFailed => ("Test message failed through", "测试消息发送失败："),
+    Ok => ("OK", "正常"),
+    InLibrary => ("In the library after (median / worst, last day)",
+            "入库用时（中位 / 最长，最近一天）"),
+    Retry => ("Retry", "重试"),
+    Drop => ("Drop", "丢弃"),
+    Reason => ("Reason", "原因"),
+    Path => ("Path", "路径"),
+    Time => ("Time", "时间"),
+    Event => ("Event", "事件"),
+    Detail => ("Detail", "详情"),
+    Filter => ("Filter", "筛选"),
+    All => ("all", "全部"),
+    Older => ("Older", "更早"),
+    None => ("Nothing yet.", "暂无记录。"),
+    Live => ("Live: new lines appear here.", "实时：新记录会出现在这里。"),
+    InForce => ("The config in force (secrets shown as ••••).",
+            "当前生效的配置（密钥显示为 ••••）。"),
+    Browse => ("Browser", "浏览"),
+    Enabled => ("Enabled", "启用"),
+    Source => ("Source", "来源"),
+    Interval => ("Interval", "间隔"),
+    Ceiling => ("Ceiling", "最长间隔"),
+    Settle => ("Settle", "稳定等待"),
+    Exclude => ("Excludes", "排除"),
+    NextDue => ("Next due", "下次扫描"),
+    LastChange => ("Last change", "最近变化"),
+    Edit => ("Edit", "编辑"),
+    Delete => ("Delete", "删除"),
+    Enable => ("Enable", "启用"),
+    Disable => ("Disable", "停用"),
+    ScanNow => ("Scan now", "立即扫描"),
+    AddWatch => ("Add a watch", "添加监控目录"),
+    EditWatch => ("Edit a watch", "编辑监控目录"),
+    Save => ("Save", "保存"),
+    Saved => ("Saved to the config file and applied.",
+            "已写入配置文件并生效。"),
+    SavedSlow => ("Saved to the config file; the service is still applying it.",
+            "已写入配置文件，服务正在应用。"),
+    NoFile => ("This service runs without a config file (--watch): watches cannot be edited here.",
+            "此服务未使用配置文件（--watch），无法在此编辑监控目录。"),
+    Default => ("default", "默认"),
+    AllTargets => ("every target", "全部目标"),
+    OnePerLine => ("one pattern per line", "每行一个模式"),
+    Comma => ("names, separated by commas", "名称，以逗号分隔"),
+    Yes => ("yes", "是"),
+    No => ("no", "否"),
+    State => ("State", "状态"),
+    Name => ("Name", "名称"),
+    Size => ("Size", "大小"),
+    Mtime => ("Modified (source)", "修改时间（来源）"),
+    StoredMtime => ("Modified (stored)", "修改时间（已存）"),
+    BudgetNote => ("Listing this folder was one call against the source's budget, like any other.",
+            "列出此文件夹会像其他调用一样计入来源的调用额度。"),
+    WatchThis => ("Watch this folder", "监控此文件夹"),
+    Forget => ("Forget stored state", "清除已存状态"),
+    ScanTo => ("Scan this path now", "立即扫描此路径"),
+    NotWatched => ("Outside every watch: nothing is stored for it.",
+            "不在任何监控目录内：没有已存状态。"),
+    Queued => ("Scan queued", "扫描已排队"),
+    Forgotten => ("Stored state forgotten", "已清除状态"),
+    Go => ("Go", "前往"),
+    Sources => ("Sources", "来源"),
+    EvChange => ("change", "变化"),
+    EvSent => ("sent", "已发送"),
+    EvRetried => ("retried", "重试中"),
+    EvParked => ("parked", "已搁置"),
+    EvDropped => ("dropped", "已丢弃"),
+    EvIndexed => ("indexed", "已入库"),
+    EvRemoved => ("removed", "已移除"),
+    EvStuck => ("stuck", "未入库"),
+    EvSourceDown => ("source down", "来源不可用"),
+    EvSourceUp => ("source up", "来源已恢复"),
+    EvThrottled => ("throttled", "被限流"),
+    EvNotified => ("notified", "已通知"),
+    StUnknown => ("unknown (never listed)", "未知（从未列出）"),
+    StSame => ("same", "未变"),
+    StNew => ("new", "新增"),
+    StModified => ("modified", "已修改"),
+    StGone => ("gone", "已删除"),
+    StExcluded => ("excluded", "已排除"),
+    Over6h => ("Near the ceiling (over 6 h)", "接近最长间隔（6 小时以上）"),
+    Passes => ("Passes since start", "启动以来检查次数"),
+    MeanPass => ("Mean pass", "平均每次"),
+    Budget => ("Budget", "额度"),
+    Rate => ("Rate in force", "当前速率"),
+    PerDay => ("Ceilings (minute / hour / day)", "上限（分钟 / 小时 / 天）"),
+    Listed => ("Listings since start", "启动以来列出"),
+    Failed => ("Failed", "失败"),
+    Throttled => ("Throttled", "被限流"),
+    Local => ("local (no budget)", "本地（无额度）"),
+    RunCheck => ("Run pps check", "运行 pps check"),
+    CheckNote => ("Reaches every source and target and lists each watch's root: a few calls against the budget.",
+            "连接每个来源与目标并列出每个监控根目录：会消耗少量调用额度。"),
+    Check => ("Check", "检查"),
+    Reindex => ("Re-index", "重建基线"),
+    Scanning => ("Scanning", "正在扫描"),
+    Scanned => ("Scanned", "已扫描"),
+    Changes => ("changes", "处变化"),
+    ScanStarted => ("Scan started: every folder of the watch is listed once, at the source's rate.",
+            "扫描已开始：按来源的速率将该目录下每个文件夹列出一次。"),
+    Reindexing => ("Re-indexing", "正在重建基线"),
+    Reindexed => ("Re-indexed", "基线已重建"),
+    ReindexStarted => ("Re-index started: the new baseline replaces the old one once complete.",
+            "已开始重建基线：完成后新基线才会替换旧基线。"),
+    MoreRows => ("more entries not shown", "个条目未显示"),
+    Unmapped => ("(no path_mapping rule)", "（无路径映射规则）"),
+    Logs => ("Logs", "日志"),
+    Level => ("Level", "级别"),
+    Download => ("Download", "下载"),
+    Module => ("Module", "模块"),
+    Message => ("Message", "消息"),
+}
+
+impl T {
+    /// The name of a history event.
+    fn event(e: Event) -> T {
+        match e {
+            Event::Change => T::EvChange,
+            Event::Sent => T::EvSent,
+            Event::Retried => T::EvRetried,
+            Event::Parked => T::EvParked,
+            Event::Dropped => T::EvDropped,
+            Event::Indexed => T::EvIndexed,
+            Event::Removed => T::EvRemoved,
+            Event::Stuck => T::EvStuck,
+            Event::SourceDown => T::EvSourceDown,
+            Event::SourceUp => T::EvSourceUp,
+            Event::Throttled => T::EvThrottled,
+            Event::Notified => T::EvNotified,
+        }
+    }
+
+    /// The state of a Browser entry beside what the store holds.
+    fn entry(s: crate::inspect::EntryState) -> T {
+        use crate::inspect::EntryState;
+        match s {
+            EntryState::Unknown => T::StUnknown,
+            EntryState::Same => T::StSame,
+            EntryState::New => T::StNew,
+            EntryState::Modified => T::StModified,
+            EntryState::Gone => T::StGone,
+            EntryState::Excluded => T::StExcluded,
+        }
+    }
+}
+
+/// `key` in `lang`.
+fn t(lang: Lang, key: T) -> &'static str {
+    let (en, zh) = key.words();
     if lang == Lang::Zh { zh } else { en }
 }
 
@@ -549,16 +582,16 @@ fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str
             a = esc(&state.path("activity")),
             w = esc(&state.path("watches")),
             lg = esc(&state.path("logs")),
-            tlg = t(lang, "logs"),
+            tlg = t(lang, T::Logs),
             br = esc(&state.path("browse")),
-            tw = t(lang, "watches"),
-            tb = t(lang, "browse"),
+            tw = t(lang, T::Watches),
+            tb = t(lang, T::Browse),
             c = esc(&state.path("config")),
             l = esc(&state.path("logout")),
-            to = t(lang, "overview"),
-            ta = t(lang, "activity"),
-            tc = t(lang, "config"),
-            tl = t(lang, "logout"),
+            to = t(lang, T::Overview),
+            ta = t(lang, T::Activity),
+            tc = t(lang, T::Config),
+            tl = t(lang, T::Logout),
             csrf = esc(csrf),
             other = if lang == Lang::Zh { "en" } else { "zh" },
             other_name = if lang == Lang::Zh {
@@ -694,30 +727,30 @@ async fn overview(
     };
     let mut body = format!(
         "<h1>{}</h1><h2>{}</h2>",
-        t(lang, "overview"),
-        t(lang, "watches")
+        t(lang, T::Overview),
+        t(lang, T::Watches)
     );
     body.push_str(&format!(
         "<div class=\"scroll\"><table id=\"schedule\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, "watch"),
-        t(lang, "folders"),
-        t(lang, "due_now"),
-        t(lang, "due_hour"),
-        t(lang, "over_6h"),
-        t(lang, "longest"),
-        t(lang, "passes"),
-        t(lang, "mean_pass"),
-        t(lang, "calls_day"),
-        t(lang, "found_within"),
+        t(lang, T::Watch),
+        t(lang, T::Folders),
+        t(lang, T::DueNow),
+        t(lang, T::DueHour),
+        t(lang, T::Over6h),
+        t(lang, T::Longest),
+        t(lang, T::Passes),
+        t(lang, T::MeanPass),
+        t(lang, T::CallsDay),
+        t(lang, T::FoundWithin),
     ));
     let passes = state.app.metrics.with(|c| c.passes.clone());
     for w in &report.watches {
         let (secs, n) = passes.get(&w.watch).copied().unwrap_or((0.0, 0));
         let found_within = format!(
             "{}: {} · {}: {}",
-            t(lang, "new_title"),
+            t(lang, T::NewTitle),
             crate::walk::human(Duration::from_secs(w.schedule.delay.new_title_s)),
-            t(lang, "quietest"),
+            t(lang, T::Quietest),
             crate::walk::human(Duration::from_secs(w.schedule.delay.quietest_s)),
         );
         body.push_str(&format!(
@@ -738,29 +771,29 @@ async fn overview(
                 None => w.schedule.calls_per_day.to_string(),
             },
             found_within,
-            l0 = t(lang, "watch"),
-            l1 = t(lang, "folders"),
-            l2 = t(lang, "due_now"),
-            l3 = t(lang, "due_hour"),
-            l4 = t(lang, "over_6h"),
-            l5 = t(lang, "longest"),
-            l6 = t(lang, "passes"),
-            l7 = t(lang, "mean_pass"),
-            l8 = t(lang, "calls_day"),
-            l9 = t(lang, "found_within"),
+            l0 = t(lang, T::Watch),
+            l1 = t(lang, T::Folders),
+            l2 = t(lang, T::DueNow),
+            l3 = t(lang, T::DueHour),
+            l4 = t(lang, T::Over6h),
+            l5 = t(lang, T::Longest),
+            l6 = t(lang, T::Passes),
+            l7 = t(lang, T::MeanPass),
+            l8 = t(lang, T::CallsDay),
+            l9 = t(lang, T::FoundWithin),
         ));
     }
     body.push_str("</tbody></table></div>");
     body.push_str(&sources_table(&state, lang, &report.sources));
     body.push_str(&format!(
         "<h2>{}</h2><div class=\"scroll\"><table id=\"targets\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
-        t(lang, "targets"),
-        t(lang, "target"),
-        t(lang, "pending"),
-        t(lang, "parked"),
-        t(lang, "checking"),
-        t(lang, "stuck"),
-        t(lang, "in_library"),
+        t(lang, T::Targets),
+        t(lang, T::Target),
+        t(lang, T::Pending),
+        t(lang, T::Parked),
+        t(lang, T::Checking),
+        t(lang, T::Stuck),
+        t(lang, T::InLibrary),
     ));
     let mut parked_rows = String::new();
     let mut stuck_rows = String::new();
@@ -773,7 +806,7 @@ async fn overview(
                 &s.csrf,
                 &tr.target,
                 "",
-                t(lang, "retry"),
+                t(lang, T::Retry),
             )
         } else {
             String::new()
@@ -800,7 +833,7 @@ async fn overview(
             // only "1 pending").
             let next = match p.next_try_in_s {
                 Some(n) if n > 0 => crate::walk::human(Duration::from_secs(n as u64)),
-                _ => t(lang, "now").to_owned(),
+                _ => t(lang, T::Now).to_owned(),
             };
             failing_rows.push_str(&format!(
                 "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -831,7 +864,7 @@ async fn overview(
                     &s.csrf,
                     &tr.target,
                     &p.path,
-                    t(lang, "drop")
+                    t(lang, T::Drop)
                 ),
             ));
         }
@@ -840,10 +873,10 @@ async fn overview(
     if !parked_rows.is_empty() {
         body.push_str(&format!(
             "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{parked_rows}</tbody></table></div>",
-            t(lang, "parked"),
-            t(lang, "target"),
-            t(lang, "path"),
-            t(lang, "reason"),
+            t(lang, T::Parked),
+            t(lang, T::Target),
+            t(lang, T::Path),
+            t(lang, T::Reason),
         ));
     }
     if let Some(name) = q.get("tested")
@@ -852,25 +885,25 @@ async fn overview(
         let ok = q.get("ok").is_some_and(|v| v == "1");
         body.push_str(&format!(
             "<p class=\"hint\" id=\"tested\">{} {}</p>",
-            t(lang, if ok { "test_ok" } else { "test_failed" }),
+            t(lang, if ok { T::TestOk } else { T::TestFailed }),
             esc(name)
         ));
     }
     if !report.notifiers.is_empty() {
         body.push_str(&format!(
             "<h2>{}</h2><div class=\"scroll\"><table id=\"notifiers\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
-            t(lang, "notifiers"),
-            t(lang, "notifier"),
-            t(lang, "kind"),
-            t(lang, "sent_n"),
-            t(lang, "last_sent"),
-            t(lang, "state"),
+            t(lang, T::Notifiers),
+            t(lang, T::Notifier),
+            t(lang, T::Kind),
+            t(lang, T::SentN),
+            t(lang, T::LastSent),
+            t(lang, T::State),
         ));
         for n in &report.notifiers {
             let state_text = match (&n.parked, &n.last_error) {
-                (Some(p), _) => format!("{}: {p}", t(lang, "parked")),
+                (Some(p), _) => format!("{}: {p}", t(lang, T::Parked)),
                 (None, Some(e)) => e.clone(),
-                (None, None) => t(lang, "ok").to_owned(),
+                (None, None) => t(lang, T::Ok).to_owned(),
             };
             let mut actions = action_form(
                 &state,
@@ -878,7 +911,7 @@ async fn overview(
                 &s.csrf,
                 &n.notifier,
                 "",
-                t(lang, "send_test"),
+                t(lang, T::SendTest),
             );
             if n.parked.is_some() {
                 actions.push_str(&action_form(
@@ -887,7 +920,7 @@ async fn overview(
                     &s.csrf,
                     &n.notifier,
                     "",
-                    t(lang, "retry"),
+                    t(lang, T::Retry),
                 ));
             }
             body.push_str(&format!(
@@ -906,25 +939,25 @@ async fn overview(
     if !failing_rows.is_empty() {
         body.push_str(&format!(
             "<h2>{}</h2><div class=\"scroll\"><table id=\"failing\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{failing_rows}</tbody></table></div>",
-            t(lang, "failing"),
-            t(lang, "target"),
-            t(lang, "path"),
-            t(lang, "last_error"),
-            t(lang, "attempts"),
-            t(lang, "next_try"),
+            t(lang, T::Failing),
+            t(lang, T::Target),
+            t(lang, T::Path),
+            t(lang, T::LastError),
+            t(lang, T::Attempts),
+            t(lang, T::NextTry),
         ));
     }
     if !stuck_rows.is_empty() {
         body.push_str(&format!(
             "<h2>{}</h2><p class=\"hint\">{}</p><div class=\"scroll\"><table id=\"stuck\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{stuck_rows}</tbody></table></div>",
-            t(lang, "stuck"),
-            t(lang, "stuck_hint"),
-            t(lang, "target"),
-            t(lang, "path"),
-            t(lang, "reason"),
+            t(lang, T::Stuck),
+            t(lang, T::StuckHint),
+            t(lang, T::Target),
+            t(lang, T::Path),
+            t(lang, T::Reason),
         ));
     }
-    page(&state, lang, t(lang, "overview"), Some(&s.csrf), &body)
+    page(&state, lang, t(lang, T::Overview), Some(&s.csrf), &body)
 }
 
 /// Each source: its budget, the rate in force, what it was asked since the start and
@@ -941,21 +974,21 @@ fn sources_table(state: &UiState, lang: Lang, spent: &[crate::status::SourceStat
     });
     let mut out = format!(
         "<h2>{}</h2><div class=\"scroll\"><table id=\"sources\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, "sources"),
-        t(lang, "source"),
-        t(lang, "budget"),
-        t(lang, "rate"),
-        t(lang, "per_day"),
-        t(lang, "calls_hour_made"),
-        t(lang, "calls_day_made"),
-        t(lang, "listed"),
-        t(lang, "failed"),
-        t(lang, "throttled"),
+        t(lang, T::Sources),
+        t(lang, T::Source),
+        t(lang, T::Budget),
+        t(lang, T::Rate),
+        t(lang, T::PerDay),
+        t(lang, T::CallsHourMade),
+        t(lang, T::CallsDayMade),
+        t(lang, T::Listed),
+        t(lang, T::Failed),
+        t(lang, T::Throttled),
     );
     for (name, sc) in &state.app.config.sources {
         let (budget, per_day, rate, throttled) = match sc {
             SourceConfig::Local { .. } => (
-                t(lang, "local").to_owned(),
+                t(lang, T::Local).to_owned(),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -1037,16 +1070,16 @@ fn calls_chart(lang: Lang, m: &crate::status::SourceStatus) -> String {
     let y = h - budget / top * h;
     format!(
         "<figure class=\"chart\"><figcaption>{caption} — {src}</figcaption><svg viewBox=\"0 0 {w} {h2}\" width=\"100%\" role=\"img\" aria-label=\"{caption}\"><title>{caption}: {last} {per_h}</title>{bars}<line x1=\"0\" y1=\"{y:.1}\" x2=\"{w}\" y2=\"{y:.1}\" stroke=\"#c0392b\" stroke-dasharray=\"4 3\"><title>{budget_l}: {b:.0}</title></line><text x=\"0\" y=\"{ty}\" font-size=\"10\" fill=\"currentColor\">{ago}</text><text x=\"{w}\" y=\"{ty}\" font-size=\"10\" text-anchor=\"end\" fill=\"currentColor\">{now}</text></svg><p class=\"legend\">— — {budget_l}: {b:.0}</p></figure>",
-        caption = t(lang, "calls_chart"),
+        caption = t(lang, T::CallsChart),
         src = esc(&m.source),
         h2 = h + 14.0,
         ty = h + 11.0,
         last = m.calls_by_hour.last().copied().unwrap_or(0),
-        per_h = t(lang, "calls_hour_made"),
-        budget_l = t(lang, "chart_budget"),
+        per_h = t(lang, T::CallsHourMade),
+        budget_l = t(lang, T::ChartBudget),
         b = budget,
-        ago = t(lang, "chart_ago"),
-        now = t(lang, "chart_now"),
+        ago = t(lang, T::ChartAgo),
+        now = t(lang, T::ChartNow),
     )
 }
 
@@ -1207,15 +1240,15 @@ fn in_watch(q: &HashMap<String, String>, h: &HistoryEntry) -> bool {
 fn history_row(h: &HistoryEntry, lang: Lang) -> String {
     format!(
         "<tr data-id=\"{id}\" class=\"ev-{ev}\"><td data-label=\"{l_at}\">{at}</td><td data-label=\"{l_ev}\">{ev_text}</td><td data-label=\"{l_target}\">{target}</td><td class=\"path\" data-label=\"{l_path}\">{path}</td><td data-label=\"{l_detail}\">{detail}</td></tr>",
-        l_at = t(lang, "time"),
-        l_ev = t(lang, "event"),
-        l_target = t(lang, "target"),
-        l_path = t(lang, "path"),
-        l_detail = t(lang, "detail"),
+        l_at = t(lang, T::Time),
+        l_ev = t(lang, T::Event),
+        l_target = t(lang, T::Target),
+        l_path = t(lang, T::Path),
+        l_detail = t(lang, T::Detail),
         id = h.id,
         at = time_html(h.at.as_secs()),
         ev = h.event.as_str(),
-        ev_text = t(lang, &format!("ev_{}", h.event.as_str())),
+        ev_text = t(lang, T::event(h.event)),
         target = esc(h.target.as_deref().unwrap_or("")),
         path = esc(&h.change.path),
         detail = esc(&match h.event {
@@ -1260,17 +1293,17 @@ async fn activity(
         .flatten();
     let lines: Vec<HistoryEntry> = lines.into_iter().filter(|h| in_watch(&q, h)).collect();
     let sel_watch = q.get("watch").cloned().unwrap_or_default();
-    let mut watches = opt(&sel_watch, "", t(lang, "all"));
+    let mut watches = opt(&sel_watch, "", t(lang, T::All));
     for w in &state.app.config.watches {
         watches.push_str(&opt(&sel_watch, &w.label(), &w.label()));
     }
     let sel_target = q.get("target").cloned().unwrap_or_default();
     let sel_event = q.get("event").cloned().unwrap_or_default();
-    let mut targets = opt(&sel_target, "", t(lang, "all"));
+    let mut targets = opt(&sel_target, "", t(lang, T::All));
     for tg in &state.app.targets {
         targets.push_str(&opt(&sel_target, tg, tg));
     }
-    let mut events = opt(&sel_event, "", t(lang, "all"));
+    let mut events = opt(&sel_event, "", t(lang, T::All));
     for e in Event::ALL {
         events.push_str(&opt(&sel_event, e.as_str(), e.as_str()));
     }
@@ -1282,12 +1315,12 @@ async fn activity(
 <label>{tp} <input name="path" value="{path}"></label>
 <button>{tf}</button></form>
 <p class="hint" id="live" data-events="{events_url}" data-after="{after}" data-live="{live}">{live_text}</p>"#,
-        title = t(lang, "activity"),
-        tt = t(lang, "target"),
-        tw = t(lang, "watch"),
-        te = t(lang, "event"),
-        tp = t(lang, "path"),
-        tf = t(lang, "filter"),
+        title = t(lang, T::Activity),
+        tt = t(lang, T::Target),
+        tw = t(lang, T::Watch),
+        te = t(lang, T::Event),
+        tp = t(lang, T::Path),
+        tf = t(lang, T::Filter),
         path = esc(q.get("path").map_or("", String::as_str)),
         events_url = esc(&format!(
             "{}?{}",
@@ -1303,22 +1336,22 @@ async fn activity(
         after = lines.first().map_or(0, |h| h.id),
         // Only the first page follows new lines.
         live = query.before.is_none(),
-        live_text = t(lang, "live"),
+        live_text = t(lang, T::Live),
     );
     body.push_str(&format!(
         "<div class=\"scroll\"><table id=\"history\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, "time"),
-        t(lang, "event"),
-        t(lang, "target"),
-        t(lang, "path"),
-        t(lang, "detail"),
+        t(lang, T::Time),
+        t(lang, T::Event),
+        t(lang, T::Target),
+        t(lang, T::Path),
+        t(lang, T::Detail),
     ));
     for h in &lines {
         body.push_str(&history_row(h, lang));
     }
     body.push_str("</tbody></table></div>");
     if lines.is_empty() {
-        body.push_str(&format!("<p id=\"empty\">{}</p>", t(lang, "none")));
+        body.push_str(&format!("<p id=\"empty\">{}</p>", t(lang, T::None)));
     }
     if let Some(last) = page_end {
         let mut next = q.clone();
@@ -1330,10 +1363,10 @@ async fn activity(
         body.push_str(&format!(
             "<p><a href=\"?{}\" class=\"older\">{}</a></p>",
             esc(&qs),
-            t(lang, "older")
+            t(lang, T::Older)
         ));
     }
-    page(&state, lang, t(lang, "activity"), Some(&s.csrf), &body)
+    page(&state, lang, t(lang, T::Activity), Some(&s.csrf), &body)
 }
 
 /// Server-sent events: each new history line (matching the page's filters) as an
@@ -1459,15 +1492,15 @@ async fn config_page(
 ) -> Response {
     let mut body = format!(
         "<h1>{}</h1><p>{}</p><pre class=\"config\">{}</pre>",
-        t(lang, "config"),
-        t(lang, "in_force"),
+        t(lang, T::Config),
+        t(lang, T::InForce),
         esc(&state.app.config_text)
     );
     body.push_str(&format!(
         "<h2>{}</h2><form method=\"get\"><input type=\"hidden\" name=\"check\" value=\"1\"><button>{}</button> <span class=\"hint\">{}</span></form>",
-        t(lang, "check"),
-        t(lang, "run_check"),
-        t(lang, "check_note"),
+        t(lang, T::Check),
+        t(lang, T::RunCheck),
+        t(lang, T::CheckNote),
     ));
     if q.contains_key("check") {
         let checker = state.app.checker.clone();
@@ -1478,7 +1511,7 @@ async fn config_page(
             Err(_) => body.push_str("<p class=\"error\">pps check took longer than 60 s</p>"),
         }
     }
-    page(&state, lang, t(lang, "config"), Some(&s.csrf), &body)
+    page(&state, lang, t(lang, T::Config), Some(&s.csrf), &body)
 }
 
 /// `pps check`'s findings as a list, every name escaped.
@@ -1738,4 +1771,20 @@ fn config_text(c: &crate::Config) -> String {
         c.ui.base_path
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Lang, T, t};
+
+    /// Every text has both languages, and the Chinese one is Chinese (a word copied
+    /// over untranslated shows as ASCII only).
+    #[test]
+    fn every_text_is_in_both_languages() {
+        for &key in T::ALL {
+            let (en, zh) = (t(Lang::En, key), t(Lang::Zh, key));
+            assert!(!en.trim().is_empty(), "{key:?} has no English");
+            assert!(!zh.is_ascii(), "{key:?} is not translated: {zh:?}");
+        }
+    }
 }

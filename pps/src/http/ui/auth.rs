@@ -10,7 +10,7 @@
 //! Cookies go through a cookie jar (axum-extra's); the login limit is governor's keyed
 //! rate limiter on a store that forgets a client once it logs in.
 
-use super::{Lang, UiState, lang, page, t};
+use super::{Lang, T, UiState, lang, page, t};
 use axum::extract::{Form, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -418,11 +418,11 @@ fn login_form(state: &UiState, lang: Lang, error: Option<&str>, status: StatusCo
         r#"<h1>{login}</h1>{err}<form method="post" action="{action}" class="login">
 <label>{pw} <input type="password" name="password" autocomplete="current-password" required autofocus></label>
 <button type="submit">{login}</button></form>"#,
-        login = t(lang, "login"),
-        pw = t(lang, "password"),
+        login = t(lang, T::Login),
+        pw = t(lang, T::Password),
         action = super::esc(&state.path("login")),
     );
-    let mut r = page(state, lang, t(lang, "login"), None, &body);
+    let mut r = page(state, lang, t(lang, T::Login), None, &body);
     *r.status_mut() = status;
     r
 }
@@ -444,7 +444,7 @@ pub(super) async fn login(
         return login_form(
             &state,
             lang,
-            Some(t(lang, "slow")),
+            Some(t(lang, T::Slow)),
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
@@ -464,7 +464,7 @@ pub(super) async fn login(
         return login_form(
             &state,
             lang,
-            Some(t(lang, "wrong")),
+            Some(t(lang, T::Wrong)),
             StatusCode::UNAUTHORIZED,
         );
     }

@@ -7,7 +7,7 @@
 function localTimes(root) {
   root.querySelectorAll("time[datetime]").forEach(function (t) {
     const d = new Date(t.getAttribute("datetime"));
-    if (!isNaN(d)) { t.title = t.textContent; t.textContent = d.toLocaleString(); }
+    if (!isNaN(d)) { t.title = t.textContent; t.textContent = d.toLocaleString(document.documentElement.lang || undefined); }
   });
 }
 localTimes(document);

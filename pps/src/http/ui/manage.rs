@@ -8,7 +8,7 @@
 //! through [`Control`](crate::control::Control) and [`service::run`](crate::service::run)
 //! reads the file again, without a restart.
 
-use super::{Checked, CsrfField, Lang, LoggedIn, UiState, Viewer, esc, lang, page, t};
+use super::{Checked, CsrfField, Lang, LoggedIn, T, UiState, Viewer, esc, lang, page, t};
 use crate::edit::{WatchEdit, WatchForm};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,14 +22,14 @@ const MAX_ROWS: usize = 2000;
 /// How long a save waits for the service to apply the new config before answering.
 const APPLY_WAIT: Duration = Duration::from_secs(15);
 
-/// The flash messages a redirect may name (only these keys are ever shown).
-const FLASHES: [&str; 6] = [
-    "scan_started",
-    "saved",
-    "saved_slow",
-    "queued",
-    "forgotten",
-    "reindex_started",
+/// The flash messages a redirect may name in `?done=` (only these are ever shown).
+const FLASHES: [(&str, T); 6] = [
+    ("scan_started", T::ScanStarted),
+    ("saved", T::Saved),
+    ("saved_slow", T::SavedSlow),
+    ("queued", T::Queued),
+    ("forgotten", T::Forgotten),
+    ("reindex_started", T::ReindexStarted),
 ];
 
 /// Where a job started from the UI (a scan or a re-index) stands.
@@ -45,11 +45,10 @@ pub(crate) enum JobState {
 }
 
 fn flash(lang: Lang, q: &HashMap<String, String>) -> String {
-    match q.get("done").map(String::as_str) {
-        Some(k) if FLASHES.contains(&k) => {
-            format!(r#"<p class="flash" role="status">{}</p>"#, t(lang, k))
-        }
-        _ => String::new(),
+    let done = q.get("done").map(String::as_str);
+    match FLASHES.iter().find(|(k, _)| Some(*k) == done) {
+        Some((_, text)) => format!(r#"<p class="flash" role="status">{}</p>"#, t(lang, *text)),
+        None => String::new(),
     }
 }
 
@@ -101,23 +100,23 @@ pub(super) async fn watches(
         .ok()
         .and_then(Result::ok);
     let forms = watch_forms(&state);
-    let mut body = format!("<h1>{}</h1>{}", t(lang, "watches"), flash(lang, &q));
+    let mut body = format!("<h1>{}</h1>{}", t(lang, T::Watches), flash(lang, &q));
     if state.app.config.file.is_none() {
-        body.push_str(&format!(r#"<p class="hint">{}</p>"#, t(lang, "no_file")));
+        body.push_str(&format!(r#"<p class="hint">{}</p>"#, t(lang, T::NoFile)));
     }
     body.push_str(&format!(
         "<div class=\"scroll\"><table id=\"watches\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
-        t(lang, "enabled"),
-        t(lang, "source"),
-        t(lang, "path"),
-        t(lang, "interval"),
-        t(lang, "ceiling"),
-        t(lang, "settle"),
-        t(lang, "exclude"),
-        t(lang, "targets"),
-        t(lang, "folders"),
-        t(lang, "next_due"),
-        t(lang, "last_change"),
+        t(lang, T::Enabled),
+        t(lang, T::Source),
+        t(lang, T::Path),
+        t(lang, T::Interval),
+        t(lang, T::Ceiling),
+        t(lang, T::Settle),
+        t(lang, T::Exclude),
+        t(lang, T::Targets),
+        t(lang, T::Folders),
+        t(lang, T::NextDue),
+        t(lang, T::LastChange),
     ));
     let editable = state.app.config.file.is_some();
     for (i, f) in forms.iter().enumerate() {
@@ -129,7 +128,7 @@ pub(super) async fn watches(
         let last = last_change(&state, &f.source, &norm).await;
         let or_default = |v: &str| {
             if v.is_empty() {
-                format!("<span class=\"dim\">{}</span>", t(lang, "default"))
+                format!("<span class=\"dim\">{}</span>", t(lang, T::Default))
             } else {
                 esc(v)
             }
@@ -139,7 +138,7 @@ pub(super) async fn watches(
             actions.push_str(&format!(
                 r#"<a class="button" href="{}">{}</a>"#,
                 esc(&format!("{}?i={i}", state.path("watches/edit"))),
-                t(lang, "edit")
+                t(lang, T::Edit)
             ));
             actions.push_str(&index_form(
                 &state,
@@ -148,9 +147,9 @@ pub(super) async fn watches(
                 i,
                 &f.path,
                 if f.enabled {
-                    t(lang, "disable")
+                    t(lang, T::Disable)
                 } else {
-                    t(lang, "enable")
+                    t(lang, T::Enable)
                 },
                 "",
             ));
@@ -162,7 +161,7 @@ pub(super) async fn watches(
                 &s.csrf,
                 i,
                 &f.path,
-                t(lang, "scan_now"),
+                t(lang, T::ScanNow),
                 "",
             ));
         }
@@ -173,7 +172,7 @@ pub(super) async fn watches(
                 &s.csrf,
                 i,
                 &f.path,
-                t(lang, "reindex"),
+                t(lang, T::Reindex),
                 "",
             ));
             let status = state
@@ -184,8 +183,8 @@ pub(super) async fn watches(
                 .get(&label)
                 .cloned();
             let (running, done) = match status.as_ref().map(|(j, _)| *j) {
-                Some(Job::Scan) => ("scanning", "scanned"),
-                _ => ("reindexing", "reindexed"),
+                Some(Job::Scan) => (T::Scanning, T::Scanned),
+                _ => (T::Reindexing, T::Reindexed),
             };
             match status.map(|(_, r)| r) {
                 Some(JobState::Running(p)) => actions.push_str(&format!(
@@ -198,8 +197,8 @@ pub(super) async fn watches(
                     "<span class=\"hint\">{} {}: {n} {}, {changes} {}{}</span>",
                     t(lang, done),
                     super::time_html(at),
-                    t(lang, "folders"),
-                    t(lang, "changes"),
+                    t(lang, T::Folders),
+                    t(lang, T::Changes),
                     if failed > 0 {
                         format!(", {failed} ✗")
                     } else {
@@ -217,25 +216,25 @@ pub(super) async fn watches(
                 &s.csrf,
                 i,
                 &f.path,
-                t(lang, "delete"),
+                t(lang, T::Delete),
                 "danger",
             ));
         }
         body.push_str(&format!(
             "<tr class=\"{cls}\"><td data-label=\"{l_en}\">{en}</td><td data-label=\"{l_src}\">{src}</td><td class=\"path\" data-label=\"{l_path}\"><a href=\"{browse}\">{path}</a></td><td data-label=\"{l_iv}\">{iv}</td><td data-label=\"{l_ceil}\">{ceil}</td><td data-label=\"{l_settle}\">{settle}</td><td data-label=\"{l_ex}\">{ex}</td><td data-label=\"{l_tg}\">{tg}</td><td data-label=\"{l_folders}\">{folders}</td><td data-label=\"{l_due}\">{due}</td><td data-label=\"{l_last}\">{last}</td><td class=\"actions\">{actions}</td></tr>",
-            l_en = t(lang, "enabled"),
-            l_src = t(lang, "source"),
-            l_path = t(lang, "path"),
-            l_iv = t(lang, "interval"),
-            l_ceil = t(lang, "ceiling"),
-            l_settle = t(lang, "settle"),
-            l_ex = t(lang, "exclude"),
-            l_tg = t(lang, "targets"),
-            l_folders = t(lang, "folders"),
-            l_due = t(lang, "next_due"),
-            l_last = t(lang, "last_change"),
+            l_en = t(lang, T::Enabled),
+            l_src = t(lang, T::Source),
+            l_path = t(lang, T::Path),
+            l_iv = t(lang, T::Interval),
+            l_ceil = t(lang, T::Ceiling),
+            l_settle = t(lang, T::Settle),
+            l_ex = t(lang, T::Exclude),
+            l_tg = t(lang, T::Targets),
+            l_folders = t(lang, T::Folders),
+            l_due = t(lang, T::NextDue),
+            l_last = t(lang, T::LastChange),
             cls = if f.enabled { "on" } else { "off" },
-            en = if f.enabled { t(lang, "yes") } else { t(lang, "no") },
+            en = if f.enabled { t(lang, T::Yes) } else { t(lang, T::No) },
             src = esc(&f.source),
             browse = esc(&browse_url(&state, &f.source, &norm)),
             path = esc(&f.path),
@@ -244,7 +243,7 @@ pub(super) async fn watches(
             settle = or_default(&f.settle),
             ex = esc(&f.exclude.join(", ")),
             tg = if f.targets.is_empty() {
-                format!("<span class=\"dim\">{}</span>", t(lang, "all_targets"))
+                format!("<span class=\"dim\">{}</span>", t(lang, T::AllTargets))
             } else {
                 esc(&f.targets.join(", "))
             },
@@ -252,7 +251,7 @@ pub(super) async fn watches(
             due = st
                 .and_then(|w| w.schedule.next_due_in_s)
                 .map_or(String::new(), |d| if d <= 0 {
-                    t(lang, "due_now").to_owned()
+                    t(lang, T::DueNow).to_owned()
                 } else {
                     crate::walk::human(Duration::from_secs(d.unsigned_abs()))
                 }),
@@ -261,7 +260,7 @@ pub(super) async fn watches(
     }
     body.push_str("</tbody></table></div>");
     if editable {
-        body.push_str(&format!("<h2>{}</h2>", t(lang, "add_watch")));
+        body.push_str(&format!("<h2>{}</h2>", t(lang, T::AddWatch)));
         let blank = WatchForm {
             source: q.get("source").cloned().unwrap_or_else(|| {
                 state
@@ -279,7 +278,7 @@ pub(super) async fn watches(
         };
         body.push_str(&watch_form(&state, lang, &s.csrf, None, &blank));
     }
-    page(&state, lang, t(lang, "watches"), Some(&s.csrf), &body)
+    page(&state, lang, t(lang, T::Watches), Some(&s.csrf), &body)
 }
 
 /// When the last change under a watch's root was found (from the history).
@@ -374,19 +373,19 @@ fn watch_form(
         csrf = esc(csrf),
         index = esc(&index),
         expect = esc(&expect),
-        ts = t(lang, "source"),
-        tp = t(lang, "path"),
-        ti = t(lang, "interval"),
-        tc = t(lang, "ceiling"),
-        tse = t(lang, "settle"),
-        te = t(lang, "exclude"),
-        tt = t(lang, "targets"),
-        ten = t(lang, "enabled"),
-        td = t(lang, "default"),
-        tl = t(lang, "one_per_line"),
-        tall = t(lang, "all_targets"),
-        tcomma = t(lang, "comma"),
-        save = t(lang, "save"),
+        ts = t(lang, T::Source),
+        tp = t(lang, T::Path),
+        ti = t(lang, T::Interval),
+        tc = t(lang, T::Ceiling),
+        tse = t(lang, T::Settle),
+        te = t(lang, T::Exclude),
+        tt = t(lang, T::Targets),
+        ten = t(lang, T::Enabled),
+        td = t(lang, T::Default),
+        tl = t(lang, T::OnePerLine),
+        tall = t(lang, T::AllTargets),
+        tcomma = t(lang, T::Comma),
+        save = t(lang, T::Save),
         path = esc(&f.path),
         interval = esc(&f.interval),
         max = esc(&f.max_interval),
@@ -418,10 +417,10 @@ pub(super) async fn edit_form(
     };
     let body = format!(
         "<h1>{}</h1>{}",
-        t(lang, "edit_watch"),
+        t(lang, T::EditWatch),
         watch_form(&state, lang, &s.csrf, Some((i, &f.path)), f)
     );
-    page(&state, lang, t(lang, "edit_watch"), Some(&s.csrf), &body)
+    page(&state, lang, t(lang, T::EditWatch), Some(&s.csrf), &body)
 }
 
 #[derive(serde::Deserialize)]
@@ -526,9 +525,9 @@ pub(super) async fn save(
         Err(msg) => {
             let index = form.index.parse::<usize>().ok();
             let title = if index.is_some() {
-                t(lang, "edit_watch")
+                t(lang, T::EditWatch)
             } else {
-                t(lang, "add_watch")
+                t(lang, T::AddWatch)
             };
             let body = format!(
                 "<h1>{title}</h1>{}{}",
@@ -569,12 +568,12 @@ fn refused_page(state: &UiState, headers: &HeaderMap, csrf: &str, msg: &str) -> 
     let lang = lang(headers);
     let body = format!(
         "<h1>{}</h1>{}<p><a href=\"{}\">{}</a></p>",
-        t(lang, "watches"),
+        t(lang, T::Watches),
         error_box(msg),
         esc(&state.path("watches")),
-        t(lang, "watches")
+        t(lang, T::Watches)
     );
-    let mut r = page(state, lang, t(lang, "watches"), Some(csrf), &body);
+    let mut r = page(state, lang, t(lang, T::Watches), Some(csrf), &body);
     *r.status_mut() = StatusCode::BAD_REQUEST;
     r
 }
@@ -794,7 +793,7 @@ pub(super) async fn browse(
         .cloned()
         .or_else(|| first.filter(|w| w.source == source).map(|w| w.path.clone()))
         .unwrap_or_else(|| "/".to_owned());
-    let mut body = format!("<h1>{}</h1>{}", t(lang, "browse"), flash(lang, &q));
+    let mut body = format!("<h1>{}</h1>{}", t(lang, T::Browse), flash(lang, &q));
     let mut sources = String::new();
     for name in state.app.config.sources.keys() {
         sources.push_str(&format!(
@@ -806,16 +805,16 @@ pub(super) async fn browse(
     body.push_str(&format!(
         r#"<form method="get" class="filters"><label>{ts} <select name="source">{sources}</select></label>
 <label>{tp} <input name="path" value="{path}"></label><button>{go}</button></form>"#,
-        ts = t(lang, "source"),
-        tp = t(lang, "path"),
-        go = t(lang, "go"),
+        ts = t(lang, T::Source),
+        tp = t(lang, T::Path),
+        go = t(lang, T::Go),
         path = esc(&raw_path),
     ));
     let path = match pps_core::path::normalize(&raw_path) {
         Ok(p) => p,
         Err(e) => {
             body.push_str(&error_box(&format!("{}: {}", raw_path, e.message())));
-            let mut r = page(&state, lang, t(lang, "browse"), Some(&s.csrf), &body);
+            let mut r = page(&state, lang, t(lang, T::Browse), Some(&s.csrf), &body);
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return r;
         }
@@ -847,13 +846,13 @@ pub(super) async fn browse(
     let report = crate::inspect::browse(&state.app.engine, &watches, &source, &path).await;
     body.push_str(&format!(
         r#"<p class="hint">{}</p>"#,
-        t(lang, "budget_note")
+        t(lang, T::BudgetNote)
     ));
     let report = match report {
         Ok(r) => r,
         Err(e) => {
             body.push_str(&error_box(&e.to_string()));
-            let mut r = page(&state, lang, t(lang, "browse"), Some(&s.csrf), &body);
+            let mut r = page(&state, lang, t(lang, T::Browse), Some(&s.csrf), &body);
             *r.status_mut() = StatusCode::BAD_GATEWAY;
             return r;
         }
@@ -869,12 +868,12 @@ pub(super) async fn browse(
                 .append_pair("path", &path)
                 .finish()
         )),
-        t(lang, "watch_this")
+        t(lang, T::WatchThis)
     );
     if report.watch.is_empty() {
         actions.push_str(&format!(
             r#"<span class="hint">{}</span>"#,
-            t(lang, "not_watched")
+            t(lang, T::NotWatched)
         ));
     } else {
         let mut targets = String::new();
@@ -889,7 +888,7 @@ pub(super) async fn browse(
             targets.push_str(&format!(
                 "<option value=\"{n}\">{n} → {m}</option>",
                 n = esc(tg),
-                m = esc(mapped.as_deref().unwrap_or(t(lang, "unmapped"))),
+                m = esc(mapped.as_deref().unwrap_or(t(lang, T::Unmapped))),
             ));
         }
         actions.push_str(&format!(
@@ -898,8 +897,8 @@ pub(super) async fn browse(
             c = esc(&s.csrf),
             src = esc(&source),
             p = esc(&path),
-            tt = t(lang, "target"),
-            scan = t(lang, "scan_to"),
+            tt = t(lang, T::Target),
+            scan = t(lang, T::ScanTo),
         ));
         actions.push_str(&format!(
             r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><button class="danger">{forget}</button></form>"#,
@@ -907,18 +906,18 @@ pub(super) async fn browse(
             c = esc(&s.csrf),
             src = esc(&source),
             p = esc(&path),
-            forget = t(lang, "forget"),
+            forget = t(lang, T::Forget),
         ));
     }
     actions.push_str("</div>");
     body.push_str(&actions);
     body.push_str(&format!(
         "<div class=\"scroll\"><table id=\"listing\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, "state"),
-        t(lang, "name"),
-        t(lang, "size"),
-        t(lang, "mtime"),
-        t(lang, "stored_mtime"),
+        t(lang, T::State),
+        t(lang, T::Name),
+        t(lang, T::Size),
+        t(lang, T::Mtime),
+        t(lang, T::StoredMtime),
     ));
     let when = |e: &pps_core::Entry| {
         e.mtime.map_or(String::new(), |m| {
@@ -942,13 +941,13 @@ pub(super) async fn browse(
         };
         body.push_str(&format!(
             "<tr class=\"st-{st}\"><td data-label=\"{l_st}\">{st_text}</td><td class=\"path\" data-label=\"{l_name}\">{name}</td><td data-label=\"{l_size}\">{size}</td><td data-label=\"{l_m}\">{mtime}</td><td data-label=\"{l_s}\">{stored}</td></tr>",
-            l_st = t(lang, "state"),
-            l_name = t(lang, "name"),
-            l_size = t(lang, "size"),
-            l_m = t(lang, "mtime"),
-            l_s = t(lang, "stored_mtime"),
+            l_st = t(lang, T::State),
+            l_name = t(lang, T::Name),
+            l_size = t(lang, T::Size),
+            l_m = t(lang, T::Mtime),
+            l_s = t(lang, T::StoredMtime),
             st = row.state.as_str(),
-            st_text = t(lang, &format!("st_{}", row.state.as_str())),
+            st_text = t(lang, T::entry(row.state)),
             size = if e.is_dir() { String::new() } else { crate::walk::human_size(e.size) },
             mtime = when(e),
             stored = row.stored.as_ref().map_or(String::new(), when),
@@ -959,12 +958,12 @@ pub(super) async fn browse(
         body.push_str(&format!(
             "<p class=\"hint\">{} {} (<code>pps ls {}:{}</code>)</p>",
             report.rows.len() - MAX_ROWS,
-            t(lang, "more_rows"),
+            t(lang, T::MoreRows),
             esc(&source),
             esc(&path)
         ));
     }
-    page(&state, lang, t(lang, "browse"), Some(&s.csrf), &body)
+    page(&state, lang, t(lang, T::Browse), Some(&s.csrf), &body)
 }
 
 #[derive(serde::Deserialize)]
@@ -1071,10 +1070,10 @@ pub(super) async fn browse_forget(
 fn log_row(l: &crate::logs::LogLine, lang: Lang) -> String {
     format!(
         "<tr class=\"lv-{lv}\"><td data-label=\"{l_at}\">{at}</td><td data-label=\"{l_lv}\">{lv}</td><td data-label=\"{l_m}\" class=\"module\">{target}</td><td class=\"path\" data-label=\"{l_x}\">{text}</td></tr>",
-        l_at = t(lang, "time"),
-        l_lv = t(lang, "level"),
-        l_m = t(lang, "module"),
-        l_x = t(lang, "message"),
+        l_at = t(lang, T::Time),
+        l_lv = t(lang, T::Level),
+        l_m = t(lang, T::Module),
+        l_x = t(lang, T::Message),
         at = super::time_html(l.at_ms.div_euclid(1000)),
         lv = l.level.as_str().to_ascii_lowercase(),
         target = esc(&l.target),
@@ -1109,15 +1108,15 @@ pub(super) async fn logs(
 <a class="button" href="{download}" download="pps.log">{td}</a></form>
 <p class="hint" id="live" data-events="{events}" data-after="{after}" data-live="true" data-table="logs" data-order="append">{live}</p>
 <div class="scroll"><table id="logs" class="cards"><thead><tr><th>{tt}</th><th>{tlv}</th><th>{tm}</th><th>{tx}</th></tr></thead><tbody>"#,
-        title = t(lang, "logs"),
-        tl = t(lang, "level"),
-        tf = t(lang, "filter"),
-        td = t(lang, "download"),
-        tt = t(lang, "time"),
-        tlv = t(lang, "level"),
-        tm = t(lang, "module"),
-        tx = t(lang, "message"),
-        live = t(lang, "live"),
+        title = t(lang, T::Logs),
+        tl = t(lang, T::Level),
+        tf = t(lang, T::Filter),
+        td = t(lang, T::Download),
+        tt = t(lang, T::Time),
+        tlv = t(lang, T::Level),
+        tm = t(lang, T::Module),
+        tx = t(lang, T::Message),
+        live = t(lang, T::Live),
         download = esc(&format!("{}?level={name}", state.path("logs/download"))),
         events = esc(&format!("{}?level={name}", state.path("logs/events"))),
         after = lines.last().map_or(0, |l| l.seq),
@@ -1126,7 +1125,7 @@ pub(super) async fn logs(
         body.push_str(&log_row(l, lang));
     }
     body.push_str("</tbody></table></div>");
-    page(&state, lang, t(lang, "logs"), Some(&s.csrf), &body)
+    page(&state, lang, t(lang, T::Logs), Some(&s.csrf), &body)
 }
 
 /// Every kept line at the level asked for, as a text file.
