@@ -154,6 +154,24 @@ impl Checker {
         }
     }
 
+    /// Where a watch of `path` would land on each of `targets` (all targets when
+    /// empty), as `pps check` works it out: one call to each target for its libraries.
+    /// The web UI asks this when a watch is saved, to warn as `pps check` would.
+    pub async fn landings(&self, path: &str, targets: &[String]) -> Vec<(String, Landing)> {
+        let mut out = Vec::new();
+        for (name, t) in &self.targets {
+            if !targets.is_empty() && !targets.contains(name) {
+                continue;
+            }
+            let Some(tc) = self.config.targets.get(name) else {
+                continue;
+            };
+            let libraries = t.check().await.ok().map(|i| i.libraries);
+            out.push((name.clone(), landing(tc, path, libraries.as_ref())));
+        }
+        out
+    }
+
     /// Runs the check (one call per cd2 source and per watch root, one per target).
     pub async fn run(&self) -> CheckReport {
         self.report().await
@@ -272,30 +290,7 @@ impl Checker {
             let mut lands = Vec::new();
             for t in &wc.targets {
                 let tc = &app.config.targets[t];
-                let landing = match tc.mapping.map(&wc.path) {
-                    None => Landing::Unmapped,
-                    Some(mapped) => match libraries.get(t) {
-                        None => Landing::Unreached(mapped),
-                        Some(libs) if libs.is_empty() => Landing::Anywhere(mapped),
-                        Some(libs) => {
-                            let hit: Vec<(String, String)> = libs
-                                .iter()
-                                .filter(|l| {
-                                    l.locations.iter().any(|loc| {
-                                        target_contains(loc, &mapped)
-                                            || target_contains(&mapped, loc)
-                                    })
-                                })
-                                .map(|l| (l.name.clone(), l.id.clone()))
-                                .collect();
-                            if hit.is_empty() {
-                                Landing::NoLibrary(mapped)
-                            } else {
-                                Landing::Libraries(mapped, hit)
-                            }
-                        }
-                    },
-                };
+                let landing = landing(tc, &wc.path, libraries.get(t));
                 lands.push((t.clone(), landing));
             }
             watches.push(WatchCheck {
@@ -318,5 +313,36 @@ impl Checker {
             targets,
             watches,
         }
+    }
+}
+
+/// Where `path` lands on a target with `libraries` (`None`: the target was not reached).
+fn landing(
+    tc: &crate::config::TargetConfig,
+    path: &str,
+    libraries: Option<&Vec<Library>>,
+) -> Landing {
+    match tc.mapping.map(path) {
+        None => Landing::Unmapped,
+        Some(mapped) => match libraries {
+            None => Landing::Unreached(mapped),
+            Some(libs) if libs.is_empty() => Landing::Anywhere(mapped),
+            Some(libs) => {
+                let hit: Vec<(String, String)> = libs
+                    .iter()
+                    .filter(|l| {
+                        l.locations.iter().any(|loc| {
+                            target_contains(loc, &mapped) || target_contains(&mapped, loc)
+                        })
+                    })
+                    .map(|l| (l.name.clone(), l.id.clone()))
+                    .collect();
+                if hit.is_empty() {
+                    Landing::NoLibrary(mapped)
+                } else {
+                    Landing::Libraries(mapped, hit)
+                }
+            }
+        },
     }
 }

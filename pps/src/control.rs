@@ -22,6 +22,12 @@ pub struct Control {
     /// The reader of the process's stdout went away (`pps run | head -1`), seen by
     /// watching the pipe rather than by a failed write.
     stdout_gone: tokio::sync::Notify,
+    /// Why the config file on disk is not in force (a hand edit that was refused), until
+    /// it is fixed or put back.
+    refused: std::sync::Mutex<Option<String>>,
+    /// A reload loop ([`service::run`](crate::service::run)) applies requests; a bare
+    /// `serve` does not, and the web UI says so instead of waiting for one.
+    applies: AtomicBool,
 }
 
 impl Default for Control {
@@ -32,6 +38,8 @@ impl Default for Control {
             generation: tokio::sync::watch::Sender::new(0),
             reloading: AtomicBool::new(false),
             stdout_gone: tokio::sync::Notify::new(),
+            refused: std::sync::Mutex::new(None),
+            applies: AtomicBool::new(false),
         }
     }
 }
@@ -102,6 +110,32 @@ impl Control {
     /// Resolves once [`Control::stdout_gone`] was called.
     pub(crate) async fn stdout_gone_notified(&self) {
         self.stdout_gone.notified().await;
+    }
+
+    /// Whether a reload loop applies [`Control::request_reload`] (false under a bare
+    /// `serve`: an edit then applies at the next start).
+    pub fn applies_reloads(&self) -> bool {
+        self.applies.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_applies_reloads(&self, on: bool) {
+        self.applies.store(on, Ordering::SeqCst);
+    }
+
+    /// Why the config file is not in force: the message of the last refused edit,
+    /// until a valid one is applied or the file is put back as it was.
+    pub fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_refused(&self, why: Option<String>) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = why;
     }
 
     /// A new `serve` is in force.

@@ -72,11 +72,14 @@ pub async fn run(
     let mut stop = std::pin::pin!(stop);
     let kept = Kept::default();
     let control = app.control.clone();
-    // What the config file held when it was last applied: an edit is noticed by its
-    // content, not its modification time (which a copy or an editor may keep).
+    control.set_applies_reloads(reload.is_some());
+    // What the config file held when it was last looked at, and when it was last
+    // applied: an edit is noticed by its content, not its modification time (which a
+    // copy or an editor may keep).
     let file = app.config.file.clone().filter(|_| reload.is_some());
     let read = |f: &Option<std::path::PathBuf>| f.as_ref().and_then(|f| std::fs::read(f).ok());
-    let mut applied = read(&file);
+    let mut seen = read(&file);
+    let mut in_force = seen.clone();
     phase(Phase::Ready);
     loop {
         let mut next = None;
@@ -102,11 +105,16 @@ pub async fn run(
                 };
                 if why != "asked to reload" {
                     let now = read(&file);
-                    if now.is_none() || now == applied {
+                    if now.is_none() || now == seen {
                         continue;
                     }
                     // Refused or not, this content has been looked at.
-                    applied = now;
+                    seen = now;
+                    if seen == in_force {
+                        // Put back as it was: what is on disk runs again.
+                        control.set_refused(None);
+                        continue;
+                    }
                 }
                 let Some(reload) = &reload else {
                     tracing::info!(reason = why, "nothing to reload: the config was made in code (--watch)");
@@ -131,7 +139,8 @@ pub async fn run(
                         return;
                     }
                     Err(e) => {
-                        tracing::error!(reason = why, error = %e, "config refused; the running config stays")
+                        tracing::error!(reason = why, error = %e, "config refused; the running config stays");
+                        control.set_refused(Some(e.to_string()));
                     }
                 }
             }
@@ -155,9 +164,12 @@ pub async fn run(
         };
         // Reload requests and the generation go on with the new app.
         app.control = control.clone();
-        applied = read(&file);
+        control.set_refused(None);
+        seen = read(&file);
+        in_force = seen.clone();
         phase(Phase::Ready);
     }
+    control.set_applies_reloads(false);
     Ok(app)
 }
 

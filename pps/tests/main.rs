@@ -9,3 +9,4 @@ mod http_sources;
 mod notify;
 mod service;
 mod ui_attack;
+mod ui_pages;

@@ -540,10 +540,16 @@ async fn the_library_applies_config_edits_and_refuses_an_invalid_one() {
         "an invalid config is never applied"
     );
 
-    // A valid hand edit is noticed by the poll.
+    // A valid hand edit is noticed by the poll (after another refused one: applying
+    // it ends the refusal).
+    std::fs::write(&file, "[[watch]]\nsource = \"nowhere\"\n").unwrap();
+    settle().await;
+    assert!(control.refused().is_some());
     let seen = control.generation();
     std::fs::write(&file, text(&["a", "b", "c"])).unwrap();
     assert!(control.wait_past(seen, Duration::from_secs(30)).await);
+    assert_eq!(control.refused(), None);
+    assert!(control.applies_reloads());
 
     // A forced reload (SIGHUP) of an unchanged file applies it again.
     let seen = control.generation();

@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt as _;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
-fn hash() -> &'static str {
+pub(crate) fn hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
     H.get_or_init(|| pps::http::ui::hash_password(PASSWORD).unwrap())
 }
@@ -29,7 +29,7 @@ fn app_with(ui_extra: &str, hash: &str) -> App {
     .unwrap()
 }
 
-fn router(app: &App) -> axum::Router {
+pub(crate) fn router(app: &App) -> axum::Router {
     router_kept(app, &pps::http::Kept::default())
 }
 
@@ -46,14 +46,14 @@ fn router_kept(app: &App, kept: &pps::http::Kept) -> axum::Router {
     pps::http::ui::router(ui)
 }
 
-fn from(peer: &str, req: Request<Body>) -> Request<Body> {
+pub(crate) fn from(peer: &str, req: Request<Body>) -> Request<Body> {
     let mut req = req;
     req.extensions_mut()
         .insert(Peer(peer.parse::<SocketAddr>().unwrap()));
     req
 }
 
-async fn login(
+pub(crate) async fn login(
     r: &axum::Router,
     peer: &str,
     password: &str,
@@ -71,7 +71,7 @@ async fn login(
         .unwrap()
 }
 
-fn cookie_of(resp: &axum::response::Response) -> String {
+pub(crate) fn cookie_of(resp: &axum::response::Response) -> String {
     resp.headers()[header::SET_COOKIE]
         .to_str()
         .unwrap()

@@ -399,6 +399,24 @@ def test_6_a_hand_edit_of_pps_toml_is_picked_up(browser: WebDriver, svc: Service
 
     wait(d, 30).until(applied)
 
+    # An invalid hand edit: a banner on every page with pps check's words, the Watches
+    # page shows the config in force (not the refused file) and offers no edits.
+    good = svc.config.read_text()
+    svc.config.write_text(good.replace('interval = "7s"   # fast', 'interval = "banana"   # fast', 1))
+
+    def banner(d: WebDriver) -> str:
+        d.get(svc.base + "watches")
+        shown = [e.text for e in d.find_elements(By.CSS_SELECTOR, ".banner") if e.is_displayed()]
+        return shown[0] if shown else ""
+
+    said = wait(d, 30).until(banner)
+    assert "refused" in said and "watch[0].interval" in said, said
+    assert "banana" not in read(d, lambda d: d.find_element(By.ID, "watches").text)
+    assert not d.find_elements(By.CSS_SELECTOR, "#watches button.danger"), "no edits of a refused file"
+    # Put back: the banner goes.
+    svc.config.write_text(good)
+    wait(d, 30).until(lambda d: not banner(d))
+
 
 def test_7_a_post_without_the_csrf_token_is_refused(browser: WebDriver, svc: Service_) -> None:
     d = browser

@@ -447,6 +447,30 @@ texts! {
     LastChange => ("Last change", "最近变化"),
     Edit => ("Edit", "编辑"),
     Delete => ("Delete", "删除"),
+    SavedRestart => (
+        "Saved in pps.toml. This program does not reload its config: the change applies at its next start.",
+        "已保存到 pps.toml。此程序不会重新加载配置：修改将在下次启动时生效。",
+    ),
+    ConfigRefused => (
+        "pps.toml was edited by hand and the edit was refused: the config in force stays, and this UI shows it. Fix the file (pps check says the same) or put it back; until then the UI does not edit it.",
+        "pps.toml 被手工修改，但修改被拒绝：当前配置继续生效，本页面显示的就是它。请修正文件（pps check 给出同样的信息）或改回原样；在此之前本页面不会编辑它。",
+    ),
+    LandsInNoLibrary => (
+        "Saved, but on {target} the folder {path} is in no library: its scans would be parked. Fix the target's path_mapping or add the folder to a library (pps check warns the same).",
+        "已保存，但在 {target} 上，文件夹 {path} 不属于任何媒体库：它的扫描将被搁置。请修正该目标的 path_mapping，或把该文件夹加入媒体库（pps check 给出同样的警告）。",
+    ),
+    LandsUnmapped => (
+        "Saved, but no rule of {target}'s path_mapping covers this folder: nothing will be sent to {target}.",
+        "已保存，但 {target} 的 path_mapping 没有覆盖此文件夹的规则：不会向 {target} 发送任何扫描。",
+    ),
+    ConfirmDelete => (
+        "Delete the watch {watch}? Its folders are no longer passed; its stored state stays until you forget it.",
+        "删除监控目录 {watch}？其文件夹将不再被检查；已存状态保留，直到你清除它。",
+    ),
+    ConfirmForget => (
+        "Forget what pps remembers of {path}? Its next pass records it anew (a baseline: no scans).",
+        "清除 pps 对 {path} 的记忆？下一次检查将重新记录（作为基线，不触发扫描）。",
+    ),
     Enable => ("Enable", "启用"),
     Disable => ("Disable", "停用"),
     ScanNow => ("Scan now", "立即扫描"),
@@ -515,6 +539,8 @@ texts! {
     Check => ("Check", "检查"),
     Reindex => ("Re-index", "重建基线"),
     Scanning => ("Scanning", "正在扫描"),
+    JobStarting => ("starting…", "正在开始…"),
+    FoldersListed => ("folders listed", "个文件夹已列出"),
     Scanned => ("Scanned", "已扫描"),
     Changes => ("changes", "处变化"),
     ScanStarted => ("Scan started: every folder of the watch is listed once, at the source's rate.",
@@ -571,6 +597,19 @@ fn t(lang: Lang, key: T) -> &'static str {
     if lang == Lang::Zh { zh } else { en }
 }
 
+/// On every page of a logged-in user while the config file holds a refused hand edit:
+/// that the file is not what runs, and `pps check`'s words for why.
+fn refused_banner(state: &UiState, lang: Lang, logged_in: bool) -> String {
+    match state.app.control.refused().filter(|_| logged_in) {
+        Some(why) => format!(
+            r#"<div class="error banner" role="alert"><p>{}</p><pre>{}</pre></div>"#,
+            t(lang, T::ConfigRefused),
+            esc(&why)
+        ),
+        None => String::new(),
+    }
+}
+
 fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str) -> Response {
     let nav = match csrf {
         Some(csrf) => format!(
@@ -618,7 +657,8 @@ fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str
 <link rel="stylesheet" href="{css}">
 <script src="{js}" defer></script>
 </head><body data-base="{base}"><header><strong>pps</strong>{nav}</header>
-<main>{body}</main></body></html>"#,
+<main>{banner}{body}</main></body></html>"#,
+        banner = refused_banner(state, lang, csrf.is_some()),
         hl = if lang == Lang::Zh { "zh-CN" } else { "en" },
         title = esc(title),
         css = esc(&state.path("static/style.css")),

@@ -35,10 +35,11 @@ localTimes(document);
     if (empty) empty.remove();
   };
 })();
-// A destructive button asks first (no inline handlers: the page's CSP forbids them).
+// A destructive button asks first, naming what it acts on (its data-confirm); no
+// inline handlers: the page's CSP forbids them.
 document.addEventListener("submit", function (e) {
   const b = e.submitter;
-  if (b && b.classList.contains("danger") && !window.confirm(b.textContent + "?")) e.preventDefault();
+  if (b && b.classList.contains("danger") && !window.confirm(b.dataset.confirm || b.textContent + "?")) e.preventDefault();
 });
 // A page with work in progress (a re-index) looks again every few seconds.
 (function () {

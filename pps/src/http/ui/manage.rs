@@ -19,11 +19,16 @@ use std::time::Duration;
 /// Entries the browser shows of one folder (the rest are counted; `pps ls` lists all).
 const MAX_ROWS: usize = 2000;
 
+/// How long a save waits for the targets' libraries, to warn of a watch that lands in
+/// none.
+const LANDING_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a save waits for the service to apply the new config before answering.
 const APPLY_WAIT: Duration = Duration::from_secs(15);
 
 /// The flash messages a redirect may name in `?done=` (only these are ever shown).
-const FLASHES: [(&str, T); 6] = [
+const FLASHES: [(&str, T); 7] = [
+    ("saved_restart", T::SavedRestart),
     ("scan_started", T::ScanStarted),
     ("saved", T::Saved),
     ("saved_slow", T::SavedSlow),
@@ -52,6 +57,44 @@ fn flash(lang: Lang, q: &HashMap<String, String>) -> String {
     }
 }
 
+/// The warnings a save sends along (`nolib`, `unmapped`, repeated per target): where
+/// the saved watch's scans would land nowhere, in `pps check`'s words.
+fn landing_warnings(lang: Lang, query: Option<&str>) -> String {
+    let mut out = String::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let text = match k.as_ref() {
+            "nolib" => {
+                let (target, mapped) = v.split_once('\u{1f}').unwrap_or((&v, ""));
+                t(lang, T::LandsInNoLibrary)
+                    .replace("{target}", target)
+                    .replace("{path}", mapped)
+            }
+            "unmapped" => t(lang, T::LandsUnmapped).replace("{target}", &v),
+            _ => continue,
+        };
+        out.push_str(&format!(
+            r#"<p class="error" role="alert">{}</p>"#,
+            esc(&text)
+        ));
+    }
+    out
+}
+
+/// A running job's progress: how many folders of how many known so far, or that it
+/// is starting (before the root is listed nothing is known: not "0 / 0").
+fn job_progress(lang: Lang, running: T, p: pps_core::engine::Progress) -> String {
+    if p.listed + p.queued == 0 {
+        return format!("{}: {}", t(lang, running), t(lang, T::JobStarting));
+    }
+    format!(
+        "{}: {} / {} {}",
+        t(lang, running),
+        p.listed,
+        p.listed + p.queued,
+        t(lang, T::FoldersListed)
+    )
+}
+
 fn error_box(msg: &str) -> String {
     format!(r#"<p class="error" role="alert">{}</p>"#, esc(msg))
 }
@@ -62,11 +105,13 @@ fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
 
 /// The file's watches as written, or (no file: `--watch` mode) as in force.
 fn watch_forms(state: &UiState) -> Vec<WatchForm> {
+    // A hand edit that was refused is not what runs: show the config in force.
     if let Some(text) = state
         .app
         .config
         .file
         .as_ref()
+        .filter(|_| state.app.control.refused().is_none())
         .and_then(|f| std::fs::read_to_string(f).ok())
     {
         return crate::edit::read_watches(&text);
@@ -93,6 +138,7 @@ pub(super) async fn watches(
     State(state): State<UiState>,
     Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
 ) -> Response {
     let app = state.app.clone();
     let report = tokio::task::spawn_blocking(move || (app.status)())
@@ -100,7 +146,12 @@ pub(super) async fn watches(
         .ok()
         .and_then(Result::ok);
     let forms = watch_forms(&state);
-    let mut body = format!("<h1>{}</h1>{}", t(lang, T::Watches), flash(lang, &q));
+    let mut body = format!(
+        "<h1>{}</h1>{}{}",
+        t(lang, T::Watches),
+        flash(lang, &q),
+        landing_warnings(lang, uri.query())
+    );
     if state.app.config.file.is_none() {
         body.push_str(&format!(r#"<p class="hint">{}</p>"#, t(lang, T::NoFile)));
     }
@@ -118,7 +169,8 @@ pub(super) async fn watches(
         t(lang, T::NextDue),
         t(lang, T::LastChange),
     ));
-    let editable = state.app.config.file.is_some();
+    // Edits go into the file: not while it holds a refused hand edit (the banner says so).
+    let editable = state.app.config.file.is_some() && state.app.control.refused().is_none();
     for (i, f) in forms.iter().enumerate() {
         let norm = pps_core::path::normalize(&f.path).unwrap_or_else(|_| f.path.clone());
         let label = format!("{}:{norm}", f.source);
@@ -151,7 +203,7 @@ pub(super) async fn watches(
                 } else {
                     t(lang, T::Enable)
                 },
-                "",
+                None,
             ));
         }
         if f.enabled {
@@ -162,7 +214,7 @@ pub(super) async fn watches(
                 i,
                 &f.path,
                 t(lang, T::ScanNow),
-                "",
+                None,
             ));
         }
         if f.enabled {
@@ -173,7 +225,7 @@ pub(super) async fn watches(
                 i,
                 &f.path,
                 t(lang, T::Reindex),
-                "",
+                None,
             ));
             let status = state
                 .sessions
@@ -188,10 +240,8 @@ pub(super) async fn watches(
             };
             match status.map(|(_, r)| r) {
                 Some(JobState::Running(p)) => actions.push_str(&format!(
-                    "<span class=\"hint\" data-refresh=\"2\">{}: {} / {}</span>",
-                    t(lang, running),
-                    p.listed,
-                    p.listed + p.queued
+                    "<span class=\"hint\" data-refresh=\"2\">{}</span>",
+                    job_progress(lang, running, p)
                 )),
                 Some(JobState::Done(at, n, failed, changes)) => actions.push_str(&format!(
                     "<span class=\"hint\">{} {}: {n} {}, {changes} {}{}</span>",
@@ -217,7 +267,7 @@ pub(super) async fn watches(
                 i,
                 &f.path,
                 t(lang, T::Delete),
-                "danger",
+                Some(&t(lang, T::ConfirmDelete).replace("{watch}", &label)),
             ));
         }
         body.push_str(&format!(
@@ -314,10 +364,14 @@ fn index_form(
     index: usize,
     expect: &str,
     label: &str,
-    class: &str,
+    danger: Option<&str>,
 ) -> String {
+    // A destructive button asks a question that names what it acts on (live.js asks it).
+    let (class, confirm) = danger.map_or((String::new(), String::new()), |q| {
+        ("danger".to_owned(), format!(" data-confirm=\"{}\"", esc(q)))
+    });
     format!(
-        r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="index" value="{index}"><input type="hidden" name="expect" value="{e}"><button class="{class}">{label}</button></form>"#,
+        r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="index" value="{index}"><input type="hidden" name="expect" value="{e}"><button class="{class}"{confirm}>{label}</button></form>"#,
         a = esc(&state.path(action)),
         c = esc(csrf),
         e = esc(expect),
@@ -475,6 +529,12 @@ async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static st
             tracing::warn!(error = %e, "web UI: an edit of the config was refused; the file is unchanged");
             Err(e.to_string())
         }
+        Ok(true) if !control.applies_reloads() => {
+            tracing::info!(
+                "web UI: the config file was edited; it applies at the next start (this program does not reload its config)"
+            );
+            Ok("saved_restart")
+        }
         Ok(true) => {
             tracing::info!("web UI: the config file was edited; applying it");
             control.request_reload();
@@ -521,7 +581,36 @@ pub(super) async fn save(
         },
     };
     match write_and_apply(&state, edit).await {
-        Ok(key) => done(&state, key),
+        Ok(key) => {
+            // Saved; warn now, as `pps check` would, when its scans would land nowhere.
+            let targets: Vec<String> = watch
+                .targets
+                .iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+            let path = pps_core::path::normalize(&watch.path).unwrap_or(watch.path.clone());
+            let checker = state.app.checker.clone();
+            let landings = tokio::time::timeout(LANDING_WAIT, async move {
+                checker.landings(&path, &targets).await
+            })
+            .await
+            .unwrap_or_default();
+            let mut to = url::form_urlencoded::Serializer::new(String::new());
+            to.append_pair("done", key);
+            for (target, landing) in landings {
+                match landing {
+                    crate::check::Landing::NoLibrary(mapped) => {
+                        to.append_pair("nolib", &format!("{target}\u{1f}{mapped}"));
+                    }
+                    crate::check::Landing::Unmapped => {
+                        to.append_pair("unmapped", &target);
+                    }
+                    _ => {}
+                }
+            }
+            Redirect::to(&format!("{}?{}", state.path("watches"), to.finish())).into_response()
+        }
         Err(msg) => {
             let index = form.index.parse::<usize>().ok();
             let title = if index.is_some() {
@@ -901,12 +990,13 @@ pub(super) async fn browse(
             scan = t(lang, T::ScanTo),
         ));
         actions.push_str(&format!(
-            r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><button class="danger">{forget}</button></form>"#,
+            r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><button class="danger" data-confirm="{q}">{forget}</button></form>"#,
             a = esc(&state.path("browse/forget")),
             c = esc(&s.csrf),
             src = esc(&source),
             p = esc(&path),
             forget = t(lang, T::Forget),
+            q = esc(&t(lang, T::ConfirmForget).replace("{path}", &format!("{source}:{path}"))),
         ));
     }
     actions.push_str("</div>");
@@ -1177,4 +1267,26 @@ pub(super) async fn logs_events(
             std::future::ready(rows)
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Lang, T, job_progress};
+    use pps_core::engine::Progress;
+
+    #[test]
+    fn a_job_that_has_listed_nothing_says_it_is_starting_not_0_of_0() {
+        let p = |listed, queued| Progress {
+            listed,
+            queued,
+            changes: 0,
+        };
+        let start = job_progress(Lang::En, T::Reindexing, p(0, 0));
+        assert!(!start.contains("0 / 0"), "{start}");
+        assert!(start.contains("starting"), "{start}");
+        assert_eq!(
+            job_progress(Lang::En, T::Reindexing, p(3, 9)),
+            "Re-indexing: 3 / 12 folders listed"
+        );
+    }
 }

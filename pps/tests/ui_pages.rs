@@ -1,0 +1,168 @@
+//! What a new user's trial of the web UI found, each as an in-process test: the UI's
+//! router called directly with a real config file (the UI edits it), a logged-in
+//! session, and pages read as HTML.
+
+use crate::ui_attack::{PASSWORD, cookie_of, from, hash, login, router};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use pps::{App, Config};
+use pps_core::memory::MemoryStore;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct Ui {
+    _dir: tempfile::TempDir,
+    router: axum::Router,
+    cookie: String,
+    csrf: String,
+    root: String,
+}
+
+/// A UI on a config file with one watch of `<dir>/lib` and `targets`, logged in.
+async fn ui(targets: &str) -> Ui {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lib");
+    std::fs::create_dir_all(root.join("Films")).unwrap();
+    std::fs::create_dir_all(dir.path().join("other")).unwrap();
+    let root = root.to_str().unwrap().to_owned();
+    let file = dir.path().join("pps.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[sources.disk]\nkind = \"local\"\n{targets}\n[[watch]]\nsource = \"disk\"\npath = {root:?}\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"tok-tok-tok-tok\"\n[ui]\npassword_hash = \"{}\"\n",
+            hash()
+        ),
+    )
+    .unwrap();
+    let app =
+        App::build_with_store(Config::load(&file).unwrap(), Arc::new(MemoryStore::new())).unwrap();
+    let router = router(&app);
+    let cookie = cookie_of(&login(&router, "127.0.0.1:4000", PASSWORD, None).await);
+    let mut ui = Ui {
+        _dir: dir,
+        router,
+        cookie,
+        csrf: String::new(),
+        root,
+    };
+    let overview = ui.page("/").await;
+    ui.csrf = overview
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_owned();
+    ui
+}
+
+impl Ui {
+    async fn send(&self, req: Request<Body>) -> axum::response::Response {
+        self.router
+            .clone()
+            .oneshot(from("127.0.0.1:4000", req))
+            .await
+            .unwrap()
+    }
+
+    async fn page(&self, uri: &str) -> String {
+        self.page_in(uri, "en").await
+    }
+
+    async fn page_in(&self, uri: &str, lang: &str) -> String {
+        let resp = self
+            .send(
+                Request::get(uri)
+                    .header("cookie", format!("{}; pps_lang={lang}", self.cookie))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    async fn post(&self, uri: &str, form: &[(&str, &str)]) -> axum::response::Response {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        pairs.append_pair("csrf", &self.csrf);
+        for (k, v) in form {
+            pairs.append_pair(k, v);
+        }
+        self.send(
+            Request::post(uri)
+                .header("cookie", &self.cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(pairs.finish()))
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn the_delete_confirmation_names_the_watch() {
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let page = ui.page("/watches").await;
+    let want = format!("data-confirm=\"Delete the watch disk:{}?", ui.root);
+    assert!(page.contains(&want), "{want} in {page}");
+    let zh = ui.page_in("/watches", "zh").await;
+    let want = format!("data-confirm=\"删除监控目录 disk:{}？", ui.root);
+    assert!(zh.contains(&want), "{want} in {zh}");
+}
+
+/// A watch saved from the UI whose folder lands in no library of an Emby target: the
+/// UI says so, as `pps check` does, instead of a bare "Saved".
+#[tokio::test]
+async fn a_watch_that_lands_in_no_library_is_saved_with_a_warning() {
+    let emby = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/Library/VirtualFolders"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"Name": "Films", "ItemId": "7", "Locations": ["/mnt/media/Films"]}
+        ])))
+        .mount(&emby)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/System/Info"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "ServerName": "nas", "Version": "4.8", "ProductName": "Emby Server"
+        })))
+        .mount(&emby)
+        .await;
+    let ui = ui(&format!(
+        "[targets.emby]\nkind = \"emby\"\nurl = \"{}\"\napi_key = \"emby-key-123\"\npath_mapping = [{{ from = \"/\", to = \"/mnt/media/\" }}]\n",
+        emby.uri()
+    ))
+    .await;
+    // No service runs the reload here: the save answers once its wait for it ends.
+    let other = std::path::Path::new(&ui.root).with_file_name("other");
+    let resp = ui
+        .post(
+            "/watches/save",
+            &[
+                ("source", "disk"),
+                ("path", other.to_str().unwrap()),
+                ("interval", "10m"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(to.contains("nolib="), "{to}");
+    let page = ui.page(&to).await;
+    assert!(
+        page.contains("is in no library: its scans would be parked"),
+        "{page}"
+    );
+    assert!(page.contains("emby"), "{page}");
+    // Nothing reloads this UI's config (no service::run): it says when the edit applies.
+    assert!(page.contains("applies at its next start"), "{page}");
+}
