@@ -14,6 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct Ui {
     _dir: tempfile::TempDir,
+    store: Arc<MemoryStore>,
     router: axum::Router,
     cookie: String,
     csrf: String,
@@ -36,12 +37,13 @@ async fn ui(targets: &str) -> Ui {
         ),
     )
     .unwrap();
-    let app =
-        App::build_with_store(Config::load(&file).unwrap(), Arc::new(MemoryStore::new())).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let app = App::build_with_store(Config::load(&file).unwrap(), store.clone()).unwrap();
     let router = router(&app);
     let cookie = cookie_of(&login(&router, "127.0.0.1:4000", PASSWORD, None).await);
     let mut ui = Ui {
         _dir: dir,
+        store,
         router,
         cookie,
         csrf: String::new(),
@@ -165,4 +167,42 @@ async fn a_watch_that_lands_in_no_library_is_saved_with_a_warning() {
     assert!(page.contains("emby"), "{page}");
     // Nothing reloads this UI's config (no service::run): it says when the edit applies.
     assert!(page.contains("applies at its next start"), "{page}");
+}
+
+/// Retry on a parked scan says what it did (it used to answer with the bare page).
+#[tokio::test]
+async fn retry_says_how_many_scans_were_queued_again() {
+    use pps_core::store::{Commit, NewScan};
+    use pps_core::{Change, MtimeStore, Update};
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let scope = ui.store.scope("disk", &ui.root).unwrap();
+    let path = format!("{}/Films/Dune (2021)", ui.root);
+    ui.store
+        .commit(
+            scope,
+            &Commit {
+                scans: vec![NewScan {
+                    target: "print".into(),
+                    change: Change::new(&path, Update::Created, true),
+                }],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    let id = ui.store.pending("print", 1).unwrap()[0].id;
+    ui.store.park(&[id], "the library refused it").unwrap();
+    let overview = ui.page("/").await;
+    assert!(overview.contains("the library refused it"), "{overview}");
+    let resp = ui.post("/actions/retry", &[("target", "print")]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = ui.page(&to).await;
+    assert!(
+        page.contains("Queued again: 1; their targets are tried now."),
+        "{page}"
+    );
+    assert_eq!(ui.store.parked("print").unwrap().len(), 0);
 }

@@ -360,7 +360,8 @@ def test_4_a_parked_scan_is_retried_once_its_target_is_back(browser: WebDriver, 
     svc.marker.touch()
     row = d.find_element(By.XPATH, "//tr[td[1][text()='library']]")
     new_page(d, row.find_element(By.XPATH, ".//button[text()='Retry']").click)
-    wait(d).until(ec.url_to_be(svc.base))
+    wait(d).until(ec.url_to_be(svc.base + "?retried=1"))
+    assert "Queued again: 1" in read(d, lambda d: d.find_element(By.ID, "retried").text)
 
     def sent(d: WebDriver) -> bool:
         d.get(svc.base + "activity?target=library&event=sent")

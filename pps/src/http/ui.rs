@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
 use pps_core::store::{Event, HistoryEntry, HistoryQuery};
 use pps_core::{Error, ErrorKind, MtimeStore, Result, Secret};
 use std::collections::HashMap;
@@ -71,13 +72,15 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// A UTC time (seconds) as a `<time>` element: `2026-12-04 01:02:03 UTC`, which the
-/// page's script shows in the browser's own time zone.
-fn time_html(secs: i64) -> String {
+/// page's script shows in the reader's time zone and language.
+fn time(secs: i64) -> Markup {
     let text = civil(secs);
-    format!(
-        "<time datetime=\"{}Z\">{text} UTC</time>",
-        text.replacen(' ', "T", 1)
-    )
+    html! { time datetime={ (text.replacen(' ', "T", 1)) "Z" } { (text) " UTC" } }
+}
+
+/// [`time`] as text, for the pages still built as strings.
+fn time_html(secs: i64) -> String {
+    time(secs).into_string()
 }
 
 /// HTML-escapes text for an element's content or a quoted attribute.
@@ -447,6 +450,13 @@ texts! {
     LastChange => ("Last change", "最近变化"),
     Edit => ("Edit", "编辑"),
     Delete => ("Delete", "删除"),
+    RetriedN => (
+        "Queued again: {n}; their targets are tried now.",
+        "{n} 个扫描已重新排队，正在向目标重试。",
+    ),
+    CheckTooLong => ("pps check took longer than 60 s.", "pps check 超过 60 秒未完成。"),
+    Folder => ("folder", "文件夹"),
+    File => ("file", "文件"),
     SavedRestart => (
         "Saved in pps.toml. This program does not reload its config: the change applies at its next start.",
         "已保存到 pps.toml。此程序不会重新加载配置：修改将在下次启动时生效。",
@@ -599,73 +609,65 @@ fn t(lang: Lang, key: T) -> &'static str {
 
 /// On every page of a logged-in user while the config file holds a refused hand edit:
 /// that the file is not what runs, and `pps check`'s words for why.
-fn refused_banner(state: &UiState, lang: Lang, logged_in: bool) -> String {
-    match state.app.control.refused().filter(|_| logged_in) {
-        Some(why) => format!(
-            r#"<div class="error banner" role="alert"><p>{}</p><pre>{}</pre></div>"#,
-            t(lang, T::ConfigRefused),
-            esc(&why)
-        ),
-        None => String::new(),
+fn refused_banner(state: &UiState, lang: Lang, logged_in: bool) -> Markup {
+    html! {
+        @if let Some(why) = state.app.control.refused().filter(|_| logged_in) {
+            div.error.banner role="alert" {
+                p { (t(lang, T::ConfigRefused)) }
+                pre { (why) }
+            }
+        }
     }
 }
 
-fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: &str) -> Response {
-    let nav = match csrf {
-        Some(csrf) => format!(
-            r#"<nav><a href="{o}">{to}</a><a href="{w}">{tw}</a><a href="{br}">{tb}</a><a href="{a}">{ta}</a><a href="{lg}">{tlg}</a><a href="{c}">{tc}</a>
-<form method="post" action="{l}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button>{tl}</button></form>
-<a href="{switch}{other}" class="lang">{other_name}</a></nav>"#,
-            switch = esc(&state.path("lang?to=")),
-            o = esc(&state.base),
-            a = esc(&state.path("activity")),
-            w = esc(&state.path("watches")),
-            lg = esc(&state.path("logs")),
-            tlg = t(lang, T::Logs),
-            br = esc(&state.path("browse")),
-            tw = t(lang, T::Watches),
-            tb = t(lang, T::Browse),
-            c = esc(&state.path("config")),
-            l = esc(&state.path("logout")),
-            to = t(lang, T::Overview),
-            ta = t(lang, T::Activity),
-            tc = t(lang, T::Config),
-            tl = t(lang, T::Logout),
-            csrf = esc(csrf),
-            other = if lang == Lang::Zh { "en" } else { "zh" },
-            other_name = if lang == Lang::Zh {
-                "English"
-            } else {
-                "中文"
-            },
-        ),
-        None => format!(
-            r#"<nav><a href="?lang={other}" class="lang">{other_name}</a></nav>"#,
-            other = if lang == Lang::Zh { "en" } else { "zh" },
-            other_name = if lang == Lang::Zh {
-                "English"
-            } else {
-                "中文"
-            },
-        ),
+/// The page around `body`: the navigation (for a logged-in user, `csrf` set), the
+/// refused-config banner, and headers that keep it ours (CSP, no caching).
+fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: Markup) -> Response {
+    let other = if lang == Lang::Zh { "en" } else { "zh" };
+    let other_name = if lang == Lang::Zh {
+        "English"
+    } else {
+        "中文"
     };
-    let html = format!(
-        r#"<!doctype html>
-<html lang="{hl}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · pps</title>
-<link rel="stylesheet" href="{css}">
-<script src="{js}" defer></script>
-</head><body data-base="{base}"><header><strong>pps</strong>{nav}</header>
-<main>{banner}{body}</main></body></html>"#,
-        banner = refused_banner(state, lang, csrf.is_some()),
-        hl = if lang == Lang::Zh { "zh-CN" } else { "en" },
-        title = esc(title),
-        css = esc(&state.path("static/style.css")),
-        js = esc(&state.path("static/live.js")),
-        base = esc(&state.base),
-    );
-    let mut r = Html(html).into_response();
+    let html = html! {
+        (DOCTYPE)
+        html lang=(if lang == Lang::Zh { "zh-CN" } else { "en" }) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · pps" }
+                link rel="stylesheet" href=(state.path("static/style.css"));
+                script src=(state.path("static/live.js")) defer {}
+            }
+            body data-base=(state.base) {
+                header {
+                    strong { "pps" }
+                    nav {
+                        @if let Some(csrf) = csrf {
+                            a href=(state.base) { (t(lang, T::Overview)) }
+                            a href=(state.path("watches")) { (t(lang, T::Watches)) }
+                            a href=(state.path("browse")) { (t(lang, T::Browse)) }
+                            a href=(state.path("activity")) { (t(lang, T::Activity)) }
+                            a href=(state.path("logs")) { (t(lang, T::Logs)) }
+                            a href=(state.path("config")) { (t(lang, T::Config)) }
+                            form.inline method="post" action=(state.path("logout")) {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button { (t(lang, T::Logout)) }
+                            }
+                            a.lang href={ (state.path("lang?to=")) (other) } { (other_name) }
+                        } @else {
+                            a.lang href={ "?lang=" (other) } { (other_name) }
+                        }
+                    }
+                }
+                main {
+                    (refused_banner(state, lang, csrf.is_some()))
+                    (body)
+                }
+            }
+        }
+    };
+    let mut r = Html(html.into_string()).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -765,244 +767,176 @@ async fn overview(
         Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    let mut body = format!(
-        "<h1>{}</h1><h2>{}</h2>",
-        t(lang, T::Overview),
-        t(lang, T::Watches)
-    );
-    body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"schedule\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, T::Watch),
-        t(lang, T::Folders),
-        t(lang, T::DueNow),
-        t(lang, T::DueHour),
-        t(lang, T::Over6h),
-        t(lang, T::Longest),
-        t(lang, T::Passes),
-        t(lang, T::MeanPass),
-        t(lang, T::CallsDay),
-        t(lang, T::FoundWithin),
-    ));
     let passes = state.app.metrics.with(|c| c.passes.clone());
-    for w in &report.watches {
-        let (secs, n) = passes.get(&w.watch).copied().unwrap_or((0.0, 0));
-        let found_within = format!(
-            "{}: {} · {}: {}",
-            t(lang, T::NewTitle),
-            crate::walk::human(Duration::from_secs(w.schedule.delay.new_title_s)),
-            t(lang, T::Quietest),
-            crate::walk::human(Duration::from_secs(w.schedule.delay.quietest_s)),
-        );
-        body.push_str(&format!(
-            "<tr><td data-label=\"{l0}\">{}</td><td data-label=\"{l1}\">{}</td><td data-label=\"{l2}\">{}</td><td data-label=\"{l3}\">{}</td><td data-label=\"{l4}\">{}</td><td data-label=\"{l5}\">{}</td><td data-label=\"{l6}\">{n}</td><td data-label=\"{l7}\">{}</td><td data-label=\"{l8}\">{}</td><td data-label=\"{l9}\">{}</td></tr>",
-            esc(&w.watch),
-            w.folders,
-            w.schedule.due_now,
-            w.schedule.due_next_hour,
-            w.schedule.bands.up_to_1d + w.schedule.bands.longer,
-            crate::walk::human(Duration::from_secs(w.schedule.longest_interval_s)),
-            if n == 0 {
-                String::new()
-            } else {
-                crate::walk::human(Duration::from_secs_f64(secs / n as f64))
-            },
-            match w.schedule.budget_per_day {
-                Some(b) => format!("{} / {b}", w.schedule.calls_per_day),
-                None => w.schedule.calls_per_day.to_string(),
-            },
-            found_within,
-            l0 = t(lang, T::Watch),
-            l1 = t(lang, T::Folders),
-            l2 = t(lang, T::DueNow),
-            l3 = t(lang, T::DueHour),
-            l4 = t(lang, T::Over6h),
-            l5 = t(lang, T::Longest),
-            l6 = t(lang, T::Passes),
-            l7 = t(lang, T::MeanPass),
-            l8 = t(lang, T::CallsDay),
-            l9 = t(lang, T::FoundWithin),
-        ));
-    }
-    body.push_str("</tbody></table></div>");
-    body.push_str(&sources_table(&state, lang, &report.sources));
-    body.push_str(&format!(
-        "<h2>{}</h2><div class=\"scroll\"><table id=\"targets\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
-        t(lang, T::Targets),
-        t(lang, T::Target),
-        t(lang, T::Pending),
-        t(lang, T::Parked),
-        t(lang, T::Checking),
-        t(lang, T::Stuck),
-        t(lang, T::InLibrary),
-    ));
-    let mut parked_rows = String::new();
-    let mut stuck_rows = String::new();
-    let mut failing_rows = String::new();
-    for tr in &report.targets {
-        let retry = if tr.parked > 0 || tr.stuck > 0 {
-            action_form(
-                &state,
-                "actions/retry",
-                &s.csrf,
-                &tr.target,
-                "",
-                t(lang, T::Retry),
-            )
-        } else {
-            String::new()
-        };
-        let in_library = tr.indexed_last_day.as_ref().map_or(String::new(), |i| {
-            format!(
-                "{} / {} ({})",
-                crate::walk::human(Duration::from_secs(i.median_s)),
-                crate::walk::human(Duration::from_secs(i.worst_s)),
-                i.count
-            )
-        });
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{retry}</td></tr>",
-            esc(&tr.target),
-            tr.pending,
-            tr.parked,
-            tr.confirming,
-            tr.stuck,
-            esc(&in_library),
-        ));
-        for p in &tr.failing_scans {
-            // A target that is down: the scan's last error, attempts and next try (not
-            // only "1 pending").
-            let next = match p.next_try_in_s {
-                Some(n) if n > 0 => crate::walk::human(Duration::from_secs(n as u64)),
-                _ => t(lang, T::Now).to_owned(),
-            };
-            failing_rows.push_str(&format!(
-                "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&tr.target),
-                esc(&p.path),
-                esc(p.reason.as_deref().unwrap_or("")),
-                p.attempts,
-                esc(&next),
-            ));
-        }
-        for p in &tr.stuck_scans {
-            stuck_rows.push_str(&format!(
-                "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td></tr>",
-                esc(&tr.target),
-                esc(&p.path),
-                esc(&p.reason),
-            ));
-        }
-        for p in &tr.parked_scans {
-            parked_rows.push_str(&format!(
-                "<tr><td>{}</td><td class=\"path\">{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&tr.target),
-                esc(&p.path),
-                esc(p.reason.as_deref().unwrap_or("")),
-                action_form(
-                    &state,
-                    "actions/drop",
-                    &s.csrf,
-                    &tr.target,
-                    &p.path,
-                    t(lang, T::Drop)
-                ),
-            ));
-        }
-    }
-    body.push_str("</tbody></table></div>");
-    if !parked_rows.is_empty() {
-        body.push_str(&format!(
-            "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{parked_rows}</tbody></table></div>",
-            t(lang, T::Parked),
-            t(lang, T::Target),
-            t(lang, T::Path),
-            t(lang, T::Reason),
-        ));
-    }
-    if let Some(name) = q.get("tested")
-        && state.app.config.notifiers.contains_key(name)
-    {
-        let ok = q.get("ok").is_some_and(|v| v == "1");
-        body.push_str(&format!(
-            "<p class=\"hint\" id=\"tested\">{} {}</p>",
-            t(lang, if ok { T::TestOk } else { T::TestFailed }),
-            esc(name)
-        ));
-    }
-    if !report.notifiers.is_empty() {
-        body.push_str(&format!(
-            "<h2>{}</h2><div class=\"scroll\"><table id=\"notifiers\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
-            t(lang, T::Notifiers),
-            t(lang, T::Notifier),
-            t(lang, T::Kind),
-            t(lang, T::SentN),
-            t(lang, T::LastSent),
-            t(lang, T::State),
-        ));
-        for n in &report.notifiers {
-            let state_text = match (&n.parked, &n.last_error) {
-                (Some(p), _) => format!("{}: {p}", t(lang, T::Parked)),
-                (None, Some(e)) => e.clone(),
-                (None, None) => t(lang, T::Ok).to_owned(),
-            };
-            let mut actions = action_form(
-                &state,
-                "actions/notify-test",
-                &s.csrf,
-                &n.notifier,
-                "",
-                t(lang, T::SendTest),
-            );
-            if n.parked.is_some() {
-                actions.push_str(&action_form(
-                    &state,
-                    "actions/notify-retry",
-                    &s.csrf,
-                    &n.notifier,
-                    "",
-                    t(lang, T::Retry),
-                ));
+    let human = |s: u64| crate::walk::human(Duration::from_secs(s));
+    let tested = q
+        .get("tested")
+        .filter(|name| state.app.config.notifiers.contains_key(*name))
+        .map(|name| (name, q.get("ok").is_some_and(|v| v == "1")));
+    let csrf = s.csrf.as_str();
+    let body = html! {
+        h1 { (t(lang, T::Overview)) }
+        @if let Some(n) = q.get("retried").and_then(|n| n.parse::<u64>().ok()) {
+            p.flash role="status" id="retried" {
+                (t(lang, T::RetriedN).replace("{n}", &n.to_string()))
             }
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
-                esc(&n.notifier),
-                n.kind,
-                n.sent,
-                n.last_sent
-                    .map(crate::history::utc_text)
-                    .unwrap_or_default(),
-                esc(&state_text),
-            ));
         }
-        body.push_str("</tbody></table></div>");
-    }
-    if !failing_rows.is_empty() {
-        body.push_str(&format!(
-            "<h2>{}</h2><div class=\"scroll\"><table id=\"failing\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{failing_rows}</tbody></table></div>",
-            t(lang, T::Failing),
-            t(lang, T::Target),
-            t(lang, T::Path),
-            t(lang, T::LastError),
-            t(lang, T::Attempts),
-            t(lang, T::NextTry),
-        ));
-    }
-    if !stuck_rows.is_empty() {
-        body.push_str(&format!(
-            "<h2>{}</h2><p class=\"hint\">{}</p><div class=\"scroll\"><table id=\"stuck\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{stuck_rows}</tbody></table></div>",
-            t(lang, T::Stuck),
-            t(lang, T::StuckHint),
-            t(lang, T::Target),
-            t(lang, T::Path),
-            t(lang, T::Reason),
-        ));
-    }
-    page(&state, lang, t(lang, T::Overview), Some(&s.csrf), &body)
+        h2 { (t(lang, T::Watches)) }
+        div.scroll { table #schedule .cards {
+            @let cols = [T::Watch, T::Folders, T::DueNow, T::DueHour, T::Over6h, T::Longest,
+                T::Passes, T::MeanPass, T::CallsDay, T::FoundWithin];
+            thead { tr { @for c in cols { th { (t(lang, c)) } } } }
+            tbody { @for w in &report.watches {
+                @let (secs, n) = passes.get(&w.watch).copied().unwrap_or((0.0, 0));
+                tr {
+                    td data-label=(t(lang, T::Watch)) { (w.watch) }
+                    td data-label=(t(lang, T::Folders)) { (w.folders) }
+                    td data-label=(t(lang, T::DueNow)) { (w.schedule.due_now) }
+                    td data-label=(t(lang, T::DueHour)) { (w.schedule.due_next_hour) }
+                    td data-label=(t(lang, T::Over6h)) { (w.schedule.bands.up_to_1d + w.schedule.bands.longer) }
+                    td data-label=(t(lang, T::Longest)) { (human(w.schedule.longest_interval_s)) }
+                    td data-label=(t(lang, T::Passes)) { (n) }
+                    td data-label=(t(lang, T::MeanPass)) {
+                        @if n > 0 { (crate::walk::human(Duration::from_secs_f64(secs / n as f64))) }
+                    }
+                    td data-label=(t(lang, T::CallsDay)) {
+                        (w.schedule.calls_per_day)
+                        @if let Some(b) = w.schedule.budget_per_day { " / " (b) }
+                    }
+                    td data-label=(t(lang, T::FoundWithin)) {
+                        (t(lang, T::NewTitle)) ": " (human(w.schedule.delay.new_title_s))
+                        " · " (t(lang, T::Quietest)) ": " (human(w.schedule.delay.quietest_s))
+                    }
+                }
+            } }
+        } }
+        (sources_table(&state, lang, &report.sources))
+        h2 { (t(lang, T::Targets)) }
+        div.scroll { table #targets .cards {
+            @let cols = [T::Target, T::Pending, T::Parked, T::Checking, T::Stuck, T::InLibrary];
+            thead { tr { @for c in cols { th { (t(lang, c)) } } th {} } }
+            tbody { @for tr in &report.targets {
+                tr {
+                    td data-label=(t(lang, T::Target)) { (tr.target) }
+                    td data-label=(t(lang, T::Pending)) { (tr.pending) }
+                    td data-label=(t(lang, T::Parked)) { (tr.parked) }
+                    td data-label=(t(lang, T::Checking)) { (tr.confirming) }
+                    td data-label=(t(lang, T::Stuck)) { (tr.stuck) }
+                    td data-label=(t(lang, T::InLibrary)) {
+                        @if let Some(i) = &tr.indexed_last_day {
+                            (human(i.median_s)) " / " (human(i.worst_s)) " (" (i.count) ")"
+                        }
+                    }
+                    td.actions {
+                        @if tr.parked > 0 || tr.stuck > 0 {
+                            (action_form(&state, "actions/retry", csrf, &tr.target, "", t(lang, T::Retry)))
+                        }
+                    }
+                }
+            } }
+        } }
+        @let parked: Vec<_> = report.targets.iter()
+            .flat_map(|tr| tr.parked_scans.iter().map(move |p| (&tr.target, p))).collect();
+        @if !parked.is_empty() {
+            h2 { (t(lang, T::Parked)) }
+            div.scroll { table #parked .cards {
+                thead { tr { th { (t(lang, T::Target)) } th { (t(lang, T::Path)) } th { (t(lang, T::Reason)) } th {} } }
+                tbody { @for (target, p) in parked {
+                    tr {
+                        td data-label=(t(lang, T::Target)) { (target) }
+                        td.path data-label=(t(lang, T::Path)) { (p.path) }
+                        td data-label=(t(lang, T::Reason)) { (p.reason.as_deref().unwrap_or("")) }
+                        td.actions { (action_form(&state, "actions/drop", csrf, target, &p.path, t(lang, T::Drop))) }
+                    }
+                } }
+            } }
+        }
+        @if let Some((name, ok)) = tested {
+            p.hint #tested { (t(lang, if ok { T::TestOk } else { T::TestFailed })) " " (name) }
+        }
+        @if !report.notifiers.is_empty() {
+            h2 { (t(lang, T::Notifiers)) }
+            div.scroll { table #notifiers .cards {
+                @let cols = [T::Notifier, T::Kind, T::SentN, T::LastSent, T::State];
+                thead { tr { @for c in cols { th { (t(lang, c)) } } th {} } }
+                tbody { @for n in &report.notifiers {
+                    tr {
+                        td data-label=(t(lang, T::Notifier)) { (n.notifier) }
+                        td data-label=(t(lang, T::Kind)) { (n.kind) }
+                        td data-label=(t(lang, T::SentN)) { (n.sent) }
+                        td data-label=(t(lang, T::LastSent)) { @if let Some(at) = n.last_sent { (time(at)) } }
+                        td data-label=(t(lang, T::State)) {
+                            @match (&n.parked, &n.last_error) {
+                                (Some(p), _) => { (t(lang, T::Parked)) ": " (p) }
+                                (None, Some(e)) => { (e) }
+                                (None, None) => { (t(lang, T::Ok)) }
+                            }
+                        }
+                        td.actions {
+                            (action_form(&state, "actions/notify-test", csrf, &n.notifier, "", t(lang, T::SendTest)))
+                            @if n.parked.is_some() {
+                                (action_form(&state, "actions/notify-retry", csrf, &n.notifier, "", t(lang, T::Retry)))
+                            }
+                        }
+                    }
+                } }
+            } }
+        }
+        @let failing: Vec<_> = report.targets.iter()
+            .flat_map(|tr| tr.failing_scans.iter().map(move |p| (&tr.target, p))).collect();
+        @if !failing.is_empty() {
+            // A target that is down: each scan's last error, attempts and next try (not
+            // only "1 pending").
+            h2 { (t(lang, T::Failing)) }
+            div.scroll { table #failing .cards {
+                @let cols = [T::Target, T::Path, T::LastError, T::Attempts, T::NextTry];
+                thead { tr { @for c in cols { th { (t(lang, c)) } } } }
+                tbody { @for (target, p) in failing {
+                    tr {
+                        td data-label=(t(lang, T::Target)) { (target) }
+                        td.path data-label=(t(lang, T::Path)) { (p.path) }
+                        td data-label=(t(lang, T::LastError)) { (p.reason.as_deref().unwrap_or("")) }
+                        td data-label=(t(lang, T::Attempts)) { (p.attempts) }
+                        td data-label=(t(lang, T::NextTry)) {
+                            @match p.next_try_in_s {
+                                Some(n) if n > 0 => { (human(n.unsigned_abs())) }
+                                _ => { (t(lang, T::Now)) }
+                            }
+                        }
+                    }
+                } }
+            } }
+        }
+        @let stuck: Vec<_> = report.targets.iter()
+            .flat_map(|tr| tr.stuck_scans.iter().map(move |p| (&tr.target, p))).collect();
+        @if !stuck.is_empty() {
+            h2 { (t(lang, T::Stuck)) }
+            p.hint { (t(lang, T::StuckHint)) }
+            div.scroll { table #stuck .cards {
+                thead { tr { th { (t(lang, T::Target)) } th { (t(lang, T::Path)) } th { (t(lang, T::Reason)) } } }
+                tbody { @for (target, p) in stuck {
+                    tr {
+                        td data-label=(t(lang, T::Target)) { (target) }
+                        td.path data-label=(t(lang, T::Path)) { (p.path) }
+                        td data-label=(t(lang, T::Reason)) { (p.reason) }
+                    }
+                } }
+            } }
+        }
+    };
+    page(&state, lang, t(lang, T::Overview), Some(csrf), body)
+}
+
+/// A source's call ceilings per minute / hour / day, `—` where there is none.
+fn ceilings(sc: &crate::config::SourceConfig) -> String {
+    let c = |v: Option<u64>| v.map_or("—".to_owned(), |d| d.to_string());
+    let (minute, hour, day, _) = sc.ceilings().unwrap_or_default();
+    format!("{} / {} / {}", c(minute), c(hour), c(day))
 }
 
 /// Each source: its budget, the rate in force, what it was asked since the start and
 /// how often the cloud throttled.
-fn sources_table(state: &UiState, lang: Lang, spent: &[crate::status::SourceStatus]) -> String {
+fn sources_table(state: &UiState, lang: Lang, spent: &[crate::status::SourceStatus]) -> Markup {
     use crate::config::SourceConfig;
     let (listed, _) = state.app.metrics.totals();
     let failed = state.app.metrics.with(|c| {
@@ -1012,81 +946,70 @@ fn sources_table(state: &UiState, lang: Lang, spent: &[crate::status::SourceStat
             .map(|((s, _), n)| (s.clone(), *n))
             .collect::<std::collections::BTreeMap<_, _>>()
     });
-    let mut out = format!(
-        "<h2>{}</h2><div class=\"scroll\"><table id=\"sources\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, T::Sources),
-        t(lang, T::Source),
-        t(lang, T::Budget),
-        t(lang, T::Rate),
-        t(lang, T::PerDay),
-        t(lang, T::CallsHourMade),
-        t(lang, T::CallsDayMade),
-        t(lang, T::Listed),
-        t(lang, T::Failed),
-        t(lang, T::Throttled),
-    );
-    for (name, sc) in &state.app.config.sources {
-        let (budget, per_day, rate, throttled) = match sc {
-            SourceConfig::Local { .. } => (
-                t(lang, T::Local).to_owned(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ),
-            SourceConfig::CloudDrive2 {
-                settings,
-                max_calls_per_day,
-                max_calls_per_minute,
-                max_calls_per_hour,
-                ..
-            } => {
-                let cd = state.app.clouddrives.get(name);
-                let c = |v: &Option<u64>| v.map_or("—".to_owned(), |d| d.to_string());
-                (
-                    format!("{}/s", settings.max_queries_per_second),
-                    format!(
-                        "{} / {} / {}",
-                        c(max_calls_per_minute),
-                        c(max_calls_per_hour),
-                        c(max_calls_per_day)
+    let cols = [
+        T::Source,
+        T::Budget,
+        T::Rate,
+        T::PerDay,
+        T::CallsHourMade,
+        T::CallsDayMade,
+        T::Listed,
+        T::Failed,
+        T::Throttled,
+    ];
+    html! {
+        h2 { (t(lang, T::Sources)) }
+        div.scroll { table #sources .cards {
+            thead { tr { @for c in cols { th { (t(lang, c)) } } } }
+            tbody { @for (name, sc) in &state.app.config.sources {
+                @let (budget, per_day, rate, throttled) = match sc {
+                    SourceConfig::Local { .. } => (
+                        t(lang, T::Local).to_owned(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
                     ),
-                    cd.map_or(String::new(), |c| format!("{:.2}/s", c.current_rate())),
-                    cd.map_or(String::new(), |c| c.stats().throttled.to_string()),
-                )
-            }
-            SourceConfig::OpenList { .. } | SourceConfig::Rclone { .. } => {
-                let remote = state.app.remotes.get(name);
-                let c = |v: Option<u64>| v.map_or("—".to_owned(), |d| d.to_string());
-                let (minute, hour, day, _) = sc.ceilings().unwrap_or_default();
-                (
-                    format!("{}/s", sc.rate().map_or(0.0, |r| r.0)),
-                    format!("{} / {} / {}", c(minute), c(hour), c(day)),
-                    remote.map_or(String::new(), |r| format!("{:.2}/s", r.current_rate())),
-                    remote.map_or(String::new(), |r| r.throttled().to_string()),
-                )
-            }
-        };
-        let made = spent.iter().find(|s| s.source == *name);
-        out.push_str(&format!(
-            "<tr><td>{}</td><td>{budget}</td><td>{rate}</td><td>{per_day}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{throttled}</td></tr>",
-            esc(name),
-            made.map_or(String::new(), |m| m.calls_last_hour.to_string()),
-            made.map_or(String::new(), |m| m.calls_last_day.to_string()),
-            listed.get(name).copied().unwrap_or(0),
-            failed.get(name).copied().unwrap_or(0),
-        ));
+                    SourceConfig::CloudDrive2 { settings, .. } => {
+                        let cd = state.app.clouddrives.get(name);
+                        (
+                            format!("{}/s", settings.max_queries_per_second),
+                            ceilings(sc),
+                            cd.map_or(String::new(), |c| format!("{:.2}/s", c.current_rate())),
+                            cd.map_or(String::new(), |c| c.stats().throttled.to_string()),
+                        )
+                    }
+                    SourceConfig::OpenList { .. } | SourceConfig::Rclone { .. } => {
+                        let remote = state.app.remotes.get(name);
+                        (
+                            format!("{}/s", sc.rate().map_or(0.0, |r| r.0)),
+                            ceilings(sc),
+                            remote.map_or(String::new(), |r| format!("{:.2}/s", r.current_rate())),
+                            remote.map_or(String::new(), |r| r.throttled().to_string()),
+                        )
+                    }
+                };
+                @let made = spent.iter().find(|s| s.source == *name);
+                tr {
+                    td data-label=(t(lang, T::Source)) { (name) }
+                    td data-label=(t(lang, T::Budget)) { (budget) }
+                    td data-label=(t(lang, T::Rate)) { (rate) }
+                    td data-label=(t(lang, T::PerDay)) { (per_day) }
+                    td data-label=(t(lang, T::CallsHourMade)) { @if let Some(m) = made { (m.calls_last_hour) } }
+                    td data-label=(t(lang, T::CallsDayMade)) { @if let Some(m) = made { (m.calls_last_day) } }
+                    td data-label=(t(lang, T::Listed)) { (listed.get(name).copied().unwrap_or(0)) }
+                    td data-label=(t(lang, T::Failed)) { (failed.get(name).copied().unwrap_or(0)) }
+                    td data-label=(t(lang, T::Throttled)) { (throttled) }
+                }
+            } }
+        } }
+        @for m in spent { (calls_chart(lang, m)) }
     }
-    out.push_str("</tbody></table></div>");
-    for m in spent {
-        out.push_str(&calls_chart(lang, m));
-    }
-    out
 }
 
 /// Calls per hour over the last two days against the budget, as an inline SVG drawn
 /// here: no script, no font, nothing from the internet. Bars scale to the larger of
 /// the busiest hour and the rate's budget per hour, which is drawn as a dashed line.
-fn calls_chart(lang: Lang, m: &crate::status::SourceStatus) -> String {
+fn calls_chart(lang: Lang, m: &crate::status::SourceStatus) -> Markup {
     let (w, h) = (480.0_f64, 120.0_f64);
     let budget = m.calls_per_second * 3600.0;
     let hour_cap = m.max_calls_per_hour.map(|c| c as f64);
@@ -1095,32 +1018,27 @@ fn calls_chart(lang: Lang, m: &crate::status::SourceStatus) -> String {
     let top = top.max(budget) * 1.1;
     let n = m.calls_by_hour.len().max(1) as f64;
     let bw = w / n;
-    let mut bars = String::new();
-    for (i, v) in m.calls_by_hour.iter().enumerate() {
-        let bh = (*v as f64 / top * h).max(if *v > 0 { 1.0 } else { 0.0 });
-        bars.push_str(&format!(
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4a7bd0\"><title>{}</title></rect>",
-            i as f64 * bw + 0.5,
-            h - bh,
-            (bw - 1.0).max(0.5),
-            bh,
-            v
-        ));
+    let y = format!("{:.1}", h - budget / top * h);
+    let caption = t(lang, T::CallsChart);
+    let budget_text = format!("{}: {budget:.0}", t(lang, T::ChartBudget));
+    html! {
+        figure.chart {
+            figcaption { (caption) " — " (m.source) }
+            svg viewBox={ "0 0 " (w) " " (h + 14.0) } width="100%" role="img" aria-label=(caption) {
+                title { (caption) ": " (m.calls_by_hour.last().copied().unwrap_or(0)) " " (t(lang, T::CallsHourMade)) }
+                @for (i, v) in m.calls_by_hour.iter().enumerate() {
+                    @let bh = (*v as f64 / top * h).max(if *v > 0 { 1.0 } else { 0.0 });
+                    rect x=(format!("{:.1}", i as f64 * bw + 0.5)) y=(format!("{:.1}", h - bh))
+                        width=(format!("{:.1}", (bw - 1.0).max(0.5))) height=(format!("{bh:.1}"))
+                        fill="#4a7bd0" { title { (v) } }
+                }
+                line x1="0" y1=(y) x2=(w) y2=(y) stroke="#c0392b" stroke-dasharray="4 3" { title { (budget_text) } }
+                text x="0" y=(h + 11.0) font-size="10" fill="currentColor" { (t(lang, T::ChartAgo)) }
+                text x=(w) y=(h + 11.0) font-size="10" text-anchor="end" fill="currentColor" { (t(lang, T::ChartNow)) }
+            }
+            p.legend { "— — " (budget_text) }
+        }
     }
-    let y = h - budget / top * h;
-    format!(
-        "<figure class=\"chart\"><figcaption>{caption} — {src}</figcaption><svg viewBox=\"0 0 {w} {h2}\" width=\"100%\" role=\"img\" aria-label=\"{caption}\"><title>{caption}: {last} {per_h}</title>{bars}<line x1=\"0\" y1=\"{y:.1}\" x2=\"{w}\" y2=\"{y:.1}\" stroke=\"#c0392b\" stroke-dasharray=\"4 3\"><title>{budget_l}: {b:.0}</title></line><text x=\"0\" y=\"{ty}\" font-size=\"10\" fill=\"currentColor\">{ago}</text><text x=\"{w}\" y=\"{ty}\" font-size=\"10\" text-anchor=\"end\" fill=\"currentColor\">{now}</text></svg><p class=\"legend\">— — {budget_l}: {b:.0}</p></figure>",
-        caption = t(lang, T::CallsChart),
-        src = esc(&m.source),
-        h2 = h + 14.0,
-        ty = h + 11.0,
-        last = m.calls_by_hour.last().copied().unwrap_or(0),
-        per_h = t(lang, T::CallsHourMade),
-        budget_l = t(lang, T::ChartBudget),
-        b = budget,
-        ago = t(lang, T::ChartAgo),
-        now = t(lang, T::ChartNow),
-    )
 }
 
 fn action_form(
@@ -1130,15 +1048,15 @@ fn action_form(
     target: &str,
     path: &str,
     label: &str,
-) -> String {
-    format!(
-        r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="target" value="{t}"><input type="hidden" name="path" value="{p}"><button>{label}</button></form>"#,
-        a = esc(&state.path(action)),
-        c = esc(csrf),
-        t = esc(target),
-        p = esc(path),
-        label = esc(label),
-    )
+) -> Markup {
+    html! {
+        form.inline method="post" action=(state.path(action)) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="target" value=(target);
+            input type="hidden" name="path" value=(path);
+            button { (label) }
+        }
+    }
 }
 
 async fn action_retry(
@@ -1160,7 +1078,7 @@ async fn action_retry(
             if let Some(w) = state.app.wakes.get(&form.target) {
                 w.notify_one();
             }
-            Redirect::to(&state.base).into_response()
+            Redirect::to(&format!("{}?retried={n}", state.base)).into_response()
         }
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -1277,29 +1195,26 @@ fn in_watch(q: &HashMap<String, String>, h: &HistoryEntry) -> bool {
     }
 }
 
-fn history_row(h: &HistoryEntry, lang: Lang) -> String {
-    format!(
-        "<tr data-id=\"{id}\" class=\"ev-{ev}\"><td data-label=\"{l_at}\">{at}</td><td data-label=\"{l_ev}\">{ev_text}</td><td data-label=\"{l_target}\">{target}</td><td class=\"path\" data-label=\"{l_path}\">{path}</td><td data-label=\"{l_detail}\">{detail}</td></tr>",
-        l_at = t(lang, T::Time),
-        l_ev = t(lang, T::Event),
-        l_target = t(lang, T::Target),
-        l_path = t(lang, T::Path),
-        l_detail = t(lang, T::Detail),
-        id = h.id,
-        at = time_html(h.at.as_secs()),
-        ev = h.event.as_str(),
-        ev_text = t(lang, T::event(h.event)),
-        target = esc(h.target.as_deref().unwrap_or("")),
-        path = esc(&h.change.path),
-        detail = esc(&match h.event {
-            Event::Change => format!(
-                "{} {}",
-                h.change.update,
-                if h.change.is_dir { "folder" } else { "file" }
-            ),
-            _ => h.detail.clone().unwrap_or_default(),
-        }),
-    )
+/// One history line as a table row (also sent live, as an event, by
+/// [`activity_events`]).
+fn history_row(h: &HistoryEntry, lang: Lang) -> Markup {
+    html! {
+        tr data-id=(h.id) class={ "ev-" (h.event.as_str()) } {
+            td data-label=(t(lang, T::Time)) { (time(h.at.as_secs())) }
+            td data-label=(t(lang, T::Event)) { (t(lang, T::event(h.event))) }
+            td data-label=(t(lang, T::Target)) { (h.target.as_deref().unwrap_or("")) }
+            td.path data-label=(t(lang, T::Path)) { (h.change.path) }
+            td data-label=(t(lang, T::Detail)) {
+                @match h.event {
+                    Event::Change => {
+                        (h.change.update) " "
+                        (t(lang, if h.change.is_dir { T::Folder } else { T::File }))
+                    }
+                    _ => { (h.detail.as_deref().unwrap_or("")) }
+                }
+            }
+        }
+    }
 }
 
 async fn activity(
@@ -1319,94 +1234,80 @@ async fn activity(
         Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    let opt = |sel: &str, v: &str, label: &str| {
-        format!(
-            "<option value=\"{}\"{}>{}</option>",
-            esc(v),
-            if sel == v { " selected" } else { "" },
-            esc(label)
-        )
-    };
     // The page ends where the store's page ended, whatever the watch filter kept of it.
     let page_end = (lines.len() == query.limit)
         .then(|| lines.last().map(|h| h.id))
         .flatten();
     let lines: Vec<HistoryEntry> = lines.into_iter().filter(|h| in_watch(&q, h)).collect();
-    let sel_watch = q.get("watch").cloned().unwrap_or_default();
-    let mut watches = opt(&sel_watch, "", t(lang, T::All));
-    for w in &state.app.config.watches {
-        watches.push_str(&opt(&sel_watch, &w.label(), &w.label()));
-    }
-    let sel_target = q.get("target").cloned().unwrap_or_default();
-    let sel_event = q.get("event").cloned().unwrap_or_default();
-    let mut targets = opt(&sel_target, "", t(lang, T::All));
-    for tg in &state.app.targets {
-        targets.push_str(&opt(&sel_target, tg, tg));
-    }
-    let mut events = opt(&sel_event, "", t(lang, T::All));
-    for e in Event::ALL {
-        events.push_str(&opt(&sel_event, e.as_str(), e.as_str()));
-    }
-    let mut body = format!(
-        r#"<h1>{title}</h1><form method="get" class="filters">
-<label>{tw} <select name="watch">{watches}</select></label>
-<label>{tt} <select name="target">{targets}</select></label>
-<label>{te} <select name="event">{events}</select></label>
-<label>{tp} <input name="path" value="{path}"></label>
-<button>{tf}</button></form>
-<p class="hint" id="live" data-events="{events_url}" data-after="{after}" data-live="{live}">{live_text}</p>"#,
-        title = t(lang, T::Activity),
-        tt = t(lang, T::Target),
-        tw = t(lang, T::Watch),
-        te = t(lang, T::Event),
-        tp = t(lang, T::Path),
-        tf = t(lang, T::Filter),
-        path = esc(q.get("path").map_or("", String::as_str)),
-        events_url = esc(&format!(
-            "{}?{}",
-            state.path("activity/events"),
-            url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(
-                    ["watch", "target", "event", "path"]
-                        .iter()
-                        .filter_map(|k| q.get(*k).map(|v| (*k, v.as_str())))
-                )
-                .finish()
-        )),
-        after = lines.first().map_or(0, |h| h.id),
-        // Only the first page follows new lines.
-        live = query.before.is_none(),
-        live_text = t(lang, T::Live),
+    let chosen = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let (sel_watch, sel_target, sel_event) = (chosen("watch"), chosen("target"), chosen("event"));
+    let options = |selected: &str, values: Vec<(String, String)>| {
+        html! {
+            option value="" selected[selected.is_empty()] { (t(lang, T::All)) }
+            @for (v, label) in values {
+                option value=(v) selected[v == selected] { (label) }
+            }
+        }
+    };
+    let watches: Vec<(String, String)> = state
+        .app
+        .config
+        .watches
+        .iter()
+        .map(|w| (w.label(), w.label()))
+        .collect();
+    let targets: Vec<(String, String)> = state
+        .app
+        .targets
+        .iter()
+        .map(|t| (t.clone(), t.clone()))
+        .collect();
+    let events: Vec<(String, String)> = Event::ALL
+        .iter()
+        .map(|e| (e.as_str().to_owned(), t(lang, T::event(*e)).to_owned()))
+        .collect();
+    let events_url = format!(
+        "{}?{}",
+        state.path("activity/events"),
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                ["watch", "target", "event", "path"]
+                    .iter()
+                    .filter_map(|k| q.get(*k).map(|v| (*k, v.as_str())))
+            )
+            .finish()
     );
-    body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"history\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, T::Time),
-        t(lang, T::Event),
-        t(lang, T::Target),
-        t(lang, T::Path),
-        t(lang, T::Detail),
-    ));
-    for h in &lines {
-        body.push_str(&history_row(h, lang));
-    }
-    body.push_str("</tbody></table></div>");
-    if lines.is_empty() {
-        body.push_str(&format!("<p id=\"empty\">{}</p>", t(lang, T::None)));
-    }
-    if let Some(last) = page_end {
+    let older = page_end.map(|last| {
         let mut next = q.clone();
         next.insert("before".into(), last.to_string());
         next.remove("lang");
-        let qs = url::form_urlencoded::Serializer::new(String::new())
+        url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(next.iter())
-            .finish();
-        body.push_str(&format!(
-            "<p><a href=\"?{}\" class=\"older\">{}</a></p>",
-            esc(&qs),
-            t(lang, T::Older)
-        ));
-    }
-    page(&state, lang, t(lang, T::Activity), Some(&s.csrf), &body)
+            .finish()
+    });
+    let body = html! {
+        h1 { (t(lang, T::Activity)) }
+        form.filters method="get" {
+            label { (t(lang, T::Watch)) " " select name="watch" { (options(&sel_watch, watches)) } }
+            label { (t(lang, T::Target)) " " select name="target" { (options(&sel_target, targets)) } }
+            label { (t(lang, T::Event)) " " select name="event" { (options(&sel_event, events)) } }
+            label { (t(lang, T::Path)) " " input name="path" value=(chosen("path")); }
+            button { (t(lang, T::Filter)) }
+        }
+        // Only the first page follows new lines.
+        p.hint #live data-events=(events_url) data-after=(lines.first().map_or(0, |h| h.id))
+            data-live=(query.before.is_none()) { (t(lang, T::Live)) }
+        div.scroll { table #history .cards {
+            @let cols = [T::Time, T::Event, T::Target, T::Path, T::Detail];
+            thead { tr { @for c in cols { th { (t(lang, c)) } } } }
+            tbody { @for h in &lines { (history_row(h, lang)) } }
+        } }
+        @if lines.is_empty() { p #empty { (t(lang, T::None)) } }
+        @if let Some(qs) = older {
+            p { a.older href={ "?" (qs) } { (t(lang, T::Older)) } }
+        }
+    };
+    page(&state, lang, t(lang, T::Activity), Some(&s.csrf), body)
 }
 
 /// Server-sent events: each new history line (matching the page's filters) as an
@@ -1438,7 +1339,7 @@ async fn activity_events(
                     .into_iter()
                     .rev()
                     .filter(|h| h.id > after && in_watch(&q, h))
-                    .map(|h| (h.id, history_row(&h, lang)))
+                    .map(|h| (h.id, history_row(&h, lang).into_string()))
                     .collect()
             }
         },
@@ -1530,41 +1431,39 @@ async fn config_page(
     Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut body = format!(
-        "<h1>{}</h1><p>{}</p><pre class=\"config\">{}</pre>",
-        t(lang, T::Config),
-        t(lang, T::InForce),
-        esc(&state.app.config_text)
-    );
-    body.push_str(&format!(
-        "<h2>{}</h2><form method=\"get\"><input type=\"hidden\" name=\"check\" value=\"1\"><button>{}</button> <span class=\"hint\">{}</span></form>",
-        t(lang, T::Check),
-        t(lang, T::RunCheck),
-        t(lang, T::CheckNote),
-    ));
-    if q.contains_key("check") {
+    let check = if q.contains_key("check") {
         let checker = state.app.checker.clone();
-        match tokio::time::timeout(Duration::from_secs(60), async move { checker.run().await })
-            .await
-        {
-            Ok(report) => body.push_str(&check_html(&report)),
-            Err(_) => body.push_str("<p class=\"error\">pps check took longer than 60 s</p>"),
+        Some(
+            tokio::time::timeout(Duration::from_secs(60), async move { checker.run().await }).await,
+        )
+    } else {
+        None
+    };
+    let body = html! {
+        h1 { (t(lang, T::Config)) }
+        p { (t(lang, T::InForce)) }
+        pre.config { (state.app.config_text) }
+        h2 { (t(lang, T::Check)) }
+        form method="get" {
+            input type="hidden" name="check" value="1";
+            button { (t(lang, T::RunCheck)) }
+            " "
+            span.hint { (t(lang, T::CheckNote)) }
         }
-    }
-    page(&state, lang, t(lang, T::Config), Some(&s.csrf), &body)
+        @match check {
+            Some(Ok(report)) => { (check_html(&report)) }
+            Some(Err(_)) => { p.error { (t(lang, T::CheckTooLong)) } }
+            None => {}
+        }
+    };
+    page(&state, lang, t(lang, T::Config), Some(&s.csrf), body)
 }
 
-/// `pps check`'s findings as a list, every name escaped.
-fn check_html(r: &crate::check::CheckReport) -> String {
+/// `pps check`'s findings as a list, in its own words (as the CLI prints them).
+fn check_html(r: &crate::check::CheckReport) -> Markup {
     use crate::check::{Landing, RootOutcome, SourceOutcome};
-    let mut out = String::from("<ul class=\"check\" id=\"check\">");
-    let mut li = |ok: bool, text: String| {
-        out.push_str(&format!(
-            "<li class=\"{}\">{}</li>",
-            if ok { "ok" } else { "bad" },
-            esc(&text)
-        ));
-    };
+    let mut lines: Vec<(bool, String)> = Vec::new();
+    let mut li = |ok: bool, text: String| lines.push((ok, text));
     if let Some(p) = &r.no_watches {
         li(false, format!("problem: {p}"));
     }
@@ -1653,8 +1552,13 @@ fn check_html(r: &crate::check::CheckReport) -> String {
             }
         }
     }
-    out.push_str("</ul>");
-    out
+    html! {
+        ul.check #check {
+            @for (ok, text) in lines {
+                li.ok[ok].bad[!ok] { (text) }
+            }
+        }
+    }
 }
 
 /// A duration as the config file writes it, in its largest whole unit (`10m`, `1d`,
@@ -1675,49 +1579,48 @@ fn toml_duration(d: Duration) -> String {
     }
 }
 
-/// The config in force as TOML text, every secret `••••`.
+/// The config in force as TOML, every secret `••••`: a document built with toml_edit
+/// (which quotes and escapes every value as TOML does), never text glued by hand, so
+/// what is shown can be pasted back into `pps.toml`.
 fn config_text(c: &crate::Config) -> String {
     use crate::config::{SourceConfig, TargetKind};
-    let mut out = format!("[store]\npath = {:?}\n", c.store.display().to_string());
+    use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
+    const HIDDEN: &str = "••••";
+    let strings = |v: &[String]| Array::from_iter(v.iter().map(String::as_str));
+    let mut doc = DocumentMut::new();
+    let mut store = Table::new();
+    store["path"] = value(c.store.display().to_string());
+    doc["store"] = Item::Table(store);
+
+    let mut sources = Table::new();
+    sources.set_implicit(true);
     for (name, s) in &c.sources {
-        out.push_str(&format!("\n[sources.{name}]\n"));
+        let mut t = Table::new();
         match s {
-            SourceConfig::Local { .. } => out.push_str("kind = \"local\"\n"),
+            SourceConfig::Local { .. } => t["kind"] = value("local"),
             SourceConfig::CloudDrive2 { settings, .. } => {
-                out.push_str("kind = \"clouddrive2\"\n");
-                out.push_str(&format!(
-                    "url = {:?}\n",
-                    pps_core::secret::redact_url(&settings.url)
-                ));
-                out.push_str("api_token = \"••••\"  # or username and password\n");
-                out.push_str(&format!(
-                    "max_queries_per_second = {}\n",
-                    settings.max_queries_per_second
-                ));
+                t["kind"] = value("clouddrive2");
+                t["url"] = value(pps_core::secret::redact_url(&settings.url));
+                t["api_token"] = value(HIDDEN);
+                t["max_queries_per_second"] = value(settings.max_queries_per_second);
             }
             SourceConfig::OpenList { settings, .. } => {
-                out.push_str("kind = \"openlist\"\n");
-                out.push_str(&format!("url = {:?}\n", settings.display_url()));
-                out.push_str("token = \"••••\"  # or username and password\n");
-                out.push_str(&format!(
-                    "max_queries_per_second = {}\n",
-                    settings.pacing.max_queries_per_second
-                ));
+                t["kind"] = value("openlist");
+                t["url"] = value(settings.display_url());
+                t["token"] = value(HIDDEN);
+                t["max_queries_per_second"] = value(settings.pacing.max_queries_per_second);
             }
             SourceConfig::Rclone { settings, .. } => {
-                out.push_str("kind = \"rclone\"\n");
-                out.push_str(&format!("url = {:?}\n", settings.display_url()));
-                out.push_str(&format!("remote = {:?}\n", settings.remote));
+                t["kind"] = value("rclone");
+                t["url"] = value(settings.display_url());
+                t["remote"] = value(settings.remote.clone());
                 if settings.password.is_some() {
-                    out.push_str("password = \"••••\"\n");
+                    t["password"] = value(HIDDEN);
                 }
-                out.push_str(&format!(
-                    "max_queries_per_second = {}\n",
-                    settings.pacing.max_queries_per_second
-                ));
+                t["max_queries_per_second"] = value(settings.pacing.max_queries_per_second);
             }
         }
-        out.push_str(&format!("concurrency = {}\n", s.concurrency()));
+        t["concurrency"] = value(i64::try_from(s.concurrency()).unwrap_or(i64::MAX));
         if let Some((minute, hour, day, pause)) = s.ceilings() {
             for (k, v) in [
                 ("max_calls_per_minute", minute),
@@ -1725,97 +1628,137 @@ fn config_text(c: &crate::Config) -> String {
                 ("max_calls_per_day", day),
             ] {
                 if let Some(v) = v {
-                    out.push_str(&format!("{k} = {v}\n"));
+                    t[k] = value(i64::try_from(v).unwrap_or(i64::MAX));
                 }
             }
-            out.push_str(&format!("throttle_pause = {:?}\n", toml_duration(pause)));
+            t["throttle_pause"] = value(toml_duration(pause));
         }
+        sources[name] = Item::Table(t);
     }
+    doc["sources"] = Item::Table(sources);
+
+    let mut targets = Table::new();
+    targets.set_implicit(true);
     for (name, tc) in &c.targets {
-        out.push_str(&format!("\n[targets.{name}]\n"));
-        let kind = match &tc.kind {
-            TargetKind::Plex(p) => {
-                out.push_str(&format!(
-                    "url = {:?}\ntoken = \"••••\"\n",
-                    pps_core::secret::redact_url(&p.url)
-                ));
-                "plex"
-            }
-            TargetKind::Emby(e) => {
-                out.push_str(&format!(
-                    "url = {:?}\napi_key = \"••••\"\n",
-                    pps_core::secret::redact_url(&e.url)
-                ));
-                "emby"
-            }
-            TargetKind::Jellyfin(e) => {
-                out.push_str(&format!(
-                    "url = {:?}\napi_key = \"••••\"\n",
-                    pps_core::secret::redact_url(&e.url)
-                ));
-                "jellyfin"
-            }
-            TargetKind::Command(_) => "command",
-            TargetKind::Stdout => "stdout",
+        let mut t = Table::new();
+        let (kind, url, secret) = match &tc.kind {
+            TargetKind::Plex(p) => ("plex", Some(&p.url), Some("token")),
+            TargetKind::Emby(e) => ("emby", Some(&e.url), Some("api_key")),
+            TargetKind::Jellyfin(e) => ("jellyfin", Some(&e.url), Some("api_key")),
+            TargetKind::Command(_) => ("command", None, None),
+            TargetKind::Stdout => ("stdout", None, None),
         };
-        out.push_str(&format!(
-            "kind = {kind:?}\nscan_files = {}\n",
-            tc.scan_files
-        ));
+        t["kind"] = value(kind);
+        if let Some(url) = url {
+            t["url"] = value(pps_core::secret::redact_url(url));
+        }
+        if let Some(key) = secret {
+            t[key] = value(HIDDEN);
+        }
+        t["scan_files"] = value(tc.scan_files);
         // What users come to this page to check: where each source path lands.
         if !tc.rules.is_empty() {
-            let rules: Vec<String> = tc
-                .rules
-                .iter()
-                .map(|r| format!("{{ from = {:?}, to = {:?} }}", r.from, r.to))
-                .collect();
-            out.push_str(&format!("path_mapping = [{}]\n", rules.join(", ")));
+            let rules = Array::from_iter(tc.rules.iter().map(|r| {
+                let mut rule = InlineTable::new();
+                rule.insert("from", r.from.as_str().into());
+                rule.insert("to", r.to.as_str().into());
+                rule
+            }));
+            t["path_mapping"] = value(rules);
         }
         if matches!(kind, "plex" | "emby" | "jellyfin") {
-            out.push_str(&format!("confirm = {}\n", tc.confirm));
+            t["confirm"] = value(tc.confirm);
             if let Some(d) = tc.confirm_deadline {
-                out.push_str(&format!("confirm_deadline = {:?}\n", toml_duration(d)));
+                t["confirm_deadline"] = value(toml_duration(d));
             }
         }
+        targets[name] = Item::Table(t);
     }
-    for (name, n) in &c.notifiers {
-        // Every secret of a notifier (a token, a webhook URL, header values) is hidden.
-        out.push_str(&format!(
-            "\n[notifiers.{name}]\nkind = {:?}\nevents = {:?}\nwindow = {:?}\n",
-            n.kind.name(),
-            n.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-            toml_duration(n.window)
-        ));
+    doc["targets"] = Item::Table(targets);
+
+    if !c.notifiers.is_empty() {
+        let mut notifiers = Table::new();
+        notifiers.set_implicit(true);
+        for (name, n) in &c.notifiers {
+            // Every secret of a notifier (a token, a webhook URL, header values) is
+            // left out.
+            let mut t = Table::new();
+            t["kind"] = value(n.kind.name());
+            t["events"] = value(Array::from_iter(n.events.iter().map(|e| e.as_str())));
+            t["window"] = value(toml_duration(n.window));
+            notifiers[name] = Item::Table(t);
+        }
+        doc["notifiers"] = Item::Table(notifiers);
     }
+
+    let mut watches = toml_edit::ArrayOfTables::new();
     for w in &c.watches {
-        out.push_str(&format!(
-            "\n[[watch]]\nsource = {:?}\npath = {:?}\ninterval = {:?}\nmax_interval = {:?}\nactive_max_interval = {:?}\nsettle = {:?}\nexclude = {:?}\ntargets = {:?}\nenabled = {}\n",
-            w.source,
-            w.path,
-            toml_duration(w.interval),
-            toml_duration(w.max_interval),
-            toml_duration(w.active_max_interval),
-            toml_duration(w.settle),
-            w.exclude.patterns(),
-            w.targets,
-            w.enabled,
-        ));
+        let mut t = Table::new();
+        t["source"] = value(w.source.clone());
+        t["path"] = value(w.path.clone());
+        t["interval"] = value(toml_duration(w.interval));
+        t["max_interval"] = value(toml_duration(w.max_interval));
+        t["active_max_interval"] = value(toml_duration(w.active_max_interval));
+        t["settle"] = value(toml_duration(w.settle));
+        t["exclude"] = value(strings(&w.exclude.patterns()));
+        t["targets"] = value(strings(&w.targets));
+        t["enabled"] = value(w.enabled);
+        watches.push(t);
     }
+    doc["watch"] = Item::ArrayOfTables(watches);
+
     if let Some(l) = c.server.listen {
-        out.push_str(&format!("\n[server]\nlisten = \"{l}\"\ntoken = \"••••\"\n"));
+        let mut t = Table::new();
+        t["listen"] = value(l.to_string());
+        t["token"] = value(HIDDEN);
+        doc["server"] = Item::Table(t);
     }
-    out.push_str(&format!(
-        "\n[history]\nmax_age = {:?}\nmax_rows = {}\n\n[ui]\npassword_hash = \"••••\"\nbase_path = {:?}\n",
-        toml_duration(c.history.max_age),
-        c.history.max_rows,
-        c.ui.base_path
-    ));
-    out
+    let mut history = Table::new();
+    history["max_age"] = value(toml_duration(c.history.max_age));
+    history["max_rows"] = value(i64::try_from(c.history.max_rows).unwrap_or(i64::MAX));
+    doc["history"] = Item::Table(history);
+    let mut ui = Table::new();
+    ui["password_hash"] = value(HIDDEN);
+    ui["base_path"] = value(c.ui.base_path.clone());
+    doc["ui"] = Item::Table(ui);
+    doc.to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Lang, T, t};
+    use super::{Lang, T, config_text, t};
+
+    /// The Config page's text is TOML that reads back (a path with quotes, a
+    /// backslash and Chinese in it), with every secret hidden.
+    #[test]
+    fn the_config_in_force_reads_back_as_toml_without_its_secrets() {
+        let text = r#"
+[sources.cd2]
+kind = "clouddrive2"
+url = "http://nas:19798"
+api_token = "cd2-secret-token"
+[targets.plex]
+kind = "plex"
+url = "http://plex:32400"
+token = "plex-secret-token"
+path_mapping = [{ from = "/115", to = "/mnt/115 \"电视\" \\ x" }]
+[[watch]]
+source = "cd2"
+path = "/115/电视 \"x\""
+"#;
+        let config = crate::Config::parse(text, None, &[]).unwrap();
+        let shown = config_text(&config);
+        let back: toml::Table = toml::from_str(&shown).expect(&shown);
+        assert_eq!(back["watch"][0]["path"].as_str(), Some("/115/电视 \"x\""));
+        assert_eq!(
+            back["targets"]["plex"]["path_mapping"][0]["to"].as_str(),
+            Some("/mnt/115 \"电视\" \\ x")
+        );
+        assert_eq!(back["sources"]["cd2"]["api_token"].as_str(), Some("••••"));
+        for secret in ["cd2-secret-token", "plex-secret-token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
 
     /// Every text has both languages, and the Chinese one is Chinese (a word copied
     /// over untranslated shows as ASCII only).

@@ -411,18 +411,18 @@ pub(super) async fn login_page(
 }
 
 fn login_form(state: &UiState, lang: Lang, error: Option<&str>, status: StatusCode) -> Response {
-    let err = error.map_or(String::new(), |e| {
-        format!(r#"<p class="error" role="alert">{}</p>"#, super::esc(e))
-    });
-    let body = format!(
-        r#"<h1>{login}</h1>{err}<form method="post" action="{action}" class="login">
-<label>{pw} <input type="password" name="password" autocomplete="current-password" required autofocus></label>
-<button type="submit">{login}</button></form>"#,
-        login = t(lang, T::Login),
-        pw = t(lang, T::Password),
-        action = super::esc(&state.path("login")),
-    );
-    let mut r = page(state, lang, t(lang, T::Login), None, &body);
+    let body = maud::html! {
+        h1 { (t(lang, T::Login)) }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form.login method="post" action=(state.path("login")) {
+            label {
+                (t(lang, T::Password)) " "
+                input type="password" name="password" autocomplete="current-password" required autofocus;
+            }
+            button type="submit" { (t(lang, T::Login)) }
+        }
+    };
+    let mut r = page(state, lang, t(lang, T::Login), None, body);
     *r.status_mut() = status;
     r
 }

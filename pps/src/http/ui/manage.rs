@@ -328,7 +328,13 @@ pub(super) async fn watches(
         };
         body.push_str(&watch_form(&state, lang, &s.csrf, None, &blank));
     }
-    page(&state, lang, t(lang, T::Watches), Some(&s.csrf), &body)
+    page(
+        &state,
+        lang,
+        t(lang, T::Watches),
+        Some(&s.csrf),
+        maud::PreEscaped(body),
+    )
 }
 
 /// When the last change under a watch's root was found (from the history).
@@ -474,7 +480,13 @@ pub(super) async fn edit_form(
         t(lang, T::EditWatch),
         watch_form(&state, lang, &s.csrf, Some((i, &f.path)), f)
     );
-    page(&state, lang, t(lang, T::EditWatch), Some(&s.csrf), &body)
+    page(
+        &state,
+        lang,
+        t(lang, T::EditWatch),
+        Some(&s.csrf),
+        maud::PreEscaped(body),
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -629,7 +641,7 @@ pub(super) async fn save(
                     &watch
                 )
             );
-            let mut r = page(&state, lang, title, Some(&s.csrf), &body);
+            let mut r = page(&state, lang, title, Some(&s.csrf), maud::PreEscaped(body));
             *r.status_mut() = StatusCode::BAD_REQUEST;
             r
         }
@@ -662,7 +674,13 @@ fn refused_page(state: &UiState, headers: &HeaderMap, csrf: &str, msg: &str) -> 
         esc(&state.path("watches")),
         t(lang, T::Watches)
     );
-    let mut r = page(state, lang, t(lang, T::Watches), Some(csrf), &body);
+    let mut r = page(
+        state,
+        lang,
+        t(lang, T::Watches),
+        Some(csrf),
+        maud::PreEscaped(body),
+    );
     *r.status_mut() = StatusCode::BAD_REQUEST;
     r
 }
@@ -903,7 +921,13 @@ pub(super) async fn browse(
         Ok(p) => p,
         Err(e) => {
             body.push_str(&error_box(&format!("{}: {}", raw_path, e.message())));
-            let mut r = page(&state, lang, t(lang, T::Browse), Some(&s.csrf), &body);
+            let mut r = page(
+                &state,
+                lang,
+                t(lang, T::Browse),
+                Some(&s.csrf),
+                maud::PreEscaped(body),
+            );
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return r;
         }
@@ -941,7 +965,13 @@ pub(super) async fn browse(
         Ok(r) => r,
         Err(e) => {
             body.push_str(&error_box(&e.to_string()));
-            let mut r = page(&state, lang, t(lang, T::Browse), Some(&s.csrf), &body);
+            let mut r = page(
+                &state,
+                lang,
+                t(lang, T::Browse),
+                Some(&s.csrf),
+                maud::PreEscaped(body),
+            );
             *r.status_mut() = StatusCode::BAD_GATEWAY;
             return r;
         }
@@ -1053,7 +1083,13 @@ pub(super) async fn browse(
             esc(&path)
         ));
     }
-    page(&state, lang, t(lang, T::Browse), Some(&s.csrf), &body)
+    page(
+        &state,
+        lang,
+        t(lang, T::Browse),
+        Some(&s.csrf),
+        maud::PreEscaped(body),
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -1215,7 +1251,13 @@ pub(super) async fn logs(
         body.push_str(&log_row(l, lang));
     }
     body.push_str("</tbody></table></div>");
-    page(&state, lang, t(lang, T::Logs), Some(&s.csrf), &body)
+    page(
+        &state,
+        lang,
+        t(lang, T::Logs),
+        Some(&s.csrf),
+        maud::PreEscaped(body),
+    )
 }
 
 /// Every kept line at the level asked for, as a text file.
