@@ -38,11 +38,11 @@
 //!         }
 //!     }
 //! }
-//! // Or the service, until Ctrl-C:
-//! pps::service::serve(&app, async {
-//!     let _ = tokio::signal::ctrl_c().await;
-//! })
-//! .await?;
+//! // Or the service for an hour, applying edits of pps.toml (by hand or from the web
+//! // UI) as pps run does:
+//! let reload = || Config::load("pps.toml".as_ref());
+//! let hour = tokio::time::sleep(std::time::Duration::from_secs(3600));
+//! pps::service::run(app, "my-program", Some(reload), hour, |_phase| {}).await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -114,3 +114,32 @@ fn the_finder_sees_a_circle_when_there_is_one() {
     graph.get_mut("app").unwrap().insert("http::ui".to_owned());
     assert!(circle_through(&graph, "app").is_some());
 }
+
+/// The UI's pages are maud templates, which escape every value: no page hands raw
+/// text through (`PreEscaped`) or glues markup into a string by hand.
+#[test]
+fn the_ui_builds_html_only_from_templates() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/ui");
+    let mut files = vec![ui.with_extension("rs")];
+    for e in std::fs::read_dir(&ui).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "rs") {
+            files.push(p);
+        }
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            for glued in [
+                "PreEscaped(",
+                "format!(\"<",
+                "format!(r#\"<",
+                "push_str(\"<",
+            ] {
+                assert!(!code.contains(glued), "{}:{}: {line}", f.display(), n + 1);
+            }
+        }
+    }
+}

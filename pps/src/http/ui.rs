@@ -10,7 +10,8 @@
 //!   scoped to the base path, expiring after [`SESSION_TTL`] idle;
 //! - every state-changing request carries the session's CSRF token (a form field or
 //!   the `X-CSRF-Token` header), compared in constant time;
-//! - every name from a source, a server or the store is HTML-escaped ([`esc`]); pages
+//! - pages are maud templates, which escape every value (a name from a source, a
+//!   server or the store) unless it is marked `PreEscaped`, which no page does; pages
 //!   send a `Content-Security-Policy` that allows only their own script and style.
 //!
 //! The trigger endpoints keep their token; a UI session does not open them.
@@ -76,27 +77,6 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 fn time(secs: i64) -> Markup {
     let text = civil(secs);
     html! { time datetime={ (text.replacen(' ', "T", 1)) "Z" } { (text) " UTC" } }
-}
-
-/// [`time`] as text, for the pages still built as strings.
-fn time_html(secs: i64) -> String {
-    time(secs).into_string()
-}
-
-/// HTML-escapes text for an element's content or a quoted attribute.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 pub use super::Peer;
@@ -450,6 +430,12 @@ texts! {
     LastChange => ("Last change", "最近变化"),
     Edit => ("Edit", "编辑"),
     Delete => ("Delete", "删除"),
+    NewestFirst => ("Newest first.", "最新的在最上面。"),
+    ScanTyped => ("Scan a path now", "立即扫描一个路径"),
+    ScanTypedHint => (
+        "Queues a scan of a path under a watch to one target, without listing it (no call to the source).",
+        "把监控目录下某个路径的扫描排入一个目标的队列，不列出该路径（不调用来源）。",
+    ),
     RetriedN => (
         "Queued again: {n}; their targets are tried now.",
         "{n} 个扫描已重新排队，正在向目标重试。",
@@ -1294,6 +1280,23 @@ async fn activity(
             label { (t(lang, T::Path)) " " input name="path" value=(chosen("path")); }
             button { (t(lang, T::Filter)) }
         }
+        (manage::flash(lang, &q))
+        details.scan-typed {
+            summary { (t(lang, T::ScanTyped)) }
+            p.hint { (t(lang, T::ScanTypedHint)) }
+            form.filters method="post" action=(state.path("browse/scan")) {
+                input type="hidden" name="csrf" value=(s.csrf);
+                input type="hidden" name="back" value="activity";
+                label { (t(lang, T::Source)) " " select name="source" {
+                    @for name in state.app.config.sources.keys() { option value=(name) { (name) } }
+                } }
+                label { (t(lang, T::Path)) " " input name="path" required placeholder="/115/电影/Dune (2021)"; }
+                label { (t(lang, T::Target)) " " select name="target" {
+                    @for name in &state.app.targets { option value=(name) { (name) } }
+                } }
+                button { (t(lang, T::ScanTo)) }
+            }
+        }
         // Only the first page follows new lines.
         p.hint #live data-events=(events_url) data-after=(lines.first().map_or(0, |h| h.id))
             data-live=(query.before.is_none()) { (t(lang, T::Live)) }
@@ -1555,7 +1558,7 @@ fn check_html(r: &crate::check::CheckReport) -> Markup {
     html! {
         ul.check #check {
             @for (ok, text) in lines {
-                li.ok[ok].bad[!ok] { (text) }
+                li class=(if ok { "ok" } else { "bad" }) { (text) }
             }
         }
     }

@@ -30,6 +30,7 @@ localTimes(document);
       while (body.rows.length > 2000) body.deleteRow(0);
     } else {
       body.prepend(row);
+      while (body.rows.length > 2000) body.deleteRow(-1);
     }
     const empty = document.getElementById("empty");
     if (empty) empty.remove();

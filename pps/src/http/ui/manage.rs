@@ -8,11 +8,12 @@
 //! through [`Control`](crate::control::Control) and [`service::run`](crate::service::run)
 //! reads the file again, without a restart.
 
-use super::{Checked, CsrfField, Lang, LoggedIn, T, UiState, Viewer, esc, lang, page, t};
+use super::{Checked, CsrfField, Lang, LoggedIn, T, UiState, Viewer, lang, page, t};
 use crate::edit::{WatchEdit, WatchForm};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -49,35 +50,33 @@ pub(crate) enum JobState {
     Failed(String),
 }
 
-fn flash(lang: Lang, q: &HashMap<String, String>) -> String {
+pub(super) fn flash(lang: Lang, q: &HashMap<String, String>) -> Markup {
     let done = q.get("done").map(String::as_str);
-    match FLASHES.iter().find(|(k, _)| Some(*k) == done) {
-        Some((_, text)) => format!(r#"<p class="flash" role="status">{}</p>"#, t(lang, *text)),
-        None => String::new(),
+    html! {
+        @if let Some((_, text)) = FLASHES.iter().find(|(k, _)| Some(*k) == done) {
+            p.flash role="status" { (t(lang, *text)) }
+        }
     }
 }
 
 /// The warnings a save sends along (`nolib`, `unmapped`, repeated per target): where
 /// the saved watch's scans would land nowhere, in `pps check`'s words.
-fn landing_warnings(lang: Lang, query: Option<&str>) -> String {
-    let mut out = String::new();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let text = match k.as_ref() {
+fn landing_warnings(lang: Lang, query: Option<&str>) -> Markup {
+    let texts: Vec<String> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter_map(|(k, v)| match k.as_ref() {
             "nolib" => {
                 let (target, mapped) = v.split_once('\u{1f}').unwrap_or((&v, ""));
-                t(lang, T::LandsInNoLibrary)
-                    .replace("{target}", target)
-                    .replace("{path}", mapped)
+                Some(
+                    t(lang, T::LandsInNoLibrary)
+                        .replace("{target}", target)
+                        .replace("{path}", mapped),
+                )
             }
-            "unmapped" => t(lang, T::LandsUnmapped).replace("{target}", &v),
-            _ => continue,
-        };
-        out.push_str(&format!(
-            r#"<p class="error" role="alert">{}</p>"#,
-            esc(&text)
-        ));
-    }
-    out
+            "unmapped" => Some(t(lang, T::LandsUnmapped).replace("{target}", &v)),
+            _ => None,
+        })
+        .collect();
+    html! { @for text in texts { p.error role="alert" { (text) } } }
 }
 
 /// A running job's progress: how many folders of how many known so far, or that it
@@ -95,8 +94,8 @@ fn job_progress(lang: Lang, running: T, p: pps_core::engine::Progress) -> String
     )
 }
 
-fn error_box(msg: &str) -> String {
-    format!(r#"<p class="error" role="alert">{}</p>"#, esc(msg))
+fn error_box(msg: &str) -> Markup {
+    html! { p.error role="alert" { (msg) } }
 }
 
 fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -146,31 +145,10 @@ pub(super) async fn watches(
         .ok()
         .and_then(Result::ok);
     let forms = watch_forms(&state);
-    let mut body = format!(
-        "<h1>{}</h1>{}{}",
-        t(lang, T::Watches),
-        flash(lang, &q),
-        landing_warnings(lang, uri.query())
-    );
-    if state.app.config.file.is_none() {
-        body.push_str(&format!(r#"<p class="hint">{}</p>"#, t(lang, T::NoFile)));
-    }
-    body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"watches\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
-        t(lang, T::Enabled),
-        t(lang, T::Source),
-        t(lang, T::Path),
-        t(lang, T::Interval),
-        t(lang, T::Ceiling),
-        t(lang, T::Settle),
-        t(lang, T::Exclude),
-        t(lang, T::Targets),
-        t(lang, T::Folders),
-        t(lang, T::NextDue),
-        t(lang, T::LastChange),
-    ));
     // Edits go into the file: not while it holds a refused hand edit (the banner says so).
     let editable = state.app.config.file.is_some() && state.app.control.refused().is_none();
+    let csrf = s.csrf.as_str();
+    let mut rows = Vec::new();
     for (i, f) in forms.iter().enumerate() {
         let norm = pps_core::path::normalize(&f.path).unwrap_or_else(|_| f.path.clone());
         let label = format!("{}:{norm}", f.source);
@@ -178,167 +156,112 @@ pub(super) async fn watches(
             .as_ref()
             .and_then(|r| r.watches.iter().find(|w| w.watch == label));
         let last = last_change(&state, &f.source, &norm).await;
+        let job = state
+            .sessions
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&label)
+            .cloned();
+        let (running, done) = match job.as_ref().map(|(j, _)| *j) {
+            Some(Job::Scan) => (T::Scanning, T::Scanned),
+            _ => (T::Reindexing, T::Reindexed),
+        };
         let or_default = |v: &str| {
-            if v.is_empty() {
-                format!("<span class=\"dim\">{}</span>", t(lang, T::Default))
-            } else {
-                esc(v)
+            html! {
+                @if v.is_empty() { span.dim { (t(lang, T::Default)) } } @else { (v) }
             }
         };
-        let mut actions = String::new();
-        if editable {
-            actions.push_str(&format!(
-                r#"<a class="button" href="{}">{}</a>"#,
-                esc(&format!("{}?i={i}", state.path("watches/edit"))),
-                t(lang, T::Edit)
-            ));
-            actions.push_str(&index_form(
-                &state,
-                "watches/toggle",
-                &s.csrf,
-                i,
-                &f.path,
-                if f.enabled {
-                    t(lang, T::Disable)
-                } else {
-                    t(lang, T::Enable)
-                },
-                None,
-            ));
-        }
-        if f.enabled {
-            actions.push_str(&index_form(
-                &state,
-                "watches/scan",
-                &s.csrf,
-                i,
-                &f.path,
-                t(lang, T::ScanNow),
-                None,
-            ));
-        }
-        if f.enabled {
-            actions.push_str(&index_form(
-                &state,
-                "watches/reindex",
-                &s.csrf,
-                i,
-                &f.path,
-                t(lang, T::Reindex),
-                None,
-            ));
-            let status = state
-                .sessions
-                .jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&label)
-                .cloned();
-            let (running, done) = match status.as_ref().map(|(j, _)| *j) {
-                Some(Job::Scan) => (T::Scanning, T::Scanned),
-                _ => (T::Reindexing, T::Reindexed),
-            };
-            match status.map(|(_, r)| r) {
-                Some(JobState::Running(p)) => actions.push_str(&format!(
-                    "<span class=\"hint\" data-refresh=\"2\">{}</span>",
-                    job_progress(lang, running, p)
-                )),
-                Some(JobState::Done(at, n, failed, changes)) => actions.push_str(&format!(
-                    "<span class=\"hint\">{} {}: {n} {}, {changes} {}{}</span>",
-                    t(lang, done),
-                    super::time_html(at),
-                    t(lang, T::Folders),
-                    t(lang, T::Changes),
-                    if failed > 0 {
-                        format!(", {failed} ✗")
-                    } else {
-                        String::new()
+        let due = st.and_then(|w| w.schedule.next_due_in_s).map(|d| {
+            if d <= 0 {
+                t(lang, T::DueNow).to_owned()
+            } else {
+                crate::walk::human(Duration::from_secs(d.unsigned_abs()))
+            }
+        });
+        rows.push(html! {
+            tr class=(if f.enabled { "on" } else { "off" }) {
+                td data-label=(t(lang, T::Enabled)) { (t(lang, if f.enabled { T::Yes } else { T::No })) }
+                td data-label=(t(lang, T::Source)) { (f.source) }
+                td.path data-label=(t(lang, T::Path)) { a href=(browse_url(&state, &f.source, &norm)) { (f.path) } }
+                td data-label=(t(lang, T::Interval)) { (or_default(&f.interval)) }
+                td data-label=(t(lang, T::Ceiling)) { (or_default(&f.max_interval)) }
+                td data-label=(t(lang, T::Settle)) { (or_default(&f.settle)) }
+                td data-label=(t(lang, T::Exclude)) { (f.exclude.join(", ")) }
+                td data-label=(t(lang, T::Targets)) {
+                    @if f.targets.is_empty() { span.dim { (t(lang, T::AllTargets)) } } @else { (f.targets.join(", ")) }
+                }
+                td data-label=(t(lang, T::Folders)) { @if let Some(w) = st { (w.folders) } }
+                td data-label=(t(lang, T::NextDue)) { @if let Some(d) = due { (d) } }
+                td data-label=(t(lang, T::LastChange)) { @if let Some(at) = last { (super::time(at)) } }
+                td.actions {
+                    @if editable {
+                        a.button href={ (state.path("watches/edit")) "?i=" (i) } { (t(lang, T::Edit)) }
+                        (index_form(&state, "watches/toggle", csrf, i, &f.path,
+                            t(lang, if f.enabled { T::Disable } else { T::Enable }), None))
                     }
-                )),
-                Some(JobState::Failed(e)) => actions.push_str(&error_box(&e)),
-                None => {}
+                    @if f.enabled {
+                        (index_form(&state, "watches/scan", csrf, i, &f.path, t(lang, T::ScanNow), None))
+                        (index_form(&state, "watches/reindex", csrf, i, &f.path, t(lang, T::Reindex), None))
+                        @match job.map(|(_, r)| r) {
+                            Some(JobState::Running(p)) => {
+                                span.hint data-refresh="2" { (job_progress(lang, running, p)) }
+                            }
+                            Some(JobState::Done(at, n, failed, changes)) => {
+                                span.hint {
+                                    (t(lang, done)) " " (super::time(at)) ": "
+                                    (n) " " (t(lang, T::Folders)) ", " (changes) " " (t(lang, T::Changes))
+                                    @if failed > 0 { ", " (failed) " ✗" }
+                                }
+                            }
+                            Some(JobState::Failed(e)) => { (error_box(&e)) }
+                            None => {}
+                        }
+                    }
+                    @if editable {
+                        (index_form(&state, "watches/delete", csrf, i, &f.path, t(lang, T::Delete),
+                            Some(&t(lang, T::ConfirmDelete).replace("{watch}", &label))))
+                    }
+                }
             }
-        }
-        if editable {
-            actions.push_str(&index_form(
-                &state,
-                "watches/delete",
-                &s.csrf,
-                i,
-                &f.path,
-                t(lang, T::Delete),
-                Some(&t(lang, T::ConfirmDelete).replace("{watch}", &label)),
-            ));
-        }
-        body.push_str(&format!(
-            "<tr class=\"{cls}\"><td data-label=\"{l_en}\">{en}</td><td data-label=\"{l_src}\">{src}</td><td class=\"path\" data-label=\"{l_path}\"><a href=\"{browse}\">{path}</a></td><td data-label=\"{l_iv}\">{iv}</td><td data-label=\"{l_ceil}\">{ceil}</td><td data-label=\"{l_settle}\">{settle}</td><td data-label=\"{l_ex}\">{ex}</td><td data-label=\"{l_tg}\">{tg}</td><td data-label=\"{l_folders}\">{folders}</td><td data-label=\"{l_due}\">{due}</td><td data-label=\"{l_last}\">{last}</td><td class=\"actions\">{actions}</td></tr>",
-            l_en = t(lang, T::Enabled),
-            l_src = t(lang, T::Source),
-            l_path = t(lang, T::Path),
-            l_iv = t(lang, T::Interval),
-            l_ceil = t(lang, T::Ceiling),
-            l_settle = t(lang, T::Settle),
-            l_ex = t(lang, T::Exclude),
-            l_tg = t(lang, T::Targets),
-            l_folders = t(lang, T::Folders),
-            l_due = t(lang, T::NextDue),
-            l_last = t(lang, T::LastChange),
-            cls = if f.enabled { "on" } else { "off" },
-            en = if f.enabled { t(lang, T::Yes) } else { t(lang, T::No) },
-            src = esc(&f.source),
-            browse = esc(&browse_url(&state, &f.source, &norm)),
-            path = esc(&f.path),
-            iv = or_default(&f.interval),
-            ceil = or_default(&f.max_interval),
-            settle = or_default(&f.settle),
-            ex = esc(&f.exclude.join(", ")),
-            tg = if f.targets.is_empty() {
-                format!("<span class=\"dim\">{}</span>", t(lang, T::AllTargets))
-            } else {
-                esc(&f.targets.join(", "))
-            },
-            folders = st.map_or(String::new(), |w| w.folders.to_string()),
-            due = st
-                .and_then(|w| w.schedule.next_due_in_s)
-                .map_or(String::new(), |d| if d <= 0 {
-                    t(lang, T::DueNow).to_owned()
-                } else {
-                    crate::walk::human(Duration::from_secs(d.unsigned_abs()))
-                }),
-            last = last,
-        ));
+        });
     }
-    body.push_str("</tbody></table></div>");
-    if editable {
-        body.push_str(&format!("<h2>{}</h2>", t(lang, T::AddWatch)));
-        let blank = WatchForm {
-            source: q.get("source").cloned().unwrap_or_else(|| {
-                state
-                    .app
-                    .config
-                    .sources
-                    .keys()
-                    .next()
-                    .cloned()
-                    .unwrap_or_default()
-            }),
-            path: q.get("path").cloned().unwrap_or_default(),
-            enabled: true,
-            ..WatchForm::default()
-        };
-        body.push_str(&watch_form(&state, lang, &s.csrf, None, &blank));
-    }
-    page(
-        &state,
-        lang,
-        t(lang, T::Watches),
-        Some(&s.csrf),
-        maud::PreEscaped(body),
-    )
+    let blank = WatchForm {
+        source: q.get("source").cloned().unwrap_or_else(|| {
+            state
+                .app
+                .config
+                .sources
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_default()
+        }),
+        path: q.get("path").cloned().unwrap_or_default(),
+        enabled: true,
+        ..WatchForm::default()
+    };
+    let body = html! {
+        h1 { (t(lang, T::Watches)) }
+        (flash(lang, &q))
+        (landing_warnings(lang, uri.query()))
+        @if state.app.config.file.is_none() { p.hint { (t(lang, T::NoFile)) } }
+        div.scroll { table #watches .cards {
+            @let cols = [T::Enabled, T::Source, T::Path, T::Interval, T::Ceiling, T::Settle,
+                T::Exclude, T::Targets, T::Folders, T::NextDue, T::LastChange];
+            thead { tr { @for c in cols { th { (t(lang, c)) } } th {} } }
+            tbody { @for r in rows { (r) } }
+        } }
+        @if editable {
+            h2 { (t(lang, T::AddWatch)) }
+            (watch_form(&state, lang, csrf, None, &blank))
+        }
+    };
+    page(&state, lang, t(lang, T::Watches), Some(csrf), body)
 }
 
 /// When the last change under a watch's root was found (from the history).
-async fn last_change(state: &UiState, source: &str, root: &str) -> String {
+async fn last_change(state: &UiState, source: &str, root: &str) -> Option<i64> {
     let store = state.app.engine.store().clone();
     let query = pps_core::store::HistoryQuery {
         target: None,
@@ -360,9 +283,12 @@ async fn last_change(state: &UiState, source: &str, root: &str) -> String {
             h.into_iter()
                 .find(|h| pps_core::path::is_at_or_under(&h.change.path, &root))
         })
-        .map_or(String::new(), |h| super::time_html(h.at.as_secs()))
+        .map(|h| h.at.as_secs())
 }
 
+/// A button that posts a watch's place in the file (and its path, so an edit of the
+/// file in between is noticed). A destructive one (`danger`: its question, which
+/// names what it acts on) is asked first by live.js.
 fn index_form(
     state: &UiState,
     action: &str,
@@ -371,18 +297,19 @@ fn index_form(
     expect: &str,
     label: &str,
     danger: Option<&str>,
-) -> String {
-    // A destructive button asks a question that names what it acts on (live.js asks it).
-    let (class, confirm) = danger.map_or((String::new(), String::new()), |q| {
-        ("danger".to_owned(), format!(" data-confirm=\"{}\"", esc(q)))
-    });
-    format!(
-        r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="index" value="{index}"><input type="hidden" name="expect" value="{e}"><button class="{class}"{confirm}>{label}</button></form>"#,
-        a = esc(&state.path(action)),
-        c = esc(csrf),
-        e = esc(expect),
-        label = esc(label),
-    )
+) -> Markup {
+    html! {
+        form.inline method="post" action=(state.path(action)) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="index" value=(index);
+            input type="hidden" name="expect" value=(expect);
+            @if let Some(q) = danger {
+                button.danger data-confirm=(q) { (label) }
+            } @else {
+                button { (label) }
+            }
+        }
+    }
 }
 
 fn browse_url(state: &UiState, source: &str, path: &str) -> String {
@@ -403,63 +330,34 @@ fn watch_form(
     csrf: &str,
     index: Option<(usize, &str)>,
     f: &WatchForm,
-) -> String {
-    let mut sources = String::new();
-    for name in state.app.config.sources.keys() {
-        sources.push_str(&format!(
-            "<option value=\"{n}\"{sel}>{n}</option>",
-            n = esc(name),
-            sel = if *name == f.source { " selected" } else { "" }
-        ));
-    }
+) -> Markup {
     let (index, expect) = match index {
         Some((i, e)) => (i.to_string(), e.to_owned()),
         None => (String::new(), String::new()),
     };
-    format!(
-        r#"<form method="post" action="{action}" class="watch-form">
-<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="index" value="{index}"><input type="hidden" name="expect" value="{expect}">
-<label>{ts} <select name="source">{sources}</select></label>
-<label>{tp} <input name="path" value="{path}" required placeholder="/115/TV"></label>
-<label>{ti} <input name="interval" value="{interval}" placeholder="10m ({td})"></label>
-<label>{tc} <input name="max_interval" value="{max}" placeholder="24h ({td})"></label>
-<label>{tse} <input name="settle" value="{settle}" placeholder="0s ({td})"></label>
-<label>{te} <textarea name="exclude" rows="3" placeholder="{tl}">{exclude}</textarea></label>
-<label>{tt} <input name="targets" value="{targets}" placeholder="{tall}" title="{tcomma}" list="target-names"></label>
-<datalist id="target-names">{target_opts}</datalist>
-<label class="check"><input type="checkbox" name="enabled" value="on"{checked}> {ten}</label>
-<button type="submit">{save}</button></form>"#,
-        action = esc(&state.path("watches/save")),
-        csrf = esc(csrf),
-        index = esc(&index),
-        expect = esc(&expect),
-        ts = t(lang, T::Source),
-        tp = t(lang, T::Path),
-        ti = t(lang, T::Interval),
-        tc = t(lang, T::Ceiling),
-        tse = t(lang, T::Settle),
-        te = t(lang, T::Exclude),
-        tt = t(lang, T::Targets),
-        ten = t(lang, T::Enabled),
-        td = t(lang, T::Default),
-        tl = t(lang, T::OnePerLine),
-        tall = t(lang, T::AllTargets),
-        tcomma = t(lang, T::Comma),
-        save = t(lang, T::Save),
-        path = esc(&f.path),
-        interval = esc(&f.interval),
-        max = esc(&f.max_interval),
-        settle = esc(&f.settle),
-        exclude = esc(&f.exclude.join("\n")),
-        targets = esc(&f.targets.join(", ")),
-        target_opts = state
-            .app
-            .targets
-            .iter()
-            .map(|n| format!("<option value=\"{}\">", esc(n)))
-            .collect::<String>(),
-        checked = if f.enabled { " checked" } else { "" },
-    )
+    let default = t(lang, T::Default);
+    html! {
+        form.watch-form method="post" action=(state.path("watches/save")) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="index" value=(index);
+            input type="hidden" name="expect" value=(expect);
+            label { (t(lang, T::Source)) " " select name="source" {
+                @for name in state.app.config.sources.keys() {
+                    option value=(name) selected[*name == f.source] { (name) }
+                }
+            } }
+            label { (t(lang, T::Path)) " " input name="path" value=(f.path) required placeholder="/115/TV"; }
+            label { (t(lang, T::Interval)) " " input name="interval" value=(f.interval) placeholder={ "10m (" (default) ")" }; }
+            label { (t(lang, T::Ceiling)) " " input name="max_interval" value=(f.max_interval) placeholder={ "24h (" (default) ")" }; }
+            label { (t(lang, T::Settle)) " " input name="settle" value=(f.settle) placeholder={ "0s (" (default) ")" }; }
+            label { (t(lang, T::Exclude)) " " textarea name="exclude" rows="3" placeholder=(t(lang, T::OnePerLine)) { (f.exclude.join("\n")) } }
+            label { (t(lang, T::Targets)) " " input name="targets" value=(f.targets.join(", "))
+                placeholder=(t(lang, T::AllTargets)) title=(t(lang, T::Comma)) list="target-names"; }
+            datalist #target-names { @for n in &state.app.targets { option value=(n); } }
+            label.check { input type="checkbox" name="enabled" value="on" checked[f.enabled]; " " (t(lang, T::Enabled)) }
+            button type="submit" { (t(lang, T::Save)) }
+        }
+    }
 }
 
 pub(super) async fn edit_form(
@@ -475,18 +373,11 @@ pub(super) async fn edit_form(
     else {
         return Redirect::to(&state.path("watches")).into_response();
     };
-    let body = format!(
-        "<h1>{}</h1>{}",
-        t(lang, T::EditWatch),
-        watch_form(&state, lang, &s.csrf, Some((i, &f.path)), f)
-    );
-    page(
-        &state,
-        lang,
-        t(lang, T::EditWatch),
-        Some(&s.csrf),
-        maud::PreEscaped(body),
-    )
+    let body = html! {
+        h1 { (t(lang, T::EditWatch)) }
+        (watch_form(&state, lang, &s.csrf, Some((i, &f.path)), f))
+    };
+    page(&state, lang, t(lang, T::EditWatch), Some(&s.csrf), body)
 }
 
 #[derive(serde::Deserialize)]
@@ -630,18 +521,18 @@ pub(super) async fn save(
             } else {
                 t(lang, T::AddWatch)
             };
-            let body = format!(
-                "<h1>{title}</h1>{}{}",
-                error_box(&msg),
-                watch_form(
+            let body = html! {
+                h1 { (title) }
+                (error_box(&msg))
+                (watch_form(
                     &state,
                     lang,
                     &s.csrf,
                     index.map(|i| (i, form.expect.as_str())),
                     &watch
-                )
-            );
-            let mut r = page(&state, lang, title, Some(&s.csrf), maud::PreEscaped(body));
+                ))
+            };
+            let mut r = page(&state, lang, title, Some(&s.csrf), body);
             *r.status_mut() = StatusCode::BAD_REQUEST;
             r
         }
@@ -667,20 +558,12 @@ impl CsrfField for IndexForm {
 /// A refusal shown on the watch list.
 fn refused_page(state: &UiState, headers: &HeaderMap, csrf: &str, msg: &str) -> Response {
     let lang = lang(headers);
-    let body = format!(
-        "<h1>{}</h1>{}<p><a href=\"{}\">{}</a></p>",
-        t(lang, T::Watches),
-        error_box(msg),
-        esc(&state.path("watches")),
-        t(lang, T::Watches)
-    );
-    let mut r = page(
-        state,
-        lang,
-        t(lang, T::Watches),
-        Some(csrf),
-        maud::PreEscaped(body),
-    );
+    let body = html! {
+        h1 { (t(lang, T::Watches)) }
+        (error_box(msg))
+        p { a href=(state.path("watches")) { (t(lang, T::Watches)) } }
+    };
+    let mut r = page(state, lang, t(lang, T::Watches), Some(csrf), body);
     *r.status_mut() = StatusCode::BAD_REQUEST;
     r
 }
@@ -900,202 +783,149 @@ pub(super) async fn browse(
         .cloned()
         .or_else(|| first.filter(|w| w.source == source).map(|w| w.path.clone()))
         .unwrap_or_else(|| "/".to_owned());
-    let mut body = format!("<h1>{}</h1>{}", t(lang, T::Browse), flash(lang, &q));
-    let mut sources = String::new();
-    for name in state.app.config.sources.keys() {
-        sources.push_str(&format!(
-            "<option value=\"{n}\"{sel}>{n}</option>",
-            n = esc(name),
-            sel = if *name == source { " selected" } else { "" }
-        ));
-    }
-    body.push_str(&format!(
-        r#"<form method="get" class="filters"><label>{ts} <select name="source">{sources}</select></label>
-<label>{tp} <input name="path" value="{path}"></label><button>{go}</button></form>"#,
-        ts = t(lang, T::Source),
-        tp = t(lang, T::Path),
-        go = t(lang, T::Go),
-        path = esc(&raw_path),
-    ));
+    let head = html! {
+        h1 { (t(lang, T::Browse)) }
+        (flash(lang, &q))
+        form.filters method="get" {
+            label { (t(lang, T::Source)) " " select name="source" {
+                @for name in state.app.config.sources.keys() {
+                    option value=(name) selected[*name == source] { (name) }
+                }
+            } }
+            label { (t(lang, T::Path)) " " input name="path" value=(raw_path); }
+            button { (t(lang, T::Go)) }
+        }
+    };
+    let refused = |status: StatusCode, why: String| {
+        let body = html! { (head) (error_box(&why)) };
+        let mut r = page(&state, lang, t(lang, T::Browse), Some(&s.csrf), body);
+        *r.status_mut() = status;
+        r
+    };
     let path = match pps_core::path::normalize(&raw_path) {
         Ok(p) => p,
         Err(e) => {
-            body.push_str(&error_box(&format!("{}: {}", raw_path, e.message())));
-            let mut r = page(
-                &state,
-                lang,
-                t(lang, T::Browse),
-                Some(&s.csrf),
-                maud::PreEscaped(body),
+            return refused(
+                StatusCode::BAD_REQUEST,
+                format!("{}: {}", raw_path, e.message()),
             );
-            *r.status_mut() = StatusCode::BAD_REQUEST;
-            return r;
         }
     };
-    // Breadcrumbs: each ancestor a link.
-    let mut crumbs = format!(
-        "<nav class=\"crumbs\"><a href=\"{}\">{}:/</a>",
-        esc(&browse_url(&state, &source, "/")),
-        esc(&source)
-    );
-    let mut at = String::new();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        at.push('/');
-        at.push_str(part);
-        crumbs.push_str(&format!(
-            " / <a href=\"{}\">{}</a>",
-            esc(&browse_url(&state, &source, &at)),
-            esc(part)
-        ));
-    }
-    crumbs.push_str("</nav>");
-    body.push_str(&crumbs);
     let watches: Vec<_> = state
         .app
         .watches
         .iter()
         .map(|(wc, w, _)| (wc.clone(), w.clone()))
         .collect();
-    let report = crate::inspect::browse(&state.app.engine, &watches, &source, &path).await;
-    body.push_str(&format!(
-        r#"<p class="hint">{}</p>"#,
-        t(lang, T::BudgetNote)
-    ));
-    let report = match report {
+    let report = match crate::inspect::browse(&state.app.engine, &watches, &source, &path).await {
         Ok(r) => r,
-        Err(e) => {
-            body.push_str(&error_box(&e.to_string()));
-            let mut r = page(
-                &state,
-                lang,
-                t(lang, T::Browse),
-                Some(&s.csrf),
-                maud::PreEscaped(body),
-            );
-            *r.status_mut() = StatusCode::BAD_GATEWAY;
-            return r;
-        }
+        Err(e) => return refused(StatusCode::BAD_GATEWAY, e.to_string()),
     };
-    // The actions on this folder.
-    let mut actions = format!(
-        r#"<div class="actions"><a class="button" href="{}">{}</a>"#,
-        esc(&format!(
-            "{}?{}",
-            state.path("watches"),
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("source", &source)
-                .append_pair("path", &path)
-                .finish()
-        )),
-        t(lang, T::WatchThis)
+    // Breadcrumbs: each ancestor a link.
+    let mut crumbs = Vec::new();
+    let mut at = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at.push('/');
+        at.push_str(part);
+        crumbs.push((part.to_owned(), browse_url(&state, &source, &at)));
+    }
+    let watch_this = format!(
+        "{}?{}",
+        state.path("watches"),
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("source", &source)
+            .append_pair("path", &path)
+            .finish()
     );
-    if report.watch.is_empty() {
-        actions.push_str(&format!(
-            r#"<span class="hint">{}</span>"#,
-            t(lang, T::NotWatched)
-        ));
-    } else {
-        let mut targets = String::new();
-        // Each target with the path it would be sent, as its path_mapping maps it.
-        for tg in &state.app.targets {
+    // Each target with the path it would be sent, as its path_mapping maps it.
+    let targets: Vec<(String, String)> = state
+        .app
+        .targets
+        .iter()
+        .map(|tg| {
             let mapped = state
                 .app
                 .config
                 .targets
                 .get(tg)
                 .and_then(|tc| tc.mapping.map(&path));
-            targets.push_str(&format!(
-                "<option value=\"{n}\">{n} → {m}</option>",
-                n = esc(tg),
-                m = esc(mapped.as_deref().unwrap_or(t(lang, T::Unmapped))),
-            ));
-        }
-        actions.push_str(&format!(
-            r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><select name="target" aria-label="{tt}">{targets}</select><button>{scan}</button></form>"#,
-            a = esc(&state.path("browse/scan")),
-            c = esc(&s.csrf),
-            src = esc(&source),
-            p = esc(&path),
-            tt = t(lang, T::Target),
-            scan = t(lang, T::ScanTo),
-        ));
-        actions.push_str(&format!(
-            r#"<form method="post" action="{a}" class="inline"><input type="hidden" name="csrf" value="{c}"><input type="hidden" name="source" value="{src}"><input type="hidden" name="path" value="{p}"><button class="danger" data-confirm="{q}">{forget}</button></form>"#,
-            a = esc(&state.path("browse/forget")),
-            c = esc(&s.csrf),
-            src = esc(&source),
-            p = esc(&path),
-            forget = t(lang, T::Forget),
-            q = esc(&t(lang, T::ConfirmForget).replace("{path}", &format!("{source}:{path}"))),
-        ));
-    }
-    actions.push_str("</div>");
-    body.push_str(&actions);
-    body.push_str(&format!(
-        "<div class=\"scroll\"><table id=\"listing\" class=\"cards\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        t(lang, T::State),
-        t(lang, T::Name),
-        t(lang, T::Size),
-        t(lang, T::Mtime),
-        t(lang, T::StoredMtime),
-    ));
-    let when = |e: &pps_core::Entry| {
-        e.mtime.map_or(String::new(), |m| {
-            super::time_html(m.to_timestamp().as_secs())
-        })
-    };
-    for row in report.rows.iter().take(MAX_ROWS) {
-        let e = &row.entry;
-        let name = if e.is_dir() && row.state != crate::inspect::EntryState::Gone {
-            format!(
-                "<a href=\"{}\">{}/</a>",
-                esc(&browse_url(
-                    &state,
-                    &source,
-                    &pps_core::path::join(&path, &e.name)
-                )),
-                esc(&e.name)
+            (
+                tg.clone(),
+                mapped.unwrap_or_else(|| t(lang, T::Unmapped).to_owned()),
             )
-        } else {
-            esc(&e.name)
-        };
-        body.push_str(&format!(
-            "<tr class=\"st-{st}\"><td data-label=\"{l_st}\">{st_text}</td><td class=\"path\" data-label=\"{l_name}\">{name}</td><td data-label=\"{l_size}\">{size}</td><td data-label=\"{l_m}\">{mtime}</td><td data-label=\"{l_s}\">{stored}</td></tr>",
-            l_st = t(lang, T::State),
-            l_name = t(lang, T::Name),
-            l_size = t(lang, T::Size),
-            l_m = t(lang, T::Mtime),
-            l_s = t(lang, T::StoredMtime),
-            st = row.state.as_str(),
-            st_text = t(lang, T::entry(row.state)),
-            size = if e.is_dir() { String::new() } else { crate::walk::human_size(e.size) },
-            mtime = when(e),
-            stored = row.stored.as_ref().map_or(String::new(), when),
-        ));
-    }
-    body.push_str("</tbody></table></div>");
-    if report.rows.len() > MAX_ROWS {
-        body.push_str(&format!(
-            "<p class=\"hint\">{} {} (<code>pps ls {}:{}</code>)</p>",
-            report.rows.len() - MAX_ROWS,
-            t(lang, T::MoreRows),
-            esc(&source),
-            esc(&path)
-        ));
-    }
-    page(
-        &state,
-        lang,
-        t(lang, T::Browse),
-        Some(&s.csrf),
-        maud::PreEscaped(body),
-    )
+        })
+        .collect();
+    let when = |e: &pps_core::Entry| e.mtime.map(|m| super::time(m.to_timestamp().as_secs()));
+    let body = html! {
+        (head)
+        nav.crumbs {
+            a href=(browse_url(&state, &source, "/")) { (source) ":/" }
+            @for (part, url) in &crumbs { " / " a href=(url) { (part) } }
+        }
+        p.hint { (t(lang, T::BudgetNote)) }
+        div.actions {
+            a.button href=(watch_this) { (t(lang, T::WatchThis)) }
+            @if report.watch.is_empty() {
+                span.hint { (t(lang, T::NotWatched)) }
+            } @else {
+                form.inline.scan-to method="post" action=(state.path("browse/scan")) {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    input type="hidden" name="source" value=(source);
+                    input type="hidden" name="path" value=(path);
+                    select name="target" aria-label=(t(lang, T::Target)) {
+                        @for (name, mapped) in &targets {
+                            option value=(name) title=(mapped) { (name) " → " (mapped) }
+                        }
+                    }
+                    button { (t(lang, T::ScanTo)) }
+                }
+                form.inline method="post" action=(state.path("browse/forget")) {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    input type="hidden" name="source" value=(source);
+                    input type="hidden" name="path" value=(path);
+                    button.danger data-confirm=(t(lang, T::ConfirmForget).replace("{path}", &format!("{source}:{path}"))) {
+                        (t(lang, T::Forget))
+                    }
+                }
+            }
+        }
+        div.scroll { table #listing .cards {
+            @let cols = [T::State, T::Name, T::Size, T::Mtime, T::StoredMtime];
+            thead { tr { @for c in cols { th { (t(lang, c)) } } } }
+            tbody { @for row in report.rows.iter().take(MAX_ROWS) {
+                @let e = &row.entry;
+                tr class={ "st-" (row.state.as_str()) } {
+                    td data-label=(t(lang, T::State)) { (t(lang, T::entry(row.state))) }
+                    td.path data-label=(t(lang, T::Name)) {
+                        @if e.is_dir() && row.state != crate::inspect::EntryState::Gone {
+                            a href=(browse_url(&state, &source, &pps_core::path::join(&path, &e.name))) { (e.name) "/" }
+                        } @else {
+                            (e.name)
+                        }
+                    }
+                    td data-label=(t(lang, T::Size)) { @if !e.is_dir() { (crate::walk::human_size(e.size)) } }
+                    td data-label=(t(lang, T::Mtime)) { (when(e).unwrap_or_default()) }
+                    td data-label=(t(lang, T::StoredMtime)) { (row.stored.as_ref().and_then(when).unwrap_or_default()) }
+                }
+            } }
+        } }
+        @if report.rows.len() > MAX_ROWS {
+            p.hint {
+                (report.rows.len() - MAX_ROWS) " " (t(lang, T::MoreRows))
+                " (" code { "pps ls " (source) ":" (path) } ")"
+            }
+        }
+    };
+    page(&state, lang, t(lang, T::Browse), Some(&s.csrf), body)
 }
 
 #[derive(serde::Deserialize)]
 pub(super) struct PathForm {
     #[serde(default)]
     csrf: String,
+    /// `activity`: a scan of a typed path from the Activity page, which goes back there.
+    #[serde(default)]
+    back: String,
     #[serde(default)]
     source: String,
     #[serde(default)]
@@ -1158,6 +988,10 @@ pub(super) async fn browse_scan(
                 n.notify_one();
             }
             tracing::info!(target = %form.target, %path, "web UI: scan queued");
+            if form.back == "activity" {
+                return Redirect::to(&format!("{}?done=queued", state.path("activity")))
+                    .into_response();
+            }
             back_to_browse(&state, &form.source, &path, "queued")
         }
         Err(e) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
@@ -1193,18 +1027,16 @@ pub(super) async fn browse_forget(
     }
 }
 
-fn log_row(l: &crate::logs::LogLine, lang: Lang) -> String {
-    format!(
-        "<tr class=\"lv-{lv}\"><td data-label=\"{l_at}\">{at}</td><td data-label=\"{l_lv}\">{lv}</td><td data-label=\"{l_m}\" class=\"module\">{target}</td><td class=\"path\" data-label=\"{l_x}\">{text}</td></tr>",
-        l_at = t(lang, T::Time),
-        l_lv = t(lang, T::Level),
-        l_m = t(lang, T::Module),
-        l_x = t(lang, T::Message),
-        at = super::time_html(l.at_ms.div_euclid(1000)),
-        lv = l.level.as_str().to_ascii_lowercase(),
-        target = esc(&l.target),
-        text = esc(&l.text),
-    )
+fn log_row(l: &crate::logs::LogLine, lang: Lang) -> Markup {
+    let level = l.level.as_str().to_ascii_lowercase();
+    html! {
+        tr class={ "lv-" (level) } {
+            td data-label=(t(lang, T::Time)) { (super::time(l.at_ms.div_euclid(1000))) }
+            td data-label=(t(lang, T::Level)) { (level) }
+            td.module data-label=(t(lang, T::Module)) { (l.target) }
+            td.path data-label=(t(lang, T::Message)) { (l.text) }
+        }
+    }
 }
 
 fn log_level(q: &HashMap<String, String>) -> tracing::Level {
@@ -1213,7 +1045,8 @@ fn log_level(q: &HashMap<String, String>) -> tracing::Level {
         .unwrap_or(tracing::Level::INFO)
 }
 
-/// The log page: the newest lines at the level asked for, followed live.
+/// The log page: the newest lines at the level asked for, newest first (where the
+/// reader is looking), followed live.
 pub(super) async fn logs(
     State(state): State<UiState>,
     Viewer { session: s, lang }: Viewer,
@@ -1222,42 +1055,28 @@ pub(super) async fn logs(
     let level = log_level(&q);
     let lines = crate::logs::after(0, level, 500);
     let name = level.as_str().to_ascii_lowercase();
-    let mut levels = String::new();
-    for l in ["error", "warn", "info", "debug"] {
-        levels.push_str(&format!(
-            "<option value=\"{l}\"{}>{l}</option>",
-            if l == name { " selected" } else { "" }
-        ));
-    }
-    let mut body = format!(
-        r#"<h1>{title}</h1><form method="get" class="filters"><label>{tl} <select name="level">{levels}</select></label><button>{tf}</button>
-<a class="button" href="{download}" download="pps.log">{td}</a></form>
-<p class="hint" id="live" data-events="{events}" data-after="{after}" data-live="true" data-table="logs" data-order="append">{live}</p>
-<div class="scroll"><table id="logs" class="cards"><thead><tr><th>{tt}</th><th>{tlv}</th><th>{tm}</th><th>{tx}</th></tr></thead><tbody>"#,
-        title = t(lang, T::Logs),
-        tl = t(lang, T::Level),
-        tf = t(lang, T::Filter),
-        td = t(lang, T::Download),
-        tt = t(lang, T::Time),
-        tlv = t(lang, T::Level),
-        tm = t(lang, T::Module),
-        tx = t(lang, T::Message),
-        live = t(lang, T::Live),
-        download = esc(&format!("{}?level={name}", state.path("logs/download"))),
-        events = esc(&format!("{}?level={name}", state.path("logs/events"))),
-        after = lines.last().map_or(0, |l| l.seq),
-    );
-    for l in &lines {
-        body.push_str(&log_row(l, lang));
-    }
-    body.push_str("</tbody></table></div>");
-    page(
-        &state,
-        lang,
-        t(lang, T::Logs),
-        Some(&s.csrf),
-        maud::PreEscaped(body),
-    )
+    let body = html! {
+        h1 { (t(lang, T::Logs)) }
+        form.filters method="get" {
+            label { (t(lang, T::Level)) " " select name="level" {
+                @for l in ["error", "warn", "info", "debug"] {
+                    option value=(l) selected[l == name] { (l) }
+                }
+            } }
+            button { (t(lang, T::Filter)) }
+            a.button href={ (state.path("logs/download")) "?level=" (name) } download="pps.log" { (t(lang, T::Download)) }
+        }
+        p.hint #live data-events={ (state.path("logs/events")) "?level=" (name) }
+            data-after=(lines.last().map_or(0, |l| l.seq)) data-live="true" data-table="logs" {
+            (t(lang, T::Live)) " " (t(lang, T::NewestFirst))
+        }
+        div.scroll { table #logs .cards {
+            @let cols = [T::Time, T::Level, T::Module, T::Message];
+            thead { tr { @for c in cols { th { (t(lang, c)) } } } }
+            tbody { @for l in lines.iter().rev() { (log_row(l, lang)) } }
+        } }
+    };
+    page(&state, lang, t(lang, T::Logs), Some(&s.csrf), body)
 }
 
 /// Every kept line at the level asked for, as a text file.
@@ -1304,7 +1123,12 @@ pub(super) async fn logs_events(
         move |after| {
             let rows = crate::logs::after(u64::try_from(after).unwrap_or(0), level, 200)
                 .into_iter()
-                .map(|l| (i64::try_from(l.seq).unwrap_or(i64::MAX), log_row(&l, lang)))
+                .map(|l| {
+                    (
+                        i64::try_from(l.seq).unwrap_or(i64::MAX),
+                        log_row(&l, lang).into_string(),
+                    )
+                })
                 .collect();
             std::future::ready(rows)
         },
