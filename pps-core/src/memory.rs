@@ -1249,6 +1249,8 @@ pub struct MemoryTarget {
     script: Arc<Mutex<VecDeque<Option<Error>>>>,
     calls: Arc<AtomicU64>,
     confirming: Arc<Mutex<Option<ConfirmModel>>>,
+    /// Library listings fail as a server that is down (temporarily) when set.
+    unreachable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a [`MemoryTarget`] answers confirmations: a library index the test fills, and
@@ -1275,7 +1277,14 @@ impl MemoryTarget {
             script: Arc::default(),
             calls: Arc::default(),
             confirming: Arc::default(),
+            unreachable: Arc::default(),
         }
+    }
+
+    /// Makes every call fail as a server that cannot be reached (`true`), or answer
+    /// again: the library listing fails with a temporary error.
+    pub fn set_unreachable(&self, down: bool) {
+        self.unreachable.store(down, Ordering::SeqCst);
     }
 
     /// Makes the target confirm scans with `plan`, answering from an index the test
@@ -1362,6 +1371,11 @@ impl ScanTarget for MemoryTarget {
     }
 
     async fn libraries(&self) -> Result<Vec<Library>> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(
+                Error::new(ErrorKind::Unavailable, "cannot connect to the server").temporary(),
+            );
+        }
         Ok(lock(&self.libraries).clone())
     }
 

@@ -632,3 +632,30 @@ async fn ten_thousand_hints_are_one_commit_and_absurd_paths_are_refused() {
     let long = format!("/w/{}", "x".repeat(5000));
     assert!(rig.engine.hint(&rig.watch, &long).is_err());
 }
+
+/// A target that cannot be reached before anything is sent (its library listing
+/// fails): the waiting scans carry the error, an attempt and a next try, as a failed
+/// send does, so `pps status` and the UI show why they wait (not only "N pending").
+#[tokio::test]
+async fn a_target_that_is_down_counts_against_its_waiting_scans() {
+    let rig = Rig::new();
+    rig.cycle().await;
+    rig.files.set_unreachable(true);
+    rig.source.write_file("/w/Film/film.mkv", 10);
+    let r = rig.engine.pass(&rig.watch).await.unwrap();
+    assert_eq!(r.changes.len(), 1);
+    let d = rig.engine.deliver("files").await.unwrap();
+    assert!(d.temporary_failure.is_some());
+    let failing = rig.store.failing("files", 10).unwrap();
+    assert_eq!(failing.len(), 1, "the waiting scan is marked failing");
+    assert_eq!(failing[0].attempts, 1);
+    assert!(
+        failing[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot read the target's libraries")
+                && e.contains("cannot connect")),
+        "{failing:?}"
+    );
+    assert!(failing[0].next_try.is_some(), "and when it is tried next");
+}

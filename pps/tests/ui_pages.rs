@@ -206,3 +206,53 @@ async fn retry_says_how_many_scans_were_queued_again() {
     );
     assert_eq!(ui.store.parked("print").unwrap().len(), 0);
 }
+
+/// "Drop all" on the Overview drops every queued scan of a target (as `pps drop
+/// TARGET`), and a long parked list says how much of it is shown.
+#[tokio::test]
+async fn drop_all_empties_a_target_s_queue() {
+    use pps_core::store::{Commit, NewScan};
+    use pps_core::{Change, MtimeStore, Update};
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let scope = ui.store.scope("disk", &ui.root).unwrap();
+    let scans = (0..30)
+        .map(|i| NewScan {
+            target: "print".into(),
+            change: Change::new(
+                format!("{}/Films/f{i}.mkv", ui.root),
+                Update::Created,
+                false,
+            ),
+        })
+        .collect();
+    ui.store
+        .commit(
+            scope,
+            &Commit {
+                scans,
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    let ids: Vec<i64> = ui
+        .store
+        .pending("print", 100)
+        .unwrap()
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    ui.store.park(&ids, "no library").unwrap();
+    let overview = ui.page("/").await;
+    assert!(
+        overview.contains("print: 20 of 30 parked scans shown"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("Drop all 30 scans queued for print"),
+        "{overview}"
+    );
+    let resp = ui.post("/actions/drop", &[("target", "print")]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(ui.store.parked("print").unwrap().is_empty());
+    assert!(ui.store.pending("print", 10).unwrap().is_empty());
+}

@@ -43,8 +43,16 @@ impl Engine {
         let libraries: Vec<Library> = match spec.target.libraries().await {
             Ok(l) => l,
             Err(e) if e.is_temporary() => {
+                // Counted against the scans that wait, as a failed send is: their last
+                // error, attempts and next try are what `pps status` and the UI show
+                // for a target that is down (not only "N pending").
+                let msg = format!("cannot read the target's libraries: {e}");
                 tracing::warn!(target = name, error = %e, "cannot read the target's libraries; will retry");
-                report.temporary_failure = Some(e.to_string());
+                let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
+                let tried = queued.iter().map(|q| q.attempts).max().unwrap_or(0);
+                let next = self.clock.now().plus(self.backoff_after(tried + 1));
+                self.store.record_failure(&ids, &msg, next)?;
+                report.temporary_failure = Some(msg);
                 report.remaining = true;
                 return Ok(report);
             }

@@ -430,6 +430,15 @@ texts! {
     LastChange => ("Last change", "最近变化"),
     Edit => ("Edit", "编辑"),
     Delete => ("Delete", "删除"),
+    DropAll => ("Drop all", "全部丢弃"),
+    ConfirmDropAll => (
+        "Drop all {n} scans queued for {target} (waiting and parked)? They are not sent; the history keeps a line for each.",
+        "丢弃 {target} 队列中的全部 {n} 个扫描（等待中和已搁置）？它们不会被发送；历史中为每个保留一行记录。",
+    ),
+    ParkedShown => (
+        "{target}: {shown} of {n} parked scans shown. Retry or Drop all acts on every one of them.",
+        "{target}：显示了 {n} 个已搁置扫描中的 {shown} 个。重试或全部丢弃会作用于所有扫描。",
+    ),
     NewestFirst => ("Newest first.", "最新的在最上面。"),
     ScanTyped => ("Scan a path now", "立即扫描一个路径"),
     ScanTypedHint => (
@@ -817,6 +826,15 @@ async fn overview(
                         @if tr.parked > 0 || tr.stuck > 0 {
                             (action_form(&state, "actions/retry", csrf, &tr.target, "", t(lang, T::Retry)))
                         }
+                        @if tr.pending + tr.parked > 0 {
+                            form.inline method="post" action=(state.path("actions/drop")) {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="target" value=(tr.target);
+                                button.danger data-confirm=(t(lang, T::ConfirmDropAll)
+                                    .replace("{n}", &(tr.pending + tr.parked).to_string())
+                                    .replace("{target}", &tr.target)) { (t(lang, T::DropAll)) }
+                            }
+                        }
                     }
                 }
             } }
@@ -827,7 +845,7 @@ async fn overview(
             h2 { (t(lang, T::Parked)) }
             div.scroll { table #parked .cards {
                 thead { tr { th { (t(lang, T::Target)) } th { (t(lang, T::Path)) } th { (t(lang, T::Reason)) } th {} } }
-                tbody { @for (target, p) in parked {
+                tbody { @for (target, p) in parked.iter().copied() {
                     tr {
                         td data-label=(t(lang, T::Target)) { (target) }
                         td.path data-label=(t(lang, T::Path)) { (p.path) }
@@ -836,6 +854,14 @@ async fn overview(
                     }
                 } }
             } }
+        }
+        @for tr in report.targets.iter().filter(|tr| tr.parked > tr.parked_scans.len() as u64) {
+            p.hint {
+                (t(lang, T::ParkedShown)
+                    .replace("{shown}", &tr.parked_scans.len().to_string())
+                    .replace("{n}", &tr.parked.to_string())
+                    .replace("{target}", &tr.target))
+            }
         }
         @if let Some((name, ok)) = tested {
             p.hint #tested { (t(lang, if ok { T::TestOk } else { T::TestFailed })) " " (name) }
@@ -1135,14 +1161,19 @@ async fn action_drop(
     if !state.app.targets.contains(&form.target) {
         return (StatusCode::BAD_REQUEST, "no such target").into_response();
     }
-    // Validated as the CLI validates a path: absolute, normalised.
-    let path = match pps_core::path::normalize(&form.path) {
-        Ok(p) => p,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    // Validated as the CLI validates a path: absolute, normalised. No path: every
+    // queued scan of the target (the Overview's "Drop all", as `pps drop TARGET`).
+    let path = match form.path.as_str() {
+        "" => None,
+        p => match pps_core::path::normalize(p) {
+            Ok(p) => Some(p),
+            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        },
     };
     let engine = state.app.engine.clone();
     let target = form.target.clone();
-    match tokio::task::spawn_blocking(move || engine.store().drop_scans(&target, Some(&path))).await
+    match tokio::task::spawn_blocking(move || engine.store().drop_scans(&target, path.as_deref()))
+        .await
     {
         Ok(Ok(n)) => {
             tracing::info!(target = %form.target, scans = n, "web UI: queued scans dropped");

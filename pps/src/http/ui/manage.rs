@@ -210,7 +210,7 @@ pub(super) async fn watches(
                             Some(JobState::Done(at, n, failed, changes)) => {
                                 span.hint {
                                     (t(lang, done)) " " (super::time(at)) ": "
-                                    (n) " " (t(lang, T::Folders)) ", " (changes) " " (t(lang, T::Changes))
+                                    (n) " " (t(lang, T::FoldersListed)) ", " (changes) " " (t(lang, T::Changes))
                                     @if failed > 0 { ", " (failed) " ✗" }
                                 }
                             }
@@ -862,7 +862,9 @@ pub(super) async fn browse(
             a href=(browse_url(&state, &source, "/")) { (source) ":/" }
             @for (part, url) in &crumbs { " / " a href=(url) { (part) } }
         }
-        p.hint { (t(lang, T::BudgetNote)) }
+        @if state.app.config.sources.get(&source).is_some_and(|sc| sc.rate().is_some()) {
+            p.hint { (t(lang, T::BudgetNote)) }
+        }
         div.actions {
             a.button href=(watch_this) { (t(lang, T::WatchThis)) }
             @if report.watch.is_empty() {
