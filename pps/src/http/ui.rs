@@ -366,7 +366,7 @@ texts! {
     Slow => ("Too many attempts; try again in a few minutes.",
             "尝试次数过多，请几分钟后再试。"),
     Watches => ("Watches", "监控目录"),
-    Targets => ("Targets", "媒体服务器"),
+    Targets => ("Targets", "目标"),
     Watch => ("Watch", "目录"),
     Folders => ("Folders", "文件夹"),
     DueNow => ("Due now", "待扫描"),
@@ -451,6 +451,9 @@ texts! {
     ),
     CheckTooLong => ("pps check took longer than 60 s.", "pps check 超过 60 秒未完成。"),
     Folder => ("folder", "文件夹"),
+    Created => ("created", "新增"),
+    Modified => ("modified", "修改"),
+    Deleted => ("deleted", "删除"),
     File => ("file", "文件"),
     SavedRestart => (
         "Saved in pps.toml. This program does not reload its config: the change applies at its next start.",
@@ -1224,7 +1227,11 @@ fn history_row(h: &HistoryEntry, lang: Lang) -> Markup {
             td data-label=(t(lang, T::Detail)) {
                 @match h.event {
                     Event::Change => {
-                        (h.change.update) " "
+                        (t(lang, match h.change.update {
+                            pps_core::Update::Created => T::Created,
+                            pps_core::Update::Modified => T::Modified,
+                            pps_core::Update::Deleted => T::Deleted,
+                        })) " "
                         (t(lang, if h.change.is_dir { T::Folder } else { T::File }))
                     }
                     _ => { (h.detail.as_deref().unwrap_or("")) }
