@@ -80,8 +80,9 @@ fn time(secs: i64) -> Markup {
 }
 
 pub use super::Peer;
+pub(crate) use auth::CsrfField;
 pub(crate) use auth::Sessions;
-use auth::{Checked, CsrfField, LoggedIn, Viewer};
+use auth::{Checked, LoggedIn, Viewer};
 pub use auth::{LOGIN_ATTEMPTS, LOGIN_WINDOW, SESSION_MAX, SESSION_TTL};
 
 /// Event streams (Activity, Logs) open at once: each holds a connection, and the
@@ -748,11 +749,7 @@ struct CsrfForm {
     path: String,
 }
 
-impl CsrfField for CsrfForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+auth::csrf_field!(CsrfForm);
 
 async fn overview(
     State(state): State<UiState>,

@@ -356,6 +356,19 @@ pub(crate) trait CsrfField {
     fn csrf(&self) -> &str;
 }
 
+/// [`CsrfField`] for forms whose token is their `csrf` field (expanded where the
+/// forms are, so their fields stay private).
+macro_rules! csrf_field {
+    ($($form:ty),* $(,)?) => {
+        $(impl $crate::http::ui::CsrfField for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+pub(super) use csrf_field;
+
 /// A state-changing form from a logged-in client whose CSRF token matches: the session
 /// is checked before the body is read (a stranger's body never is), then the token from
 /// `X-CSRF-Token` or the form's `csrf` field, in constant time.
@@ -509,11 +522,7 @@ pub(super) struct OnlyCsrf {
     csrf: String,
 }
 
-impl CsrfField for OnlyCsrf {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+csrf_field!(OnlyCsrf);
 
 pub(super) async fn logout(State(state): State<UiState>, c: Checked<OnlyCsrf>) -> Response {
     state

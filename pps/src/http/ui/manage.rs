@@ -8,7 +8,7 @@
 //! through [`Control`](crate::control::Control) and [`service::run`](crate::service::run)
 //! reads the file again, without a restart.
 
-use super::{Checked, CsrfField, Lang, LoggedIn, T, UiState, Viewer, lang, page, t};
+use super::{Checked, Lang, LoggedIn, T, UiState, Viewer, lang, page, t};
 use crate::edit::{WatchEdit, WatchForm};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -406,12 +406,6 @@ pub(super) struct SaveForm {
     enabled: String,
 }
 
-impl CsrfField for SaveForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Writes an edit and waits for the service to apply it; answers the redirect to the
 /// watch list, or the refusal with `pps check`'s message.
 async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static str, String> {
@@ -547,12 +541,6 @@ pub(super) struct IndexForm {
     index: usize,
     #[serde(default)]
     expect: String,
-}
-
-impl CsrfField for IndexForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// A refusal shown on the watch list.
@@ -936,11 +924,7 @@ pub(super) struct PathForm {
     target: String,
 }
 
-impl CsrfField for PathForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::auth::csrf_field!(SaveForm, IndexForm, PathForm);
 
 /// The deepest watch in force holding `source:path`, with the path normalised.
 fn holder(
