@@ -114,6 +114,26 @@ impl StateStore for Clients {
     }
 }
 
+/// Lets governor drop the clients whose attempts have all come back, so addresses
+/// that tried once (or a guesser walking through IPv6 /64s) are not kept for ever.
+impl governor::state::keyed::ShrinkableKeyedStateStore<IpAddr> for Clients {
+    fn retain_recent(&self, drop_below: Nanos) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, tat| *tat > drop_below);
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Clients remembered before the ones whose attempts have all come back are dropped.
+const CLIENTS_KEPT: usize = 1024;
+
 /// The login limit: [`LOGIN_ATTEMPTS`] at once per client, one more back every
 /// `LOGIN_WINDOW / LOGIN_ATTEMPTS` (governor's GCRA: no burst at a window's edge), and
 /// one log line per refused client per [`LOGIN_WINDOW`] with a count after it, so
@@ -145,6 +165,9 @@ impl LoginLimit {
     /// Takes one attempt for `ip`; false when it has none left. Taken before the
     /// password is checked, so guesses sent all at once are held to the limit too.
     fn take(&self, ip: IpAddr) -> bool {
+        if self.limiter.len() > CLIENTS_KEPT {
+            self.limiter.retain_recent();
+        }
         if self.limiter.check_key(&ip).is_ok() {
             return true;
         }
@@ -163,7 +186,7 @@ impl LoginLimit {
         false
     }
 
-    /// The attempts `ip` has used, as far as the limiter remembers them.
+    /// Gives `ip` all its attempts back (it logged in).
     fn forget(&self, ip: IpAddr) {
         self.clients
             .0
@@ -533,4 +556,40 @@ pub(super) async fn logout(State(state): State<UiState>, c: Checked<OnlyCsrf>) -
         .remove(&c.id);
     let gone = state.cookie(COOKIE, String::new());
     (CookieJar::new().remove(gone), to_login(&state)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Clients, LOGIN_ATTEMPTS, LoginLimit};
+    use governor::nanos::Nanos;
+    use governor::state::keyed::ShrinkableKeyedStateStore as _;
+
+    #[test]
+    fn the_login_limit_counts_attempts_and_a_login_gives_them_back() {
+        let limit = LoginLimit::new();
+        let ip = "192.0.2.7".parse().unwrap();
+        for _ in 0..LOGIN_ATTEMPTS {
+            assert!(limit.take(ip));
+        }
+        assert!(!limit.take(ip), "the sixth attempt waits");
+        assert!(
+            limit.take("192.0.2.8".parse().unwrap()),
+            "another client is not held"
+        );
+        limit.forget(ip);
+        assert!(limit.take(ip), "a right password gave the attempts back");
+    }
+
+    #[test]
+    fn clients_whose_attempts_came_back_are_dropped() {
+        let clients = Clients::default();
+        {
+            let mut map = clients.0.lock().unwrap();
+            map.insert("192.0.2.1".parse().unwrap(), Nanos::from(10));
+            map.insert("192.0.2.2".parse().unwrap(), Nanos::from(1_000));
+        }
+        clients.retain_recent(Nanos::from(500));
+        assert_eq!(clients.len(), 1);
+        assert!(!clients.is_empty());
+    }
 }
