@@ -345,8 +345,23 @@ impl StandIn {
     }
 
     /// Stops listening: connections are refused until [`restart`](Self::restart).
+    ///
+    /// Returns once the port refuses a connection: wiremock shuts its server down on its own
+    /// thread after the drop, and until then the kernel still queues connections on the old
+    /// listener, which are then reset ("the connection broke") instead of refused.
     pub async fn stop(&self) {
         self.server.lock().await.take();
+        // Real time, on a blocking thread: a test's paused clock must not cut the wait short.
+        let addr = self.addr;
+        let _ = tokio::task::spawn_blocking(move || {
+            for _ in 0..500 {
+                match std::net::TcpStream::connect(addr) {
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+                    _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        })
+        .await;
     }
 
     /// Listens again on the same port, with the same tree.
