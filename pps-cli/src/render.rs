@@ -490,7 +490,10 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
     );
     for h in lines {
         let what = match (&h.event, &h.detail) {
-            (pps_core::store::Event::Change, _) => format!("{} {}", h.change.update, kind(h)),
+            (pps_core::store::Event::Change, _) => match h.origin() {
+                Some(o) => format!("{} {}, {}", h.change.update, kind(h), origin(o)),
+                None => format!("{} {}", h.change.update, kind(h)),
+            },
             (pps_core::store::Event::Sent, Some(d)) if *d != h.change.path => format!("as {d}"),
             (pps_core::store::Event::Sent, _) => String::new(),
             (pps_core::store::Event::Indexed | pps_core::store::Event::Removed, Some(d)) => {
@@ -521,6 +524,19 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
         out.push_str(&format!("more: --before {}\n", last.id));
     }
     out
+}
+
+/// What made pps look, as a history line says it.
+fn origin(o: pps_core::store::Origin) -> &'static str {
+    use pps_core::store::Origin;
+    match o {
+        Origin::Walk => "by a full walk",
+        Origin::Poll => "by polling",
+        Origin::Spare => "by a spare listing",
+        Origin::Push => "by a push event",
+        Origin::Webhook => "by a webhook",
+        Origin::Manual => "by hand",
+    }
 }
 
 fn kind(h: &pps_core::store::HistoryEntry) -> &'static str {

@@ -440,7 +440,8 @@ fn history_shows_changes_and_deliveries() {
         "{text}"
     );
     assert!(
-        lines[2].contains("change") && lines[2].contains("(created file)"),
+        // `--watch` passes list every folder: what found it was a full walk.
+        lines[2].contains("change") && lines[2].contains("(created file, by a full walk)"),
         "{text}"
     );
     assert!(
@@ -456,6 +457,7 @@ fn history_shows_changes_and_deliveries() {
     assert_eq!(json[0]["path"], t.s("A/y.mkv"));
     assert_eq!(json[0]["update"], "created");
     assert_eq!(json[0]["source"], "local");
+    assert_eq!(json[0]["origin"], "walk");
     // Paging: a full page says how to get the next.
     let page = history(&["--limit", "1"]);
     assert!(

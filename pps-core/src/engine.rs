@@ -24,7 +24,7 @@ use crate::mapping::PathMapping;
 use crate::path::{self, Excludes};
 use crate::schedule::{Schedule, ScheduleSummary};
 use crate::source::{DirectorySource, Hint};
-use crate::store::{Commit, MtimeStore, ScopeId};
+use crate::store::{Commit, MtimeStore, Origin, ScopeId};
 use crate::target::ScanTarget;
 use crate::types::Change;
 mod confirm;
@@ -348,14 +348,16 @@ impl Engine {
     /// `path` may name a file, a folder, or something pps has not seen: the nearest
     /// folder at or above it that has a schedule is marked (the listing of the parent
     /// is what reveals a new or deleted child). Returns the folder marked, or `None`
-    /// when `path` is outside the watch or the watch has no baseline yet.
+    /// when `path` is outside the watch or the watch has no baseline yet. `by` says who
+    /// asked (a push event, a webhook): the history gives it as the origin of what the
+    /// listing finds.
     ///
     /// # Errors
     /// A path longer than [`MAX_HINT_BYTES`] or deeper than [`MAX_HINT_DEPTH`] is a
     /// `ConfigInvalid` error naming the bound (it names no real folder); store failures.
-    pub fn hint(&self, watch: &Watch, path: &str) -> Result<Option<String>> {
+    pub fn hint(&self, watch: &Watch, path: &str, by: Origin) -> Result<Option<String>> {
         Ok(self
-            .hint_paths(watch, &[path.to_owned()])?
+            .hint_paths(watch, &[path.to_owned()], by)?
             .into_iter()
             .next()
             .flatten())
@@ -365,7 +367,12 @@ impl Engine {
     /// found in one store query, and every mark written in one commit, so a webhook
     /// naming 10,000 files costs one commit, not 10,000. Returns, per path, the folder
     /// marked.
-    pub fn hint_paths(&self, watch: &Watch, paths: &[String]) -> Result<Vec<Option<String>>> {
+    pub fn hint_paths(
+        &self,
+        watch: &Watch,
+        paths: &[String],
+        by: Origin,
+    ) -> Result<Vec<Option<String>>> {
         let scope = self.store.scope(&watch.source, &watch.root)?;
         let now = self.clock.now();
         let mut marked: Vec<Option<String>> = Vec::with_capacity(paths.len());
@@ -397,9 +404,7 @@ impl Engine {
             match self.store.nearest_schedule(scope, &chain)? {
                 Some((folder, s)) => {
                     if seen.insert(folder.clone()) {
-                        commit
-                            .schedules
-                            .push((folder.clone(), s.promoted(now, true)));
+                        commit.schedules.push((folder.clone(), s.hinted(now, by)));
                     }
                     marked.push(Some(folder));
                 }
@@ -415,7 +420,7 @@ impl Engine {
     pub fn hint_event(&self, watch: &Watch, hint: &Hint) -> Result<Vec<String>> {
         let mut marked = Vec::new();
         for p in std::iter::once(&hint.path).chain(hint.new_path.as_ref()) {
-            if let Some(m) = self.hint(watch, p)?
+            if let Some(m) = self.hint(watch, p, Origin::Push)?
                 && !marked.contains(&m)
             {
                 marked.push(m);

@@ -601,8 +601,9 @@ impl MtimeStore for MemoryStore {
                 },
             );
         }
-        for c in &commit.changes {
-            st.log(Event::Change, Some(scope.0), None, c.clone(), None);
+        for (c, origin) in &commit.changes {
+            let detail = Some(origin.as_str().to_owned());
+            st.log(Event::Change, Some(scope.0), None, c.clone(), detail);
         }
         Ok(())
     }

@@ -308,6 +308,7 @@ impl Schedule {
             interval,
             next_due: now.plus(interval),
             force_refresh: false,
+            hinted_by: None,
             evidence: false,
             // The listing equals the stored one again: whatever was settling is moot.
             settling: None,
@@ -471,6 +472,9 @@ pub struct FolderSchedule {
     pub hold_until: Option<Timestamp>,
     /// A push hint asked for this folder: list it with `force_refresh`.
     pub force_refresh: bool,
+    /// Who asked, while `force_refresh` is set (a push event, a webhook): the origin
+    /// the history gives the changes its listing finds. `None` in stores from before.
+    pub hinted_by: Option<crate::store::Origin>,
     /// A change held back by the settle time.
     pub settling: Option<Settling>,
     /// The start of the latest burst of changes (changes less than [`BURST`] apart).
@@ -565,6 +569,15 @@ impl FolderSchedule {
         self.force_refresh |= force;
         self.evidence = true;
         self
+    }
+
+    /// [`promoted`](Self::promoted) by a hint from `by` (a push event, a webhook): listed
+    /// with `force_refresh`, and what its listing finds is put down to `by`.
+    pub fn hinted(self, now: Timestamp, by: crate::store::Origin) -> Self {
+        FolderSchedule {
+            hinted_by: Some(by),
+            ..self.promoted(now, true)
+        }
     }
 }
 

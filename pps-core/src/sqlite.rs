@@ -204,6 +204,9 @@ const MIGRATIONS: &[&str] = &[
         sent INTEGER NOT NULL DEFAULT 0,
         parked TEXT
      );",
+    // v11: who asked for a hinted folder (a push event, a webhook), so the history can
+    // say where a change came from.
+    "ALTER TABLE schedule ADD COLUMN hinted_by INTEGER;",
 ];
 
 /// The first schema version whose migration rewrites the folders: after it, the file
@@ -765,8 +768,8 @@ fn below_bounds(path: &str) -> (String, String, String) {
 }
 
 /// A schedule from columns `due, interval, last_change, hold_until, force, settle_fp,
-/// settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes` starting
-/// at column `at`.
+/// settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes,
+/// hinted_by` starting at column `at`.
 fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderSchedule> {
     let fp: Option<Vec<u8>> = row.get(at + 5)?;
     let since: Option<i64> = row.get(at + 6)?;
@@ -800,6 +803,10 @@ fn read_schedule(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FolderS
             .get::<_, Option<i64>>(at + 12)?
             .map(Timestamp::from_secs),
         changes: row.get(at + 13)?,
+        // An unknown code (a newer build's origin) reads as unknown, not as an error.
+        hinted_by: row
+            .get::<_, Option<i64>>(at + 14)?
+            .and_then(crate::store::Origin::from_code),
     })
 }
 
@@ -954,8 +961,8 @@ impl MtimeStore for SqliteStore {
             }
             let mut sched = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    "INSERT OR REPLACE INTO schedule (scope, path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes, hinted_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )
                 .map_err(err)?;
             for (path, s) in &commit.schedules {
@@ -979,6 +986,7 @@ impl MtimeStore for SqliteStore {
                         s.seen_change.map(Timestamp::as_secs),
                         s.epoch.map(Timestamp::as_secs),
                         s.changes,
+                        s.hinted_by.map(crate::store::Origin::code),
                     ])
                     .map_err(err)?;
             }
@@ -987,17 +995,18 @@ impl MtimeStore for SqliteStore {
             let now = now_secs();
             let mut add = tx
                 .prepare_cached(
-                    "INSERT INTO history (at, event, scope, path, update_kind, is_dir) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO history (at, event, scope, path, update_kind, is_dir, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(err)?;
-            for c in &commit.changes {
+            for (c, origin) in &commit.changes {
                 add.execute(params![
                     now,
                     Event::Change.code(),
                     scope.0,
                     c.path,
                     c.update.code(),
-                    c.is_dir
+                    c.is_dir,
+                    origin.as_str()
                 ])
                 .map_err(err)?;
             }
@@ -1039,7 +1048,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes FROM schedule
+                "SELECT due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes, hinted_by FROM schedule
                  WHERE scope = ?1 AND path = ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -1058,7 +1067,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes FROM schedule
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes, hinted_by FROM schedule
                  WHERE scope = ?1 AND due <= ?2
                  ORDER BY (force OR evidence) DESC,
                     coalesce(listed, due - interval) <= ?8 DESC,
@@ -1433,7 +1442,7 @@ impl MtimeStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes, hinted_by
                  FROM schedule WHERE scope = ?1",
             )
             .map_err(|e| self.err(e))?;
@@ -1458,7 +1467,7 @@ impl MtimeStore for SqliteStore {
         for chunk in candidates.chunks(500).rev() {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
-                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes
+                "SELECT path, due, interval, last_change, hold_until, force, settle_fp, settle_since, burst, cadence, listed, evidence, seen_change, epoch, changes, hinted_by
                  FROM schedule WHERE scope = ?1 AND path IN ({}) ORDER BY length(path) DESC LIMIT 1",
                 marks.join(", ")
             );

@@ -69,10 +69,10 @@ pub struct Commit {
     /// Folder schedules to insert or replace, applied after `removed` (a schedule may
     /// exist for a folder with no state yet: one due to be listed for the first time).
     pub schedules: Vec<(String, FolderSchedule)>,
-    /// The changes found, for the history ([`Event::Change`]): written with the state
-    /// and scans they caused, so the history never claims a change that was not
-    /// committed.
-    pub changes: Vec<Change>,
+    /// The changes found, for the history ([`Event::Change`]), each with what made pps
+    /// look ([`Origin`], the line's detail): written with the state and scans they
+    /// caused, so the history never claims a change that was not committed.
+    pub changes: Vec<(Change, Origin)>,
 }
 
 impl Commit {
@@ -86,10 +86,75 @@ impl Commit {
     }
 }
 
+/// What made pps look where it found a change: the answer to "where did this come
+/// from?" in the activity history (the detail of an [`Event::Change`] line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A full walk of the watch: `pps once --full`, a watch's first pass, and every
+    /// pass of `--watch` mode (which keeps no schedule).
+    Walk,
+    /// A scheduled listing: the folder was due.
+    Poll,
+    /// A spare listing: budget left over went to a folder likely to have changed.
+    Spare,
+    /// A source's push event (CloudDrive2's file watcher, inotify) named the folder.
+    Push,
+    /// A webhook (Sonarr, Radarr, an autoscan-style `POST`) named the folder.
+    Webhook,
+    /// Queued by hand (`pps scan`, the web UI's "Scan now").
+    Manual,
+}
+
+impl Origin {
+    /// Every origin, in code order.
+    pub const ALL: [Origin; 6] = [
+        Origin::Walk,
+        Origin::Poll,
+        Origin::Spare,
+        Origin::Push,
+        Origin::Webhook,
+        Origin::Manual,
+    ];
+
+    /// The lowercase name (`walk`, `poll`, `spare`, `push`, `webhook`, `manual`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Walk => "walk",
+            Origin::Poll => "poll",
+            Origin::Spare => "spare",
+            Origin::Push => "push",
+            Origin::Webhook => "webhook",
+            Origin::Manual => "manual",
+        }
+    }
+
+    /// The origin named `name` (as [`as_str`](Self::as_str) gives).
+    pub fn parse(name: &str) -> Option<Origin> {
+        Origin::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The number it is stored as.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The origin stored as `code`.
+    pub fn from_code(code: i64) -> Option<Origin> {
+        Origin::ALL.get(usize::try_from(code).ok()?).copied()
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a history line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Event {
-    /// A change found by a pass (no target).
+    /// A change found by a pass, or queued by hand (no target); the detail is its
+    /// [`Origin`] (none in lines written before pps recorded it).
     Change,
     /// A scan a target accepted; the detail is the path as sent (mapped).
     Sent,
@@ -190,11 +255,22 @@ pub struct HistoryEntry {
     pub target: Option<String>,
     /// The change, in source paths.
     pub change: Change,
-    /// The mapped path sent, the error, or the reason (see [`Event`]).
+    /// The mapped path sent, the error, the reason, or a change's origin (see [`Event`]).
     pub detail: Option<String>,
     /// For [`Event::Indexed`] and [`Event::Removed`]: the time from the change being
     /// queued to the confirmation, in seconds.
     pub took: Option<u64>,
+}
+
+impl HistoryEntry {
+    /// For an [`Event::Change`] line, what made pps look; `None` for other events and
+    /// for lines written before pps recorded it.
+    pub fn origin(&self) -> Option<Origin> {
+        match self.event {
+            Event::Change => self.detail.as_deref().and_then(Origin::parse),
+            _ => None,
+        }
+    }
 }
 
 /// Which history lines to read: newest first, every filter optional.

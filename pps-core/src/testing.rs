@@ -16,8 +16,8 @@ use crate::listing::{self, Fingerprint};
 use crate::path::join;
 use crate::source::{DirectorySource, ListOptions};
 use crate::store::{
-    Commit, Event, FolderRecord, FolderSchedule, HistoryQuery, MtimeStore, NewScan, QueuedScan,
-    Settling,
+    Commit, Event, FolderRecord, FolderSchedule, HistoryQuery, MtimeStore, NewScan, Origin,
+    QueuedScan, Settling,
 };
 use crate::target::{ScanRequest, ScanTarget};
 use crate::types::{Change, Entry, EntryKind, Mtime, Update};
@@ -817,7 +817,10 @@ fn history_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
                         })
                     })
                     .collect(),
-                changes: vec![show.clone(), gone.clone()],
+                changes: vec![
+                    (show.clone(), Origin::Poll),
+                    (gone.clone(), Origin::Webhook),
+                ],
                 ..Commit::default()
             },
         )
@@ -828,6 +831,9 @@ fn history_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         && h.target.is_none()
         && h.watch == Some(("cd2".into(), "/115/TV".into()))));
     assert_eq!(changes[0].change, gone, "newest first");
+    // What made pps look is kept with each change.
+    assert_eq!(changes[0].origin(), Some(Origin::Webhook));
+    assert_eq!(changes[1].origin(), Some(Origin::Poll));
     assert!(changes[0].id > changes[1].id);
 
     let plex = store.pending("plex", 10).expect("pending");
@@ -1136,6 +1142,7 @@ fn schedule_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         last_change: Some(Timestamp::from_secs(1_699_999_000)),
         hold_until: Some(Timestamp::from_secs(1_700_001_000)),
         force_refresh: true,
+        hinted_by: Some(Origin::Webhook),
         settling: Some(Settling {
             fingerprint: record(7).fingerprint,
             since: Timestamp::from_secs(1_699_999_500),

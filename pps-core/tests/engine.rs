@@ -2,6 +2,7 @@ use crate::Rig;
 use pps_core::memory::{MemorySource, MemoryStore, MemoryTarget};
 use pps_core::path::Excludes;
 use pps_core::sqlite::SqliteStore;
+use pps_core::store::Origin;
 use pps_core::{
     Capabilities, Change, Engine, EngineOptions, Error, ErrorKind, Library, MtimeStore,
     ScanRequest, TargetSpec, Update, Watch,
@@ -623,14 +624,20 @@ async fn ten_thousand_hints_are_one_commit_and_absurd_paths_are_refused() {
         .collect();
     // The next commit passes, the one after fails: one commit or it errs.
     store.fail_commits_after(1, 1);
-    let marked = rig.engine.hint_paths(&rig.watch, &paths).unwrap();
+    let marked = rig
+        .engine
+        .hint_paths(&rig.watch, &paths, Origin::Webhook)
+        .unwrap();
     assert!(marked.iter().all(|m| m.as_deref() == Some("/w/TV/Show")));
     let deep = format!("/w/{}", "a/".repeat(300));
-    let err = rig.engine.hint(&rig.watch, &deep).unwrap_err();
+    let err = rig
+        .engine
+        .hint(&rig.watch, &deep, Origin::Push)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
     assert!(err.message().contains("256 components"), "{err}");
     let long = format!("/w/{}", "x".repeat(5000));
-    assert!(rig.engine.hint(&rig.watch, &long).is_err());
+    assert!(rig.engine.hint(&rig.watch, &long, Origin::Push).is_err());
 }
 
 /// A target that cannot be reached before anything is sent (its library listing

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use pps_core::memory::{MemorySource, MemoryStore, MemoryTarget};
 use pps_core::sqlite::SqliteStore;
-use pps_core::store::ScopeId;
+use pps_core::store::{Origin, ScopeId};
 use pps_core::{
     Capabilities, Change, DirectorySource, Engine, Entry, Hint, ListOptions, ManualClock,
     MtimeStore, Schedule, TargetSpec, Timestamp, Update, Watch,
@@ -388,12 +388,12 @@ async fn a_hint_makes_the_nearest_known_folder_due_with_force_refresh() {
     // The hint names the new file: its folder is what gets listed.
     let marked = rig
         .engine
-        .hint(&rig.watch, "/w/TV/Show/S01/e2.mkv")
+        .hint(&rig.watch, "/w/TV/Show/S01/e2.mkv", Origin::Push)
         .unwrap();
     assert_eq!(marked.as_deref(), Some("/w/TV/Show/S01"));
     assert!(
         rig.engine
-            .hint(&rig.watch, "/elsewhere/x")
+            .hint(&rig.watch, "/elsewhere/x", Origin::Push)
             .unwrap()
             .is_none()
     );
@@ -793,4 +793,102 @@ async fn spare_budget_goes_to_the_likeliest_folders_and_never_beyond_it() {
     let again = rig.source.take_listed();
     assert!(!again.iter().any(|p| listed.contains(p)), "{again:?}");
     assert!(r.folders_spare <= 100);
+}
+
+/// The (path, origin) of every change line in the history, oldest first.
+fn change_origins(store: &dyn MtimeStore) -> Vec<(String, Option<Origin>)> {
+    let mut lines = store
+        .history(&pps_core::store::HistoryQuery {
+            events: vec![pps_core::store::Event::Change],
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    lines.reverse();
+    lines
+        .into_iter()
+        .map(|h| (h.change.path.clone(), h.origin()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_history_says_what_made_pps_look_for_each_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pps.db");
+    let store: Arc<dyn MtimeStore> = Arc::new(SqliteStore::open(&db).unwrap());
+    let rig = Rig::new(store, schedule());
+    for f in ["/w/A/a.mkv", "/w/B/b.mkv", "/w/C/c.mkv"] {
+        rig.source.inner.write_file(f, 1);
+    }
+    rig.due_pass(100).await;
+
+    // Due by the schedule: a poll.
+    rig.reschedule_all(0, 5 * MIN);
+    rig.source.inner.write_file("/w/A/a2.mkv", 1);
+    rig.due_pass(100).await;
+    // Nothing due for an hour: only what a hint names is listed.
+    rig.reschedule_all(3600, 80 * MIN);
+    rig.source.inner.write_file("/w/B/b2.mkv", 1);
+    rig.engine
+        .hint_paths(&rig.watch, &["/w/B/b2.mkv".to_owned()], Origin::Webhook)
+        .unwrap();
+    rig.due_pass(100).await;
+    rig.source.inner.write_file("/w/C/c2.mkv", 1);
+    rig.engine
+        .hint_event(
+            &rig.watch,
+            &Hint {
+                path: "/w/C/c2.mkv".into(),
+                new_path: None,
+                is_dir: false,
+            },
+        )
+        .unwrap();
+    rig.due_pass(100).await;
+    // A full walk, then a scan by hand.
+    rig.source.inner.write_file("/w/A/a3.mkv", 1);
+    rig.engine.pass(&rig.watch).await.unwrap();
+    rig.engine
+        .queue_scan(&rig.watch, "/w/C/c.mkv", &["t".to_owned()])
+        .await
+        .unwrap();
+
+    let want = vec![
+        ("/w/A/a2.mkv".to_owned(), Some(Origin::Poll)),
+        ("/w/B/b2.mkv".to_owned(), Some(Origin::Webhook)),
+        ("/w/C/c2.mkv".to_owned(), Some(Origin::Push)),
+        ("/w/A/a3.mkv".to_owned(), Some(Origin::Walk)),
+        ("/w/C/c.mkv".to_owned(), Some(Origin::Manual)),
+    ];
+    assert_eq!(change_origins(rig.store.as_ref()), want);
+    // Written to the file: a reopened store says the same.
+    drop(rig);
+    let reopened = SqliteStore::open(&db).unwrap();
+    assert_eq!(change_origins(&reopened), want);
+}
+
+#[tokio::test]
+async fn a_hint_s_origin_outlasts_the_settle_wait() {
+    let rig = Rig::new(
+        Arc::new(MemoryStore::new()),
+        schedule().with_settle(Duration::from_secs(10 * MIN)),
+    );
+    rig.source.inner.write_file("/w/A/a.mkv", 1);
+    rig.due_pass(100).await;
+    rig.reschedule_all(3600, 80 * MIN);
+    rig.source.inner.write_file("/w/A/big.mkv", 100);
+    rig.engine
+        .hint(&rig.watch, "/w/A/big.mkv", Origin::Webhook)
+        .unwrap();
+    let r = rig.due_pass(100).await;
+    assert!(r.changes.is_empty(), "held: {:?}", r.changes);
+    // The listing that commits it after the wait is due by the settle rule, yet the
+    // change is still the webhook's (and the root, due again by then, found it too).
+    rig.advance(10 * MIN);
+    let r = rig.due_pass(100).await;
+    assert_eq!(r.changes.len(), 1, "{r:?}");
+    assert_eq!(
+        change_origins(rig.store.as_ref()),
+        [("/w/A/big.mkv".to_owned(), Some(Origin::Webhook))]
+    );
 }

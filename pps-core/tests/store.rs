@@ -1,6 +1,6 @@
 use pps_core::listing;
 use pps_core::sqlite::SqliteStore;
-use pps_core::store::{Commit, FolderRecord, NewScan};
+use pps_core::store::{Commit, FolderRecord, NewScan, Origin};
 use pps_core::{Change, Entry, ErrorKind, MtimeStore, Update};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -299,7 +299,7 @@ fn a_v1_store_migrates_and_keeps_its_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, pps_core::sqlite::SCHEMA_VERSION);
-    assert_eq!(v, 10);
+    assert_eq!(v, 11);
 }
 
 /// The history stays within its limits, in both stores, and a commit that fails leaves
@@ -327,7 +327,7 @@ fn history_is_pruned_to_its_limits_and_rolls_back_with_its_commit() {
                 .commit(
                     s,
                     &Commit {
-                        changes: vec![c],
+                        changes: vec![(c, Origin::Poll)],
                         ..Commit::default()
                     },
                 )
@@ -357,7 +357,7 @@ fn history_is_pruned_to_its_limits_and_rolls_back_with_its_commit() {
         .with_history_limits(limits);
     let s = store.scope("src", "/w").unwrap();
     let one = |p: &str| Commit {
-        changes: vec![Change::new(p, Update::Modified, false)],
+        changes: vec![(Change::new(p, Update::Modified, false), Origin::Poll)],
         folders: vec![(p.to_owned(), FolderRecord::unlisted())],
         ..Commit::default()
     };

@@ -292,7 +292,9 @@ impl PyScanner {
     /// seconds, ``event``: ``change``/``sent``/``retried``/``parked``/``dropped``/
     /// ``indexed``/``removed``/``stuck``, ``source``, ``watch``, ``target``, ``path``,
     /// ``update``, ``is_dir``, ``detail``: the path as sent, the error, the reason, or
-    /// the item found; ``took_s``: for ``indexed`` and ``removed``, the seconds from
+    /// the item found; ``origin``: for ``change``, what made pps look (``poll``,
+    /// ``spare``, ``walk``, ``push``, ``webhook``, ``manual``; ``None`` in lines from
+    /// before pps recorded it); ``took_s``: for ``indexed`` and ``removed``, the seconds from
     /// the change being found to the library). Filters: ``target``, ``path`` (text the
     /// path contains), ``since`` (seconds back from now), ``events``, ``before`` (an
     /// id: the next page), ``limit``.

@@ -162,6 +162,9 @@ def test_history_tells_changes_and_deliveries_newest_first(
     sent = next(h for h in lines if h["event"] == "sent")
     assert sent["detail"] == "/mnt/media/TV/Show/S01", "the path as Plex was sent it"
     assert sent["source"] == "disk" and sent["watch"] == str(media)
+    # A full pass found them; only a change line has an origin.
+    assert {h["origin"] for h in lines if h["event"] == "change"} == {"walk"}
+    assert sent["origin"] is None
     parked = next(h for h in lines if h["event"] == "parked")
     assert "no library" in parked["detail"]
     assert [h["event"] for h in scanner.history(events=["sent"])] == ["sent"]

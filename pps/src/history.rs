@@ -82,6 +82,7 @@ pub fn to_json(h: &HistoryEntry) -> serde_json::Value {
         "update": h.change.update.as_str(),
         "is_dir": h.change.is_dir,
         "detail": h.detail,
+        "origin": h.origin().map(pps_core::store::Origin::as_str),
         "took_s": h.took,
     })
 }

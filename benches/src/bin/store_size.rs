@@ -108,7 +108,7 @@ async fn main() {
                             change: change.clone(),
                         })
                         .to_vec(),
-                    changes: vec![change],
+                    changes: vec![(change, pps_core::store::Origin::Poll)],
                     ..Commit::default()
                 },
             )

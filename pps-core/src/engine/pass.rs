@@ -8,7 +8,7 @@ use crate::listing::{self, Fingerprint};
 use crate::path;
 use crate::schedule::{FolderSchedule, Schedule, Settling};
 use crate::source::{DirectorySource, ListOptions};
-use crate::store::{Commit, FolderRecord, NewScan, ScopeId};
+use crate::store::{Commit, FolderRecord, NewScan, Origin, ScopeId};
 use crate::types::{Change, Entry, Mtime, Update};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -36,6 +36,9 @@ struct Visit {
     /// The folder's own mtime from its parent's listing: at a baseline, an empty
     /// folder made yesterday (a season waiting for its first episode) is young.
     mtime: Option<Timestamp>,
+    /// What made pps list it, for the history of what it finds. A folder a listing
+    /// made due (created, its entry moved) inherits the origin of that listing.
+    origin: Origin,
 }
 
 impl Visit {
@@ -49,6 +52,7 @@ impl Visit {
             early: false,
             sched: None,
             mtime: None,
+            origin: Origin::Walk,
         }
     }
 
@@ -56,6 +60,7 @@ impl Visit {
     fn due(path: String, s: FolderSchedule) -> Self {
         Visit {
             force: s.force_refresh,
+            origin: origin_of(&s, Origin::Poll),
             sched: Some(s),
             ..Visit::new(path, false, false)
         }
@@ -89,6 +94,9 @@ struct PassState<'a> {
     recorded: u64,
     /// Folders of a baseline that could not be listed (placeholders were written).
     unlisted: Vec<String>,
+    /// Scheduled passes: the origin of the listing being handled, which the folders it
+    /// makes due inherit.
+    origin: Origin,
 }
 
 impl Engine {
@@ -230,6 +238,7 @@ impl Engine {
             planned: HashSet::new(),
             recorded: 0,
             unlisted: Vec::new(),
+            origin: Origin::Walk,
         }
     }
 
@@ -380,7 +389,7 @@ impl Engine {
                     }
                 }
                 if !visit.silent {
-                    self.queue_scans(st, changes);
+                    self.queue_scans(st, changes, visit.origin);
                 }
             }
             None => {
@@ -389,7 +398,11 @@ impl Engine {
                 // created folder a scheduled pass reported and left due: what arrived
                 // in it since the report must reach the server too.)
                 if !visit.silent && folder != watch.root {
-                    self.queue_scans(st, vec![Change::new(folder.clone(), Update::Created, true)]);
+                    self.queue_scans(
+                        st,
+                        vec![Change::new(folder.clone(), Update::Created, true)],
+                        visit.origin,
+                    );
                 }
                 new_schedule = Some(if visit.active || !visit.silent {
                     schedule.changed(st.now)
@@ -448,7 +461,7 @@ impl Engine {
         Ok(())
     }
 
-    fn queue_scans(&self, st: &mut PassState<'_>, changes: Vec<Change>) {
+    fn queue_scans(&self, st: &mut PassState<'_>, changes: Vec<Change>, origin: Origin) {
         for c in changes {
             for t in &st.targets {
                 st.pending.scans.push(NewScan {
@@ -456,7 +469,7 @@ impl Engine {
                     change: c.clone(),
                 });
             }
-            st.pending.changes.push(c.clone());
+            st.pending.changes.push((c.clone(), origin));
             st.report.changes.push(c);
         }
     }
@@ -585,6 +598,7 @@ impl Engine {
                     early: true,
                     sched: Some(s),
                     mtime: None,
+                    origin: Origin::Spare,
                 });
             }
             room -= queue.len();
@@ -720,6 +734,8 @@ impl Engine {
         let watch = st.watch;
         let schedule = &watch.schedule;
         let now = st.now;
+        let origin = visit.origin;
+        st.origin = origin;
         let folder = visit.path;
         if st
             .pending
@@ -774,7 +790,7 @@ impl Engine {
             // are listed, they are baselined, never reported.
             if !visit.silent && !placeholder {
                 let again = Change::new(folder.clone(), Update::Created, true);
-                self.queue_scans(st, vec![again]);
+                self.queue_scans(st, vec![again], origin);
             }
             for e in entries.iter().filter(|e| e.is_dir()) {
                 let child = path::join(&folder, &e.name);
@@ -825,7 +841,7 @@ impl Engine {
             .filter(|c| c.is_dir && c.update == Update::Created)
             .map(|c| c.path.clone())
             .collect();
-        self.queue_scans(st, changes);
+        self.queue_scans(st, changes, origin);
         for child in created {
             self.make_due(st, child, None, true, queue, room);
         }
@@ -882,8 +898,10 @@ impl Engine {
                 force: s.force_refresh,
                 baseline: false,
                 early: false,
-                sched: Some(s),
                 mtime: None,
+                // A folder a hint asked for is the hint's, whoever else found it due.
+                origin: origin_of(&s, st.origin),
+                sched: Some(s),
             });
         } else {
             st.report.folders_deferred += 1;
@@ -895,8 +913,22 @@ impl PassState<'_> {
     /// A visit of `path` in a full pass, forced when a hint is pending for it.
     fn visit_of(&self, path: String, silent: bool, active: bool) -> Visit {
         let mut v = Visit::new(path, silent, active);
-        v.force = self.due.get(&v.path).is_some_and(|s| s.force_refresh);
+        if let Some(s) = self.due.get(&v.path) {
+            v.force = s.force_refresh;
+            v.origin = origin_of(s, Origin::Walk);
+        }
         v
+    }
+}
+
+/// What made pps list a folder with schedule `s`: the hint that asked for it (one from
+/// a store older than hint origins was a push or a webhook; push is the likelier), else
+/// `otherwise`.
+fn origin_of(s: &FolderSchedule, otherwise: Origin) -> Origin {
+    match (s.hinted_by, s.force_refresh) {
+        (Some(by), _) => by,
+        (None, true) => Origin::Push,
+        (None, false) => otherwise,
     }
 }
 
@@ -1006,14 +1038,16 @@ impl Engine {
             }
             Err(e) => return Err(self.context(e, watch, path)),
         };
+        let change = Change::new(path, update, is_dir);
         let commit = Commit {
             scans: targets
                 .iter()
                 .map(|t| NewScan {
                     target: t.clone(),
-                    change: Change::new(path, update, is_dir),
+                    change: change.clone(),
                 })
                 .collect(),
+            changes: vec![(change, Origin::Manual)],
             ..Commit::default()
         };
         self.store.commit(scope, &commit)?;
@@ -1054,6 +1088,8 @@ fn settle_hold(
             last_change: current.and_then(|s| s.last_change),
             hold_until: current.and_then(|s| s.hold_until),
             force_refresh: false,
+            // The listing that commits the change after the wait is still the hint's.
+            hinted_by: current.and_then(|s| s.hinted_by),
             settling: Some(Settling {
                 fingerprint,
                 since: now,

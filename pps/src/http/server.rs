@@ -430,14 +430,17 @@ fn hint_all(state: &ServerState, origin: &str, paths: Vec<Named>) -> Result<Outc
             continue;
         }
         let list: Vec<String> = mine.iter().map(|&k| wanted[k].1.clone()).collect();
-        let folders = state.engine.hint_paths(w, &list).map_err(|e| {
-            // Not accepted: the caller must retry (a crash could lose it otherwise).
-            tracing::error!(error = %e, "could not record hints");
-            Reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the store refused the hints: {}", e.message()),
-            )
-        })?;
+        let folders = state
+            .engine
+            .hint_paths(w, &list, pps_core::store::Origin::Webhook)
+            .map_err(|e| {
+                // Not accepted: the caller must retry (a crash could lose it otherwise).
+                tracing::error!(error = %e, "could not record hints");
+                Reject(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the store refused the hints: {}", e.message()),
+                )
+            })?;
         for (k, folder) in mine.into_iter().zip(folders) {
             if let Some(f) = folder {
                 hit[k] = true;
