@@ -73,8 +73,13 @@ impl Engine {
             queued.iter().map(|q| (q.id, q)).collect();
         let roots: Vec<String> = libraries.into_iter().flat_map(|l| l.locations).collect();
         let (planned, unplannable) = plan(&queued, spec.scans_files(), &spec.mapping, &roots);
+        // One log line per round, not per scan: a mapping that covers none of a
+        // season's 500 files would otherwise write 500 lines. Each scan's own reason is
+        // in its history line.
+        if let Some(first) = unplannable.first() {
+            tracing::warn!(target = name, scans = unplannable.len(), first = %first.reason, "parking scans that cannot be planned; `pps history --event parked` lists each");
+        }
         for u in &unplannable {
-            tracing::warn!(target = name, reason = %u.reason, "parking a scan that cannot be planned");
             self.store.park(&[u.id], &u.reason)?;
             report.parked += 1;
         }
