@@ -575,6 +575,30 @@ async fn the_ui_bounds_slow_bodies_streams_and_stale_connections() {
         let mut body = vec![0; len];
         kept.read_exact(&mut body).unwrap();
     }
+    // The passes counted so far, which a reload must not reset (it is no restart). The
+    // client follows no redirect: a kept-alive connection from before a reload is
+    // answered 307 once, and the request goes again.
+    let passes = || async {
+        loop {
+            let r = c
+                .get(format!("{}/metrics", svc.base))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::TEMPORARY_REDIRECT {
+                continue;
+            }
+            let m = r.text().await.unwrap();
+            return m
+                .lines()
+                .filter(|l| l.starts_with("pps_pass_duration_seconds_count"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    };
+    let before_reload = passes().await;
+    assert!(before_reload > 0, "passes ran before the reload");
     let file = svc._dir.path().join("pps.toml");
     let edited = std::fs::read_to_string(&file).unwrap().replacen(
         "interval = \"1s\"",
@@ -606,6 +630,11 @@ async fn the_ui_bounds_slow_bodies_streams_and_stale_connections() {
         assert!(Instant::now() < deadline, "the hand edit was never applied");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let after_reload = passes().await;
+    assert!(
+        after_reload >= before_reload,
+        "the counters went on across the reload: {before_reload} then {after_reload}"
+    );
     kept.write_all(b"GET //evil.example/phish?x=1 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let head = head_of(&mut kept);

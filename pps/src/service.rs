@@ -4,7 +4,6 @@
 
 use crate::app::App;
 pub use crate::logs::log_pass;
-use crate::metrics::Metrics;
 use pps_core::{Error, ErrorKind, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -178,16 +177,18 @@ pub async fn run(
 use crate::http::Kept;
 #[cfg(not(feature = "http"))]
 #[derive(Default)]
-struct Kept {}
+struct Kept {
+    metrics: Arc<crate::metrics::Metrics>,
+}
 
 /// [`serve`] with what the previous config's HTTP wing kept (its socket, the UI's
 /// sessions).
 async fn serve_kept(
     app: &App,
-    #[cfg_attr(not(feature = "http"), allow(unused_variables))] kept: &Kept,
+    kept: &Kept,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let metrics = Arc::new(Metrics::default());
+    let metrics = kept.metrics.clone();
     let wakes: BTreeMap<String, Arc<tokio::sync::Notify>> = app
         .targets
         .keys()

@@ -37,6 +37,9 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 pub struct Kept {
     /// The UI's sessions and login limits: a reload logs nobody out.
     pub(crate) ui: Arc<ui::Sessions>,
+    /// What `/metrics` and the Overview count: a reload is no restart, so the counters
+    /// go on (they used to start again from zero at every UI edit).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The listening socket, kept across reloads: closing it and binding again left a
     /// gap in which a local process could take the port (and receive the next login
     /// and webhook tokens). Each `serve` listens on a duplicate of it.
