@@ -35,11 +35,17 @@ pub(crate) fn router(app: &App) -> axum::Router {
 
 /// The router of `app` with what an earlier config's router kept (as a reload does).
 fn router_kept(app: &App, kept: &pps::http::Kept) -> axum::Router {
+    // A wake-up per watch, as the service gives (the UI acts only on watches it has).
+    let wakes: Vec<_> = app
+        .watches
+        .iter()
+        .map(|_| Arc::new(tokio::sync::Notify::new()))
+        .collect();
     let ui = pps::http::ui::UiState::new(
         app,
         kept,
         Default::default(),
-        &[],
+        &wakes,
         Arc::new(pps::metrics::Metrics::default()),
     )
     .expect("the UI is on");

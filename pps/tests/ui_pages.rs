@@ -256,3 +256,142 @@ async fn drop_all_empties_a_target_s_queue() {
     assert!(ui.store.parked("print").unwrap().is_empty());
     assert!(ui.store.pending("print", 10).unwrap().is_empty());
 }
+
+/// Activity says what made pps look for each change, and a delivery's line can be
+/// scanned again from where it stands (autopulse's per-line retry).
+#[tokio::test]
+async fn activity_shows_each_change_s_origin_and_scans_a_line_again() {
+    use pps_core::store::{Commit, NewScan, Origin};
+    use pps_core::{Change, MtimeStore, Update};
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let scope = ui.store.scope("disk", &ui.root).unwrap();
+    let path = format!("{}/Films", ui.root);
+    let change = Change::new(&path, Update::Created, true);
+    ui.store
+        .commit(
+            scope,
+            &Commit {
+                scans: vec![NewScan {
+                    target: "print".into(),
+                    change: change.clone(),
+                }],
+                changes: vec![(change, Origin::Webhook)],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    let id = ui.store.pending("print", 1).unwrap()[0].id;
+    ui.store.park(&[id], "the library refused it").unwrap();
+
+    let page = ui.page("/activity").await;
+    assert!(page.contains("named by a webhook"), "{page}");
+    // One button, on the parked line (the change line has no target).
+    assert_eq!(page.matches("Scan again").count(), 1, "{page}");
+    let form = page
+        .split("<form class=\"again\"")
+        .nth(1)
+        .and_then(|f| f.split("</form>").next())
+        .expect("a Scan again form");
+    for field in [
+        format!("name=\"path\" value=\"{path}\""),
+        "name=\"target\" value=\"print\"".to_owned(),
+        "name=\"source\" value=\"disk\"".to_owned(),
+        format!("name=\"csrf\" value=\"{}\"", ui.csrf),
+    ] {
+        assert!(form.contains(&field), "{field} in {form}");
+    }
+    let zh = ui.page_in("/activity", "zh").await;
+    assert!(
+        zh.contains("重新扫描") && zh.contains("Webhook 通知"),
+        "{zh}"
+    );
+
+    let resp = ui
+        .post(
+            "/browse/scan",
+            &[
+                ("back", "activity"),
+                ("source", "disk"),
+                ("path", &path),
+                ("target", "print"),
+            ],
+        )
+        .await;
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let queued = ui.store.pending("print", 10).unwrap();
+    assert_eq!(queued.len(), 1, "queued once more: {queued:?}");
+    assert_eq!(queued[0].change.path, path);
+    // And the history says it was by hand.
+    let page = ui.page("/activity").await;
+    assert!(page.contains("queued by hand"), "{page}");
+}
+
+/// An unknown address under the UI is a page a browser can leave, in the reader's
+/// language (it was the server's JSON 404); a script still gets JSON.
+#[tokio::test]
+async fn an_unknown_address_is_a_page_with_a_way_back() {
+    let ui = ui("").await;
+    let get = |accept: &'static str, lang: &'static str| {
+        Request::get("/no/such/page")
+            .header("cookie", format!("{}; pps_lang={lang}", ui.cookie))
+            .header(header::ACCEPT, accept)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for (lang, words) in [("en", "There is no page here"), ("zh", "这里没有页面")] {
+        let resp = ui.send(get("text/html,application/xhtml+xml", lang)).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            body.contains(words) && body.contains("href=\"/\""),
+            "{body}"
+        );
+    }
+    let resp = ui.send(get("application/json", "en")).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    // A mistyped action is refused the same way, whatever its method.
+    let resp = ui.post("/actions/nothing", &[]).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+/// With two sources, the add-watch form makes the user choose one (it preselected the
+/// alphabetically first); the Browser's "Watch this folder" still comes with its own.
+#[tokio::test]
+async fn the_add_watch_form_preselects_no_source_of_several() {
+    let ui = ui("[sources.cloud]\nkind = \"local\"\n").await;
+    let page = ui.page("/watches").await;
+    let select = page
+        .split("<select name=\"source\" required>")
+        .nth(1)
+        .and_then(|s| s.split("</select>").next())
+        .expect("the source choice");
+    assert!(
+        select.starts_with("<option value=\"\" disabled selected>Choose a source</option>"),
+        "{select}"
+    );
+    assert!(!select.contains("\" selected>cloud") && !select.contains("\" selected>disk"));
+    let page = ui.page("/watches?source=disk&path=/x").await;
+    let select = page
+        .split("<select name=\"source\" required>")
+        .nth(1)
+        .and_then(|s| s.split("</select>").next())
+        .unwrap();
+    assert!(
+        select.contains("<option value=\"disk\" selected>disk</option>"),
+        "{select}"
+    );
+    assert!(!select.contains("Choose a source"), "{select}");
+}

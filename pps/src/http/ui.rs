@@ -23,7 +23,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use maud::{DOCTYPE, Markup, html};
 use pps_core::store::{Event, HistoryEntry, HistoryQuery};
 use pps_core::{Error, ErrorKind, MtimeStore, Result, Secret};
@@ -196,6 +196,32 @@ impl UiState {
     }
 }
 
+/// An address under the UI that names no page: for a browser, a page in the reader's
+/// language with a way back; for any other client (a script with a mistyped trigger,
+/// under a UI at `/`), the server's JSON answer.
+async fn not_found(State(state): State<UiState>, headers: HeaderMap) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if !browser {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({"error": "no such endpoint"}).to_string(),
+        )
+            .into_response();
+    }
+    let lang = lang(&headers);
+    let body = html! {
+        h1 { (t(lang, T::NotFound)) }
+        p { a href=(state.base) { (t(lang, T::BackHome)) } }
+    };
+    let mut r = page(&state, lang, t(lang, T::NotFound), None, body);
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
 /// The UI's routes under its base path.
 pub fn router(state: UiState) -> Router {
     let b = |p: &str| state.path(p);
@@ -225,7 +251,9 @@ pub fn router(state: UiState) -> Router {
         .route(&b("actions/notify-retry"), post(action_notify_retry))
         .route(&b("static/style.css"), get(style))
         .route(&b("static/live.js"), get(script));
-    r = r.route(&state.base, get(overview));
+    r = r
+        .route(&state.base, get(overview))
+        .route(&b("{*rest}"), any(not_found));
     if state.base != "/" {
         // `/pps` without its slash: where a user types it.
         let bare = state.base.trim_end_matches('/').to_owned();
@@ -508,6 +536,16 @@ texts! {
     WatchThis => ("Watch this folder", "监控此文件夹"),
     Forget => ("Forget stored state", "清除已存状态"),
     ScanTo => ("Scan this path now", "立即扫描此路径"),
+    ScanAgain => ("Scan again", "重新扫描"),
+    ChooseSource => ("Choose a source", "选择来源"),
+    NotFound => ("There is no page here", "这里没有页面"),
+    BackHome => ("Go to the Overview", "前往概览"),
+    OriginWalk => ("found by a full walk", "全量遍历时发现"),
+    OriginPoll => ("found by polling", "定时列出时发现"),
+    OriginSpare => ("found by a spare listing", "空闲额度列出时发现"),
+    OriginPush => ("named by a push event", "推送事件通知"),
+    OriginWebhook => ("named by a webhook", "Webhook 通知"),
+    OriginManual => ("queued by hand", "手动排队"),
     NotWatched => ("Outside every watch: nothing is stored for it.",
             "不在任何监控目录内：没有已存状态。"),
     Queued => ("Scan queued", "扫描已排队"),
@@ -1212,9 +1250,53 @@ fn in_watch(q: &HashMap<String, String>, h: &HistoryEntry) -> bool {
     }
 }
 
+/// What a history row needs besides its line: the page's language, and for its **Scan
+/// again** button the session's CSRF token, where the button posts, and the targets in
+/// force (a line of a target since removed gets none).
+#[derive(Clone)]
+struct RowKit {
+    lang: Lang,
+    csrf: String,
+    action: String,
+    targets: Vec<String>,
+}
+
+impl RowKit {
+    fn new(state: &UiState, lang: Lang, csrf: &str) -> Self {
+        RowKit {
+            lang,
+            csrf: csrf.to_owned(),
+            action: state.path("browse/scan"),
+            targets: state.app.targets.clone(),
+        }
+    }
+}
+
+fn origin_text(o: pps_core::store::Origin) -> T {
+    use pps_core::store::Origin;
+    match o {
+        Origin::Walk => T::OriginWalk,
+        Origin::Poll => T::OriginPoll,
+        Origin::Spare => T::OriginSpare,
+        Origin::Push => T::OriginPush,
+        Origin::Webhook => T::OriginWebhook,
+        Origin::Manual => T::OriginManual,
+    }
+}
+
 /// One history line as a table row (also sent live, as an event, by
-/// [`activity_events`]).
-fn history_row(h: &HistoryEntry, lang: Lang) -> Markup {
+/// [`activity_events`]). A line of a delivery to a target has **Scan again**: the path
+/// queued once more to that target, as the Browser's Scan now does.
+fn history_row(h: &HistoryEntry, kit: &RowKit) -> Markup {
+    let lang = kit.lang;
+    let again = match (&h.target, &h.watch) {
+        (Some(target), Some((source, _)))
+            if h.event != Event::Notified && kit.targets.contains(target) =>
+        {
+            Some((source, target))
+        }
+        _ => None,
+    };
     html! {
         tr data-id=(h.id) class={ "ev-" (h.event.as_str()) } {
             td data-label=(t(lang, T::Time)) { (time(h.at.as_secs())) }
@@ -1230,8 +1312,21 @@ fn history_row(h: &HistoryEntry, lang: Lang) -> Markup {
                             pps_core::Update::Deleted => T::Deleted,
                         })) " "
                         (t(lang, if h.change.is_dir { T::Folder } else { T::File }))
+                        @if let Some(o) = h.origin() {
+                            ", " span.origin { (t(lang, origin_text(o))) }
+                        }
                     }
                     _ => { (h.detail.as_deref().unwrap_or("")) }
+                }
+                @if let Some((source, target)) = again {
+                    form.again method="post" action=(kit.action) {
+                        input type="hidden" name="csrf" value=(kit.csrf);
+                        input type="hidden" name="back" value="activity";
+                        input type="hidden" name="source" value=(source);
+                        input type="hidden" name="path" value=(h.change.path);
+                        input type="hidden" name="target" value=(target);
+                        button.small { (t(lang, T::ScanAgain)) }
+                    }
                 }
             }
         }
@@ -1338,7 +1433,8 @@ async fn activity(
         div.scroll { table #history .cards {
             @let cols = [T::Time, T::Event, T::Target, T::Path, T::Detail];
             thead { tr { @for c in cols { th { (t(lang, c)) } } } }
-            tbody { @for h in &lines { (history_row(h, lang)) } }
+            @let kit = RowKit::new(&state, lang, &s.csrf);
+            tbody { @for h in &lines { (history_row(h, &kit)) } }
         } }
         @if lines.is_empty() { p #empty { (t(lang, T::None)) } }
         @if let Some(qs) = older {
@@ -1356,7 +1452,7 @@ async fn activity_events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let lang = user.lang;
+    let kit = RowKit::new(&state, user.lang, &user.session.csrf);
     let query = history_query(&q, 200);
     let store: Arc<dyn MtimeStore> = state.app.engine.store().clone();
     let filters = q.clone();
@@ -1367,7 +1463,8 @@ async fn activity_events(
         &q,
         Duration::from_secs(1),
         move |after| {
-            let (store, query, q) = (store.clone(), query.clone(), filters.clone());
+            let (store, query, q, kit) =
+                (store.clone(), query.clone(), filters.clone(), kit.clone());
             async move {
                 tokio::task::spawn_blocking(move || store.history(&query))
                     .await
@@ -1377,7 +1474,7 @@ async fn activity_events(
                     .into_iter()
                     .rev()
                     .filter(|h| h.id > after && in_watch(&q, h))
-                    .map(|h| (h.id, history_row(&h, lang).into_string()))
+                    .map(|h| (h.id, history_row(&h, &kit).into_string()))
                     .collect()
             }
         },

@@ -227,15 +227,14 @@ pub(super) async fn watches(
         });
     }
     let blank = WatchForm {
+        // The source asked for (the Browser's "Watch this folder"), else none: with one
+        // source the form shows it chosen anyway.
         source: q.get("source").cloned().unwrap_or_else(|| {
-            state
-                .app
-                .config
-                .sources
-                .keys()
-                .next()
-                .cloned()
-                .unwrap_or_default()
+            let sources = &state.app.config.sources;
+            match sources.len() {
+                1 => sources.keys().next().cloned().unwrap_or_default(),
+                _ => String::new(),
+            }
         }),
         path: q.get("path").cloned().unwrap_or_default(),
         enabled: true,
@@ -341,8 +340,15 @@ fn watch_form(
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="index" value=(index);
             input type="hidden" name="expect" value=(expect);
-            label { (t(lang, T::Source)) " " select name="source" {
-                @for name in state.app.config.sources.keys() {
+            // With several sources and none chosen yet, none is preselected: a watch
+            // saved on the alphabetically first by an unread default lists the wrong
+            // drive.
+            @let sources = &state.app.config.sources;
+            label { (t(lang, T::Source)) " " select name="source" required {
+                @if sources.len() > 1 && !sources.contains_key(&f.source) {
+                    option value="" disabled selected { (t(lang, T::ChooseSource)) }
+                }
+                @for name in sources.keys() {
                     option value=(name) selected[*name == f.source] { (name) }
                 }
             } }
