@@ -383,8 +383,13 @@ pub fn check(r: &CheckReport) -> String {
     for s in &r.sources {
         match &s.outcome {
             SourceOutcome::Local => out.push_str(&format!("source {} (local): ok\n", s.name)),
-            SourceOutcome::Ready => out.push_str(&format!(
+            SourceOutcome::Ready if s.what.starts_with("clouddrive2") => out.push_str(&format!(
                 "source {} ({}): ok, cd2 ready, the token is accepted\n",
+                s.name, s.what
+            )),
+            // OpenList and rclone: "cd2 ready" would name the wrong program.
+            SourceOutcome::Ready => out.push_str(&format!(
+                "source {} ({}): ok, it answers and accepts pps\n",
                 s.name, s.what
             )),
             SourceOutcome::Reachable(notes) => out.push_str(&format!(

@@ -1243,6 +1243,24 @@ interval = "1h"
     assert!(ol.calls("/api/fs/list") > before);
     // Neither secret reaches the page.
     assert!(!page.contains("ui-ol-token") && !page.contains("ui-rc-pass"));
+    // `pps check`, on the Config page and at the command line, names no other
+    // program's readiness ("cd2 ready" was said of every source).
+    let page = get(&c, &format!("{}/pps/config?check=1", svc.base), &cookie).await;
+    let out = pps().arg("-c").arg(&config).arg("check").output().unwrap();
+    let cli = String::from_utf8_lossy(&out.stdout);
+    for (shown, what) in [(page.as_str(), "page"), (&*cli, "pps check")] {
+        for source in ["ol (openlist", "rc (rclone"] {
+            let line = shown
+                .lines()
+                .find(|l| l.contains(&format!("source {source}")))
+                .unwrap_or_else(|| panic!("{what}: no line for {source}: {shown}"));
+            assert!(
+                line.contains("ok, it answers and accepts pps"),
+                "{what}: {line}"
+            );
+            assert!(!line.contains("cd2"), "{what}: {line}");
+        }
+    }
     drop(svc);
 }
 

@@ -60,6 +60,37 @@ async fn ui(targets: &str) -> Ui {
 }
 
 impl Ui {
+    /// Queues `changes` for the target `print` and parks them with `reason`; each change
+    /// with an origin also gets its change line in the history.
+    fn park(&self, changes: &[(pps_core::Change, Option<pps_core::store::Origin>)], reason: &str) {
+        use pps_core::MtimeStore;
+        use pps_core::store::{Commit, NewScan};
+        let scope = self.store.scope("disk", &self.root).unwrap();
+        let commit = Commit {
+            scans: changes
+                .iter()
+                .map(|(c, _)| NewScan {
+                    target: "print".into(),
+                    change: c.clone(),
+                })
+                .collect(),
+            changes: changes
+                .iter()
+                .filter_map(|(c, o)| Some((c.clone(), (*o)?)))
+                .collect(),
+            ..Commit::default()
+        };
+        self.store.commit(scope, &commit).unwrap();
+        let ids: Vec<i64> = self
+            .store
+            .pending("print", 1000)
+            .unwrap()
+            .iter()
+            .map(|q| q.id)
+            .collect();
+        self.store.park(&ids, reason).unwrap();
+    }
+
     async fn send(&self, req: Request<Body>) -> axum::response::Response {
         self.router
             .clone()
@@ -172,25 +203,13 @@ async fn a_watch_that_lands_in_no_library_is_saved_with_a_warning() {
 /// Retry on a parked scan says what it did (it used to answer with the bare page).
 #[tokio::test]
 async fn retry_says_how_many_scans_were_queued_again() {
-    use pps_core::store::{Commit, NewScan};
     use pps_core::{Change, MtimeStore, Update};
     let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
-    let scope = ui.store.scope("disk", &ui.root).unwrap();
     let path = format!("{}/Films/Dune (2021)", ui.root);
-    ui.store
-        .commit(
-            scope,
-            &Commit {
-                scans: vec![NewScan {
-                    target: "print".into(),
-                    change: Change::new(&path, Update::Created, true),
-                }],
-                ..Commit::default()
-            },
-        )
-        .unwrap();
-    let id = ui.store.pending("print", 1).unwrap()[0].id;
-    ui.store.park(&[id], "the library refused it").unwrap();
+    ui.park(
+        &[(Change::new(&path, Update::Created, true), None)],
+        "the library refused it",
+    );
     let overview = ui.page("/").await;
     assert!(overview.contains("the library refused it"), "{overview}");
     let resp = ui.post("/actions/retry", &[("target", "print")]).await;
@@ -211,37 +230,15 @@ async fn retry_says_how_many_scans_were_queued_again() {
 /// TARGET`), and a long parked list says how much of it is shown.
 #[tokio::test]
 async fn drop_all_empties_a_target_s_queue() {
-    use pps_core::store::{Commit, NewScan};
     use pps_core::{Change, MtimeStore, Update};
     let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
-    let scope = ui.store.scope("disk", &ui.root).unwrap();
-    let scans = (0..30)
-        .map(|i| NewScan {
-            target: "print".into(),
-            change: Change::new(
-                format!("{}/Films/f{i}.mkv", ui.root),
-                Update::Created,
-                false,
-            ),
+    let changes: Vec<_> = (0..30)
+        .map(|i| {
+            let path = format!("{}/Films/f{i}.mkv", ui.root);
+            (Change::new(path, Update::Created, false), None)
         })
         .collect();
-    ui.store
-        .commit(
-            scope,
-            &Commit {
-                scans,
-                ..Commit::default()
-            },
-        )
-        .unwrap();
-    let ids: Vec<i64> = ui
-        .store
-        .pending("print", 100)
-        .unwrap()
-        .iter()
-        .map(|q| q.id)
-        .collect();
-    ui.store.park(&ids, "no library").unwrap();
+    ui.park(&changes, "no library");
     let overview = ui.page("/").await;
     assert!(
         overview.contains("print: 20 of 30 parked scans shown"),
@@ -261,27 +258,17 @@ async fn drop_all_empties_a_target_s_queue() {
 /// scanned again from where it stands (autopulse's per-line retry).
 #[tokio::test]
 async fn activity_shows_each_change_s_origin_and_scans_a_line_again() {
-    use pps_core::store::{Commit, NewScan, Origin};
+    use pps_core::store::Origin;
     use pps_core::{Change, MtimeStore, Update};
     let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
-    let scope = ui.store.scope("disk", &ui.root).unwrap();
     let path = format!("{}/Films", ui.root);
-    let change = Change::new(&path, Update::Created, true);
-    ui.store
-        .commit(
-            scope,
-            &Commit {
-                scans: vec![NewScan {
-                    target: "print".into(),
-                    change: change.clone(),
-                }],
-                changes: vec![(change, Origin::Webhook)],
-                ..Commit::default()
-            },
-        )
-        .unwrap();
-    let id = ui.store.pending("print", 1).unwrap()[0].id;
-    ui.store.park(&[id], "the library refused it").unwrap();
+    ui.park(
+        &[(
+            Change::new(&path, Update::Created, true),
+            Some(Origin::Webhook),
+        )],
+        "the library refused it",
+    );
 
     let page = ui.page("/activity").await;
     assert!(page.contains("named by a webhook"), "{page}");
@@ -394,4 +381,23 @@ async fn the_add_watch_form_preselects_no_source_of_several() {
         "{select}"
     );
     assert!(!select.contains("Choose a source"), "{select}");
+}
+
+/// `pps check` on the Config page speaks the page's language; what the system said (a
+/// path, an error) stays as it was said.
+#[tokio::test]
+async fn the_check_on_the_config_page_is_in_the_page_s_language() {
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let zh = ui.page_in("/config?check=1", "zh").await;
+    assert!(zh.contains("来源 disk（本地）：正常"), "{zh}");
+    assert!(
+        zh.contains(&format!("监控 disk:{}：根目录已列出，1 项", ui.root)),
+        "{zh}"
+    );
+    assert!(!zh.contains("root listed"), "{zh}");
+    let en = ui.page_in("/config?check=1", "en").await;
+    assert!(
+        en.contains(&format!("watch disk:{}: root listed, 1 entry", ui.root)),
+        "{en}"
+    );
 }

@@ -581,6 +581,29 @@ texts! {
     Throttled => ("Throttled", "被限流"),
     Local => ("local (no budget)", "本地（无额度）"),
     RunCheck => ("Run pps check", "运行 pps check"),
+    CkProblem => ("problem: {why}", "问题：{why}"),
+    CkLocal => ("source {name} (local): ok", "来源 {name}（本地）：正常"),
+    CkCd2Ready => ("source {name} ({what}): ok, cd2 ready, the token is accepted",
+            "来源 {name}（{what}）：正常，cd2 已就绪，令牌被接受"),
+    CkReady => ("source {name} ({what}): ok, it answers and accepts pps",
+            "来源 {name}（{what}）：正常，可以连接并接受 pps 的凭据"),
+    CkReachable => ("source {name} ({what}): reachable, but {why}",
+            "来源 {name}（{what}）：可以连接，但 {why}"),
+    CkSourceFailed => ("source {name} ({what}): FAILED: {why}", "来源 {name}（{what}）：失败：{why}"),
+    CkTarget => ("target {name} ({kind}): ok, {server}, {n} libraries",
+            "目标 {name}（{kind}）：正常，{server}，{n} 个媒体库"),
+    CkTargetFailed => ("target {name} ({kind}): FAILED: {why}", "目标 {name}（{kind}）：失败：{why}"),
+    CkListed => ("watch {watch}: root listed, {entries}", "监控 {watch}：根目录已列出，{n} 项"),
+    CkRootFailed => ("watch {watch}: root FAILED: {why}", "监控 {watch}：根目录失败：{why}"),
+    CkNotChecked => ("watch {watch}: not checked (its source failed)",
+            "监控 {watch}：未检查（其来源失败）"),
+    CkNoSource => ("watch {watch}: no such source", "监控 {watch}：没有这个来源"),
+    CkUnmapped => ("  → {target}: no path_mapping rule covers the root",
+            "  → {target}：没有 path_mapping 规则覆盖根目录"),
+    CkUnreached => ("  → {target}: {path} (target not reached)", "  → {target}：{path}（未能连接目标）"),
+    CkNoLibrary => ("  → {target}: WARNING {path} is in no library of {target}: its scans would be parked",
+            "  → {target}：警告：{path} 不属于 {target} 的任何媒体库，它的扫描将被搁置"),
+    CkLibraries => ("  → {target}: {path} in {libs}", "  → {target}：{path} 属于 {libs}"),
     CheckNote => ("Reaches every source and target and lists each watch's root: a few calls against the budget.",
             "连接每个来源与目标并列出每个监控根目录：会消耗少量调用额度。"),
     Check => ("Check", "检查"),
@@ -639,6 +662,32 @@ impl T {
 }
 
 /// `key` in `lang`.
+/// `text` with each `{key}` of `pairs` put in, in one pass: a value is never read for
+/// placeholders (a watch named `{path}` stays so).
+fn fill(text: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Some((close, pairs.iter().find(|(k, _)| *k == &after[..close])?)))
+        {
+            Some((close, (_, v))) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn t(lang: Lang, key: T) -> &'static str {
     let (en, zh) = key.words();
     if lang == Lang::Zh { zh } else { en }
@@ -1586,7 +1635,7 @@ async fn config_page(
             span.hint { (t(lang, T::CheckNote)) }
         }
         @match check {
-            Some(Ok(report)) => { (check_html(&report)) }
+            Some(Ok(report)) => { (check_html(&report, lang)) }
             Some(Err(_)) => { p.error { (t(lang, T::CheckTooLong)) } }
             None => {}
         }
@@ -1595,95 +1644,125 @@ async fn config_page(
 }
 
 /// `pps check`'s findings as a list, in its own words (as the CLI prints them).
-fn check_html(r: &crate::check::CheckReport) -> Markup {
+fn check_html(r: &crate::check::CheckReport, lang: Lang) -> Markup {
     use crate::check::{Landing, RootOutcome, SourceOutcome};
+    // `pps check`'s lines, in the page's language; what servers and the system said
+    // (an error, a mapped path, a library name) stays as they said it.
+    let fill = |key: T, pairs: &[(&str, &str)]| fill(t(lang, key), pairs);
     let mut lines: Vec<(bool, String)> = Vec::new();
     let mut li = |ok: bool, text: String| lines.push((ok, text));
     if let Some(p) = &r.no_watches {
-        li(false, format!("problem: {p}"));
+        li(false, fill(T::CkProblem, &[("why", p)]));
     }
     for s in &r.sources {
+        let (name, what) = (s.name.as_str(), s.what.as_str());
         match &s.outcome {
-            SourceOutcome::Local => li(true, format!("source {} (local): ok", s.name)),
-            SourceOutcome::Ready => li(
-                true,
-                format!(
-                    "source {} ({}): ok, cd2 ready, the token is accepted",
-                    s.name, s.what
-                ),
-            ),
+            SourceOutcome::Local => li(true, fill(T::CkLocal, &[("name", name)])),
+            SourceOutcome::Ready => {
+                let key = if what.starts_with("clouddrive2") {
+                    T::CkCd2Ready
+                } else {
+                    T::CkReady
+                };
+                li(true, fill(key, &[("name", name), ("what", what)]));
+            }
             SourceOutcome::Reachable(n) => li(
                 false,
-                format!(
-                    "source {} ({}): reachable, but {}",
-                    s.name,
-                    s.what,
-                    n.join("; ")
+                fill(
+                    T::CkReachable,
+                    &[("name", name), ("what", what), ("why", &n.join("; "))],
                 ),
             ),
             SourceOutcome::Failed(why) => li(
                 false,
-                format!("source {} ({}): FAILED: {why}", s.name, s.what),
+                fill(
+                    T::CkSourceFailed,
+                    &[("name", name), ("what", what), ("why", why)],
+                ),
             ),
         }
     }
     for tg in &r.targets {
+        let (name, kind) = (tg.name.as_str(), tg.kind);
         match &tg.result {
-            Ok(info) => li(
-                true,
-                format!(
-                    "target {} ({}): ok, {}{}, {} libraries",
-                    tg.name,
-                    tg.kind,
-                    info.server,
-                    info.version
-                        .as_ref()
-                        .map_or(String::new(), |v| format!(" {v}")),
-                    info.libraries.len()
-                ),
-            ),
+            Ok(info) => {
+                let server = match &info.version {
+                    Some(v) => format!("{} {v}", info.server),
+                    None => info.server.clone(),
+                };
+                let n = info.libraries.len().to_string();
+                li(
+                    true,
+                    fill(
+                        T::CkTarget,
+                        &[
+                            ("name", name),
+                            ("kind", kind),
+                            ("server", &server),
+                            ("n", &n),
+                        ],
+                    ),
+                );
+            }
             Err(e) => li(
                 false,
-                format!("target {} ({}): FAILED: {e}", tg.name, tg.kind),
+                fill(
+                    T::CkTargetFailed,
+                    &[("name", name), ("kind", kind), ("why", &e.to_string())],
+                ),
             ),
         }
     }
     for w in &r.watches {
+        let watch = w.label.as_str();
         match &w.root {
             RootOutcome::Listed(n) => {
-                li(true, format!("watch {}: root listed, {n} entries", w.label))
+                let entries = if *n == 1 {
+                    "1 entry".to_owned()
+                } else {
+                    format!("{n} entries")
+                };
+                let n = n.to_string();
+                li(
+                    true,
+                    fill(
+                        T::CkListed,
+                        &[("watch", watch), ("n", &n), ("entries", &entries)],
+                    ),
+                );
             }
-            RootOutcome::Failed(e) => li(false, format!("watch {}: root FAILED: {e}", w.label)),
-            RootOutcome::NotChecked => li(
+            RootOutcome::Failed(e) => li(
                 false,
-                format!("watch {}: not checked (its source failed)", w.label),
+                fill(T::CkRootFailed, &[("watch", watch), ("why", e)]),
             ),
-            RootOutcome::NoSource => li(false, format!("watch {}: no such source", w.label)),
+            RootOutcome::NotChecked => li(false, fill(T::CkNotChecked, &[("watch", watch)])),
+            RootOutcome::NoSource => li(false, fill(T::CkNoSource, &[("watch", watch)])),
         }
         for (tn, l) in &w.targets {
+            let tn = tn.as_str();
             match l {
-                Landing::Unmapped => li(
-                    false,
-                    format!("  → {tn}: no path_mapping rule covers the root"),
-                ),
-                Landing::Unreached(m) => li(false, format!("  → {tn}: {m} (target not reached)")),
+                Landing::Unmapped => li(false, fill(T::CkUnmapped, &[("target", tn)])),
+                Landing::Unreached(m) => {
+                    li(false, fill(T::CkUnreached, &[("target", tn), ("path", m)]))
+                }
                 Landing::Anywhere(m) => li(true, format!("  → {tn}: {m}")),
-                Landing::NoLibrary(m) => li(
-                    false,
-                    format!(
-                        "  → {tn}: WARNING {m} is in no library of {tn}: its scans would be parked"
-                    ),
-                ),
-                Landing::Libraries(m, libs) => li(
-                    true,
-                    format!(
-                        "  → {tn}: {m} in {}",
-                        libs.iter()
-                            .map(|(n, id)| format!("{n} (#{id})"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ),
+                Landing::NoLibrary(m) => {
+                    li(false, fill(T::CkNoLibrary, &[("target", tn), ("path", m)]))
+                }
+                Landing::Libraries(m, libs) => {
+                    let libs = libs
+                        .iter()
+                        .map(|(n, id)| format!("{n} (#{id})"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    li(
+                        true,
+                        fill(
+                            T::CkLibraries,
+                            &[("target", tn), ("path", m), ("libs", &libs)],
+                        ),
+                    );
+                }
             }
         }
     }
@@ -1861,7 +1940,20 @@ fn config_text(c: &crate::Config) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Lang, T, config_text, t};
+    use super::{Lang, T, config_text, fill, t};
+
+    #[test]
+    fn placeholders_are_filled_once_and_values_are_never_read_for_them() {
+        let pairs = [("target", "{path}"), ("path", "/m/{x}")];
+        assert_eq!(
+            fill("→ {target}: {path} {unknown} {", &pairs),
+            "→ {path}: /m/{x} {unknown} {"
+        );
+        assert_eq!(
+            fill("监控 {watch}：{n} 项", &[("watch", "a:/b"), ("n", "3")]),
+            "监控 a:/b：3 项"
+        );
+    }
 
     /// The Config page's text is TOML that reads back (a path with quotes, a
     /// backslash and Chinese in it), with every secret hidden.

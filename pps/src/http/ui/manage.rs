@@ -66,11 +66,10 @@ fn landing_warnings(lang: Lang, query: Option<&str>) -> Markup {
         .filter_map(|(k, v)| match k.as_ref() {
             "nolib" => {
                 let (target, mapped) = v.split_once('\u{1f}').unwrap_or((&v, ""));
-                Some(
-                    t(lang, T::LandsInNoLibrary)
-                        .replace("{target}", target)
-                        .replace("{path}", mapped),
-                )
+                Some(super::fill(
+                    t(lang, T::LandsInNoLibrary),
+                    &[("target", target), ("path", mapped)],
+                ))
             }
             "unmapped" => Some(t(lang, T::LandsUnmapped).replace("{target}", &v)),
             _ => None,
