@@ -256,6 +256,17 @@ async fn every_subcommand_against_mock_servers() {
         Some("/mnt/115/TV/Show & Co")
     );
 
+    // A typo is no deletion to push: neither cd2 nor pps's state has that path.
+    let sent = plex.received_requests().await.unwrap().len();
+    let out = s.pps(&["scan", "cd2:/115/TV/Shwo & Co", "--target", "plex"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("is not at the source, and pps never saw it there"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(plex.received_requests().await.unwrap().len(), sent);
+
     // forget, on whole components.
     let out = s.pps(&["forget", "cd2:/115/TV/Show & Co/S01"]);
     assert_eq!(

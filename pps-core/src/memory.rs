@@ -948,10 +948,15 @@ impl MtimeStore for MemoryStore {
         let mut st = lock(&self.state);
         for id in ids {
             st.log_queued(*id, Event::Parked, reason);
-            if let Some(q) = st.outbox.get_mut(id) {
-                q.parked = true;
-                q.scan.last_error = Some(reason.to_owned());
-            }
+            let Some(q) = st.outbox.get_mut(id) else {
+                continue;
+            };
+            q.parked = true;
+            q.scan.last_error = Some(reason.to_owned());
+            let (target, path) = (q.scan.target.clone(), q.scan.change.path.clone());
+            st.outbox.retain(|other, o| {
+                !(o.parked && *other < *id && o.scan.target == target && o.scan.change.path == path)
+            });
         }
         Ok(())
     }

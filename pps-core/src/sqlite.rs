@@ -1420,7 +1420,20 @@ impl MtimeStore for SqliteStore {
             "UPDATE outbox SET parked = 1, last_error = ?2 WHERE id = ?1",
             Some(reason),
             (Event::Parked, reason),
-        )
+        )?;
+        // Older parked scans of the same target and path (the index on target, parked
+        // finds them).
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "DELETE FROM outbox WHERE parked = 1 AND id < ?1
+                   AND (target, path) = (SELECT target, path FROM outbox WHERE id = ?1)",
+            )
+            .map_err(|e| self.err(e))?;
+        for id in ids {
+            stmt.execute([id]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     fn parked(&self, target: &str) -> Result<Vec<QueuedScan>> {

@@ -566,7 +566,9 @@ pub trait MtimeStore: Send + Sync + fmt::Debug {
     fn record_failure(&self, ids: &[i64], error: &str, next_try: Timestamp) -> Result<()>;
 
     /// Parks these scans with a reason: kept and shown, never retried; a
-    /// [`Event::Parked`] history line each.
+    /// [`Event::Parked`] history line each. An older parked scan of the same target and
+    /// path goes (the newer one says it all): a path scanned again by hand and refused
+    /// again is parked once, not twice.
     fn park(&self, ids: &[i64], reason: &str) -> Result<()>;
 
     /// Parked scans of `target`, oldest first.

@@ -380,6 +380,34 @@ pub fn store_conformance(open: &dyn Fn() -> Arc<dyn MtimeStore>) {
         parked[0].last_error.as_deref(),
         Some("no library contains /w/2")
     );
+    // The same path queued again and refused again: parked once, with the newer reason.
+    store
+        .commit(
+            s,
+            &Commit {
+                scans: vec![NewScan {
+                    target: "plex".into(),
+                    change: parked[0].change.clone(),
+                }],
+                ..Commit::default()
+            },
+        )
+        .expect("commit");
+    let newer = store.pending("plex", 10).expect("pending");
+    let newer = newer
+        .iter()
+        .find(|q| q.change.path == "/w/2")
+        .expect("queued again")
+        .id;
+    store.park(&[newer], "still no library").expect("park");
+    let parked = store.parked("plex").expect("parked");
+    assert_eq!(
+        parked
+            .iter()
+            .map(|q| (q.id, q.last_error.as_deref()))
+            .collect::<Vec<_>>(),
+        [(newer, Some("still no library"))]
+    );
 
     store
         .complete(&[pending[0].id, pending[2].id, 999_999], "/mnt/w/1")

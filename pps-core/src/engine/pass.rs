@@ -1014,11 +1014,12 @@ impl Engine {
     /// outbox like any change, so it is delivered at least once: a user's manual scan.
     /// A folder is queued as created so that every target scans the folder itself (a
     /// folder-only target would otherwise scan its parent). A path the source no longer
-    /// has is queued as deleted (a folder-only target scans its parent). Returns the
-    /// update queued.
+    /// has but pps's state does is queued as deleted (a folder-only target scans its
+    /// parent). Returns the update queued.
     ///
     /// # Errors
-    /// The source's failure to look the path up (other than not found); store failures.
+    /// `NotFound` for a path neither the source nor pps's state has (a typo: no deletion
+    /// is pushed for it); the source's failure to look the path up; store failures.
     pub async fn queue_scan(
         &self,
         watch: &Watch,
@@ -1034,7 +1035,18 @@ impl Engine {
             Ok(entry) if entry.is_dir() => (Update::Created, true),
             Ok(_) => (Update::Modified, false),
             Err(e) if e.kind() == crate::ErrorKind::NotFound => {
-                (Update::Deleted, self.store.folder(scope, path)?.is_some())
+                match self.stored_kind(scope, path)? {
+                    Some(is_dir) => (Update::Deleted, is_dir),
+                    // Never there as far as pps knows: a typo, not a deletion to push.
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::NotFound,
+                            format!(
+                                "{path} is not at the source, and pps never saw it there: nothing to scan (check the path)"
+                            ),
+                        ));
+                    }
+                }
             }
             Err(e) => return Err(self.context(e, watch, path)),
         };
@@ -1052,6 +1064,27 @@ impl Engine {
         };
         self.store.commit(scope, &commit)?;
         Ok(update)
+    }
+}
+
+impl Engine {
+    /// Whether pps's stored state has `path`: `Some(true)` for a folder it recorded,
+    /// `Some(is_dir)` for an entry of a recorded folder's listing, `None` when neither.
+    fn stored_kind(&self, scope: ScopeId, path: &str) -> Result<Option<bool>> {
+        if self.store.folder(scope, path)?.is_some() {
+            return Ok(Some(true));
+        }
+        let Some(parent) = path::parent(path) else {
+            return Ok(None);
+        };
+        let Some(rec) = self.store.folder(scope, parent)? else {
+            return Ok(None);
+        };
+        let name = path::file_name(path);
+        Ok(listing::decode(&rec.listing)?
+            .into_iter()
+            .find(|e| e.name == name)
+            .map(|e| e.is_dir()))
     }
 }
 
