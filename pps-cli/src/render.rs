@@ -405,6 +405,13 @@ pub fn check(r: &CheckReport) -> String {
     }
     for t in &r.targets {
         match &t.result {
+            // A command or stdout: no server, no libraries; any path is taken.
+            Ok(info) if info.libraries.is_empty() && info.server == "target" => {
+                out.push_str(&format!(
+                    "target {} ({}): ok, it takes any path (it has no libraries)\n",
+                    t.name, t.kind
+                ));
+            }
             Ok(info) => {
                 out.push_str(&format!(
                     "target {} ({}): ok, {}{}, {}\n",
@@ -496,6 +503,12 @@ pub fn history(lines: &[pps_core::store::HistoryEntry], limit: usize) -> String 
     for h in lines {
         let what = match (&h.event, &h.detail) {
             (pps_core::store::Event::Change, _) => match h.origin() {
+                // A scan by hand changed nothing, unless the path is gone.
+                Some(o @ pps_core::store::Origin::Manual)
+                    if h.change.update != pps_core::Update::Deleted =>
+                {
+                    format!("rescan of the {}, {}", kind(h), origin(o))
+                }
                 Some(o) => format!("{} {}, {}", h.change.update, kind(h), origin(o)),
                 None => format!("{} {}", h.change.update, kind(h)),
             },

@@ -304,22 +304,71 @@ async fn activity_shows_each_change_s_origin_and_scans_a_line_again() {
             ],
         )
         .await;
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    assert_eq!(
-        status,
-        StatusCode::SEE_OTHER,
-        "{}",
-        String::from_utf8_lossy(&body)
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(to.starts_with("/activity?done=queued&scanned="), "{to}");
+    // The page says what went where, and the history that it was a rescan by hand.
+    let page = ui.page(&to).await;
+    assert!(
+        page.contains(&format!("Scan of {path} queued for print.")),
+        "{page}"
+    );
+    assert!(
+        page.contains("rescan of the folder, <span class=\"origin\">queued by hand</span>"),
+        "{page}"
     );
     let queued = ui.store.pending("print", 10).unwrap();
     assert_eq!(queued.len(), 1, "queued once more: {queued:?}");
     assert_eq!(queued[0].change.path, path);
-    // And the history says it was by hand.
-    let page = ui.page("/activity").await;
-    assert!(page.contains("queued by hand"), "{page}");
+    // Refused again: it replaces the parked scan of that path, it is not listed twice.
+    ui.store.park(&[queued[0].id], "refused again").unwrap();
+    let parked = ui.store.parked("print").unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].last_error.as_deref(), Some("refused again"));
+
+    // A typed path that is wrong comes back to Activity with the error, the form as
+    // it was sent; one pps never saw is no deletion to push.
+    for (typed, error) in [
+        (
+            "/elsewhere/x".to_owned(),
+            "that path is outside every watch in force",
+        ),
+        (
+            format!("{}/Films/Ghost (1990)", ui.root),
+            "is not at the source, and pps never saw it there",
+        ),
+    ] {
+        let resp = ui
+            .post(
+                "/browse/scan",
+                &[
+                    ("back", "activity"),
+                    ("source", "disk"),
+                    ("path", &typed),
+                    ("target", "print"),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        let to = resp.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let page = ui.page(&to).await;
+        assert!(
+            page.contains("<details class=\"scan-typed\" open>"),
+            "{page}"
+        );
+        assert!(page.contains(error), "{error}: {page}");
+        assert!(
+            page.contains(&format!("name=\"path\" required value=\"{typed}\"")),
+            "{page}"
+        );
+        assert_eq!(ui.store.pending("print", 10).unwrap().len(), 0, "{typed}");
+    }
 }
 
 /// An unknown address under the UI is a page a browser can leave, in the reader's
@@ -349,6 +398,21 @@ async fn an_unknown_address_is_a_page_with_a_way_back() {
     let resp = ui.send(get("application/json", "en")).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    // Its language link works as on every page: remembered, then the same address.
+    let resp = ui.send(get("text/html", "en")).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = ui
+        .send(
+            Request::get("/no/such/page?lang=zh")
+                .header("cookie", &ui.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    assert_eq!(resp.headers()[header::LOCATION], "/no/such/page");
+    let set = resp.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(set.starts_with("pps_lang=zh"), "{set}");
     // A mistyped action is refused the same way, whatever its method.
     let resp = ui.post("/actions/nothing", &[]).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
@@ -395,7 +459,21 @@ async fn the_check_on_the_config_page_is_in_the_page_s_language() {
         "{zh}"
     );
     assert!(!zh.contains("root listed"), "{zh}");
+    assert!(
+        zh.contains("目标 print（stdout）：正常，接受任何路径（它没有媒体库）"),
+        "{zh}"
+    );
+    // The log levels too.
+    let logs = ui.page_in("/logs", "zh").await;
+    assert!(
+        logs.contains("<option value=\"info\" selected>信息</option>"),
+        "{logs}"
+    );
     let en = ui.page_in("/config?check=1", "en").await;
+    assert!(
+        en.contains("target print (stdout): ok, it takes any path (it has no libraries)"),
+        "{en}"
+    );
     assert!(
         en.contains(&format!("watch disk:{}: root listed, 1 entry", ui.root)),
         "{en}"

@@ -199,7 +199,18 @@ impl UiState {
 /// An address under the UI that names no page: for a browser, a page in the reader's
 /// language with a way back; for any other client (a script with a mistyped trigger,
 /// under a UI at `/`), the server's JSON answer.
-async fn not_found(State(state): State<UiState>, headers: HeaderMap) -> Response {
+async fn not_found(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    // Its language link, as on every page: remembered, then the same address again.
+    if let Ok(Query(q)) = Query::<HashMap<String, String>>::try_from_uri(&uri)
+        && let Some(l) = q.get("lang")
+    {
+        let l = if l == "zh" { Lang::Zh } else { Lang::En };
+        return auth::switch_to(&state, l, uri.path());
+    }
     let browser = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -537,6 +548,16 @@ texts! {
     Forget => ("Forget stored state", "清除已存状态"),
     ScanTo => ("Scan this path now", "立即扫描此路径"),
     ScanAgain => ("Scan again", "重新扫描"),
+    LvError => ("error", "错误"),
+    LvWarn => ("warn", "警告"),
+    LvInfo => ("info", "信息"),
+    LvDebug => ("debug", "调试"),
+    LvTrace => ("trace", "跟踪"),
+    QueuedFor => ("Scan of {path} queued for {target}.", "已为 {target} 排队扫描 {path}。"),
+    ScanPathExample => ("/115/Movies/Dune (2021)", "/115/电影/Dune (2021)"),
+    RescanOf => ("rescan of the", "重新扫描"),
+    Sep => (", ", "，"),
+    SentAs => ("sent as {path}", "发送为 {path}"),
     ChooseSource => ("Choose a source", "选择来源"),
     NotFound => ("There is no page here", "这里没有页面"),
     BackHome => ("Go to the Overview", "前往概览"),
@@ -592,6 +613,8 @@ texts! {
     CkSourceFailed => ("source {name} ({what}): FAILED: {why}", "来源 {name}（{what}）：失败：{why}"),
     CkTarget => ("target {name} ({kind}): ok, {server}, {n} libraries",
             "目标 {name}（{kind}）：正常，{server}，{n} 个媒体库"),
+    CkTargetAny => ("target {name} ({kind}): ok, it takes any path (it has no libraries)",
+            "目标 {name}（{kind}）：正常，接受任何路径（它没有媒体库）"),
     CkTargetFailed => ("target {name} ({kind}): FAILED: {why}", "目标 {name}（{kind}）：失败：{why}"),
     CkListed => ("watch {watch}: root listed, {entries}", "监控 {watch}：根目录已列出，{n} 项"),
     CkRootFailed => ("watch {watch}: root FAILED: {why}", "监控 {watch}：根目录失败：{why}"),
@@ -1352,17 +1375,28 @@ fn history_row(h: &HistoryEntry, kit: &RowKit) -> Markup {
             td data-label=(t(lang, T::Event)) { (t(lang, T::event(h.event))) }
             td data-label=(t(lang, T::Target)) { (h.target.as_deref().unwrap_or("")) }
             td.path data-label=(t(lang, T::Path)) { (h.change.path) }
-            td data-label=(t(lang, T::Detail)) {
+            // One element in the cell: on a phone the cell is a grid of label and value.
+            td data-label=(t(lang, T::Detail)) { span.detail {
                 @match h.event {
                     Event::Change => {
+                        // A scan by hand changed nothing: it is a rescan, unless the
+                        // path is gone (a deletion pushed by hand).
+                        @let manual = h.origin() == Some(pps_core::store::Origin::Manual);
                         (t(lang, match h.change.update {
+                            pps_core::Update::Deleted => T::Deleted,
+                            _ if manual => T::RescanOf,
                             pps_core::Update::Created => T::Created,
                             pps_core::Update::Modified => T::Modified,
-                            pps_core::Update::Deleted => T::Deleted,
                         })) " "
                         (t(lang, if h.change.is_dir { T::Folder } else { T::File }))
                         @if let Some(o) = h.origin() {
-                            ", " span.origin { (t(lang, origin_text(o))) }
+                            (t(lang, T::Sep)) span.origin { (t(lang, origin_text(o))) }
+                        }
+                    }
+                    // The path as the server was sent it, when mapping changed it.
+                    Event::Sent => {
+                        @if let Some(d) = h.detail.as_deref().filter(|d| *d != h.change.path) {
+                            (fill(t(lang, T::SentAs), &[("path", d)]))
                         }
                     }
                     _ => { (h.detail.as_deref().unwrap_or("")) }
@@ -1377,7 +1411,7 @@ fn history_row(h: &HistoryEntry, kit: &RowKit) -> Markup {
                         button.small { (t(lang, T::ScanAgain)) }
                     }
                 }
-            }
+            } }
         }
     }
 }
@@ -1460,18 +1494,29 @@ async fn activity(
             button { (t(lang, T::Filter)) }
         }
         (manage::flash(lang, &q))
-        details.scan-typed {
+        // A refused scan comes back here, with its error and the form as it was sent.
+        @let scan_error = q.get("scan_error");
+        @let sources = &state.app.config.sources;
+        @let (scan_source, scan_target) = (chosen("scan_source"), chosen("scan_target"));
+        details.scan-typed open[scan_error.is_some()] {
             summary { (t(lang, T::ScanTyped)) }
             p.hint { (t(lang, T::ScanTypedHint)) }
+            @if let Some(e) = scan_error { p.error role="alert" { (e) } }
             form.filters method="post" action=(state.path("browse/scan")) {
                 input type="hidden" name="csrf" value=(s.csrf);
                 input type="hidden" name="back" value="activity";
-                label { (t(lang, T::Source)) " " select name="source" {
-                    @for name in state.app.config.sources.keys() { option value=(name) { (name) } }
+                label { (t(lang, T::Source)) " " select name="source" required {
+                    @if sources.len() > 1 && !sources.contains_key(&scan_source) {
+                        option value="" disabled selected { (t(lang, T::ChooseSource)) }
+                    }
+                    @for name in sources.keys() {
+                        option value=(name) selected[*name == scan_source] { (name) }
+                    }
                 } }
-                label { (t(lang, T::Path)) " " input name="path" required placeholder="/115/电影/Dune (2021)"; }
+                label { (t(lang, T::Path)) " " input name="path" required value=(chosen("scan_path"))
+                    placeholder=(t(lang, T::ScanPathExample)); }
                 label { (t(lang, T::Target)) " " select name="target" {
-                    @for name in &state.app.targets { option value=(name) { (name) } }
+                    @for name in &state.app.targets { option value=(name) selected[*name == scan_target] { (name) } }
                 } }
                 button { (t(lang, T::ScanTo)) }
             }
@@ -1685,6 +1730,11 @@ fn check_html(r: &crate::check::CheckReport, lang: Lang) -> Markup {
     for tg in &r.targets {
         let (name, kind) = (tg.name.as_str(), tg.kind);
         match &tg.result {
+            // A command or stdout: no server, no libraries; any path is taken.
+            Ok(info) if info.libraries.is_empty() && info.server == "target" => li(
+                true,
+                fill(T::CkTargetAny, &[("name", name), ("kind", kind)]),
+            ),
             Ok(info) => {
                 let server = match &info.version {
                     Some(v) => format!("{} {v}", info.server),

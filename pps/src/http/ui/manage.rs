@@ -52,8 +52,18 @@ pub(crate) enum JobState {
 
 pub(super) fn flash(lang: Lang, q: &HashMap<String, String>) -> Markup {
     let done = q.get("done").map(String::as_str);
+    // A scan queued from Activity says what went where.
+    let queued = match (done, q.get("scanned"), q.get("to")) {
+        (Some("queued"), Some(path), Some(target)) => Some(super::fill(
+            t(lang, T::QueuedFor),
+            &[("path", path), ("target", target)],
+        )),
+        _ => None,
+    };
     html! {
-        @if let Some((_, text)) = FLASHES.iter().find(|(k, _)| Some(*k) == done) {
+        @if let Some(text) = queued {
+            p.flash role="status" { (text) }
+        } @else if let Some((_, text)) = FLASHES.iter().find(|(k, _)| Some(*k) == done) {
             p.flash role="status" { (t(lang, *text)) }
         }
     }
@@ -961,12 +971,28 @@ pub(super) async fn browse_scan(
         session: s, form, ..
     }: Checked<PathForm>,
 ) -> Response {
+    // From Activity, a refusal goes back there with the form as it was sent.
+    let refused = |m: &str| {
+        if form.back == "activity" {
+            back_to_activity(
+                &state,
+                &[
+                    ("scan_error", m),
+                    ("scan_source", &form.source),
+                    ("scan_path", &form.path),
+                    ("scan_target", &form.target),
+                ],
+            )
+        } else {
+            refused_page(&state, &headers, &s.csrf, m)
+        }
+    };
     if !state.app.targets.contains(&form.target) {
-        return refused_page(&state, &headers, &s.csrf, "no such target");
+        return refused("no such target");
     }
     let (_, w, path) = match holder(&state, &form.source, &form.path) {
         Ok(h) => h,
-        Err(m) => return refused_page(&state, &headers, &s.csrf, &m),
+        Err(m) => return refused(&m),
     };
     match state
         .app
@@ -980,13 +1006,24 @@ pub(super) async fn browse_scan(
             }
             tracing::info!(target = %form.target, %path, "web UI: scan queued");
             if form.back == "activity" {
-                return Redirect::to(&format!("{}?done=queued", state.path("activity")))
-                    .into_response();
+                return back_to_activity(
+                    &state,
+                    &[("done", "queued"), ("scanned", &path), ("to", &form.target)],
+                );
             }
             back_to_browse(&state, &form.source, &path, "queued")
         }
-        Err(e) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
+        Err(e) => refused(&e.to_string()),
     }
+}
+
+/// To the Activity page with these query parameters (a value past 2,000 bytes, a path
+/// no one types, is left out rather than making the address too long to follow).
+fn back_to_activity(state: &UiState, pairs: &[(&str, &str)]) -> Response {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().filter(|(_, v)| v.len() <= 2000))
+        .finish();
+    Redirect::to(&format!("{}?{query}", state.path("activity"))).into_response()
 }
 
 /// Forget stored state at and under a path: the next pass records it afresh.
@@ -1018,12 +1055,26 @@ pub(super) async fn browse_forget(
     }
 }
 
+/// A level's name in the page's language (`error`, `warn`, `info`, `debug`, `trace`).
+fn level_text(lang: Lang, level: &str) -> &'static str {
+    t(
+        lang,
+        match level {
+            "error" => T::LvError,
+            "warn" => T::LvWarn,
+            "info" => T::LvInfo,
+            "debug" => T::LvDebug,
+            _ => T::LvTrace,
+        },
+    )
+}
+
 fn log_row(l: &crate::logs::LogLine, lang: Lang) -> Markup {
     let level = l.level.as_str().to_ascii_lowercase();
     html! {
         tr class={ "lv-" (level) } {
             td data-label=(t(lang, T::Time)) { (super::time(l.at_ms.div_euclid(1000))) }
-            td data-label=(t(lang, T::Level)) { (level) }
+            td data-label=(t(lang, T::Level)) { (level_text(lang, &level)) }
             td.module data-label=(t(lang, T::Module)) { (l.target) }
             td.path data-label=(t(lang, T::Message)) { (l.text) }
         }
@@ -1051,7 +1102,7 @@ pub(super) async fn logs(
         form.filters method="get" {
             label { (t(lang, T::Level)) " " select name="level" {
                 @for l in ["error", "warn", "info", "debug"] {
-                    option value=(l) selected[l == name] { (l) }
+                    option value=(l) selected[l == name] { (level_text(lang, l)) }
                 }
             } }
             button { (t(lang, T::Filter)) }
