@@ -711,6 +711,25 @@ fn fill(text: &str, pairs: &[(&str, &str)]) -> String {
     out
 }
 
+/// A length of time to read (`1h 02m`, `3m 20s`; `1小时02分`, `3分20秒` on Chinese
+/// pages). Not for a form's value, which is the config file's syntax.
+fn span_text(lang: Lang, d: Duration) -> String {
+    if lang == Lang::En {
+        return crate::walk::human(d);
+    }
+    let s = d.as_secs_f64();
+    let a = d.as_secs();
+    if s < 60.0 {
+        format!("{s:.1}秒")
+    } else if s < 3600.0 {
+        format!("{}分{:02}秒", a / 60, a % 60)
+    } else if s < 86_400.0 {
+        format!("{}小时{:02}分", a / 3600, a % 3600 / 60)
+    } else {
+        format!("{}天{:02}小时", a / 86_400, a % 86_400 / 3600)
+    }
+}
+
 fn t(lang: Lang, key: T) -> &'static str {
     let (en, zh) = key.words();
     if lang == Lang::Zh { zh } else { en }
@@ -873,7 +892,7 @@ async fn overview(
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     let passes = state.app.metrics.with(|c| c.passes.clone());
-    let human = |s: u64| crate::walk::human(Duration::from_secs(s));
+    let human = |s: u64| span_text(lang, Duration::from_secs(s));
     let tested = q
         .get("tested")
         .filter(|name| state.app.config.notifiers.contains_key(*name))
@@ -902,7 +921,7 @@ async fn overview(
                     td data-label=(t(lang, T::Longest)) { (human(w.schedule.longest_interval_s)) }
                     td data-label=(t(lang, T::Passes)) { (n) }
                     td data-label=(t(lang, T::MeanPass)) {
-                        @if n > 0 { (crate::walk::human(Duration::from_secs_f64(secs / n as f64))) }
+                        @if n > 0 { (span_text(lang, Duration::from_secs_f64(secs / n as f64))) }
                     }
                     td data-label=(t(lang, T::CallsDay)) {
                         (w.schedule.calls_per_day)
@@ -1990,7 +2009,18 @@ fn config_text(c: &crate::Config) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Lang, T, config_text, fill, t};
+    use super::{Lang, T, config_text, fill, span_text, t};
+
+    #[test]
+    fn lengths_of_time_read_in_the_page_s_language() {
+        use std::time::Duration;
+        let d = |s| Duration::from_secs(s);
+        assert_eq!(span_text(Lang::En, d(200)), "3m 20s");
+        assert_eq!(span_text(Lang::Zh, d(200)), "3分20秒");
+        assert_eq!(span_text(Lang::Zh, d(3720)), "1小时02分");
+        assert_eq!(span_text(Lang::Zh, d(2 * 86_400 + 3 * 3600)), "2天03小时");
+        assert_eq!(span_text(Lang::Zh, Duration::from_millis(12_500)), "12.5秒");
+    }
 
     #[test]
     fn placeholders_are_filled_once_and_values_are_never_read_for_them() {

@@ -185,7 +185,7 @@ pub(super) async fn watches(
             if d <= 0 {
                 t(lang, T::DueNow).to_owned()
             } else {
-                crate::walk::human(Duration::from_secs(d.unsigned_abs()))
+                super::span_text(lang, Duration::from_secs(d.unsigned_abs()))
             }
         });
         rows.push(html! {
