@@ -4,7 +4,8 @@
 use pps::check::{CheckReport, Landing, RootOutcome, SourceOutcome};
 use pps::inspect::LsReport;
 use pps::status::StatusReport;
-use pps::walk::{WalkReport, human};
+use pps::text::human;
+use pps::walk::WalkReport;
 use pps_core::Entry;
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 fn utc(secs: i64) -> String {
-    pps::history::utc_text(secs)
+    pps::text::utc_text(secs)
 }
 
-pub use pps::walk::human_size as size;
+pub use pps::text::human_size as size;
 
 fn describe(e: &Entry) -> (String, String, String) {
     let kind = if e.is_dir() { "dir" } else { "file" };

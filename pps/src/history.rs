@@ -86,26 +86,3 @@ pub fn to_json(h: &HistoryEntry) -> serde_json::Value {
         "took_s": h.took,
     })
 }
-
-/// Civil date and time (UTC) of a Unix time, `YYYY-MM-DD HH:MM:SS`; a time outside
-/// chrono's range (±262,000 years) as its number of seconds.
-pub fn utc_text(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
-        || format!("@{secs}"),
-        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc_text;
-
-    #[test]
-    fn unix_times_read_as_civil_dates() {
-        assert_eq!(utc_text(0), "1970-01-01 00:00:00");
-        assert_eq!(utc_text(-1), "1969-12-31 23:59:59");
-        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(utc_text(1_800_000_000), "2027-01-15 08:00:00");
-        assert_eq!(utc_text(i64::MAX), format!("@{}", i64::MAX), "no panic");
-    }
-}

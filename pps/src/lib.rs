@@ -73,6 +73,7 @@ pub mod once;
 pub mod outbox;
 pub mod service;
 pub mod status;
+pub mod text;
 pub mod walk;
 
 pub use app::{Access, App};

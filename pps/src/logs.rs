@@ -41,7 +41,7 @@ impl LogLine {
     pub fn to_text(&self) -> String {
         format!(
             "{}.{:03}Z {:<5} {}: {}",
-            crate::history::utc_text(self.at_ms.div_euclid(1000)).trim_end_matches('Z'),
+            crate::text::utc_text(self.at_ms.div_euclid(1000)).trim_end_matches('Z'),
             self.at_ms.rem_euclid(1000),
             self.level,
             self.target,

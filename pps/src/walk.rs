@@ -119,45 +119,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// A size in bytes for people: `812 B`, `1.2 MB`, `9120.6 GB` (`pps status`, the web
-/// UI's browser).
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// `1h 02m`, `3m 20s`, `12.5s`.
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    } else if s < 86_400.0 {
-        format!(
-            "{}h {:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        )
-    } else {
-        format!(
-            "{}d {:02}h",
-            (s / 86_400.0) as u64,
-            ((s % 86_400.0) / 3600.0) as u64
-        )
-    }
-}
-
 impl WalkReport {
     /// How long one full pass over the walked tree takes at `rate` calls a second.
     pub fn pass_time(&self, rate: f64) -> Duration {

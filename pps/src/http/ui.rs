@@ -16,8 +16,8 @@
 //!
 //! The trigger endpoints keep their token; a UI session does not open them.
 
-use crate::history::utc_text as civil;
 use crate::status::StatusReport;
+use crate::text::utc_text as civil;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -715,7 +715,7 @@ fn fill(text: &str, pairs: &[(&str, &str)]) -> String {
 /// pages). Not for a form's value, which is the config file's syntax.
 fn span_text(lang: Lang, d: Duration) -> String {
     if lang == Lang::En {
-        return crate::walk::human(d);
+        return crate::text::human(d);
     }
     let s = d.as_secs_f64();
     let a = d.as_secs();

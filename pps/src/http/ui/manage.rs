@@ -132,8 +132,8 @@ fn watch_forms(state: &UiState) -> Vec<WatchForm> {
         .map(|w| WatchForm {
             source: w.source.clone(),
             path: w.path.clone(),
-            interval: crate::walk::human(w.interval),
-            max_interval: crate::walk::human(w.max_interval),
+            interval: crate::text::human(w.interval),
+            max_interval: crate::text::human(w.max_interval),
             settle: String::new(),
             exclude: Vec::new(),
             targets: w.targets.clone(),
@@ -908,7 +908,7 @@ pub(super) async fn browse(
                             (e.name)
                         }
                     }
-                    td data-label=(t(lang, T::Size)) { @if !e.is_dir() { (crate::walk::human_size(e.size)) } }
+                    td data-label=(t(lang, T::Size)) { @if !e.is_dir() { (crate::text::human_size(e.size)) } }
                     td data-label=(t(lang, T::Mtime)) { (when(e).unwrap_or_default()) }
                     td data-label=(t(lang, T::StoredMtime)) { (row.stored.as_ref().and_then(when).unwrap_or_default()) }
                 }
