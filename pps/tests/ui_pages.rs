@@ -394,7 +394,30 @@ async fn an_unknown_address_is_a_page_with_a_way_back() {
             body.contains(words) && body.contains("href=\"/\""),
             "{body}"
         );
+        // The logged-in reader keeps the menu (and the way out).
+        assert!(
+            body.contains("href=\"/watches\"") && body.contains("action=\"/logout\""),
+            "{body}"
+        );
     }
+    // Without a session it shows no more than the login page does.
+    let resp = ui
+        .send(
+            Request::get("/no/such/page")
+                .header(header::ACCEPT, "text/html")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        !body.contains("/watches") && !body.contains("logout"),
+        "{body}"
+    );
     let resp = ui.send(get("application/json", "en")).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");

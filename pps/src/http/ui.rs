@@ -228,7 +228,9 @@ async fn not_found(
         h1 { (t(lang, T::NotFound)) }
         p { a href=(state.base) { (t(lang, T::BackHome)) } }
     };
-    let mut r = page(&state, lang, t(lang, T::NotFound), None, body);
+    // A logged-in reader keeps the menu; anyone else sees no more than the login does.
+    let csrf = state.session(&headers).map(|(_, s)| s.csrf);
+    let mut r = page(&state, lang, t(lang, T::NotFound), csrf.as_deref(), body);
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
 }
