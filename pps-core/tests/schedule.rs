@@ -852,6 +852,12 @@ async fn the_history_says_what_made_pps_look_for_each_change() {
         .queue_scan(&rig.watch, "/w/C/c.mkv", &["t".to_owned()])
         .await
         .unwrap();
+    // A full pass a user asked for (the web UI's Scan now).
+    rig.source.inner.write_file("/w/B/b3.mkv", 1);
+    rig.engine
+        .pass_as(&rig.watch, Origin::Manual)
+        .await
+        .unwrap();
 
     let want = vec![
         ("/w/A/a2.mkv".to_owned(), Some(Origin::Poll)),
@@ -859,6 +865,7 @@ async fn the_history_says_what_made_pps_look_for_each_change() {
         ("/w/C/c2.mkv".to_owned(), Some(Origin::Push)),
         ("/w/A/a3.mkv".to_owned(), Some(Origin::Walk)),
         ("/w/C/c.mkv".to_owned(), Some(Origin::Manual)),
+        ("/w/B/b3.mkv".to_owned(), Some(Origin::Manual)),
     ];
     assert_eq!(change_origins(rig.store.as_ref()), want);
     // Written to the file: a reopened store says the same.

@@ -317,7 +317,7 @@ async fn activity_shows_each_change_s_origin_and_scans_a_line_again() {
         "{page}"
     );
     assert!(
-        page.contains("rescan of the folder, <span class=\"origin\">queued by hand</span>"),
+        page.contains("rescan of the folder, <span class=\"origin\">asked for by hand</span>"),
         "{page}"
     );
     let queued = ui.store.pending("print", 10).unwrap();
@@ -501,4 +501,48 @@ async fn the_check_on_the_config_page_is_in_the_page_s_language() {
         en.contains(&format!("watch disk:{}: root listed, 1 entry", ui.root)),
         "{en}"
     );
+}
+
+#[tokio::test]
+async fn what_scan_now_finds_reads_as_asked_for_by_hand() {
+    use pps_core::MtimeStore;
+    use pps_core::store::{Event, HistoryQuery, Origin};
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let scan_now = || async {
+        let resp = ui
+            .post("/watches/scan", &[("index", "0"), ("expect", &ui.root)])
+            .await;
+        assert!(resp.status().is_redirection(), "{}", resp.status());
+        // The pass runs in the background; the watch list says when it is done.
+        for _ in 0..100_000 {
+            if ui.page("/watches").await.contains("Scanned") {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("Scan now never finished");
+    };
+    scan_now().await; // the baseline: nothing to report
+    std::fs::write(format!("{}/Films/New (2026).mkv", ui.root), b"x").unwrap();
+    scan_now().await;
+    let changes: Vec<_> = ui
+        .store
+        .history(&HistoryQuery {
+            events: vec![Event::Change],
+            limit: 100,
+            ..HistoryQuery::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.change.path.clone(), h.origin()))
+        .collect();
+    assert_eq!(
+        changes,
+        [(
+            format!("{}/Films/New (2026).mkv", ui.root),
+            Some(Origin::Manual)
+        )]
+    );
+    let page = ui.page("/activity").await;
+    assert!(page.contains("asked for by hand"), "{page}");
 }

@@ -121,10 +121,17 @@ impl Engine {
     /// writes when nothing changed); a new folder gets its first schedule (at the
     /// ceiling, spread, for a baseline; at the base interval inside a created subtree).
     /// A folder a push hint named is listed with `force_refresh`. This is the pass for
-    /// `pps once --full`.
+    /// `pps once --full`; its changes are reported as found by a [`Walk`](Origin::Walk).
     pub async fn pass(&self, watch: &Watch) -> Result<PassReport> {
+        self.pass_as(watch, Origin::Walk).await
+    }
+
+    /// [`pass`](Self::pass), its changes reported as found by `origin`: a full pass a
+    /// user asked for (the web UI's Scan now) is [`Manual`](Origin::Manual), so the
+    /// history says who looked. A folder a hint asked for keeps the hint's origin.
+    pub async fn pass_as(&self, watch: &Watch, origin: Origin) -> Result<PassReport> {
         let scope = self.store.scope(&watch.source, &watch.root)?;
-        self.pass_in(watch, scope).await.map(|(r, _)| r)
+        self.pass_in(watch, scope, origin).await.map(|(r, _)| r)
     }
 
     /// Records the baseline of `watch` anew, replacing the old one only once the new one
@@ -142,7 +149,7 @@ impl Engine {
             .scope(&format!("{STAGING}{}", watch.source), &watch.root)?;
         // What an interrupted re-index left behind.
         self.store.forget(staging, "/")?;
-        let (mut report, unlisted) = self.pass_in(watch, staging).await?;
+        let (mut report, unlisted) = self.pass_in(watch, staging, Origin::Walk).await?;
         self.store.replace_scope(scope, staging, &unlisted)?;
         report.baseline = true;
         Ok(report)
@@ -150,7 +157,12 @@ impl Engine {
 
     /// A full pass over `watch` with its state in `scope`; also returns the folders a
     /// baseline could not list.
-    async fn pass_in(&self, watch: &Watch, scope: ScopeId) -> Result<(PassReport, Vec<String>)> {
+    async fn pass_in(
+        &self,
+        watch: &Watch,
+        scope: ScopeId,
+        origin: Origin,
+    ) -> Result<(PassReport, Vec<String>)> {
         let started = Instant::now();
         let source = self.source(watch)?;
         let known = self.store.fingerprints(scope)?;
@@ -165,6 +177,7 @@ impl Engine {
                 .collect()
         };
         let mut st = self.pass_state(watch, scope, known, baseline, now);
+        st.origin = origin;
         st.due = due;
 
         // The root is listed alone first: its result decides between a pass and an
@@ -910,12 +923,14 @@ impl Engine {
 }
 
 impl PassState<'_> {
-    /// A visit of `path` in a full pass, forced when a hint is pending for it.
+    /// A visit of `path` in a full pass, forced when a hint is pending for it; what it
+    /// finds is the pass's (or that hint's).
     fn visit_of(&self, path: String, silent: bool, active: bool) -> Visit {
         let mut v = Visit::new(path, silent, active);
+        v.origin = self.origin;
         if let Some(s) = self.due.get(&v.path) {
             v.force = s.force_refresh;
-            v.origin = origin_of(s, Origin::Walk);
+            v.origin = origin_of(s, self.origin);
         }
         v
     }

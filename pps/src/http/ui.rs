@@ -568,7 +568,7 @@ texts! {
     OriginSpare => ("found by a spare listing", "空闲额度列出时发现"),
     OriginPush => ("named by a push event", "推送事件通知"),
     OriginWebhook => ("named by a webhook", "Webhook 通知"),
-    OriginManual => ("queued by hand", "手动排队"),
+    OriginManual => ("asked for by hand", "手动发起"),
     NotWatched => ("Outside every watch: nothing is stored for it.",
             "不在任何监控目录内：没有已存状态。"),
     Queued => ("Scan queued", "扫描已排队"),

@@ -721,7 +721,7 @@ async fn start_job(
     tracing::info!(watch = %label, job = ?job, "web UI: started");
     tokio::spawn(async move {
         let result = match job {
-            Job::Scan => engine.pass(&w).await,
+            Job::Scan => engine.pass_as(&w, pps_core::store::Origin::Manual).await,
             Job::Reindex => engine.reindex(&w).await,
         };
         let done = match result {
