@@ -334,7 +334,7 @@ async fn activity_shows_each_change_s_origin_and_scans_a_line_again() {
     for (typed, error) in [
         (
             "/elsewhere/x".to_owned(),
-            "that path is outside every watch in force",
+            "That path is outside every watch in force.",
         ),
         (
             format!("{}/Films/Ghost (1990)", ui.root),
@@ -545,4 +545,60 @@ async fn what_scan_now_finds_reads_as_asked_for_by_hand() {
     );
     let page = ui.page("/activity").await;
     assert!(page.contains("asked for by hand"), "{page}");
+}
+
+#[tokio::test]
+async fn a_refusal_reads_in_the_page_s_language() {
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let post_zh = |uri: &'static str, form: Vec<(&'static str, String)>| {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        pairs.append_pair("csrf", &ui.csrf);
+        for (k, v) in &form {
+            pairs.append_pair(k, v);
+        }
+        Request::post(uri)
+            .header("cookie", format!("{}; pps_lang=zh", ui.cookie))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(pairs.finish()))
+            .unwrap()
+    };
+    let body = |resp: axum::response::Response| async move {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    // The one watch cannot be deleted.
+    let resp = ui
+        .send(post_zh(
+            "/watches/delete",
+            vec![("index", "0".into()), ("expect", ui.root.clone())],
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let page = body(resp).await;
+    assert!(page.contains("最后一个 [[watch]] 不能删除"), "{page}");
+    assert!(!page.contains("cannot be deleted"), "{page}");
+    // A scan of a path outside every watch, from the Browser.
+    let resp = ui
+        .send(post_zh(
+            "/browse/scan",
+            vec![
+                ("source", "disk".into()),
+                ("path", "/elsewhere".into()),
+                ("target", "print".into()),
+            ],
+        ))
+        .await;
+    let page = body(resp).await;
+    assert!(page.contains("该路径不在任何生效的目录内"), "{page}");
+    // A watch index that names none.
+    let resp = ui
+        .send(post_zh(
+            "/watches/scan",
+            vec![("index", "7".into()), ("expect", "/x".into())],
+        ))
+        .await;
+    let page = body(resp).await;
+    assert!(page.contains("没有这个目录"), "{page}");
 }

@@ -651,6 +651,59 @@ texts! {
     Download => ("Download", "下载"),
     Module => ("Module", "模块"),
     Message => ("Message", "消息"),
+    NoConfigFile => ("This service runs without a config file (--watch): there is nothing to save to.",
+            "此服务未使用配置文件运行（--watch），无处保存。"),
+    LastWatch => ("The last [[watch]] cannot be deleted (pps run needs one): disable it instead.",
+            "最后一个 [[watch]] 不能删除（pps run 至少需要一个），请改为停用。"),
+    NoSuchWatch => ("There is no such watch; reload the page.", "没有这个目录，请刷新页面。"),
+    WatchPathInvalid => ("That watch's path is not valid.", "该目录的路径无效。"),
+    WatchNotInForce => ("That watch is not in force (disabled?).", "该目录未生效（已停用？）。"),
+    JobRunning => ("That watch is being scanned or re-indexed already.", "该目录正在扫描或重建基线。"),
+    OutsideWatches => ("That path is outside every watch in force.", "该路径不在任何生效的目录内。"),
+    NoSuchTarget => ("There is no such target.", "没有这个目标。"),
+    KindNotFound => ("not found", "不存在"),
+    KindPermission => ("permission denied", "没有权限"),
+    KindUnauthenticated => ("unauthenticated", "认证失败"),
+    KindThrottled => ("throttled", "被限流"),
+    KindUnavailable => ("unavailable", "无法连接"),
+    KindConfig => ("config invalid", "配置无效"),
+    KindUnsupported => ("unsupported", "不支持"),
+    KindOutage => ("outage", "来源中断"),
+    KindCorrupt => ("corrupt", "数据损坏"),
+    KindRejected => ("rejected", "被拒绝"),
+    KindUnexpected => ("unexpected", "意外错误"),
+}
+
+/// An error as pps wrote it (`unavailable: connection refused [target: plex]`), its
+/// kind in the page's language. The rest is what pps or a server said, kept as said:
+/// it is what a search or a bug report needs.
+fn said(lang: Lang, msg: &str) -> String {
+    use pps_core::ErrorKind as K;
+    if lang == Lang::En {
+        return msg.to_owned();
+    }
+    let kinds = [
+        (K::NotFound, T::KindNotFound),
+        (K::PermissionDenied, T::KindPermission),
+        (K::Unauthenticated, T::KindUnauthenticated),
+        (K::Throttled, T::KindThrottled),
+        (K::Unavailable, T::KindUnavailable),
+        (K::ConfigInvalid, T::KindConfig),
+        (K::Unsupported, T::KindUnsupported),
+        (K::Outage, T::KindOutage),
+        (K::Corrupt, T::KindCorrupt),
+        (K::Rejected, T::KindRejected),
+        (K::Unexpected, T::KindUnexpected),
+    ];
+    for (kind, key) in kinds {
+        if let Some(rest) = msg
+            .strip_prefix(kind.as_str())
+            .and_then(|r| r.strip_prefix(": "))
+        {
+            return format!("{}：{rest}", t(lang, key));
+        }
+    }
+    msg.to_owned()
 }
 
 impl T {
@@ -980,7 +1033,7 @@ async fn overview(
                     tr {
                         td data-label=(t(lang, T::Target)) { (target) }
                         td.path data-label=(t(lang, T::Path)) { (p.path) }
-                        td data-label=(t(lang, T::Reason)) { (p.reason.as_deref().unwrap_or("")) }
+                        td data-label=(t(lang, T::Reason)) { (said(lang, p.reason.as_deref().unwrap_or(""))) }
                         td.actions { (action_form(&state, "actions/drop", csrf, target, &p.path, t(lang, T::Drop))) }
                     }
                 } }
@@ -1038,7 +1091,7 @@ async fn overview(
                     tr {
                         td data-label=(t(lang, T::Target)) { (target) }
                         td.path data-label=(t(lang, T::Path)) { (p.path) }
-                        td data-label=(t(lang, T::LastError)) { (p.reason.as_deref().unwrap_or("")) }
+                        td data-label=(t(lang, T::LastError)) { (said(lang, p.reason.as_deref().unwrap_or(""))) }
                         td data-label=(t(lang, T::Attempts)) { (p.attempts) }
                         td data-label=(t(lang, T::NextTry)) {
                             @match p.next_try_in_s {
@@ -1061,7 +1114,7 @@ async fn overview(
                     tr {
                         td data-label=(t(lang, T::Target)) { (target) }
                         td.path data-label=(t(lang, T::Path)) { (p.path) }
-                        td data-label=(t(lang, T::Reason)) { (p.reason) }
+                        td data-label=(t(lang, T::Reason)) { (said(lang, &p.reason)) }
                     }
                 } }
             } }
@@ -1420,7 +1473,7 @@ fn history_row(h: &HistoryEntry, kit: &RowKit) -> Markup {
                             (fill(t(lang, T::SentAs), &[("path", d)]))
                         }
                     }
-                    _ => { (h.detail.as_deref().unwrap_or("")) }
+                    _ => { (said(lang, h.detail.as_deref().unwrap_or(""))) }
                 }
                 @if let Some((source, target)) = again {
                     form.again method="post" action=(kit.action) {
@@ -2011,7 +2064,27 @@ fn config_text(c: &crate::Config) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Lang, T, config_text, fill, span_text, t};
+    use super::{Lang, T, config_text, fill, said, span_text, t};
+
+    #[test]
+    fn an_error_s_kind_reads_in_the_page_s_language_and_what_was_said_stays() {
+        let e = pps_core::Error::new(pps_core::ErrorKind::Unavailable, "connection refused")
+            .with("target", "plex");
+        let text = e.to_string();
+        assert_eq!(said(Lang::En, &text), text);
+        assert_eq!(
+            said(Lang::Zh, &text),
+            "无法连接：connection refused [target: plex]"
+        );
+        let e = pps_core::Error::new(pps_core::ErrorKind::Rejected, "no library holds the path");
+        assert_eq!(
+            said(Lang::Zh, &e.to_string()),
+            "被拒绝：no library holds the path"
+        );
+        // Not an error of pps's: as it was.
+        assert_eq!(said(Lang::Zh, "took 12 s"), "took 12 s");
+        assert_eq!(said(Lang::Zh, "rejected"), "rejected");
+    }
 
     #[test]
     fn lengths_of_time_read_in_the_page_s_language() {

@@ -223,7 +223,7 @@ pub(super) async fn watches(
                                     @if failed > 0 { ", " (failed) " ✗" }
                                 }
                             }
-                            Some(JobState::Failed(e)) => { (error_box(&e)) }
+                            Some(JobState::Failed(e)) => { (error_box(&super::said(lang, &e))) }
                             None => {}
                         }
                     }
@@ -423,9 +423,13 @@ pub(super) struct SaveForm {
 
 /// Writes an edit and waits for the service to apply it; answers the redirect to the
 /// watch list, or the refusal with `pps check`'s message.
-async fn write_and_apply(state: &UiState, edit: WatchEdit) -> Result<&'static str, String> {
+async fn write_and_apply(
+    state: &UiState,
+    lang: Lang,
+    edit: WatchEdit,
+) -> Result<&'static str, String> {
     let Some(file) = state.app.config.file.clone() else {
-        return Err("this service runs without a config file (--watch)".to_owned());
+        return Err(t(lang, T::NoConfigFile).to_owned());
     };
     let control = state.app.control.clone();
     let seen = control.generation();
@@ -492,7 +496,7 @@ pub(super) async fn save(
             Err(_) => return refuse(StatusCode::BAD_REQUEST, "`index` is not a watch's place"),
         },
     };
-    match write_and_apply(&state, edit).await {
+    match write_and_apply(&state, lang, edit).await {
         Ok(key) => {
             // Saved; warn now, as `pps check` would, when its scans would land nowhere.
             let targets: Vec<String> = watch
@@ -586,7 +590,7 @@ pub(super) async fn toggle(
         expect: form.expect,
         enabled,
     };
-    match write_and_apply(&state, edit).await {
+    match write_and_apply(&state, lang(&headers), edit).await {
         Ok(key) => done(&state, key),
         Err(msg) => refused_page(&state, &headers, &s.csrf, &msg),
     }
@@ -600,18 +604,13 @@ pub(super) async fn delete(
     }: Checked<IndexForm>,
 ) -> Response {
     if watch_forms(&state).len() <= 1 {
-        return refused_page(
-            &state,
-            &headers,
-            &s.csrf,
-            "the last [[watch]] cannot be deleted (pps run needs one): disable it instead",
-        );
+        return refused_page(&state, &headers, &s.csrf, t(lang(&headers), T::LastWatch));
     }
     let edit = WatchEdit::Remove {
         index: form.index,
         expect: form.expect,
     };
-    match write_and_apply(&state, edit).await {
+    match write_and_apply(&state, lang(&headers), edit).await {
         Ok(key) => done(&state, key),
         Err(msg) => refused_page(&state, &headers, &s.csrf, &msg),
     }
@@ -647,10 +646,12 @@ async fn start_job(
 ) -> Response {
     let forms = watch_forms(&state);
     let Some(f) = forms.get(form.index) else {
-        return refused_page(&state, &headers, &s.csrf, "no such watch; reload the page");
+        let why = t(lang(&headers), T::NoSuchWatch);
+        return refused_page(&state, &headers, &s.csrf, why);
     };
     let Ok(root) = pps_core::path::normalize(&f.path) else {
-        return refused_page(&state, &headers, &s.csrf, "that watch's path is not valid");
+        let why = t(lang(&headers), T::WatchPathInvalid);
+        return refused_page(&state, &headers, &s.csrf, why);
     };
     let Some((wc, w, _)) = state
         .app
@@ -663,7 +664,7 @@ async fn start_job(
             &state,
             &headers,
             &s.csrf,
-            "that watch is not in force (disabled?)",
+            t(lang(&headers), T::WatchNotInForce),
         );
     };
     let label = wc.label();
@@ -674,12 +675,7 @@ async fn start_job(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if matches!(r.get(&label), Some((_, JobState::Running(_)))) {
-            return refused_page(
-                &state,
-                &headers,
-                &s.csrf,
-                "that watch is being scanned or re-indexed already",
-            );
+            return refused_page(&state, &headers, &s.csrf, t(lang(&headers), T::JobRunning));
         }
         r.insert(
             label.clone(),
@@ -822,7 +818,7 @@ pub(super) async fn browse(
         .collect();
     let report = match crate::inspect::browse(&state.app.engine, &watches, &source, &path).await {
         Ok(r) => r,
-        Err(e) => return refused(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(e) => return refused(StatusCode::BAD_GATEWAY, super::said(lang, &e.to_string())),
     };
     // Breadcrumbs: each ancestor a link.
     let mut crumbs = Vec::new();
@@ -944,6 +940,7 @@ super::auth::csrf_field!(SaveForm, IndexForm, PathForm);
 /// The deepest watch in force holding `source:path`, with the path normalised.
 fn holder(
     state: &UiState,
+    lang: Lang,
     source: &str,
     path: &str,
 ) -> Result<(crate::config::WatchConfig, pps_core::Watch, String), String> {
@@ -955,7 +952,7 @@ fn holder(
         .filter(|(wc, _, _)| wc.source == source && pps_core::path::is_at_or_under(&path, &wc.path))
         .max_by_key(|(wc, _, _)| wc.path.len())
         .map(|(wc, w, _)| (wc.clone(), w.clone(), path.clone()))
-        .ok_or_else(|| "that path is outside every watch in force".to_owned())
+        .ok_or_else(|| t(lang, T::OutsideWatches).to_owned())
 }
 
 fn back_to_browse(state: &UiState, source: &str, path: &str, key: &str) -> Response {
@@ -988,9 +985,9 @@ pub(super) async fn browse_scan(
         }
     };
     if !state.app.targets.contains(&form.target) {
-        return refused("no such target");
+        return refused(t(lang(&headers), T::NoSuchTarget));
     }
-    let (_, w, path) = match holder(&state, &form.source, &form.path) {
+    let (_, w, path) = match holder(&state, lang(&headers), &form.source, &form.path) {
         Ok(h) => h,
         Err(m) => return refused(&m),
     };
@@ -1013,7 +1010,7 @@ pub(super) async fn browse_scan(
             }
             back_to_browse(&state, &form.source, &path, "queued")
         }
-        Err(e) => refused(&e.to_string()),
+        Err(e) => refused(&super::said(lang(&headers), &e.to_string())),
     }
 }
 
@@ -1034,7 +1031,7 @@ pub(super) async fn browse_forget(
         session: s, form, ..
     }: Checked<PathForm>,
 ) -> Response {
-    let (wc, _, path) = match holder(&state, &form.source, &form.path) {
+    let (wc, _, path) = match holder(&state, lang(&headers), &form.source, &form.path) {
         Ok(h) => h,
         Err(m) => return refused_page(&state, &headers, &s.csrf, &m),
     };
@@ -1050,7 +1047,10 @@ pub(super) async fn browse_forget(
             tracing::info!(%path, folders = n, "web UI: stored state forgotten");
             back_to_browse(&state, &form.source, &path, "forgotten")
         }
-        Ok(Err(e)) => refused_page(&state, &headers, &s.csrf, &e.to_string()),
+        Ok(Err(e)) => {
+            let why = super::said(lang(&headers), &e.to_string());
+            refused_page(&state, &headers, &s.csrf, &why)
+        }
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
