@@ -282,6 +282,7 @@ fn init_logs(verbose: u8, quiet: u8, format: LogFormat) {
         LogFormat::Json => builder.json().finish().with(pps::logs::layer()).init(),
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .fmt_fields(pps::logs::text_fields())
             .finish()
             .with(pps::logs::layer())
             .init(),

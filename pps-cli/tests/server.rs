@@ -260,6 +260,22 @@ async fn triggers_health_and_metrics() {
     assert_eq!(r.status(), 202);
     let want = BTreeSet::from([format!("{m}/Show 2/S01/e5.mkv")]);
     assert_eq!(svc.expect_created(&want), want);
+    // Attack item 6: a path outside the mapping skipped the length check, so a 900 KB
+    // path came back in the answer and went into the log. Lengths come first now.
+    let long = format!("/elsewhere/{}", "x".repeat(190_000));
+    let r = svc
+        .post("/triggers/arr")
+        .bearer_auth(TOKEN)
+        .json(&json!({"eventType": "Download", "series": {"title": "X", "path": long}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.len() < 1000 && body.contains("4096 bytes"),
+        "{body:.300}"
+    );
 
     // cd2: a burst of 1,000 items in one body, coalesced into 10 folders, none lost.
     let mut items = Vec::new();

@@ -172,6 +172,17 @@ impl Checker {
         out
     }
 
+    /// Lists `path` at `source` once, as the check does for a watch root: the web UI
+    /// asks before it saves a watch. `None` when no such source is configured.
+    pub async fn list_root(&self, source: &str, path: &str) -> Option<pps_core::Result<usize>> {
+        let src = self.sources.get(source)?;
+        Some(
+            src.list(path, ListOptions::default())
+                .await
+                .map(|entries| entries.len()),
+        )
+    }
+
     /// Runs the check (one call per cd2 source and per watch root, one per target).
     pub async fn run(&self) -> CheckReport {
         self.report().await

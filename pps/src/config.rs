@@ -429,6 +429,21 @@ struct SourceKeys {
 /// The longest watch path accepted, in bytes (Linux's PATH_MAX).
 const MAX_PATH_BYTES: usize = 4096;
 
+/// Why no folder can be named `raw` (a watch root), if none can: longer than any file
+/// system's path (4096 bytes on Linux), or holding a control character. What `pps
+/// check` would fail on, refused before the file or the UI holds it.
+pub(crate) fn path_problem(raw: &str) -> Option<String> {
+    if raw.len() > MAX_PATH_BYTES {
+        return Some(format!(
+            "is {} bytes long; a path is at most {MAX_PATH_BYTES}",
+            raw.len()
+        ));
+    }
+    raw.chars().any(char::is_control).then(|| {
+        "holds a control character (a newline, a tab or a NUL): no folder is named so".to_owned()
+    })
+}
+
 /// The keys of [`SourceKeys`] that only a cloud source takes.
 const BUDGET_KEYS: [&str; 4] = [
     "max_calls_per_day",
@@ -1459,22 +1474,8 @@ impl Ctx<'_> {
         // can hold it: a control character (a NUL, a newline) or a path longer than any
         // file system's (4096 bytes on Linux).
         let raw_path = w.path.get_ref();
-        if raw_path.len() > MAX_PATH_BYTES {
-            return Err(cx.err(
-                Some(w.path.span().start),
-                &key("path"),
-                format!(
-                    "is {} bytes long; a path is at most {MAX_PATH_BYTES}",
-                    raw_path.len()
-                ),
-            ));
-        }
-        if raw_path.chars().any(char::is_control) {
-            return Err(cx.err(
-                Some(w.path.span().start),
-                &key("path"),
-                "holds a control character (a newline, a tab or a NUL): no folder is named so",
-            ));
+        if let Some(why) = path_problem(raw_path) {
+            return Err(cx.err(Some(w.path.span().start), &key("path"), why));
         }
         let path = pps_core::path::normalize(raw_path).map_err(|e| {
             cx.err(

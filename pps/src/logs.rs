@@ -124,6 +124,24 @@ fn push(level: Level, target: &str, text: String, at_ms: i64) {
     });
 }
 
+/// How a text log line (stderr) writes an event's fields: each one cut and escaped as
+/// the log page keeps it ([`LINE_BYTES`], control characters shown escaped). A newline
+/// or an escape sequence in a path a webhook sent cannot forge a line or colour a
+/// terminal, and a megabyte path is not a megabyte line. (JSON lines escape already.)
+pub fn text_fields()
+-> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let v = clip(format!("{value:?}"));
+        if field.name() == "message" {
+            write!(w, "{v}")
+        } else {
+            write!(w, "{}={v}", field.name())
+        }
+    })
+    .delimited(" ")
+}
+
 /// `text` cut to [`LINE_BYTES`] on a character boundary, with control characters
 /// (a newline in a path) shown escaped so one event stays one line.
 fn clip(text: String) -> String {
@@ -202,6 +220,48 @@ mod tests {
             clip(multibyte).len() <= LINE_BYTES + 16,
             "cut on a character boundary"
         );
+    }
+
+    /// Attack review item 9 (and 6): a path a webhook sent, with a newline and an escape
+    /// sequence, forged a line on stderr; a 1 MB path made a 1 MB line.
+    #[test]
+    fn a_text_log_line_stays_one_bounded_line_whatever_a_path_holds() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let out = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(text_fields())
+            .with_writer(move || sink.clone())
+            .finish();
+        let forged = "/tv/x\n2026-12-05T00:00:00Z ERROR pps: forged line\u{1b}[31m";
+        let huge = "y".repeat(1_000_000);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(path = %forged, "webhook: hint queued");
+            tracing::warn!("no watch holds {huge}");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:.500}");
+        assert!(!text.contains('\u{1b}'), "{text:.500}");
+        assert!(
+            lines[0].ends_with("webhook: hint queued path=/tv/x\\n2026-12-05T00:00:00Z ERROR pps: forged line\\u{1b}[31m"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].len() < LINE_BYTES + 100, "{}", lines[1].len());
     }
 
     #[test]

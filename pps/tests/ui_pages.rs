@@ -602,3 +602,57 @@ async fn a_refusal_reads_in_the_page_s_language() {
     let page = body(resp).await;
     assert!(page.contains("没有这个目录"), "{page}");
 }
+
+/// Attack item 9: the UI saved watch roots `pps check` fails. Each is refused, named,
+/// and the file stays byte-identical.
+#[tokio::test]
+async fn the_ui_refuses_a_root_pps_check_would_fail() {
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let file = ui._dir.path().join("pps.toml");
+    let before = std::fs::read(&file).unwrap();
+    let missing = format!("{}/No Such Folder", ui.root);
+    let long = format!("/{}", "a".repeat(5_000));
+    for (path, why) in [
+        (missing.as_str(), "Not saved: source disk has no folder"),
+        ("/films\u{0}x", "control character"),
+        ("/films\nx", "control character"),
+        (long.as_str(), "bytes long; a path is at most 4096"),
+    ] {
+        let resp = ui
+            .post(
+                "/watches/save",
+                &[
+                    ("source", "disk"),
+                    ("path", path),
+                    ("interval", "10m"),
+                    ("enabled", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path:.40}");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        let page = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(page.contains(why), "{why} in {page:.3000}");
+        // The form comes back as sent, to be corrected.
+        assert!(page.contains("name=\"path\""), "{page:.3000}");
+        assert_eq!(std::fs::read(&file).unwrap(), before, "{path:.40}");
+    }
+    // 70 KB is past what a UI form may send (64 KiB): refused before it is read.
+    let huge = format!("/{}", "a".repeat(70_000));
+    let resp = ui
+        .post("/watches/save", &[("source", "disk"), ("path", &huge)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    // A disabled watch is not listed, so its root is not asked for.
+    let resp = ui
+        .post(
+            "/watches/save",
+            &[("source", "disk"), ("path", &missing), ("interval", "10m")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_ne!(std::fs::read(&file).unwrap(), before);
+}

@@ -378,6 +378,25 @@ fn hint_all(state: &ServerState, origin: &str, paths: Vec<Named>) -> Result<Outc
     // Each usable path once, with the watches that hold it.
     let mut wanted: Vec<(Named, String, Vec<usize>)> = Vec::new();
     let mut seen = BTreeSet::new();
+    // Lengths first, of the path as given and as mapped: a path no rule covers is
+    // echoed back and logged, so it must not be a megabyte long either.
+    let unnameable = |p: &str| {
+        p.len() > pps_core::engine::MAX_HINT_BYTES
+            || p.split('/').filter(|c| !c.is_empty()).count() > pps_core::engine::MAX_HINT_DEPTH
+    };
+    if paths
+        .iter()
+        .any(|n| unnameable(&n.given) || n.mapped.as_deref().is_some_and(unnameable))
+    {
+        return Err(Reject(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a path is longer than {} bytes or deeper than {} components; no folder is named like that",
+                pps_core::engine::MAX_HINT_BYTES,
+                pps_core::engine::MAX_HINT_DEPTH
+            ),
+        ));
+    }
     for named in paths {
         let Some(p) = named.mapped.clone() else {
             out.ignored.push((
@@ -386,18 +405,6 @@ fn hint_all(state: &ServerState, origin: &str, paths: Vec<Named>) -> Result<Outc
             ));
             continue;
         };
-        if p.len() > pps_core::engine::MAX_HINT_BYTES
-            || p.split('/').filter(|c| !c.is_empty()).count() > pps_core::engine::MAX_HINT_DEPTH
-        {
-            return Err(Reject(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "a path is longer than {} bytes or deeper than {} components; no folder is named like that",
-                    pps_core::engine::MAX_HINT_BYTES,
-                    pps_core::engine::MAX_HINT_DEPTH
-                ),
-            ));
-        }
         let Ok(p) = pps_core::path::normalize(&p) else {
             let reason = format!("not an absolute path{}", after(&named, &p));
             out.ignored.push((named.given.clone(), reason));

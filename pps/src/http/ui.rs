@@ -661,6 +661,8 @@ texts! {
     JobRunning => ("That watch is being scanned or re-indexed already.", "该目录正在扫描或重建基线。"),
     OutsideWatches => ("That path is outside every watch in force.", "该路径不在任何生效的目录内。"),
     NoSuchTarget => ("There is no such target.", "没有这个目标。"),
+    RootMissing => ("Not saved: source {source} has no folder {path}, so pps check would fail.",
+            "未保存：来源 {source} 没有文件夹 {path}，pps check 会失败。"),
     KindNotFound => ("not found", "不存在"),
     KindPermission => ("permission denied", "没有权限"),
     KindUnauthenticated => ("unauthenticated", "认证失败"),

@@ -496,6 +496,52 @@ pub(super) async fn save(
             Err(_) => return refuse(StatusCode::BAD_REQUEST, "`index` is not a watch's place"),
         },
     };
+    // The form again, with why it was not saved.
+    let refused_form = |msg: &str| {
+        let index = form.index.parse::<usize>().ok();
+        let title = if index.is_some() {
+            t(lang, T::EditWatch)
+        } else {
+            t(lang, T::AddWatch)
+        };
+        let body = html! {
+            h1 { (title) }
+            (error_box(msg))
+            (watch_form(
+                &state,
+                lang,
+                &s.csrf,
+                index.map(|i| (i, form.expect.as_str())),
+                &watch
+            ))
+        };
+        let mut r = page(&state, lang, title, Some(&s.csrf), body);
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r
+    };
+    // A root the source does not have fails `pps check` and every pass after: refuse
+    // it before the file is touched. A source that cannot answer now (down, slow) is
+    // no reason to refuse; the passes will say.
+    if watch.enabled
+        && crate::config::path_problem(&watch.path).is_none()
+        && let Ok(root) = pps_core::path::normalize(&watch.path)
+    {
+        let checker = state.app.checker.clone();
+        let source = watch.source.clone();
+        let listed = tokio::time::timeout(LANDING_WAIT, async move {
+            checker.list_root(&source, &root).await
+        })
+        .await;
+        if let Ok(Some(Err(e))) = listed
+            && e.kind() == pps_core::ErrorKind::NotFound
+        {
+            let why = super::fill(
+                t(lang, T::RootMissing),
+                &[("path", &watch.path), ("source", &watch.source)],
+            );
+            return refused_form(&format!("{why} {}", super::said(lang, &e.to_string())));
+        }
+    }
     match write_and_apply(&state, lang, edit).await {
         Ok(key) => {
             // Saved; warn now, as `pps check` would, when its scans would land nowhere.
@@ -527,28 +573,7 @@ pub(super) async fn save(
             }
             Redirect::to(&format!("{}?{}", state.path("watches"), to.finish())).into_response()
         }
-        Err(msg) => {
-            let index = form.index.parse::<usize>().ok();
-            let title = if index.is_some() {
-                t(lang, T::EditWatch)
-            } else {
-                t(lang, T::AddWatch)
-            };
-            let body = html! {
-                h1 { (title) }
-                (error_box(&msg))
-                (watch_form(
-                    &state,
-                    lang,
-                    &s.csrf,
-                    index.map(|i| (i, form.expect.as_str())),
-                    &watch
-                ))
-            };
-            let mut r = page(&state, lang, title, Some(&s.csrf), body);
-            *r.status_mut() = StatusCode::BAD_REQUEST;
-            r
-        }
+        Err(msg) => refused_form(&msg),
     }
 }
 
