@@ -404,41 +404,22 @@ async fn serve_kept(
             tracing::info!(source = %name, "push events ended; polling continues");
         });
     }
-    if let Some(addr) = app.config.server.listen {
-        #[cfg(feature = "http")]
+    #[cfg(feature = "http")]
+    {
+        let watches: Vec<_> = app
+            .watches
+            .iter()
+            .map(|(_, w)| w.clone())
+            .zip(watch_wakes.iter().cloned())
+            .collect();
+        if let Some(wing) =
+            crate::http::start(app, kept, wakes.clone(), watches, metrics.clone()).await?
         {
-            let listener = kept.listener_for(addr).await.map_err(|e| {
-                Error::new(
-                    ErrorKind::ConfigInvalid,
-                    format!("cannot listen on {addr}: {e}"),
-                )
-                .with("key", "server.listen")
-            })?;
-            let watches: Vec<_> = app
-                .watches
-                .iter()
-                .map(|(_, w)| w.clone())
-                .zip(watch_wakes.iter().cloned())
-                .collect();
-            let generation = app.control.next_generation();
-            let state = crate::http::server::ServerState::new(app, watches, metrics.clone());
-            let mut router = crate::http::server::router(state);
-            if let Some(ui) = crate::http::ui::UiState::new(
-                app,
-                kept,
-                wakes.clone(),
-                &watch_wakes,
-                metrics.clone(),
-            ) {
-                tracing::info!(%addr, base = %app.config.ui.base_path, "web UI on");
-                router = crate::http::ui::router(ui).merge(router);
-            }
-            let router = crate::http::server::current_only(router, app.control.clone(), generation);
-            let cap = crate::http::server::connection_cap(app.config.server.max_connections);
-            tracing::info!(%addr, max_connections = cap, "listening for health, metrics and triggers");
-            tasks.spawn(crate::http::server::serve_http(listener, router, cap));
+            tasks.spawn(wing);
         }
-        #[cfg(not(feature = "http"))]
+    }
+    #[cfg(not(feature = "http"))]
+    if let Some(addr) = app.config.server.listen {
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!(

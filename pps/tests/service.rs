@@ -471,6 +471,44 @@ async fn a_reload_never_frees_the_listening_port() {
     assert_eq!(kept.local_addr().unwrap(), addr);
 }
 
+/// A reload that takes `listen` out closes the port: the kept socket used to stay in
+/// LISTEN with nobody accepting, so a client's connection hung until it timed out.
+#[tokio::test]
+async fn a_removed_listen_closes_the_port() {
+    let kept = pps::http::Kept::default();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    drop(kept.listener_for(addr).await.unwrap());
+    assert!(
+        std::net::TcpStream::connect(addr).is_ok(),
+        "kept, listening"
+    );
+    let app = App::build_with_store(
+        Config::parse(
+            "[sources.disk]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n[[watch]]\nsource = \"disk\"\npath = \"/lib\"\n",
+            None,
+            &[],
+        )
+        .unwrap(),
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let wing = pps::http::start(
+        &app,
+        &kept,
+        Default::default(),
+        Vec::new(),
+        Arc::new(pps::metrics::Metrics::default()),
+    )
+    .await
+    .unwrap();
+    assert!(wing.is_none());
+    let refused = std::net::TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
 /// The reload loop is the library's (`pps::service::run`), not only `pps run`'s: a
 /// program that embeds the service applies a web UI edit and a hand edit, and refuses
 /// an invalid one while the running config goes on. Real files and a real SQLite store,

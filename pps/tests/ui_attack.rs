@@ -180,6 +180,129 @@ async fn item_4_a_new_password_hash_ends_every_session() {
 }
 
 #[tokio::test]
+async fn item_4_turning_the_ui_off_and_on_ends_every_session() {
+    let kept = pps::http::Kept::default();
+    let app = app_with("", hash());
+    let r = router_kept(&app, &kept);
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    assert_eq!(get(&r, "/", &[("cookie", &cookie)]).await, StatusCode::OK);
+    // A reload without the UI (its [ui] taken out), then one with it again, the same
+    // password hash: the session of before must not come back.
+    let off = App::build_with_store(
+        Config::parse(
+            "[sources.disk]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n[[watch]]\nsource = \"disk\"\npath = \"/lib\"\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"tok-tok-tok-tok\"\n",
+            None,
+            &[],
+        )
+        .unwrap(),
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let wing = pps::http::start(
+        &off,
+        &kept,
+        Default::default(),
+        Vec::new(),
+        Arc::new(pps::metrics::Metrics::default()),
+    )
+    .await
+    .unwrap();
+    assert!(wing.is_some(), "it still listens for triggers");
+    let on = router_kept(&app_with("", hash()), &kept);
+    assert_eq!(
+        get(&on, "/", &[("cookie", &cookie)]).await,
+        StatusCode::SEE_OTHER,
+        "logged out"
+    );
+}
+
+/// Sessions end 7 days after their login however active (and after 12 idle hours).
+#[tokio::test(start_paused = true)]
+async fn item_4_a_session_ends_at_its_lifetime_however_active() {
+    let app = app_with("", hash());
+    let r = router(&app);
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    let hour = std::time::Duration::from_secs(3600);
+    // Used every 11 hours: never idle 12, alive until the 7 days are up.
+    for step in 1..=15 {
+        tokio::time::advance(11 * hour).await;
+        assert_eq!(
+            get(&r, "/", &[("cookie", &cookie)]).await,
+            StatusCode::OK,
+            "{} hours after login",
+            11 * step
+        );
+    }
+    tokio::time::advance(11 * hour).await; // 176 hours: past 168
+    assert_eq!(
+        get(&r, "/", &[("cookie", &cookie)]).await,
+        StatusCode::SEE_OTHER
+    );
+    // Idle for 12 hours ends a fresh one.
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    tokio::time::advance(12 * hour).await;
+    assert_eq!(
+        get(&r, "/", &[("cookie", &cookie)]).await,
+        StatusCode::SEE_OTHER
+    );
+}
+
+/// Each refused login logged a line: 6,000 requests replaced the whole log page in
+/// seconds. Now: one line per client per window, and the count when the window ends.
+#[tokio::test(start_paused = true)]
+async fn item_5_refused_logins_log_one_line_per_client_and_a_count() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let _log =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(pps::logs::layer()));
+    let level = tracing::Level::INFO;
+    let start = pps::logs::after(0, level, usize::MAX)
+        .last()
+        .map_or(0, |l| l.seq);
+    let app = app_with("", hash());
+    let r = router(&app);
+    let mut refused = 0;
+    for _ in 0..300 {
+        let resp = login(&r, "203.0.113.9:4000", "wrong", None).await;
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 290, "{refused}");
+    let lines = |start| {
+        pps::logs::after(start, level, usize::MAX)
+            .into_iter()
+            .filter(|l| l.text.contains("203.0.113.9"))
+            .map(|l| l.text)
+            .collect::<Vec<_>>()
+    };
+    let all = lines(start);
+    // The guesses the limit let through are logged each (five a window at most)...
+    let wrong = all.iter().filter(|l| l.contains("wrong password")).count();
+    assert_eq!(wrong, 300 - refused, "{all:#?}");
+    // ...the refusals once.
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|l| !l.contains("wrong password"))
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert!(mine[0].contains("too many login attempts"), "{mine:#?}");
+    // The window ends; the next refusal (the limiter's own clock has not moved) says
+    // how many went uncounted in the log.
+    tokio::time::advance(std::time::Duration::from_secs(16 * 60)).await;
+    let resp = login(&r, "203.0.113.9:4000", "wrong", None).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let mine: Vec<_> = lines(start)
+        .into_iter()
+        .filter(|l| !l.contains("wrong password"))
+        .collect();
+    assert_eq!(mine.len(), 3, "{mine:#?}");
+    assert!(
+        mine[1].contains(&format!("refused={}", refused - 1)),
+        "{mine:#?}"
+    );
+}
+
+#[tokio::test]
 async fn item_7_a_body_is_never_read_without_a_session_and_is_capped() {
     let app = app_with("", hash());
     let r = router(&app);

@@ -89,6 +89,59 @@ impl Kept {
     }
 }
 
+/// The HTTP wing of one config: its endpoints and, when `[ui]` has a password, the web
+/// UI, on the kept socket. The service spawns what this returns and knows nothing of
+/// routers. `None` when the config has no `listen`: the kept socket is closed then (a
+/// removed `listen` must stop answering, not leave a port that accepts and never
+/// replies).
+///
+/// A config without the UI also ends every UI session: turning the UI off and on again
+/// must not bring back the sessions of before.
+pub async fn start(
+    app: &crate::App,
+    kept: &Kept,
+    wakes: std::collections::BTreeMap<String, Arc<tokio::sync::Notify>>,
+    watches: Vec<(pps_core::Watch, Arc<tokio::sync::Notify>)>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> pps_core::Result<Option<impl std::future::Future<Output = ()> + Send + 'static>> {
+    let watch_wakes: Vec<_> = watches.iter().map(|(_, n)| n.clone()).collect();
+    if app.config.ui.password_hash.is_none() {
+        kept.ui.end_all();
+    }
+    let Some(addr) = app.config.server.listen else {
+        kept.close();
+        return Ok(None);
+    };
+    let listener = kept.listener_for(addr).await.map_err(|e| {
+        pps_core::Error::new(
+            pps_core::ErrorKind::ConfigInvalid,
+            format!("cannot listen on {addr}: {e}"),
+        )
+        .with("key", "server.listen")
+    })?;
+    let generation = app.control.next_generation();
+    let state = server::ServerState::new(app, watches, metrics.clone());
+    let mut router = server::router(state);
+    if let Some(ui) = ui::UiState::new(app, kept, wakes, &watch_wakes, metrics) {
+        tracing::info!(%addr, base = %app.config.ui.base_path, "web UI on");
+        router = ui::router(ui).merge(router);
+    }
+    let router = server::current_only(router, app.control.clone(), generation);
+    let cap = server::connection_cap(app.config.server.max_connections);
+    tracing::info!(%addr, max_connections = cap, "listening for health, metrics and triggers");
+    Ok(Some(server::serve_http(listener, router, cap)))
+}
+
+impl Kept {
+    /// Closes the kept socket (the config no longer listens).
+    fn close(&self) {
+        self.listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::same;

@@ -23,7 +23,10 @@ use pps_core::{Error, ErrorKind, Result, Secret};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the service's, and one a test can pause and advance across a
+// session's lifetime or a login window.
+use tokio::time::Instant;
 
 /// Login attempts a client may make at once; one more comes back every
 /// `LOGIN_WINDOW / LOGIN_ATTEMPTS`. A right password gives them all back.
@@ -172,7 +175,14 @@ impl LoginLimit {
             return true;
         }
         let mut w = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
-        w.retain(|_, (at, _)| at.elapsed() < LOGIN_WINDOW);
+        // A window that ended says how many refusals it did not log one by one.
+        w.retain(|ip, (at, n)| {
+            let open = at.elapsed() < LOGIN_WINDOW;
+            if !open && *n > 1 {
+                tracing::warn!(client = %ip, refused = *n - 1, "web UI: further logins refused for too many attempts (counted, not logged one by one)");
+            }
+            open
+        });
         match w.get_mut(&ip) {
             Some((_, n)) => {
                 *n += 1;
@@ -238,6 +248,16 @@ fn random_hex() -> Result<String> {
     getrandom::fill(&mut b)
         .map_err(|e| Error::new(ErrorKind::Unexpected, format!("no random source: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl Sessions {
+    /// Ends every session (the UI was turned off).
+    pub(crate) fn end_all(&self) {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
 }
 
 impl UiState {
