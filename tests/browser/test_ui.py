@@ -4,6 +4,7 @@ that is down until a marker file exists. Run by scripts/test-ui."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import secrets
 import socket
@@ -479,6 +480,15 @@ def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Servic
                 phone, lambda d: d.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
             )
             assert width[1] == 390 and width[0] <= width[1] + 1, (p, width)
+            # Nor does a table inside its own scrolling box (the page's width cannot
+            # see that): every .scroll box holds its content.
+            boxes = read(
+                phone,
+                lambda d: d.execute_script(
+                    "return [...document.querySelectorAll('.scroll')].map(b => [b.scrollWidth, b.clientWidth])"
+                ),
+            )
+            assert all(sw <= cw + 1 for sw, cw in boxes), (p, boxes)
             name = "phone-browse-long" if p == long_page else "phone-" + (p.split("?")[0].replace("/", "-") or "overview")
             shoot(phone, name)
         # Chinese, switched from the page: the same page comes back, its filters kept.
@@ -489,6 +499,21 @@ def test_9_every_page_at_desktop_and_phone_width(browser: WebDriver, svc: Servic
         phone.get(svc.base)
         assert "概览" in text(phone)
         shoot(phone, "phone-overview-zh")
+        # Times in the reader's time zone and language: a reader in Shanghai sees
+        # Activity's UTC times eight hours on, written the Chinese way.
+        phone.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Shanghai"})
+        phone.get(svc.base + "activity")
+
+        def first_time(d: WebDriver) -> tuple[str, str]:
+            t = d.find_element(By.CSS_SELECTOR, "#history time[datetime]")
+            return str(t.get_attribute("datetime")), t.text
+
+        stamp, shown = read(phone, first_time)
+        at = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        local = at + datetime.timedelta(hours=8)
+        assert f"{local.year}/{local.month}/{local.day}" in shown, (stamp, shown)
+        assert f"{local.minute:02}:{local.second:02}" in shown and str(local.hour) in shown, (stamp, shown)
+        assert "UTC" not in shown, shown
     finally:
         phone.quit()
 

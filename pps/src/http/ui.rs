@@ -416,12 +416,14 @@ texts! {
     Longest => ("Longest interval", "最长间隔"),
     CallsDay => ("Due listings a day (on course)", "每日到期调用（预计）"),
     FoundWithin => ("Found within", "发现时间上限"),
-    NewTitle => ("new title in the root", "根目录新影片"),
-    Quietest => ("quietest folder", "最安静的文件夹"),
+    FoundWithinText => ("new title in the root: {new} · quietest folder: {quiet}",
+            "根目录新影片：{new} · 最安静的文件夹：{quiet}"),
     CallsHourMade => ("Calls in the last hour", "最近一小时调用"),
     CallsDayMade => ("Calls in the last day", "最近一天调用"),
     CallsChart => ("Calls per hour, last two days", "每小时调用，最近两天"),
-    ChartBudget => ("the rate's budget per hour", "速率允许的每小时额度"),
+    ChartBudget => ("the rate's budget per hour: {n}", "速率允许的每小时额度：{n}"),
+    ChartTitle => ("{chart}: {n} calls in the last hour", "{chart}：最近一小时 {n} 次调用"),
+    ParkedWhy => ("Parked: {why}", "已搁置：{why}"),
     ChartNow => ("now", "现在"),
     ChartAgo => ("48 h ago", "48 小时前"),
     Target => ("Target", "目标"),
@@ -440,10 +442,10 @@ texts! {
     Notifier => ("Notifier", "通知渠道"),
     Kind => ("Kind", "类型"),
     SentN => ("Sent", "已发送"),
-    LastSent => ("Last sent (UTC)", "最近发送（UTC）"),
+    LastSent => ("Last sent", "最近发送"),
     SendTest => ("Send test", "发送测试"),
-    TestOk => ("Test message sent through", "测试消息已发送："),
-    TestFailed => ("Test message failed through", "测试消息发送失败："),
+    TestOk => ("Test message sent through {name}.", "测试消息已通过 {name} 发送。"),
+    TestFailed => ("Test message through {name} failed.", "通过 {name} 发送测试消息失败。"),
     Ok => ("OK", "正常"),
     InLibrary => ("In the library after (median / worst, last day)",
             "入库用时（中位 / 最长，最近一天）"),
@@ -492,11 +494,14 @@ texts! {
         "{n} 个扫描已重新排队，正在向目标重试。",
     ),
     CheckTooLong => ("pps check took longer than 60 s.", "pps check 超过 60 秒未完成。"),
-    Folder => ("folder", "文件夹"),
-    Created => ("created", "新增"),
-    Modified => ("modified", "修改"),
-    Deleted => ("deleted", "删除"),
-    File => ("file", "文件"),
+    CreatedFile => ("created file", "新增文件"),
+    CreatedFolder => ("created folder", "新增文件夹"),
+    ModifiedFile => ("modified file", "修改文件"),
+    ModifiedFolder => ("modified folder", "修改文件夹"),
+    DeletedFile => ("deleted file", "删除文件"),
+    DeletedFolder => ("deleted folder", "删除文件夹"),
+    RescanFile => ("rescan of the file", "重新扫描文件"),
+    RescanFolder => ("rescan of the folder", "重新扫描文件夹"),
     SavedRestart => (
         "Saved in pps.toml. This program does not reload its config: the change applies at its next start.",
         "已保存到 pps.toml。此程序不会重新加载配置：修改将在下次启动时生效。",
@@ -557,7 +562,6 @@ texts! {
     LvTrace => ("trace", "跟踪"),
     QueuedFor => ("Scan of {path} queued for {target}.", "已为 {target} 排队扫描 {path}。"),
     ScanPathExample => ("/115/Movies/Dune (2021)", "/115/电影/Dune (2021)"),
-    RescanOf => ("rescan of the", "重新扫描"),
     Sep => (", ", "，"),
     SentAs => ("sent as {path}", "发送为 {path}"),
     ChooseSource => ("Choose a source", "选择来源"),
@@ -618,7 +622,9 @@ texts! {
     CkTargetAny => ("target {name} ({kind}): ok, it takes any path (it has no libraries)",
             "目标 {name}（{kind}）：正常，接受任何路径（它没有媒体库）"),
     CkTargetFailed => ("target {name} ({kind}): FAILED: {why}", "目标 {name}（{kind}）：失败：{why}"),
-    CkListed => ("watch {watch}: root listed, {entries}", "监控 {watch}：根目录已列出，{n} 项"),
+    CkListed => ("watch {watch}: root listed, {n} entries", "监控 {watch}：根目录已列出，{n} 项"),
+    CkListedOne => ("watch {watch}: root listed, 1 entry", "监控 {watch}：根目录已列出，1 项"),
+    CkAnywhere => ("  → {target}: {path}", "  → {target}：{path}"),
     CkRootFailed => ("watch {watch}: root FAILED: {why}", "监控 {watch}：根目录失败：{why}"),
     CkNotChecked => ("watch {watch}: not checked (its source failed)",
             "监控 {watch}：未检查（其来源失败）"),
@@ -634,17 +640,18 @@ texts! {
     Check => ("Check", "检查"),
     Reindex => ("Re-index", "重建基线"),
     Scanning => ("Scanning", "正在扫描"),
-    JobStarting => ("starting…", "正在开始…"),
-    FoldersListed => ("folders listed", "个文件夹已列出"),
+    JobStarting => ("{job}: starting…", "{job}：正在开始…"),
+    JobProgress => ("{job}: {listed} / {known} folders listed", "{job}：已列出 {listed} / {known} 个文件夹"),
     Scanned => ("Scanned", "已扫描"),
-    Changes => ("changes", "处变化"),
+    JobDone => ("{job} {time}: {n} folders listed, {changes} changes", "{job} {time}：列出 {n} 个文件夹，{changes} 处变化"),
+    JobFailedFolders => (", {n} folders failed", "，{n} 个文件夹失败"),
     ScanStarted => ("Scan started: every folder of the watch is listed once, at the source's rate.",
             "扫描已开始：按来源的速率将该目录下每个文件夹列出一次。"),
     Reindexing => ("Re-indexing", "正在重建基线"),
     Reindexed => ("Re-indexed", "基线已重建"),
     ReindexStarted => ("Re-index started: the new baseline replaces the old one once complete.",
             "已开始重建基线：完成后新基线才会替换旧基线。"),
-    MoreRows => ("more entries not shown", "个条目未显示"),
+    MoreRows => ("{n} more entries not shown", "另有 {n} 个条目未显示"),
     Unmapped => ("(no path_mapping rule)", "（无路径映射规则）"),
     Logs => ("Logs", "日志"),
     Level => ("Level", "级别"),
@@ -959,7 +966,7 @@ async fn overview(
         h1 { (t(lang, T::Overview)) }
         @if let Some(n) = q.get("retried").and_then(|n| n.parse::<u64>().ok()) {
             p.flash role="status" id="retried" {
-                (t(lang, T::RetriedN).replace("{n}", &n.to_string()))
+                (fill(t(lang, T::RetriedN), &[("n", &n.to_string())]))
             }
         }
         h2 { (t(lang, T::Watches)) }
@@ -985,8 +992,10 @@ async fn overview(
                         @if let Some(b) = w.schedule.budget_per_day { " / " (b) }
                     }
                     td data-label=(t(lang, T::FoundWithin)) {
-                        (t(lang, T::NewTitle)) ": " (human(w.schedule.delay.new_title_s))
-                        " · " (t(lang, T::Quietest)) ": " (human(w.schedule.delay.quietest_s))
+                        (fill(t(lang, T::FoundWithinText), &[
+                            ("new", &human(w.schedule.delay.new_title_s)),
+                            ("quiet", &human(w.schedule.delay.quietest_s)),
+                        ]))
                     }
                 }
             } }
@@ -1016,9 +1025,10 @@ async fn overview(
                             form.inline method="post" action=(state.path("actions/drop")) {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="target" value=(tr.target);
-                                button.danger data-confirm=(t(lang, T::ConfirmDropAll)
-                                    .replace("{n}", &(tr.pending + tr.parked).to_string())
-                                    .replace("{target}", &tr.target)) { (t(lang, T::DropAll)) }
+                                button.danger data-confirm=(fill(t(lang, T::ConfirmDropAll), &[
+                                    ("n", &(tr.pending + tr.parked).to_string()),
+                                    ("target", &tr.target),
+                                ])) { (t(lang, T::DropAll)) }
                             }
                         }
                     }
@@ -1043,14 +1053,15 @@ async fn overview(
         }
         @for tr in report.targets.iter().filter(|tr| tr.parked > tr.parked_scans.len() as u64) {
             p.hint {
-                (t(lang, T::ParkedShown)
-                    .replace("{shown}", &tr.parked_scans.len().to_string())
-                    .replace("{n}", &tr.parked.to_string())
-                    .replace("{target}", &tr.target))
+                (fill(t(lang, T::ParkedShown), &[
+                        ("shown", &tr.parked_scans.len().to_string()),
+                        ("n", &tr.parked.to_string()),
+                        ("target", &tr.target),
+                    ]))
             }
         }
         @if let Some((name, ok)) = tested {
-            p.hint #tested { (t(lang, if ok { T::TestOk } else { T::TestFailed })) " " (name) }
+            p.hint #tested { (fill(t(lang, if ok { T::TestOk } else { T::TestFailed }), &[("name", name)])) }
         }
         @if !report.notifiers.is_empty() {
             h2 { (t(lang, T::Notifiers)) }
@@ -1065,8 +1076,8 @@ async fn overview(
                         td data-label=(t(lang, T::LastSent)) { @if let Some(at) = n.last_sent { (time(at)) } }
                         td data-label=(t(lang, T::State)) {
                             @match (&n.parked, &n.last_error) {
-                                (Some(p), _) => { (t(lang, T::Parked)) ": " (p) }
-                                (None, Some(e)) => { (e) }
+                                (Some(p), _) => { (fill(t(lang, T::ParkedWhy), &[("why", &said(lang, p))])) }
+                                (None, Some(e)) => { (said(lang, e)) }
                                 (None, None) => { (t(lang, T::Ok)) }
                             }
                         }
@@ -1218,12 +1229,15 @@ fn calls_chart(lang: Lang, m: &crate::status::SourceStatus) -> Markup {
     let bw = w / n;
     let y = format!("{:.1}", h - budget / top * h);
     let caption = t(lang, T::CallsChart);
-    let budget_text = format!("{}: {budget:.0}", t(lang, T::ChartBudget));
+    let budget_text = fill(t(lang, T::ChartBudget), &[("n", &format!("{budget:.0}"))]);
     html! {
         figure.chart {
             figcaption { (caption) " — " (m.source) }
             svg viewBox={ "0 0 " (w) " " (h + 14.0) } width="100%" role="img" aria-label=(caption) {
-                title { (caption) ": " (m.calls_by_hour.last().copied().unwrap_or(0)) " " (t(lang, T::CallsHourMade)) }
+                title { (fill(t(lang, T::ChartTitle), &[
+                    ("chart", caption),
+                    ("n", &m.calls_by_hour.last().copied().unwrap_or(0).to_string()),
+                ])) }
                 @for (i, v) in m.calls_by_hour.iter().enumerate() {
                     @let bh = (*v as f64 / top * h).max(if *v > 0 { 1.0 } else { 0.0 });
                     rect x=(format!("{:.1}", i as f64 * bw + 0.5)) y=(format!("{:.1}", h - bh))
@@ -1458,13 +1472,16 @@ fn history_row(h: &HistoryEntry, kit: &RowKit) -> Markup {
                         // A scan by hand changed nothing: it is a rescan, unless the
                         // path is gone (a deletion pushed by hand).
                         @let manual = h.origin() == Some(pps_core::store::Origin::Manual);
-                        (t(lang, match h.change.update {
-                            pps_core::Update::Deleted => T::Deleted,
-                            _ if manual => T::RescanOf,
-                            pps_core::Update::Created => T::Created,
-                            pps_core::Update::Modified => T::Modified,
-                        })) " "
-                        (t(lang, if h.change.is_dir { T::Folder } else { T::File }))
+                        (t(lang, match (h.change.update, h.change.is_dir) {
+                            (pps_core::Update::Deleted, false) => T::DeletedFile,
+                            (pps_core::Update::Deleted, true) => T::DeletedFolder,
+                            (_, false) if manual => T::RescanFile,
+                            (_, true) if manual => T::RescanFolder,
+                            (pps_core::Update::Created, false) => T::CreatedFile,
+                            (pps_core::Update::Created, true) => T::CreatedFolder,
+                            (pps_core::Update::Modified, false) => T::ModifiedFile,
+                            (pps_core::Update::Modified, true) => T::ModifiedFolder,
+                        }))
                         @if let Some(o) = h.origin() {
                             (t(lang, T::Sep)) span.origin { (t(lang, origin_text(o))) }
                         }
@@ -1843,19 +1860,8 @@ fn check_html(r: &crate::check::CheckReport, lang: Lang) -> Markup {
         let watch = w.label.as_str();
         match &w.root {
             RootOutcome::Listed(n) => {
-                let entries = if *n == 1 {
-                    "1 entry".to_owned()
-                } else {
-                    format!("{n} entries")
-                };
-                let n = n.to_string();
-                li(
-                    true,
-                    fill(
-                        T::CkListed,
-                        &[("watch", watch), ("n", &n), ("entries", &entries)],
-                    ),
-                );
+                let key = if *n == 1 { T::CkListedOne } else { T::CkListed };
+                li(true, fill(key, &[("watch", watch), ("n", &n.to_string())]));
             }
             RootOutcome::Failed(e) => li(
                 false,
@@ -1871,7 +1877,9 @@ fn check_html(r: &crate::check::CheckReport, lang: Lang) -> Markup {
                 Landing::Unreached(m) => {
                     li(false, fill(T::CkUnreached, &[("target", tn), ("path", m)]))
                 }
-                Landing::Anywhere(m) => li(true, format!("  → {tn}: {m}")),
+                Landing::Anywhere(m) => {
+                    li(true, fill(T::CkAnywhere, &[("target", tn), ("path", m)]))
+                }
                 Landing::NoLibrary(m) => {
                     li(false, fill(T::CkNoLibrary, &[("target", tn), ("path", m)]))
                 }
@@ -2146,6 +2154,24 @@ path = "/115/电视 \"x\""
 
     /// Every text has both languages, and the Chinese one is Chinese (a word copied
     /// over untranslated shows as ASCII only).
+    #[test]
+    fn both_languages_of_a_text_have_the_same_placeholders() {
+        let names = |text: &str| {
+            let mut out: Vec<String> = text
+                .split('{')
+                .skip(1)
+                .filter_map(|r| r.split_once('}').map(|(n, _)| n.to_owned()))
+                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .collect();
+            out.sort();
+            out
+        };
+        for &key in T::ALL {
+            let (en, zh) = (t(Lang::En, key), t(Lang::Zh, key));
+            assert_eq!(names(en), names(zh), "{key:?}: {en:?} / {zh:?}");
+        }
+    }
+
     #[test]
     fn every_text_is_in_both_languages() {
         for &key in T::ALL {

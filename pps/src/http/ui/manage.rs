@@ -81,7 +81,7 @@ fn landing_warnings(lang: Lang, query: Option<&str>) -> Markup {
                     &[("target", target), ("path", mapped)],
                 ))
             }
-            "unmapped" => Some(t(lang, T::LandsUnmapped).replace("{target}", &v)),
+            "unmapped" => Some(super::fill(t(lang, T::LandsUnmapped), &[("target", &v)])),
             _ => None,
         })
         .collect();
@@ -91,15 +91,17 @@ fn landing_warnings(lang: Lang, query: Option<&str>) -> Markup {
 /// A running job's progress: how many folders of how many known so far, or that it
 /// is starting (before the root is listed nothing is known: not "0 / 0").
 fn job_progress(lang: Lang, running: T, p: pps_core::engine::Progress) -> String {
+    let job = t(lang, running);
     if p.listed + p.queued == 0 {
-        return format!("{}: {}", t(lang, running), t(lang, T::JobStarting));
+        return super::fill(t(lang, T::JobStarting), &[("job", job)]);
     }
-    format!(
-        "{}: {} / {} {}",
-        t(lang, running),
-        p.listed,
-        p.listed + p.queued,
-        t(lang, T::FoldersListed)
+    super::fill(
+        t(lang, T::JobProgress),
+        &[
+            ("job", job),
+            ("listed", &p.listed.to_string()),
+            ("known", &(p.listed + p.queued).to_string()),
+        ],
     )
 }
 
@@ -218,9 +220,13 @@ pub(super) async fn watches(
                             }
                             Some(JobState::Done(at, n, failed, changes)) => {
                                 span.hint {
-                                    (t(lang, done)) " " (super::time(at)) ": "
-                                    (n) " " (t(lang, T::FoldersListed)) ", " (changes) " " (t(lang, T::Changes))
-                                    @if failed > 0 { ", " (failed) " ✗" }
+                                    // The time is an element (shown in the reader's zone):
+                                    // the sentence is filled around it.
+                                    @let (before, after) = t(lang, T::JobDone).split_once("{time}").unwrap_or((t(lang, T::JobDone), ""));
+                                    @let counts = [("job", t(lang, done).to_owned()), ("n", n.to_string()), ("changes", changes.to_string())];
+                                    @let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                                    (super::fill(before, &counts)) (super::time(at)) (super::fill(after, &counts))
+                                    @if failed > 0 { (super::fill(t(lang, T::JobFailedFolders), &[("n", &failed.to_string())])) }
                                 }
                             }
                             Some(JobState::Failed(e)) => { (error_box(&super::said(lang, &e))) }
@@ -229,7 +235,7 @@ pub(super) async fn watches(
                     }
                     @if editable {
                         (index_form(&state, "watches/delete", csrf, i, &f.path, t(lang, T::Delete),
-                            Some(&t(lang, T::ConfirmDelete).replace("{watch}", &label))))
+                            Some(&super::fill(t(lang, T::ConfirmDelete), &[("watch", &label)]))))
                     }
                 }
             }
@@ -909,7 +915,7 @@ pub(super) async fn browse(
                     input type="hidden" name="csrf" value=(s.csrf);
                     input type="hidden" name="source" value=(source);
                     input type="hidden" name="path" value=(path);
-                    button.danger data-confirm=(t(lang, T::ConfirmForget).replace("{path}", &format!("{source}:{path}"))) {
+                    button.danger data-confirm=(super::fill(t(lang, T::ConfirmForget), &[("path", &format!("{source}:{path}"))])) {
                         (t(lang, T::Forget))
                     }
                 }
@@ -937,7 +943,7 @@ pub(super) async fn browse(
         } }
         @if report.rows.len() > MAX_ROWS {
             p.hint {
-                (report.rows.len() - MAX_ROWS) " " (t(lang, T::MoreRows))
+                (super::fill(t(lang, T::MoreRows), &[("n", &(report.rows.len() - MAX_ROWS).to_string())]))
                 " (" code { "pps ls " (source) ":" (path) } ")"
             }
         }
