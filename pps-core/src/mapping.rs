@@ -81,6 +81,11 @@ impl PathMapping {
         Ok(PathMapping { rules: out })
     }
 
+    /// The rules in force (normalised), as `(from, to)`.
+    pub fn rules(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.rules.iter().map(|(f, t)| (f.as_str(), t.as_str()))
+    }
+
     /// True when there are no rules.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub mod notifiers;
+pub mod view;
 use std::time::Duration;
 use toml::Spanned;
 

@@ -52,6 +52,38 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// `d` in the config file's syntax, in the largest unit that writes it exactly.
+pub fn duration_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else if s > 0 && s.is_multiple_of(86_400) {
+        format!("{}d", s / 86_400)
+    } else if s > 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// [`human`] in Chinese: `3分20秒`, `1小时02分`, `2天03小时`, `12.5秒`.
+pub fn human_zh(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    let a = d.as_secs();
+    if s < 60.0 {
+        format!("{s:.1}秒")
+    } else if s < 3600.0 {
+        format!("{}分{:02}秒", a / 60, a % 60)
+    } else if s < 86_400.0 {
+        format!("{}小时{:02}分", a / 3600, a % 3600 / 60)
+    } else {
+        format!("{}天{:02}小时", a / 86_400, a % 86_400 / 3600)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +96,15 @@ mod tests {
         assert_eq!(utc_text(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(utc_text(1_800_000_000), "2027-01-15 08:00:00");
         assert_eq!(utc_text(i64::MAX), format!("@{}", i64::MAX), "no panic");
+    }
+
+    #[test]
+    fn lengths_read_as_the_config_file_writes_them() {
+        assert_eq!(duration_text(Duration::from_secs(600)), "10m");
+        assert_eq!(duration_text(Duration::from_secs(2 * 86_400)), "2d");
+        assert_eq!(duration_text(Duration::from_secs(90)), "90s");
+        assert_eq!(duration_text(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration_text(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -779,18 +779,9 @@ fn fill(text: &str, pairs: &[(&str, &str)]) -> String {
 /// pages). Not for a form's value, which is the config file's syntax.
 fn span_text(lang: Lang, d: Duration) -> String {
     if lang == Lang::En {
-        return crate::text::human(d);
-    }
-    let s = d.as_secs_f64();
-    let a = d.as_secs();
-    if s < 60.0 {
-        format!("{s:.1}秒")
-    } else if s < 3600.0 {
-        format!("{}分{:02}秒", a / 60, a % 60)
-    } else if s < 86_400.0 {
-        format!("{}小时{:02}分", a / 3600, a % 3600 / 60)
+        crate::text::human(d)
     } else {
-        format!("{}天{:02}小时", a / 86_400, a % 86_400 / 3600)
+        crate::text::human_zh(d)
     }
 }
 
@@ -1909,167 +1900,11 @@ fn check_html(r: &crate::check::CheckReport, lang: Lang) -> Markup {
     }
 }
 
-/// A duration as the config file writes it, in its largest whole unit (`10m`, `1d`,
-/// `90s`, `500ms`), so the text shown can be pasted back.
-fn toml_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    let s = d.as_secs();
-    if !ms.is_multiple_of(1000) {
-        format!("{ms}ms")
-    } else if s > 0 && s.is_multiple_of(86_400) {
-        format!("{}d", s / 86_400)
-    } else if s > 0 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s > 0 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// The config in force as TOML, every secret `••••`: a document built with toml_edit
-/// (which quotes and escapes every value as TOML does), never text glued by hand, so
-/// what is shown can be pasted back into `pps.toml`.
+/// The config in force as TOML: its redacted [`Serialize`](serde::Serialize) view
+/// ([`ConfigView`](crate::config::view::ConfigView)), every secret `••••`, which can
+/// be pasted back into `pps.toml`.
 fn config_text(c: &crate::Config) -> String {
-    use crate::config::{SourceConfig, TargetKind};
-    use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
-    const HIDDEN: &str = "••••";
-    let strings = |v: &[String]| Array::from_iter(v.iter().map(String::as_str));
-    let mut doc = DocumentMut::new();
-    let mut store = Table::new();
-    store["path"] = value(c.store.display().to_string());
-    doc["store"] = Item::Table(store);
-
-    let mut sources = Table::new();
-    sources.set_implicit(true);
-    for (name, s) in &c.sources {
-        let mut t = Table::new();
-        match s {
-            SourceConfig::Local { .. } => t["kind"] = value("local"),
-            SourceConfig::CloudDrive2 { settings, .. } => {
-                t["kind"] = value("clouddrive2");
-                t["url"] = value(pps_core::secret::redact_url(&settings.url));
-                t["api_token"] = value(HIDDEN);
-                t["max_queries_per_second"] = value(settings.max_queries_per_second);
-            }
-            SourceConfig::OpenList { settings, .. } => {
-                t["kind"] = value("openlist");
-                t["url"] = value(settings.display_url());
-                t["token"] = value(HIDDEN);
-                t["max_queries_per_second"] = value(settings.pacing.max_queries_per_second);
-            }
-            SourceConfig::Rclone { settings, .. } => {
-                t["kind"] = value("rclone");
-                t["url"] = value(settings.display_url());
-                t["remote"] = value(settings.remote.clone());
-                if settings.password.is_some() {
-                    t["password"] = value(HIDDEN);
-                }
-                t["max_queries_per_second"] = value(settings.pacing.max_queries_per_second);
-            }
-        }
-        t["concurrency"] = value(i64::try_from(s.concurrency()).unwrap_or(i64::MAX));
-        if let Some((minute, hour, day, pause)) = s.ceilings() {
-            for (k, v) in [
-                ("max_calls_per_minute", minute),
-                ("max_calls_per_hour", hour),
-                ("max_calls_per_day", day),
-            ] {
-                if let Some(v) = v {
-                    t[k] = value(i64::try_from(v).unwrap_or(i64::MAX));
-                }
-            }
-            t["throttle_pause"] = value(toml_duration(pause));
-        }
-        sources[name] = Item::Table(t);
-    }
-    doc["sources"] = Item::Table(sources);
-
-    let mut targets = Table::new();
-    targets.set_implicit(true);
-    for (name, tc) in &c.targets {
-        let mut t = Table::new();
-        let (kind, url, secret) = match &tc.kind {
-            TargetKind::Plex(p) => ("plex", Some(&p.url), Some("token")),
-            TargetKind::Emby(e) => ("emby", Some(&e.url), Some("api_key")),
-            TargetKind::Jellyfin(e) => ("jellyfin", Some(&e.url), Some("api_key")),
-            TargetKind::Command(_) => ("command", None, None),
-            TargetKind::Stdout => ("stdout", None, None),
-        };
-        t["kind"] = value(kind);
-        if let Some(url) = url {
-            t["url"] = value(pps_core::secret::redact_url(url));
-        }
-        if let Some(key) = secret {
-            t[key] = value(HIDDEN);
-        }
-        t["scan_files"] = value(tc.scan_files);
-        // What users come to this page to check: where each source path lands.
-        if !tc.rules.is_empty() {
-            let rules = Array::from_iter(tc.rules.iter().map(|r| {
-                let mut rule = InlineTable::new();
-                rule.insert("from", r.from.as_str().into());
-                rule.insert("to", r.to.as_str().into());
-                rule
-            }));
-            t["path_mapping"] = value(rules);
-        }
-        if matches!(kind, "plex" | "emby" | "jellyfin") {
-            t["confirm"] = value(tc.confirm);
-            if let Some(d) = tc.confirm_deadline {
-                t["confirm_deadline"] = value(toml_duration(d));
-            }
-        }
-        targets[name] = Item::Table(t);
-    }
-    doc["targets"] = Item::Table(targets);
-
-    if !c.notifiers.is_empty() {
-        let mut notifiers = Table::new();
-        notifiers.set_implicit(true);
-        for (name, n) in &c.notifiers {
-            // Every secret of a notifier (a token, a webhook URL, header values) is
-            // left out.
-            let mut t = Table::new();
-            t["kind"] = value(n.kind.name());
-            t["events"] = value(Array::from_iter(n.events.iter().map(|e| e.as_str())));
-            t["window"] = value(toml_duration(n.window));
-            notifiers[name] = Item::Table(t);
-        }
-        doc["notifiers"] = Item::Table(notifiers);
-    }
-
-    let mut watches = toml_edit::ArrayOfTables::new();
-    for w in &c.watches {
-        let mut t = Table::new();
-        t["source"] = value(w.source.clone());
-        t["path"] = value(w.path.clone());
-        t["interval"] = value(toml_duration(w.interval));
-        t["max_interval"] = value(toml_duration(w.max_interval));
-        t["active_max_interval"] = value(toml_duration(w.active_max_interval));
-        t["settle"] = value(toml_duration(w.settle));
-        t["exclude"] = value(strings(&w.exclude.patterns()));
-        t["targets"] = value(strings(&w.targets));
-        t["enabled"] = value(w.enabled);
-        watches.push(t);
-    }
-    doc["watch"] = Item::ArrayOfTables(watches);
-
-    if let Some(l) = c.server.listen {
-        let mut t = Table::new();
-        t["listen"] = value(l.to_string());
-        t["token"] = value(HIDDEN);
-        doc["server"] = Item::Table(t);
-    }
-    let mut history = Table::new();
-    history["max_age"] = value(toml_duration(c.history.max_age));
-    history["max_rows"] = value(i64::try_from(c.history.max_rows).unwrap_or(i64::MAX));
-    doc["history"] = Item::Table(history);
-    let mut ui = Table::new();
-    ui["password_hash"] = value(HIDDEN);
-    ui["base_path"] = value(c.ui.base_path.clone());
-    doc["ui"] = Item::Table(ui);
-    doc.to_string()
+    crate::config::view::ConfigView::of(c).to_toml()
 }
 
 #[cfg(test)]
@@ -2134,12 +1969,58 @@ kind = "plex"
 url = "http://plex:32400"
 token = "plex-secret-token"
 path_mapping = [{ from = "/115", to = "/mnt/115 \"电视\" \\ x" }]
+[targets.hook]
+kind = "command"
+program = "/usr/local/bin/on-scan"
+args = ["--quiet"]
+[sources.ol]
+kind = "openlist"
+url = "http://alist:5244"
+username = "admin"
+password = "ol-secret-password"
+[sources.rc]
+kind = "rclone"
+url = "http://rc:5572"
+remote = "gdrive:"
+username = "rc"
+password = "rc-secret-password"
+[notifiers.tg]
+kind = "telegram"
+bot_token = "123:tg-secret-token"
+chat_id = "-100123"
+language = "zh"
 [[watch]]
 source = "cd2"
 path = "/115/电视 \"x\""
+max_interval = "2d"
+[server]
+listen = "127.0.0.1:8787"
+token = "server-secret-token"
+max_connections = 32
+public_metrics = true
+arr_path_mapping = [{ from = "/tv", to = "/115/电视" }]
+[ui]
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$ui-secret-hash"
+hosts = ["pps.lan"]
+trusted_proxies = ["10.0.0.2"]
 "#;
         let config = crate::Config::parse(text, None, &[]).unwrap();
         let shown = config_text(&config);
+        // What users come to check, and what earlier versions left out.
+        for key in [
+            "arr_path_mapping",
+            "max_connections = 32",
+            "public_metrics = true",
+            "hosts = [\"pps.lan\"]",
+            "trusted_proxies = [\"10.0.0.2\"]",
+            "program = \"/usr/local/bin/on-scan\"",
+            "username = \"admin\"",
+            "remote = \"gdrive:\"",
+            "language = \"zh\"",
+            "max_interval = \"2d\"",
+        ] {
+            assert!(shown.contains(key), "{key} in {shown}");
+        }
         let back: toml::Table = toml::from_str(&shown).expect(&shown);
         assert_eq!(back["watch"][0]["path"].as_str(), Some("/115/电视 \"x\""));
         assert_eq!(
@@ -2147,9 +2028,28 @@ path = "/115/电视 \"x\""
             Some("/mnt/115 \"电视\" \\ x")
         );
         assert_eq!(back["sources"]["cd2"]["api_token"].as_str(), Some("••••"));
-        for secret in ["cd2-secret-token", "plex-secret-token"] {
+        for secret in [
+            "cd2-secret-token",
+            "plex-secret-token",
+            "ol-secret-password",
+            "rc-secret-password",
+            "tg-secret-token",
+            "server-secret-token",
+            "ui-secret-hash",
+        ] {
             assert!(!shown.contains(secret), "{shown}");
         }
+        // It is a config pps reads (given the hash, which must be an argon2 one), and
+        // reads as the same config.
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$ui-secret-hash";
+        let with_hash = shown
+            .replace(
+                "password_hash = \"••••\"",
+                &format!("password_hash = \"{hash}\""),
+            )
+            .replace("bot_token = \"••••\"", "bot_token = \"123:abc\"");
+        let again = crate::Config::parse(&with_hash, None, &[]).expect(&shown);
+        assert_eq!(config_text(&again), shown);
     }
 
     /// Every text has both languages, and the Chinese one is Chinese (a word copied
