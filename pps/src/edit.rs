@@ -88,7 +88,9 @@ pub struct Edited {
 /// # Errors
 /// `ConfigInvalid` with the validation's message (key and line) when the edited file
 /// would not validate, or when the watch named is not at its place; the file is then
-/// left byte-identical. An I/O error reading or writing the file.
+/// left byte-identical. `PermissionDenied`, with the `file` in its context, when pps
+/// may not write the file or its folder (the systemd unit, a read-only mount). An I/O
+/// error reading or writing the file.
 pub fn edit_watches(file: &Path, edit: &WatchEdit) -> Result<Edited> {
     let env = crate::config::process_env()?;
     edit_watches_with(file, edit, &env)
@@ -337,7 +339,7 @@ fn write_atomically(file: &Path, text: &str) -> Result<()> {
 }
 
 /// The error of a failed write of the config file `real`.
-fn write_error(real: &Path, e: &std::io::Error) -> Error {
+pub(crate) fn write_error(real: &Path, e: &std::io::Error) -> Error {
     {
         if matches!(
             e.kind(),
@@ -345,8 +347,10 @@ fn write_error(real: &Path, e: &std::io::Error) -> Error {
         ) {
             // The systemd unit (ProtectSystem=strict) and a container's `:ro` mount keep
             // the config read-only for pps on purpose: say so, and what to do instead.
+            // PermissionDenied (not a config error): the web UI tells this one apart
+            // and says it in the page's language.
             return Error::new(
-                ErrorKind::ConfigInvalid,
+                ErrorKind::PermissionDenied,
                 format!(
                     "the config file is read-only for pps here ({e}), so the UI cannot save this edit: \
                      edit {} by hand and reload (`systemctl reload pps`, or SIGHUP), or give pps write \

@@ -668,6 +668,8 @@ texts! {
     JobRunning => ("That watch is being scanned or re-indexed already.", "该目录正在扫描或重建基线。"),
     OutsideWatches => ("That path is outside every watch in force.", "该路径不在任何生效的目录内。"),
     NoSuchTarget => ("There is no such target.", "没有这个目标。"),
+    ConfigReadOnly => ("Not saved: the config file {file} is read-only for pps here (the systemd unit's ProtectSystem=strict, or a read-only mount). Edit it by hand and reload (systemctl reload pps, or SIGHUP), or give pps write access to its folder.",
+            "未保存：配置文件 {file} 对 pps 只读（systemd 单元的 ProtectSystem=strict，或只读挂载）。请手动编辑后重新加载（systemctl reload pps 或 SIGHUP），或给 pps 写入其所在目录的权限。"),
     RootMissing => ("Not saved: source {source} has no folder {path}, so pps check would fail.",
             "未保存：来源 {source} 没有文件夹 {path}，pps check 会失败。"),
     KindNotFound => ("not found", "不存在"),

@@ -449,7 +449,7 @@ async fn write_and_apply(
         Ok(false) => Ok("saved"),
         Err(e) => {
             tracing::warn!(error = %e, "web UI: an edit of the config was refused; the file is unchanged");
-            Err(e.to_string())
+            Err(edit_refusal(lang, &e))
         }
         Ok(true) if !control.applies_reloads() => {
             tracing::info!(
@@ -466,6 +466,18 @@ async fn write_and_apply(
                 "saved_slow"
             })
         }
+    }
+}
+
+/// Why an edit was not saved, for the page: a config file pps may not write (the
+/// systemd unit's ProtectSystem=strict, a read-only mount) in the page's language with
+/// what to do; any other refusal as `pps check` words it.
+fn edit_refusal(lang: Lang, e: &pps_core::Error) -> String {
+    match (e.kind(), e.context_value("file")) {
+        (pps_core::ErrorKind::PermissionDenied, Some(file)) => {
+            super::fill(t(lang, T::ConfigReadOnly), &[("file", file)])
+        }
+        _ => super::said(lang, &e.to_string()),
     }
 }
 
@@ -1210,7 +1222,27 @@ pub(super) async fn logs_events(
 
 #[cfg(test)]
 mod tests {
-    use super::{Lang, T, job_progress};
+    use super::{Lang, T, edit_refusal, job_progress};
+
+    #[test]
+    fn a_read_only_config_is_explained_in_the_page_s_language() {
+        // As under the systemd unit; tests run as root, which no permission stops, so
+        // the error is made rather than provoked.
+        let e = crate::edit::write_error(
+            std::path::Path::new("/etc/pps/pps.toml"),
+            &std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem),
+        );
+        let zh = edit_refusal(Lang::Zh, &e);
+        assert!(
+            zh.contains("/etc/pps/pps.toml") && zh.contains("只读"),
+            "{zh}"
+        );
+        let en = edit_refusal(Lang::En, &e);
+        assert!(
+            en.contains("read-only for pps") && en.contains("systemctl reload pps"),
+            "{en}"
+        );
+    }
     use pps_core::engine::Progress;
 
     #[test]
