@@ -29,6 +29,29 @@ fn app_with(ui_extra: &str, hash: &str) -> App {
     .unwrap()
 }
 
+/// Starts the HTTP wing (as a reload does) of a config without the UI, with `server`
+/// as its `[server]` table, on what an earlier config's wing kept; whether it listens.
+pub(crate) async fn start_without_ui(server: &str, kept: &pps::http::Kept) -> bool {
+    let text = format!(
+        "[sources.disk]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n[[watch]]\nsource = \"disk\"\npath = \"/lib\"\n{server}"
+    );
+    let app = App::build_with_store(
+        Config::parse(&text, None, &[]).unwrap(),
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap();
+    pps::http::start(
+        &app,
+        kept,
+        Default::default(),
+        Vec::new(),
+        Arc::new(pps::metrics::Metrics::default()),
+    )
+    .await
+    .unwrap()
+    .is_some()
+}
+
 pub(crate) fn router(app: &App) -> axum::Router {
     router_kept(app, &pps::http::Kept::default())
 }
@@ -188,26 +211,11 @@ async fn item_4_turning_the_ui_off_and_on_ends_every_session() {
     assert_eq!(get(&r, "/", &[("cookie", &cookie)]).await, StatusCode::OK);
     // A reload without the UI (its [ui] taken out), then one with it again, the same
     // password hash: the session of before must not come back.
-    let off = App::build_with_store(
-        Config::parse(
-            "[sources.disk]\nkind = \"local\"\n[targets.print]\nkind = \"stdout\"\n[[watch]]\nsource = \"disk\"\npath = \"/lib\"\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"tok-tok-tok-tok\"\n",
-            None,
-            &[],
-        )
-        .unwrap(),
-        Arc::new(MemoryStore::new()),
-    )
-    .unwrap();
-    let wing = pps::http::start(
-        &off,
-        &kept,
-        Default::default(),
-        Vec::new(),
-        Arc::new(pps::metrics::Metrics::default()),
-    )
-    .await
-    .unwrap();
-    assert!(wing.is_some(), "it still listens for triggers");
+    let off = "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"tok-tok-tok-tok\"\n";
+    assert!(
+        start_without_ui(off, &kept).await,
+        "it still listens for triggers"
+    );
     let on = router_kept(&app_with("", hash()), &kept);
     assert_eq!(
         get(&on, "/", &[("cookie", &cookie)]).await,

@@ -59,6 +59,14 @@ async fn ui(targets: &str) -> Ui {
     ui
 }
 
+/// Where a redirect sends.
+fn location(resp: &axum::response::Response) -> String {
+    resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 impl Ui {
     /// Queues `changes` for the target `print` and parks them with `reason`; each change
     /// with an origin also gets its change line in the history.
@@ -185,10 +193,7 @@ async fn a_watch_that_lands_in_no_library_is_saved_with_a_warning() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let to = resp.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let to = location(&resp);
     assert!(to.contains("nolib="), "{to}");
     let page = ui.page(&to).await;
     assert!(
@@ -214,10 +219,7 @@ async fn retry_says_how_many_scans_were_queued_again() {
     assert!(overview.contains("the library refused it"), "{overview}");
     let resp = ui.post("/actions/retry", &[("target", "print")]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let to = resp.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let to = location(&resp);
     let page = ui.page(&to).await;
     assert!(
         page.contains("Queued again: 1; their targets are tried now."),
@@ -305,10 +307,7 @@ async fn activity_shows_each_change_s_origin_and_scans_a_line_again() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let to = resp.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let to = location(&resp);
     assert!(to.starts_with("/activity?done=queued&scanned="), "{to}");
     // The page says what went where, and the history that it was a rescan by hand.
     let page = ui.page(&to).await;
@@ -353,10 +352,7 @@ async fn activity_shows_each_change_s_origin_and_scans_a_line_again() {
             )
             .await;
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        let to = resp.headers()[header::LOCATION]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let to = location(&resp);
         let page = ui.page(&to).await;
         assert!(
             page.contains("<details class=\"scan-typed\" open>"),
