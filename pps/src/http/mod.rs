@@ -133,6 +133,15 @@ pub async fn start(
 }
 
 impl Kept {
+    /// The address the kept socket listens on, if one is kept.
+    pub fn listening(&self) -> Option<std::net::SocketAddr> {
+        self.listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(a, _)| *a)
+    }
+
     /// Closes the kept socket (the config no longer listens).
     fn close(&self) {
         self.listener
