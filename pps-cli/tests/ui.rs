@@ -684,7 +684,15 @@ async fn the_ui_bounds_slow_bodies_streams_and_stale_connections() {
 /// server answers (as a browser does).
 async fn get(c: &reqwest::Client, url: &str, cookie: &str) -> String {
     for _ in 0..3 {
-        let r = c.get(url).header("cookie", cookie).send().await.unwrap();
+        // As a browser sends for an address the user typed (a check or a listing from
+        // elsewhere needs the page's token; `ui_attack::item_8_…` tests that).
+        let r = c
+            .get(url)
+            .header("cookie", cookie)
+            .header("sec-fetch-site", "none")
+            .send()
+            .await
+            .unwrap();
         if r.status() == StatusCode::TEMPORARY_REDIRECT {
             assert_eq!(r.headers()["connection"], "close");
             continue;
@@ -1131,6 +1139,7 @@ interval = "2s"
             svc.base
         ))
         .header("cookie", &cookie)
+        .header("sec-fetch-site", "none")
         .send()
         .await
         .unwrap()

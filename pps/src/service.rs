@@ -79,10 +79,13 @@ pub async fn run(
     let read = |f: &Option<std::path::PathBuf>| f.as_ref().and_then(|f| std::fs::read(f).ok());
     let mut seen = read(&file);
     let mut in_force = seen.clone();
+    // The config before the last reload: a new config that builds but cannot start
+    // (its new `listen` address is taken) goes back to it instead of ending pps.
+    let mut before_reload: Option<crate::Config> = None;
     phase(Phase::Ready);
     loop {
         let mut next = None;
-        serve_kept(&app, &kept, async {
+        let served = serve_kept(&app, &kept, async {
             let mut poll = tokio::time::interval(CONFIG_POLL);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -145,11 +148,24 @@ pub async fn run(
             }
             phase(Phase::Stopping);
         })
-        .await?;
+        .await;
+        if let Err(e) = served {
+            let Some(previous) = before_reload.take() else {
+                return Err(e);
+            };
+            tracing::error!(error = %e, "the new config could not start; going on with the previous one");
+            control.set_refused(Some(e.to_string()));
+            drop(app);
+            app = App::build_for(previous, crate::app::Access::Writer(holder))?;
+            app.control = control.clone();
+            phase(Phase::Ready);
+            continue;
+        }
         let Some(config) = next else { break };
         // The old service has stopped; its store and lock go with it before the new one
         // takes them.
         let previous = app.config.clone();
+        before_reload = Some(previous.clone());
         drop(app);
         app = match App::build_for(config, crate::app::Access::Writer(holder)) {
             Ok(a) => {

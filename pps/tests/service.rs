@@ -577,8 +577,31 @@ async fn the_library_applies_config_edits_and_refuses_an_invalid_one() {
     control.force_reload();
     assert!(control.wait_past(seen, Duration::from_secs(30)).await);
 
+    // Attack review, item 1: a config that builds but cannot start (its new `listen`
+    // is taken) used to end pps with exit 2. It goes back to the config in force.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{}[server]\nlisten = \"{busy}\"\ntoken = \"tok-tok-tok-tok\"\n",
+            text(&["a"])
+        ),
+    )
+    .unwrap();
+    settle().await;
+    settle().await;
+    assert!(!running.is_finished(), "pps goes on");
+    let refused = control.refused().unwrap_or_default();
+    assert!(refused.contains("cannot listen"), "{refused}");
+
     stop.send(()).unwrap();
     let app = running.await.unwrap().unwrap();
-    assert_eq!(app.config.watches.len(), 3, "the last edit is in force");
+    assert_eq!(
+        app.config.watches.len(),
+        3,
+        "the last edit that started is in force"
+    );
+    assert!(app.config.server.listen.is_none());
     assert_eq!(phases.lock().unwrap().last(), Some(&Phase::Stopping));
 }

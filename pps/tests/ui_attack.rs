@@ -224,6 +224,38 @@ async fn item_4_turning_the_ui_off_and_on_ends_every_session() {
     );
 }
 
+/// A live view (Activity, Logs) opened before a new password hash ends with it: it
+/// used to run on until some other request cleared the old sessions.
+#[tokio::test(start_paused = true)]
+async fn item_4_a_live_view_ends_when_a_new_password_hash_is_applied() {
+    use futures_util::StreamExt as _;
+    let kept = pps::http::Kept::default();
+    let app = app_with("", hash());
+    let r = router_kept(&app, &kept);
+    let cookie = cookie_of(&login(&r, "127.0.0.1:4000", PASSWORD, None).await);
+    let req = Request::get("/activity/events")
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let resp = r.oneshot(from("127.0.0.1:4000", req)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body().into_data_stream();
+    let _reloaded = router_kept(
+        &app_with(
+            "",
+            &pps::http::ui::hash_password("another password 42").unwrap(),
+        ),
+        &kept,
+    );
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Some(chunk) = body.next().await {
+            chunk.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the live view ended with its session");
+}
+
 /// Sessions end 7 days after their login however active (and after 12 idle hours).
 #[tokio::test(start_paused = true)]
 async fn item_4_a_session_ends_at_its_lifetime_however_active() {
@@ -384,6 +416,49 @@ async fn item_8_another_port_s_page_cannot_fetch_check_or_post() {
         .await,
         StatusCode::OK
     );
+    // Over plain HTTP on a LAN browsers send no Sec-Fetch-* at all: a page on another
+    // port could navigate to a check or a listing. Those then need the session's CSRF
+    // token in the address (`k`), which only the UI's own links and forms carry.
+    let page = |uri: String| {
+        let r = r.clone();
+        let cookie = cookie.clone();
+        async move {
+            let req = Request::get(uri)
+                .header("cookie", cookie)
+                .body(Body::empty())
+                .unwrap();
+            let resp = r.oneshot(from("127.0.0.1:4000", req)).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    let overview = page("/".into()).await;
+    let csrf = overview
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    for k in ["", "&k=guess"] {
+        let shown = page(format!("/config?check=1{k}")).await;
+        assert!(!shown.contains("id=\"check\""), "no check ran: {shown}");
+        let shown = page(format!("/browse?source=disk&path=/lib{k}")).await;
+        assert!(
+            !shown.contains("id=\"listing\"") && shown.contains("press Go to list"),
+            "no listing: {shown}"
+        );
+    }
+    let shown = page(format!("/config?check=1&k={csrf}")).await;
+    assert!(shown.contains("id=\"check\""), "{shown}");
+    // The UI's own links carry it.
+    assert!(
+        overview.contains(&format!("href=\"/browse?k={csrf}\"")),
+        "{overview}"
+    );
+
     let req = Request::post("/logout")
         .header("cookie", &cookie)
         .header("sec-fetch-site", "same-site")

@@ -471,7 +471,8 @@ async fn the_add_watch_form_preselects_no_source_of_several() {
 #[tokio::test]
 async fn the_check_on_the_config_page_is_in_the_page_s_language() {
     let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
-    let zh = ui.page_in("/config?check=1", "zh").await;
+    let check = format!("/config?check=1&k={}", ui.csrf);
+    let zh = ui.page_in(&check, "zh").await;
     assert!(zh.contains("来源 disk（本地）：正常"), "{zh}");
     assert!(
         zh.contains(&format!("监控 disk:{}：根目录已列出，1 项", ui.root)),
@@ -488,7 +489,7 @@ async fn the_check_on_the_config_page_is_in_the_page_s_language() {
         logs.contains("<option value=\"info\" selected>信息</option>"),
         "{logs}"
     );
-    let en = ui.page_in("/config?check=1", "en").await;
+    let en = ui.page_in(&check, "en").await;
     assert!(
         en.contains("target print (stdout): ok, it takes any path (it has no libraries)"),
         "{en}"
@@ -651,4 +652,39 @@ async fn the_ui_refuses_a_root_pps_check_would_fail() {
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_ne!(std::fs::read(&file).unwrap(), before);
+}
+
+/// A form sent with a stale CSRF token (a second tab after logging in again), or after
+/// the session ended: a page in the reader's language, or the login; never bare text.
+#[tokio::test]
+async fn a_stale_form_or_an_ended_session_is_answered_in_words() {
+    let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
+    let resp = ui
+        .send(
+            Request::post("/watches/toggle")
+                .header("cookie", format!("{}; pps_lang=zh", ui.cookie))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("csrf=stale&index=0"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    let page = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(page.contains("此表单来自之前的会话或页面"), "{page}");
+    // No session: a browser's form goes to the login; a script gets the 401.
+    let post = |accept: &'static str| {
+        Request::post("/watches/toggle")
+            .header(header::ACCEPT, accept)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("csrf=x&index=0"))
+            .unwrap()
+    };
+    let resp = ui.send(post("text/html,application/xhtml+xml")).await;
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    assert_eq!(location(&resp), "/login");
+    let resp = ui.send(post("application/json")).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }

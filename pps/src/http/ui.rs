@@ -28,7 +28,7 @@ use maud::{DOCTYPE, Markup, html};
 use pps_core::store::{Event, HistoryEntry, HistoryQuery};
 use pps_core::{Error, ErrorKind, MtimeStore, Result, Secret};
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest body a UI form may send: its fields are short (64 KiB is plenty), and
@@ -164,6 +164,7 @@ impl UiState {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Option<UiState> {
         let hash = app.config.ui.password_hash.clone()?;
+        kept.ui.bind_to(&hash);
         let status_app = crate::status::StatusSource::of(app);
         Some(UiState {
             app: Arc::new(UiApp {
@@ -346,9 +347,34 @@ async fn guard(
         && req.uri().path() != state.path("login")
         && state.session(headers).is_none()
     {
+        // A form sent after the session ended (a restart, 12 idle hours): to the login,
+        // in the reader's language, rather than a bare 401.
+        let browser = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        if browser {
+            return axum::response::Redirect::to(&state.path("login")).into_response();
+        }
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
     }
     next.run(req).await
+}
+
+/// Whether a GET that costs calls (a config check, a Browser listing) comes from the
+/// UI's own page: the browser says so (`Sec-Fetch-Site: same-origin`, or `none` for an
+/// address the user typed), or the address carries the session's CSRF token as `k`,
+/// which only the UI's pages put in their links and forms. Browsers send
+/// `Sec-Fetch-Site` only to https and localhost origins: on a LAN over plain HTTP the
+/// token is what tells a page of pps from a page on another port of the same host.
+fn vouched(headers: &HeaderMap, q: &HashMap<String, String>, csrf: &str) -> bool {
+    let own = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "same-origin" || v == "none");
+    own || q
+        .get("k")
+        .is_some_and(|k| super::same(k.as_bytes(), csrf.as_bytes()))
 }
 
 /// The language of a request: a `pps_lang` cookie, else the browser's first choice.
@@ -567,6 +593,7 @@ texts! {
     ChooseSource => ("Choose a source", "选择来源"),
     NotFound => ("There is no page here", "这里没有页面"),
     BackHome => ("Go to the Overview", "前往概览"),
+    Refused => ("Not done", "未执行"),
     OriginWalk => ("found by a full walk", "全量遍历时发现"),
     OriginPoll => ("found by polling", "定时列出时发现"),
     OriginSpare => ("found by a spare listing", "空闲额度列出时发现"),
@@ -644,7 +671,8 @@ texts! {
     JobProgress => ("{job}: {listed} / {known} folders listed", "{job}：已列出 {listed} / {known} 个文件夹"),
     Scanned => ("Scanned", "已扫描"),
     JobDone => ("{job} {time}: {n} folders listed, {changes} changes", "{job} {time}：列出 {n} 个文件夹，{changes} 处变化"),
-    JobFailedFolders => (", {n} folders failed", "，{n} 个文件夹失败"),
+    JobDoneFailed => ("{job} {time}: {n} folders listed, {failed} failed, {changes} changes",
+            "{job} {time}：列出 {n} 个文件夹，{failed} 个失败，{changes} 处变化"),
     ScanStarted => ("Scan started: every folder of the watch is listed once, at the source's rate.",
             "扫描已开始：按来源的速率将该目录下每个文件夹列出一次。"),
     Reindexing => ("Re-indexing", "正在重建基线"),
@@ -670,8 +698,12 @@ texts! {
     NoSuchTarget => ("There is no such target.", "没有这个目标。"),
     ConfigReadOnly => ("Not saved: the config file {file} is read-only for pps here (the systemd unit's ProtectSystem=strict, or a read-only mount). Edit it by hand and reload (systemctl reload pps, or SIGHUP), or give pps write access to its folder.",
             "未保存：配置文件 {file} 对 pps 只读（systemd 单元的 ProtectSystem=strict，或只读挂载）。请手动编辑后重新加载（systemctl reload pps 或 SIGHUP），或给 pps 写入其所在目录的权限。"),
-    RootMissing => ("Not saved: source {source} has no folder {path}, so pps check would fail.",
-            "未保存：来源 {source} 没有文件夹 {path}，pps check 会失败。"),
+    BrowseAsk => ("Listing a folder is one call against the source's budget: press Go to list this one.",
+            "列出一个文件夹会消耗来源的一次调用额度：按“前往”列出它。"),
+    RootMissing => ("Not saved: source {source} has no folder {path}, so pps check would fail ({why}).",
+            "未保存：来源 {source} 没有文件夹 {path}，pps check 会失败（{why}）。"),
+    CsrfStale => ("This form came from an earlier session or page: nothing was done. Reload the page and try again.",
+            "此表单来自之前的会话或页面，未执行任何操作。请刷新页面后重试。"),
     KindNotFound => ("not found", "不存在"),
     KindPermission => ("permission denied", "没有权限"),
     KindUnauthenticated => ("unauthenticated", "认证失败"),
@@ -831,7 +863,7 @@ fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: Mark
                         @if let Some(csrf) = csrf {
                             a href=(state.base) { (t(lang, T::Overview)) }
                             a href=(state.path("watches")) { (t(lang, T::Watches)) }
-                            a href=(state.path("browse")) { (t(lang, T::Browse)) }
+                            a href={ (state.path("browse")) "?k=" (csrf) } { (t(lang, T::Browse)) }
                             a href=(state.path("activity")) { (t(lang, T::Activity)) }
                             a href=(state.path("logs")) { (t(lang, T::Logs)) }
                             a href=(state.path("config")) { (t(lang, T::Config)) }
@@ -1717,7 +1749,8 @@ where
     Sse::new(while_logged_in(stream, state.sessions.clone(), id, slot)).into_response()
 }
 
-/// `stream` until its session ends (logout, expiry), holding its slot until then.
+/// `stream` until its session ends (logout, idle, its 7 days, a new password hash),
+/// holding its slot until then.
 fn while_logged_in<S: futures_util::Stream<Item: Send> + Send + 'static>(
     stream: S,
     sessions: Arc<Sessions>,
@@ -1726,13 +1759,7 @@ fn while_logged_in<S: futures_util::Stream<Item: Send> + Send + 'static>(
 ) -> impl futures_util::Stream<Item = S::Item> + Send {
     stream.take_while(move |_| {
         let _held = &slot;
-        let live = sessions
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-            .is_some_and(|s| s.seen.elapsed() < SESSION_TTL);
-        std::future::ready(live)
+        std::future::ready(sessions.alive(&id))
     })
 }
 
@@ -1743,10 +1770,12 @@ mod manage;
 
 async fn config_page(
     State(state): State<UiState>,
+    headers: HeaderMap,
     Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let check = if q.contains_key("check") {
+    // The check calls every source and target: only from the UI's own page.
+    let check = if q.contains_key("check") && vouched(&headers, &q, &s.csrf) {
         let checker = state.app.checker.clone();
         Some(
             tokio::time::timeout(Duration::from_secs(60), async move { checker.run().await }).await,
@@ -1761,6 +1790,7 @@ async fn config_page(
         h2 { (t(lang, T::Check)) }
         form method="get" {
             input type="hidden" name="check" value="1";
+            input type="hidden" name="k" value=(s.csrf);
             button { (t(lang, T::RunCheck)) }
             " "
             span.hint { (t(lang, T::CheckNote)) }
@@ -1844,7 +1874,7 @@ fn check_html(r: &crate::check::CheckReport, lang: Lang) -> Markup {
                 false,
                 fill(
                     T::CkTargetFailed,
-                    &[("name", name), ("kind", kind), ("why", &e.to_string())],
+                    &[("name", name), ("kind", kind), ("why", &said(lang, e))],
                 ),
             ),
         }
@@ -1858,7 +1888,10 @@ fn check_html(r: &crate::check::CheckReport, lang: Lang) -> Markup {
             }
             RootOutcome::Failed(e) => li(
                 false,
-                fill(T::CkRootFailed, &[("watch", watch), ("why", e)]),
+                fill(
+                    T::CkRootFailed,
+                    &[("watch", watch), ("why", &said(lang, e))],
+                ),
             ),
             RootOutcome::NotChecked => li(false, fill(T::CkNotChecked, &[("watch", watch)])),
             RootOutcome::NoSource => li(false, fill(T::CkNoSource, &[("watch", watch)])),

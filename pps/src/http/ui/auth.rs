@@ -73,6 +73,9 @@ pub(crate) struct Sessions {
     pub(super) streams: std::sync::atomic::AtomicUsize,
     /// Password checks running at once: argon2 takes ~19 MiB each by design.
     hashing: tokio::sync::Semaphore,
+    /// The digest of the password hash of the config in force, set by each config's
+    /// UI: a live view opened before a new hash ends at its next tick.
+    key: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Sessions {
@@ -83,6 +86,7 @@ impl Default for Sessions {
             jobs: Mutex::default(),
             streams: std::sync::atomic::AtomicUsize::new(0),
             hashing: tokio::sync::Semaphore::new(2),
+            key: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -250,7 +254,33 @@ fn random_hex() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+impl Session {
+    /// Whether it is still good under the password hash digest `key`: not idle for
+    /// [`SESSION_TTL`], not older than [`SESSION_MAX`], opened under that hash.
+    pub(super) fn alive(&self, key: u64) -> bool {
+        self.seen.elapsed() < SESSION_TTL && self.began.elapsed() < SESSION_MAX && self.key == key
+    }
+}
+
 impl Sessions {
+    /// The password hash in force is `hash` (a new config's UI).
+    pub(super) fn bind_to(&self, hash: &Secret) {
+        self.key
+            .store(hash_key(hash), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether session `id` is still good under the password hash in force (a live
+    /// view asks at every tick, so it ends with its session however the session ends,
+    /// a new hash applied by a reload included).
+    pub(super) fn alive(&self, id: &str) -> bool {
+        let key = self.key.load(std::sync::atomic::Ordering::Relaxed);
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .is_some_and(|s| s.alive(key))
+    }
+
     /// Ends every session (the UI was turned off).
     pub(crate) fn end_all(&self) {
         self.live
@@ -261,6 +291,11 @@ impl Sessions {
 }
 
 impl UiState {
+    /// The digest of the password hash in force, which sessions are bound to.
+    pub(super) fn session_key(&self) -> u64 {
+        hash_key(&self.hash)
+    }
+
     /// The session of a request's cookie, refreshed; `None` when there is none, it
     /// expired, or it was opened under another password hash.
     pub(super) fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
@@ -271,10 +306,8 @@ impl UiState {
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = hash_key(&self.hash);
-        sessions.retain(|_, s| {
-            s.seen.elapsed() < SESSION_TTL && s.began.elapsed() < SESSION_MAX && s.key == key
-        });
+        let key = self.session_key();
+        sessions.retain(|_, s| s.alive(key));
         let s = sessions.get_mut(&id)?;
         s.seen = Instant::now();
         Some((id, s.clone()))
@@ -430,6 +463,7 @@ where
     async fn from_request(req: Request, state: &UiState) -> std::result::Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let LoggedIn { id, session, .. } = LoggedIn::from_request_parts(&mut parts, state).await?;
+        let parts_headers = parts.headers.clone();
         let header = parts
             .headers
             .get("x-csrf-token")
@@ -442,11 +476,15 @@ where
         if presented.is_empty() || !crate::http::same(presented.as_bytes(), session.csrf.as_bytes())
         {
             tracing::warn!("web UI: a state-changing request without its CSRF token was refused");
-            return Err((
-                StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token; reload the page",
-            )
-                .into_response());
+            let lang = lang(&parts_headers);
+            let body = maud::html! {
+                h1 { (t(lang, T::Refused)) }
+                p.error role="alert" { (t(lang, T::CsrfStale)) }
+                p { a href=(state.base) { (t(lang, T::BackHome)) } }
+            };
+            let mut r = page(state, lang, t(lang, T::Refused), Some(&session.csrf), body);
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            return Err(r);
         }
         Ok(Checked { id, session, form })
     }

@@ -194,7 +194,7 @@ pub(super) async fn watches(
             tr class=(if f.enabled { "on" } else { "off" }) {
                 td data-label=(t(lang, T::Enabled)) { (t(lang, if f.enabled { T::Yes } else { T::No })) }
                 td data-label=(t(lang, T::Source)) { (f.source) }
-                td.path data-label=(t(lang, T::Path)) { a href=(browse_url(&state, &f.source, &norm)) { (f.path) } }
+                td.path data-label=(t(lang, T::Path)) { a href=(browse_url(&state, csrf, &f.source, &norm)) { (f.path) } }
                 td data-label=(t(lang, T::Interval)) { (or_default(&f.interval)) }
                 td data-label=(t(lang, T::Ceiling)) { (or_default(&f.max_interval)) }
                 td data-label=(t(lang, T::Settle)) { (or_default(&f.settle)) }
@@ -222,11 +222,11 @@ pub(super) async fn watches(
                                 span.hint {
                                     // The time is an element (shown in the reader's zone):
                                     // the sentence is filled around it.
-                                    @let (before, after) = t(lang, T::JobDone).split_once("{time}").unwrap_or((t(lang, T::JobDone), ""));
-                                    @let counts = [("job", t(lang, done).to_owned()), ("n", n.to_string()), ("changes", changes.to_string())];
+                                    @let text = t(lang, if failed > 0 { T::JobDoneFailed } else { T::JobDone });
+                                    @let (before, after) = text.split_once("{time}").unwrap_or((text, ""));
+                                    @let counts = [("job", t(lang, done).to_owned()), ("n", n.to_string()), ("failed", failed.to_string()), ("changes", changes.to_string())];
                                     @let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
                                     (super::fill(before, &counts)) (super::time(at)) (super::fill(after, &counts))
-                                    @if failed > 0 { (super::fill(t(lang, T::JobFailedFolders), &[("n", &failed.to_string())])) }
                                 }
                             }
                             Some(JobState::Failed(e)) => { (error_box(&super::said(lang, &e))) }
@@ -326,13 +326,17 @@ fn index_form(
     }
 }
 
-fn browse_url(state: &UiState, source: &str, path: &str) -> String {
+/// A Browser address that lists `source:path`, vouched for with the session's CSRF
+/// token (`k`): a listing costs a call, so only the UI's own pages may start one (see
+/// [`vouched`](super::vouched)).
+fn browse_url(state: &UiState, csrf: &str, source: &str, path: &str) -> String {
     format!(
         "{}?{}",
         state.path("browse"),
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("source", source)
             .append_pair("path", path)
+            .append_pair("k", csrf)
             .finish()
     )
 }
@@ -555,9 +559,13 @@ pub(super) async fn save(
         {
             let why = super::fill(
                 t(lang, T::RootMissing),
-                &[("path", &watch.path), ("source", &watch.source)],
+                &[
+                    ("path", &watch.path),
+                    ("source", &watch.source),
+                    ("why", &super::said(lang, &e.to_string())),
+                ],
             );
-            return refused_form(&format!("{why} {}", super::said(lang, &e.to_string())));
+            return refused_form(&why);
         }
     }
     match write_and_apply(&state, lang, edit).await {
@@ -808,9 +816,11 @@ pub(super) async fn reindex(
 
 pub(super) async fn browse(
     State(state): State<UiState>,
+    headers: HeaderMap,
     Viewer { session: s, lang }: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let vouched = super::vouched(&headers, &q, &s.csrf);
     let first = state.app.config.watches.first();
     let source = q
         .get("source")
@@ -835,9 +845,16 @@ pub(super) async fn browse(
                 }
             } }
             label { (t(lang, T::Path)) " " input name="path" value=(raw_path); }
+            input type="hidden" name="k" value=(s.csrf);
             button { (t(lang, T::Go)) }
         }
     };
+    // An address that came from elsewhere (a bookmark, another site's link over plain
+    // HTTP, where browsers send no Sec-Fetch-Site): the form, no listing until Go.
+    if !vouched {
+        let body = html! { (head) p.hint { (t(lang, T::BrowseAsk)) } };
+        return page(&state, lang, t(lang, T::Browse), Some(&s.csrf), body);
+    }
     let refused = |status: StatusCode, why: String| {
         let body = html! { (head) (error_box(&why)) };
         let mut r = page(&state, lang, t(lang, T::Browse), Some(&s.csrf), body);
@@ -869,7 +886,7 @@ pub(super) async fn browse(
     for part in path.split('/').filter(|p| !p.is_empty()) {
         at.push('/');
         at.push_str(part);
-        crumbs.push((part.to_owned(), browse_url(&state, &source, &at)));
+        crumbs.push((part.to_owned(), browse_url(&state, &s.csrf, &source, &at)));
     }
     let watch_this = format!(
         "{}?{}",
@@ -901,7 +918,7 @@ pub(super) async fn browse(
     let body = html! {
         (head)
         nav.crumbs {
-            a href=(browse_url(&state, &source, "/")) { (source) ":/" }
+            a href=(browse_url(&state, &s.csrf, &source, "/")) { (source) ":/" }
             @for (part, url) in &crumbs { " / " a href=(url) { (part) } }
         }
         @if state.app.config.sources.get(&source).is_some_and(|sc| sc.rate().is_some()) {
@@ -942,7 +959,7 @@ pub(super) async fn browse(
                     td data-label=(t(lang, T::State)) { (t(lang, T::entry(row.state))) }
                     td.path data-label=(t(lang, T::Name)) {
                         @if e.is_dir() && row.state != crate::inspect::EntryState::Gone {
-                            a href=(browse_url(&state, &source, &pps_core::path::join(&path, &e.name))) { (e.name) "/" }
+                            a href=(browse_url(&state, &s.csrf, &source, &pps_core::path::join(&path, &e.name))) { (e.name) "/" }
                         } @else {
                             (e.name)
                         }
@@ -998,8 +1015,12 @@ fn holder(
         .ok_or_else(|| t(lang, T::OutsideWatches).to_owned())
 }
 
-fn back_to_browse(state: &UiState, source: &str, path: &str, key: &str) -> Response {
-    Redirect::to(&format!("{}&done={key}", browse_url(state, source, path))).into_response()
+fn back_to_browse(state: &UiState, csrf: &str, source: &str, path: &str, key: &str) -> Response {
+    Redirect::to(&format!(
+        "{}&done={key}",
+        browse_url(state, csrf, source, path)
+    ))
+    .into_response()
 }
 
 /// Scan this path now, to one target: queued in the outbox like any change, and the
@@ -1051,7 +1072,7 @@ pub(super) async fn browse_scan(
                     &[("done", "queued"), ("scanned", &path), ("to", &form.target)],
                 );
             }
-            back_to_browse(&state, &form.source, &path, "queued")
+            back_to_browse(&state, &s.csrf, &form.source, &path, "queued")
         }
         Err(e) => refused(&super::said(lang(&headers), &e.to_string())),
     }
@@ -1088,7 +1109,7 @@ pub(super) async fn browse_forget(
     match r {
         Ok(Ok(n)) => {
             tracing::info!(%path, folders = n, "web UI: stored state forgotten");
-            back_to_browse(&state, &form.source, &path, "forgotten")
+            back_to_browse(&state, &s.csrf, &form.source, &path, "forgotten")
         }
         Ok(Err(e)) => {
             let why = super::said(lang(&headers), &e.to_string());
