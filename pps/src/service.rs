@@ -86,6 +86,9 @@ pub async fn run(
     loop {
         let mut next = None;
         let served = serve_kept(&app, &kept, async {
+            // Awaited only once the service started: from here an error is this
+            // config's own, not a reason to go back.
+            before_reload = None;
             let mut poll = tokio::time::interval(CONFIG_POLL);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -471,7 +471,13 @@ async fn the_add_watch_form_preselects_no_source_of_several() {
 #[tokio::test]
 async fn the_check_on_the_config_page_is_in_the_page_s_language() {
     let ui = ui("[targets.print]\nkind = \"stdout\"\n").await;
-    let check = format!("/config?check=1&k={}", ui.csrf);
+    let home = ui.page("/").await;
+    let k = home
+        .split("href=\"/browse?k=")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the Browser link carries the view token");
+    let check = format!("/config?check=1&k={k}");
     let zh = ui.page_in(&check, "zh").await;
     assert!(zh.contains("来源 disk（本地）：正常"), "{zh}");
     assert!(
@@ -652,6 +658,26 @@ async fn the_ui_refuses_a_root_pps_check_would_fail() {
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_ne!(std::fs::read(&file).unwrap(), before);
+    // An edit that keeps a watch's source and folder lists nothing: the watch in force
+    // (its folder gone meanwhile, a mount down) can still get another interval.
+    std::fs::remove_dir_all(&ui.root).unwrap();
+    let root = ui.root.clone();
+    let resp = ui
+        .post(
+            "/watches/save",
+            &[
+                ("index", "0"),
+                ("expect", &root),
+                ("source", "disk"),
+                ("path", &root),
+                ("interval", "20m"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("interval = \"20m\""), "{text}");
 }
 
 /// A form sent with a stale CSRF token (a second tab after logging in again), or after

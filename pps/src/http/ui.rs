@@ -374,7 +374,20 @@ fn vouched(headers: &HeaderMap, q: &HashMap<String, String>, csrf: &str) -> bool
         .is_some_and(|v| v == "same-origin" || v == "none");
     own || q
         .get("k")
-        .is_some_and(|k| super::same(k.as_bytes(), csrf.as_bytes()))
+        .is_some_and(|k| super::same(k.as_bytes(), view_token(csrf).as_bytes()))
+}
+
+/// The token a session's links carry as `k` (see [`vouched`]): derived one way from its
+/// CSRF token, so an address kept in a browser's history or a proxy's log never holds
+/// the token that changes things. It only lets that session's own cookie list a folder
+/// or run the check.
+fn view_token(csrf: &str) -> String {
+    use blake2::Digest as _;
+    let digest = blake2::Blake2s256::new()
+        .chain_update(b"pps web UI view token\0")
+        .chain_update(csrf.as_bytes())
+        .finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The language of a request: a `pps_lang` cookie, else the browser's first choice.
@@ -863,7 +876,7 @@ fn page(state: &UiState, lang: Lang, title: &str, csrf: Option<&str>, body: Mark
                         @if let Some(csrf) = csrf {
                             a href=(state.base) { (t(lang, T::Overview)) }
                             a href=(state.path("watches")) { (t(lang, T::Watches)) }
-                            a href={ (state.path("browse")) "?k=" (csrf) } { (t(lang, T::Browse)) }
+                            a href={ (state.path("browse")) "?k=" (view_token(csrf)) } { (t(lang, T::Browse)) }
                             a href=(state.path("activity")) { (t(lang, T::Activity)) }
                             a href=(state.path("logs")) { (t(lang, T::Logs)) }
                             a href=(state.path("config")) { (t(lang, T::Config)) }
@@ -1790,7 +1803,7 @@ async fn config_page(
         h2 { (t(lang, T::Check)) }
         form method="get" {
             input type="hidden" name="check" value="1";
-            input type="hidden" name="k" value=(s.csrf);
+            input type="hidden" name="k" value=(view_token(&s.csrf));
             button { (t(lang, T::RunCheck)) }
             " "
             span.hint { (t(lang, T::CheckNote)) }

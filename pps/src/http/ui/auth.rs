@@ -462,8 +462,9 @@ where
 
     async fn from_request(req: Request, state: &UiState) -> std::result::Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
-        let LoggedIn { id, session, .. } = LoggedIn::from_request_parts(&mut parts, state).await?;
-        let parts_headers = parts.headers.clone();
+        let LoggedIn {
+            id, session, lang, ..
+        } = LoggedIn::from_request_parts(&mut parts, state).await?;
         let header = parts
             .headers
             .get("x-csrf-token")
@@ -476,7 +477,6 @@ where
         if presented.is_empty() || !crate::http::same(presented.as_bytes(), session.csrf.as_bytes())
         {
             tracing::warn!("web UI: a state-changing request without its CSRF token was refused");
-            let lang = lang(&parts_headers);
             let body = maud::html! {
                 h1 { (t(lang, T::Refused)) }
                 p.error role="alert" { (t(lang, T::CsrfStale)) }

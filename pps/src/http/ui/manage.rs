@@ -326,7 +326,7 @@ fn index_form(
     }
 }
 
-/// A Browser address that lists `source:path`, vouched for with the session's CSRF
+/// A Browser address that lists `source:path`, vouched for with the session's view
 /// token (`k`): a listing costs a call, so only the UI's own pages may start one (see
 /// [`vouched`](super::vouched)).
 fn browse_url(state: &UiState, csrf: &str, source: &str, path: &str) -> String {
@@ -336,7 +336,7 @@ fn browse_url(state: &UiState, csrf: &str, source: &str, path: &str) -> String {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("source", source)
             .append_pair("path", path)
-            .append_pair("k", csrf)
+            .append_pair("k", &super::view_token(csrf))
             .finish()
     )
 }
@@ -543,8 +543,15 @@ pub(super) async fn save(
     };
     // A root the source does not have fails `pps check` and every pass after: refuse
     // it before the file is touched. A source that cannot answer now (down, slow) is
-    // no reason to refuse; the passes will say.
+    // no reason to refuse; the passes will say. An edit that keeps the watch's source
+    // and folder costs no listing.
+    let unchanged = form.index.trim().parse::<usize>().ok().is_some_and(|i| {
+        watch_forms(&state)
+            .get(i)
+            .is_some_and(|f| f.source == watch.source && f.path == watch.path)
+    });
     if watch.enabled
+        && !unchanged
         && crate::config::path_problem(&watch.path).is_none()
         && let Ok(root) = pps_core::path::normalize(&watch.path)
     {
@@ -845,7 +852,7 @@ pub(super) async fn browse(
                 }
             } }
             label { (t(lang, T::Path)) " " input name="path" value=(raw_path); }
-            input type="hidden" name="k" value=(s.csrf);
+            input type="hidden" name="k" value=(super::view_token(&s.csrf));
             button { (t(lang, T::Go)) }
         }
     };
@@ -1244,6 +1251,7 @@ pub(super) async fn logs_events(
 #[cfg(test)]
 mod tests {
     use super::{Lang, T, edit_refusal, job_progress};
+    use pps_core::engine::Progress;
 
     #[test]
     fn a_read_only_config_is_explained_in_the_page_s_language() {
@@ -1264,7 +1272,6 @@ mod tests {
             "{en}"
         );
     }
-    use pps_core::engine::Progress;
 
     #[test]
     fn a_job_that_has_listed_nothing_says_it_is_starting_not_0_of_0() {
