@@ -491,7 +491,14 @@ async fn the_ui_bounds_slow_bodies_streams_and_stale_connections() {
         "{head}"
     );
 
-    // At most eight live views at once; the ninth is told to close one.
+    // At most eight live views at once; the ninth is told to close one. A client of
+    // its own: a pooled connection left idle through the slow-client waits above can
+    // be closed by pps's idle timeout just as it is reused (IncompleteMessage).
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let events = format!("{}/pps/activity/events", svc.base);
     let mut open = Vec::new();
     for _ in 0..8 {
